@@ -1,0 +1,38 @@
+# maildesk — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= maildesk.toml
+
+.PHONY: run test test-quick lint type check bench clean
+
+$(BIN)/maildesk: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/maildesk
+	$(BIN)/maildesk init --config $(CONFIG)
+	$(BIN)/maildesk serve --config $(CONFIG)
+
+test: $(BIN)/maildesk
+	$(BIN)/pytest
+
+test-quick: $(BIN)/maildesk
+	$(BIN)/pytest -m "not slow"
+
+lint: $(BIN)/maildesk
+	$(BIN)/ruff check maildesk tests bench
+	$(BIN)/ruff format --check maildesk tests bench
+
+type: $(BIN)/maildesk
+	$(BIN)/mypy
+
+check: lint type test
+
+bench: $(BIN)/maildesk
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

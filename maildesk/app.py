@@ -1,0 +1,124 @@
+"""The application object: everything built from one config, passed explicitly (no globals)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from maildesk.config import Config, load_config
+from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.notify.render import Templates
+from maildesk.notify.sender import Transport, transport_for
+from maildesk.store.db import create_db_engine, session_factory, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sample_context(config: Config) -> dict[str, Any]:
+    """A context with every documented field, for checking templates at load time."""
+    desk = {"name": config.desk.name, "address": config.desk.address}
+    ticket = {
+        "id": 42,
+        "ref": f"{config.desk.ref_prefix}-42",
+        "subject": "Printer on fire",
+        "status": "new",
+        "priority": "P3",
+        "queue": config.default_queue.name,
+        "type": "incident",
+        "category": None,
+        "assignee": None,
+        "tags": ["sample"],
+        "requester": "requester@example.org",
+        "requester_name": "Requester",
+        "matched_rules": ["sample rule"],
+        "reply_address": config.desk.address,
+    }
+    message = {
+        "subject": "Printer on fire",
+        "from": "requester@example.org",
+        "from_name": "Requester",
+        "body_text": "It is burning.",
+        "attachments": [{"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1}],
+    }
+    recipient = {"email": "requester@example.org", "name": "Requester"}
+    return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient}
+
+
+def load_templates(config: Config) -> Templates:
+    """The template set for config; a template that fails to render is a config error."""
+    templates = Templates(config.notify.templates)
+    problems = templates.check(sample_context(config))
+    if problems:
+        raise ConfigError(
+            [ConfigProblem(str(config.path), "[notify] templates", p) for p in problems]
+        )
+    return templates
+
+
+@dataclass
+class App:
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    templates: Templates
+    transport: Transport
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def build(
+        cls,
+        config: Config,
+        *,
+        transport: Transport | None = None,
+        clock: Callable[[], datetime] | None = None,
+        migrate: bool = True,
+    ) -> App:
+        """Build the app from config; bring the schema up to date unless migrate is False."""
+        templates = load_templates(config)
+        engine = create_db_engine(config.database.url, busy_timeout=config.database.busy_timeout)
+        if migrate:
+            upgrade(engine)
+        return cls(
+            config=config,
+            engine=engine,
+            sessions=session_factory(engine),
+            templates=templates,
+            transport=transport or transport_for(config.outbound),
+            clock=clock or utcnow,
+        )
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def ref(self, ticket_id: int) -> str:
+        return f"{self.config.desk.ref_prefix}-{ticket_id}"
+
+    def reload(self) -> bool:
+        """Re-read the config file; on any error keep the old config and return False."""
+        try:
+            config = load_config(self.config.path)
+            templates = load_templates(config)
+        except ConfigError as exc:
+            log.error("config reload refused, keeping the old config:\n%s", exc)
+            return False
+        if config.database.url != self.config.database.url:
+            log.warning("[database] url changed; restart maildesk to use the new database")
+            config = replace(config, database=self.config.database)
+        if config.outbound != self.config.outbound:
+            self.transport = transport_for(config.outbound)
+        self.config, self.templates = config, templates
+        log.info("config reloaded from %s (%d rules)", config.path, len(config.rules))
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()

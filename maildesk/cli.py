@@ -1,0 +1,468 @@
+"""The `maildesk` command. Only this module (and the daemon) decides exit codes and logging."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import mailbox
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from maildesk import pipeline, views
+from maildesk.app import App
+from maildesk.config import load_config, resolve_config_path
+from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
+from maildesk.ingest.parse import looks_like_mail, parse_message
+from maildesk.routing.rules import route
+from maildesk.store import repo
+from maildesk.store.db import create_db_engine, transaction, upgrade
+from maildesk.store.models import RawMessage
+
+log = logging.getLogger("maildesk")
+
+EX_OK, EX_USAGE, EX_CONFIG_INVALID = 0, 64, 2
+EX_DATAERR, EX_TEMPFAIL, EX_SOFTWARE = 65, 75, 70
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EX_USAGE
+    level = logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # aiosmtpd logs every SMTP command at INFO, alembic every migration step: too chatty.
+    for noisy in ("mail.log", "alembic"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        _err(f"configuration error in {resolve_config_path(args.config)}:")
+        for problem in exc.problems:
+            _err(f"  {problem}")
+        return EX_CONFIG_INVALID
+    except StoreUnavailable as exc:
+        _err(f"maildesk: database unavailable: {exc}")
+        return EX_TEMPFAIL
+    except NotFound as exc:
+        _err(f"maildesk: {exc}")
+        return 1
+    except MaildeskError as exc:
+        _err(f"maildesk: {exc}")
+        return 1
+    except BrokenPipeError:
+        return EX_OK
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _app(args: argparse.Namespace, **kwargs: Any) -> App:
+    return App.build(load_config(args.config), **kwargs)
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from maildesk.daemon import serve
+
+    app = _app(args)
+    try:
+        return serve(app)
+    finally:
+        app.close()
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    engine = create_db_engine(config.database.url, busy_timeout=config.database.busy_timeout)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+    return EX_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from maildesk.app import load_templates
+
+    config = load_config(args.config)
+    load_templates(config)
+    print(
+        f"{config.path}: OK ({len(config.queues)} queues, {len(config.agents)} agents, "
+        f"{len(config.rules)} rules)"
+    )
+    return EX_OK
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    raw = sys.stdin.buffer.read()
+    try:
+        app = _app(args)
+    except ConfigError as exc:
+        # Exit 75 so the MTA keeps the message and retries once the config is fixed.
+        _err(f"maildesk deliver: configuration error, message deferred:\n{exc}")
+        return EX_TEMPFAIL
+    except StoreUnavailable as exc:
+        _err(f"maildesk deliver: database unavailable, message deferred: {exc}")
+        return EX_TEMPFAIL
+    try:
+        rcpts = [args.recipient] if args.recipient else []
+        sender = os.environ.get("SENDER") or None  # set by Postfix's pipe(8) and others
+        raw_id = pipeline.store_raw(
+            app, raw, origin="deliver", envelope_from=sender, envelope_to=rcpts
+        )
+        try:
+            outcome = pipeline.process(app, raw_id)
+        except StoreUnavailable:
+            return EX_OK  # stored; `maildesk serve` processes pending messages
+        if not looks_like_mail(raw):
+            _err(f"maildesk deliver: input is not an email message; kept in quarantine as {raw_id}")
+            return EX_DATAERR
+        if args.verbose:
+            _err(f"{outcome.status} {outcome.ref or ''} {outcome.reason}".strip())
+        return EX_OK
+    finally:
+        app.close()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if not path.exists():
+        raise NotFound(f"{path}: no such file or directory")
+    app = _app(args)
+    counts: dict[str, int] = {}
+    try:
+        messages = list(_read_mailbox(path))
+        with Progress(
+            TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), disable=args.quiet,
+        ) as progress:
+            task = progress.add_task("import", total=len(messages))
+            for raw in messages:
+                status = _import_one(app, raw, str(path))
+                counts[status] = counts.get(status, 0) + 1
+                progress.advance(task)
+    finally:
+        app.close()
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    print(f"imported {sum(counts.values())} messages from {path}: {summary or 'nothing'}")
+    return EX_OK
+
+
+def _read_mailbox(path: Path) -> Iterator[bytes]:
+    """Raw messages of an mbox file or a Maildir directory, in order."""
+    if path.is_dir():
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise MaildeskError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
+        box: mailbox.Mailbox[Any] = mailbox.Maildir(path, factory=None, create=False)
+        keys = sorted(box.keys())  # Maildir names start with the delivery time
+    else:
+        box = mailbox.mbox(path, factory=None, create=False)
+        keys = list(box.keys())
+    for key in keys:
+        yield box.get_bytes(key)
+
+
+def _import_one(app: App, raw: bytes, origin_path: str) -> str:
+    import hashlib
+
+    sha = hashlib.sha256(raw).hexdigest()
+    with transaction(app.sessions) as session:
+        if repo.raw_exists(session, sha):
+            return "already imported"
+        if looks_like_mail(raw):
+            try:
+                message_id = parse_message(raw).message_id
+            except Exception:
+                message_id = None
+            if message_id and repo.message_exists(session, message_id):
+                return "already imported"
+    raw_id = pipeline.store_raw(app, raw, origin="import", envelope_to=())
+    return pipeline.process(app, raw_id).status
+
+
+def cmd_route_test(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    raw = Path(args.file).read_bytes()
+    msg = parse_message(raw)
+    decision = route(msg, config.rules, config.default_queue.name)
+    if args.json:
+        _print_json(
+            {
+                "message": {"subject": msg.subject, "from": msg.from_addr, "to": list(msg.to)},
+                "rules": [
+                    {"rule": r.rule, "matched": r.matched, "skipped": r.skipped, "reason": r.reason}
+                    for r in decision.results
+                ],
+                "decision": {
+                    "queue": decision.queue,
+                    "priority": decision.priority,
+                    "type": decision.type,
+                    "category": decision.category,
+                    "assignee": decision.assignee,
+                    "tags": list(decision.tags),
+                    "matched": list(decision.matched),
+                },
+            }
+        )
+        return EX_OK
+    print(f"message: {msg.subject!r} from {msg.from_addr}")
+    for r in decision.results:
+        mark = "skip " if r.skipped else "MATCH" if r.matched else "  -  "
+        print(f"  {mark} {r.rule}: {r.reason}")
+    print(
+        f"decision: queue={decision.queue} priority={decision.priority} type={decision.type} "
+        f"category={decision.category} assignee={decision.assignee} tags={list(decision.tags)}"
+    )
+    return EX_OK
+
+
+def _read(args: argparse.Namespace, fn: Callable[[App, Any], Any]) -> Any:
+    app = _app(args)
+    try:
+        with transaction(app.sessions) as session:
+            return fn(app, session)
+    finally:
+        app.close()
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    def load(app: App, session: Any) -> tuple[str, list[dict[str, Any]]]:
+        prefix = app.config.desk.ref_prefix
+        rows = repo.list_tickets(session, status=args.status, queue=args.queue, limit=args.limit)
+        return prefix, [views.ticket_json(t, prefix) for t in rows]
+
+    _prefix, tickets = _read(args, load)
+    if args.json:
+        _print_json(tickets)
+        return EX_OK
+    table = Table("ref", "status", "prio", "queue", "requester", "subject", "updated")
+    for t in tickets:
+        table.add_row(
+            t["ref"], t["status"], t["priority"], t["queue"], t["requester"], t["subject"],
+            (t["updated_at"] or "")[:16],
+        )
+    Console().print(table)
+    return EX_OK
+
+
+def _ticket_id(value: str) -> int:
+    number = value.rpartition("-")[2]
+    if not number.isdigit():
+        raise NotFound(f"{value!r} is not a ticket id or ref like MD-42")
+    return int(number)
+
+
+def cmd_ticket_show(args: argparse.Namespace) -> int:
+    ticket_id = _ticket_id(args.id)
+
+    def load(app: App, session: Any) -> dict[str, Any]:
+        ticket = repo.ticket_with_history(session, ticket_id)
+        if ticket is None:
+            raise NotFound(f"ticket {args.id} not found")
+        return views.ticket_detail_json(ticket, app.config.desk.ref_prefix)
+
+    detail = _read(args, load)
+    if args.json:
+        _print_json(detail)
+        return EX_OK
+    print(f"{detail['ref']}  {detail['subject']}")
+    print(
+        f"status {detail['status']}  priority {detail['priority']}  queue {detail['queue']}  "
+        f"type {detail['type']}  assignee {detail['assignee'] or '-'}  tags {detail['tags']}"
+    )
+    print(f"requester {detail['requester']}  created {detail['created_at']}")
+    for m in detail["messages"]:
+        flag = " (internal)" if m["internal"] else ""
+        print(f"\n--- {m['direction']} {m['created_at']} {m['from']} -> {', '.join(m['to'])}{flag}")
+        print(f"Subject: {m['subject']}")
+        print(m["body_text"].rstrip())
+        for a in m["attachments"]:
+            print(f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]")
+    print("\nevents:")
+    for e in detail["events"]:
+        print(f"  {e['at']} {e['kind']} by {e['actor']}: {json.dumps(e['data'], ensure_ascii=False)}")
+    return EX_OK
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    if args.action == "retry":
+        return _outbox_retry(args)
+
+    def load(app: App, session: Any) -> list[dict[str, Any]]:
+        prefix = app.config.desk.ref_prefix
+        return [views.outbox_json(e, prefix) for e in repo.list_outbox(session, status=args.status)]
+
+    entries = _read(args, load)
+    if args.json:
+        _print_json(entries)
+        return EX_OK
+    table = Table("id", "ticket", "kind", "status", "tries", "to", "subject", "error")
+    for e in entries:
+        table.add_row(
+            str(e["id"]), e["ticket"] or "", e["kind"], e["status"], str(e["attempts"]),
+            ", ".join(e["to"]), e["subject"], (e["last_error"] or "")[:60],
+        )
+    Console().print(table)
+    return EX_OK
+
+
+def _outbox_retry(args: argparse.Namespace) -> int:
+    from maildesk.notify.sender import retry_entry
+
+    if not args.id or not args.id.isdigit():
+        raise MaildeskError("usage: maildesk outbox retry ID")
+
+    def act(app: App, session: Any) -> None:
+        if retry_entry(session, int(args.id), app.now()) is None:
+            raise NotFound(f"outbox entry {args.id} not found")
+
+    _read(args, act)
+    print(f"outbox entry {args.id} queued for delivery")
+    return EX_OK
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    action = args.action or "list"
+    if action == "list":
+        rows = _read(args, lambda app, s: [views.quarantine_json(r) for r in repo.list_quarantine(s)])
+        if args.json:
+            _print_json(rows)
+            return EX_OK
+        table = Table("id", "received", "origin", "size", "from", "subject", "reason")
+        for r in rows:
+            table.add_row(
+                str(r["id"]), (r["received_at"] or "")[:19], r["origin"], str(r["size"]),
+                r["from"] or "?", r["subject"] or "?", (r["reason"] or "")[:80],
+            )
+        Console().print(table)
+        return EX_OK
+    if action == "retry" and args.all:
+        ids = _read(args, lambda app, s: [r.id for r in repo.list_quarantine(s)])
+    elif args.id and args.id.isdigit():
+        ids = [int(args.id)]
+    else:
+        raise MaildeskError(f"usage: maildesk quarantine {action} ID" + (" | --all" if action == "retry" else ""))
+    if action == "show":
+        raw = _read(args, lambda app, s: _quarantined(s, ids[0]).raw)
+        sys.stdout.buffer.write(raw)
+        return EX_OK
+    if action == "drop":
+        def drop(app: App, session: Any) -> None:
+            row = _quarantined(session, ids[0])
+            row.status, row.raw = "dropped", b""
+            row.reason = f"dropped by operator at {app.now().isoformat()} (was: {row.reason})"
+
+        _read(args, drop)
+        print(f"quarantined message {ids[0]} dropped")
+        return EX_OK
+    app = _app(args)
+    try:
+        for raw_id in ids:
+            with transaction(app.sessions) as session:
+                row = _quarantined(session, raw_id)
+                row.status, row.reason = "pending", None
+            outcome = pipeline.process(app, raw_id)
+            print(f"{raw_id}: {outcome.status} {outcome.ref or ''} {outcome.reason}".rstrip())
+    finally:
+        app.close()
+    return EX_OK
+
+
+def _quarantined(session: Any, raw_id: int) -> RawMessage:
+    row = session.get(RawMessage, raw_id)
+    if row is None or row.status != "quarantined":
+        raise NotFound(f"no quarantined message {raw_id}")
+    return row
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    return cmd_init(args)
+
+
+# --- argument parser ----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", "-c", default=argparse.SUPPRESS,
+        help="config file (default: $MAILDESK_CONFIG or ./maildesk.toml)",
+    )
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = argparse.ArgumentParser(prog="maildesk", description=__doc__, parents=[common])
+    p.set_defaults(config=None, verbose=False)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
+            parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, parents=[common, *parents])
+        sp.set_defaults(func=func)
+        return sp
+
+    add("serve", cmd_serve, "run the daemon (SMTP listener, pipeline, outbox sender)")
+    add("init", cmd_init, "create the database or bring it up to date")
+    add("check-config", cmd_check_config, "validate the config; exit 2 listing every error")
+    sp = add("deliver", cmd_deliver, "ingest one message from stdin (MTA pipe transport)")
+    sp.add_argument("--recipient", help="envelope recipient (e.g. Postfix ${recipient})")
+    sp = add("import", cmd_import, "bulk ingest an mbox file or a Maildir (idempotent)")
+    sp.add_argument("path")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    route_p = sub.add_parser("route", help="routing tools")
+    route_sub = route_p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
+    sp = route_sub.add_parser("test", help="dry-run the rules on a message", parents=[common, json_flag])
+    sp.add_argument("file")
+    sp.set_defaults(func=cmd_route_test)
+
+    sp = add("tickets", cmd_tickets, "list tickets", [json_flag])
+    sp.add_argument("--status")
+    sp.add_argument("--queue")
+    sp.add_argument("--limit", type=int, default=1000)
+
+    ticket_p = sub.add_parser("ticket", help="one ticket")
+    ticket_sub = ticket_p.add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
+    sp = ticket_sub.add_parser("show", help="a ticket with its messages and events",
+                               parents=[common, json_flag])
+    sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+    sp.set_defaults(func=cmd_ticket_show)
+
+    sp = add("outbox", cmd_outbox, "queued, sent and failed notifications", [json_flag])
+    sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    sp.add_argument("id", nargs="?")
+    sp.add_argument("--status", choices=["queued", "sent", "failed"])
+
+    sp = add("quarantine", cmd_quarantine, "messages that could not be processed", [json_flag])
+    sp.add_argument("action", nargs="?", choices=["list", "show", "retry", "drop"])
+    sp.add_argument("id", nargs="?")
+    sp.add_argument("--all", action="store_true", help="with retry: every quarantined message")
+
+    db_p = sub.add_parser("db", help="database maintenance")
+    db_sub = db_p.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    sp = db_sub.add_parser("upgrade", help="apply schema migrations", parents=[common])
+    sp.set_defaults(func=cmd_db_upgrade)
+    return p
+

@@ -1,0 +1,460 @@
+"""Load maildesk.toml into frozen, validated config objects.
+
+Every problem is collected (not just the first) and reported with its place: file, section,
+rule name and key. Unknown keys are errors, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.routing.rules import Rule, compile_rules
+
+DEFAULT_CONFIG = "maildesk.toml"
+DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"
+CONFIG_ENV = "MAILDESK_CONFIG"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeskConfig:
+    name: str
+    ref_prefix: str
+    address: str
+    timezone: str
+    reopen_window: timedelta
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    url: str
+    busy_timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpConfig:
+    host: str
+    port: int
+    accept: tuple[str, ...]
+    max_message_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundConfig:
+    transport: str  # "smtp" or "maildir"
+    host: str
+    port: int
+    path: Path | None
+    starttls: bool
+    username: str | None
+    password: str | None
+    timeout: float
+    max_attempts: int
+    backoff: timedelta
+    max_backoff: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    templates: Path | None
+    acknowledge: bool
+    notify_agents: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent:
+    email: str
+    name: str
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Queue:
+    name: str
+    default: bool
+    acknowledge: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    path: Path
+    desk: DeskConfig
+    database: DatabaseConfig
+    smtp: SmtpConfig
+    outbound: OutboundConfig
+    notify: NotifyConfig
+    agents: tuple[Agent, ...]
+    queues: tuple[Queue, ...]
+    rules: tuple[Rule, ...] = field(default=())
+
+    @property
+    def default_queue(self) -> Queue:
+        return next((q for q in self.queues if q.default), self.queues[0])
+
+    def queue(self, name: str) -> Queue | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    def agent(self, email: str) -> Agent | None:
+        wanted = email.lower()
+        return next((a for a in self.agents if a.email.lower() == wanted), None)
+
+    def agents_of(self, queue: str) -> tuple[Agent, ...]:
+        return tuple(a for a in self.agents if queue in a.queues)
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Every address that is the desk itself (notifications come from these)."""
+        return frozenset({self.desk.address.lower(), *(a.lower() for a in self.smtp.accept)})
+
+
+# --- small parsers for the value kinds the config uses ----------------------------------
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KIB|MIB|GIB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KIB": 1024,
+    "MIB": 1024**2,
+    "GIB": 1024**3,
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def parse_size(value: object) -> int:
+    """'25MB' -> 25000000; MB is 10^6 bytes, MiB is 2^20; a bare int is bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    m = _SIZE.match(str(value)) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(f"expected a size like '25MB' or '10MiB', got {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()])
+
+
+def parse_duration(value: object) -> timedelta:
+    """'14d' -> 14 days; units s, m, h, d, w; a bare number is seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(f"expected a duration like '30s', '15m', '4h' or '14d', got {value!r}")
+    return timedelta(seconds=float(m.group(1)) * _DURATION_UNITS[m.group(2)])
+
+
+def parse_hostport(value: object) -> tuple[str, int]:
+    """'127.0.0.1:2525' -> ('127.0.0.1', 2525)."""
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f"expected 'host:port', got {value!r}")
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be a number from 0 to 65535, got {port!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _email(value: object) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value):
+        raise ValueError(f"expected an email address, got {value!r}")
+    return value.lower()
+
+
+def _zone(value: object) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r}") from exc
+    return str(value)
+
+
+# --- the reader: takes typed keys from a table and records problems with their place ----
+
+
+class _Reader:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, place: str, message: str) -> None:
+        self.problems.append(ConfigProblem(self.file, place, message))
+
+    def table(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(f"[{key}]", "must be a table")
+            return {}
+        return dict(value)
+
+    def array(self, data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(f"[[{key}]]", "must be an array of tables")
+            return []
+        return [dict(v) for v in value]
+
+    def take(
+        self,
+        table: dict[str, Any],
+        place: str,
+        key: str,
+        kind: type[T] | Callable[[object], T],
+        default: T | None = None,
+        *,
+        required: bool = False,
+    ) -> T | None:
+        if key not in table:
+            if required:
+                self.problem(f"{place} key '{key}'", "is required")
+            return default
+        value = table.pop(key)
+        if isinstance(kind, type):
+            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+            if not ok:
+                self.problem(f"{place} key '{key}'", f"must be {kind.__name__}, got {value!r}")
+                return default
+            return value
+        try:
+            return kind(value)
+        except ValueError as exc:
+            self.problem(f"{place} key '{key}'", str(exc))
+            return default
+
+    def strings(self, table: dict[str, Any], place: str, key: str) -> tuple[str, ...]:
+        value = table.pop(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(f"{place} key '{key}'", f"must be a list of strings, got {value!r}")
+            return ()
+        return tuple(value)
+
+    def done(self, table: dict[str, Any], place: str) -> None:
+        for key in table:
+            self.problem(f"{place} key '{key}'", "unknown key")
+
+
+_SECTIONS = {"desk", "database", "smtp", "outbound", "notify", "agents", "queues", "rules"}
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
+    """The config file to use: explicit path, else $MAILDESK_CONFIG, else ./maildesk.toml."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    cfg_path = resolve_config_path(path)
+    file = str(cfg_path)
+    try:
+        data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(file, "file", "not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(file, "file", f"cannot read: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "file", f"not valid TOML: {exc}")]) from None
+    return parse_config(data, cfg_path)
+
+
+def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
+    """Validate an already-parsed TOML document (see load_config)."""
+    r = _Reader(str(cfg_path))
+    base = cfg_path.resolve().parent
+    for section in data:
+        if section not in _SECTIONS:
+            r.problem(f"[{section}]", f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
+
+    t = r.table(data, "desk")
+    desk = DeskConfig(
+        name=r.take(t, "[desk]", "name", str, "maildesk") or "maildesk",
+        ref_prefix=r.take(t, "[desk]", "ref_prefix", _ref_prefix, "MD") or "MD",
+        address=r.take(t, "[desk]", "address", _email, required=True) or "support@invalid.test",
+        timezone=r.take(t, "[desk]", "timezone", _zone, "UTC") or "UTC",
+        reopen_window=r.take(t, "[desk]", "reopen_window", parse_duration, timedelta(days=14))
+        or timedelta(0),
+    )
+    r.done(t, "[desk]")
+
+    t = r.table(data, "database")
+    url = os.environ.get(DATABASE_URL_ENV) or r.take(t, "[database]", "url", str, None)
+    t.pop("url", None)
+    database = DatabaseConfig(
+        url=_database_url(r, url or "sqlite:///var/maildesk.db", base),
+        busy_timeout=(
+            r.take(t, "[database]", "busy_timeout", parse_duration, timedelta(seconds=10))
+            or timedelta(seconds=10)
+        ).total_seconds(),
+    )
+    r.done(t, "[database]")
+
+    t = r.table(data, "smtp")
+    host, port = r.take(t, "[smtp]", "listen", parse_hostport, ("127.0.0.1", 2525)) or (
+        "127.0.0.1",
+        2525,
+    )
+    accept = tuple(_checked_emails(r, r.strings(t, "[smtp]", "accept"), "[smtp] key 'accept'"))
+    smtp = SmtpConfig(
+        host=host,
+        port=port,
+        accept=accept or (desk.address,),
+        max_message_size=r.take(t, "[smtp]", "max_message_size", parse_size, 25 * 1000**2)
+        or 25 * 1000**2,
+    )
+    r.done(t, "[smtp]")
+
+    outbound = _outbound(r, r.table(data, "outbound"), base)
+    t = r.table(data, "notify")
+    templates_dir = r.take(t, "[notify]", "templates", str, None)
+    notify = NotifyConfig(
+        templates=(base / templates_dir) if templates_dir else None,
+        acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
+        notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
+    )
+    if notify.templates is not None and not notify.templates.is_dir():
+        r.problem("[notify] key 'templates'", f"directory {notify.templates} does not exist")
+    r.done(t, "[notify]")
+
+    queues = _queues(r, r.array(data, "queues"))
+    agents = _agents(r, r.array(data, "agents"), {q.name for q in queues})
+    rules, rule_problems = compile_rules(
+        r.array(data, "rules"),
+        queues={q.name for q in queues},
+        agents={a.email for a in agents},
+    )
+    for place, message in rule_problems:
+        r.problem(place, message)
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Config(
+        path=cfg_path,
+        desk=desk,
+        database=database,
+        smtp=smtp,
+        outbound=outbound,
+        notify=notify,
+        agents=tuple(agents),
+        queues=tuple(queues),
+        rules=tuple(rules),
+    )
+
+
+def _ref_prefix(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}", value):
+        raise ValueError(f"must be letters and digits starting with a letter, got {value!r}")
+    return value
+
+
+def _checked_emails(r: _Reader, values: tuple[str, ...], place: str) -> list[str]:
+    out = []
+    for v in values:
+        try:
+            out.append(_email(v))
+        except ValueError as exc:
+            r.problem(place, str(exc))
+    return out
+
+
+def _database_url(r: _Reader, url: str, base: Path) -> str:
+    """Make a relative SQLite path relative to the config file's directory."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        r.problem("[database] key 'url'", f"not a database URL: {exc}")
+        return url
+    db = parsed.database
+    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:":
+        if not Path(db).is_absolute():
+            parsed = parsed.set(database=str(base / db))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _outbound(r: _Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
+    place = "[outbound]"
+    transport = r.take(t, place, "transport", str, "smtp") or "smtp"
+    if transport not in ("smtp", "maildir"):
+        r.problem(f"{place} key 'transport'", f"must be 'smtp' or 'maildir', got {transport!r}")
+    path = r.take(t, place, "path", str, None)
+    if transport == "maildir" and not path:
+        r.problem(f"{place} key 'path'", "is required when transport = 'maildir'")
+    password = r.take(t, place, "password", str, None)
+    password_env = r.take(t, place, "password_env", str, None)
+    if password_env:
+        password = os.environ.get(password_env)
+        if password is None:
+            r.problem(f"{place} key 'password_env'", f"environment variable {password_env} unset")
+    cfg = OutboundConfig(
+        transport=transport,
+        host=r.take(t, place, "host", str, "127.0.0.1") or "127.0.0.1",
+        port=r.take(t, place, "port", int, 25) or 25,
+        path=(base / path) if path else None,
+        starttls=bool(r.take(t, place, "starttls", bool, False)),
+        username=r.take(t, place, "username", str, None),
+        password=password,
+        timeout=(r.take(t, place, "timeout", parse_duration, None) or timedelta(seconds=30))
+        .total_seconds(),
+        max_attempts=r.take(t, place, "max_attempts", int, 10) or 10,
+        backoff=r.take(t, place, "backoff", parse_duration, None) or timedelta(seconds=30),
+        max_backoff=r.take(t, place, "max_backoff", parse_duration, None) or timedelta(hours=2),
+    )
+    r.done(t, place)
+    return cfg
+
+
+def _queues(r: _Reader, tables: list[dict[str, Any]]) -> list[Queue]:
+    queues: list[Queue] = []
+    for i, t in enumerate(tables):
+        name = t.get("name")
+        place = f"[[queues]] '{name}'" if isinstance(name, str) else f"[[queues]] #{i + 1}"
+        q = Queue(
+            name=r.take(t, place, "name", str, required=True) or "",
+            default=bool(r.take(t, place, "default", bool, False)),
+            acknowledge=bool(r.take(t, place, "acknowledge", bool, True)),
+        )
+        r.done(t, place)
+        if q.name in {x.name for x in queues}:
+            r.problem(place, "duplicate queue name")
+        queues.append(q)
+    if not queues:
+        queues.append(Queue(name="general", default=True, acknowledge=True))
+    if sum(q.default for q in queues) > 1:
+        r.problem("[[queues]]", "more than one queue has default = true")
+    return queues
+
+
+def _agents(r: _Reader, tables: list[dict[str, Any]], queue_names: set[str]) -> list[Agent]:
+    agents: list[Agent] = []
+    for i, t in enumerate(tables):
+        email = t.get("email")
+        place = f"[[agents]] '{email}'" if isinstance(email, str) else f"[[agents]] #{i + 1}"
+        a = Agent(
+            email=r.take(t, place, "email", _email, required=True) or "",
+            name=r.take(t, place, "name", str, "") or "",
+            queues=r.strings(t, place, "queues"),
+        )
+        for q in a.queues:
+            if q not in queue_names:
+                r.problem(f"{place} key 'queues'", f"unknown queue {q!r}")
+        r.done(t, place)
+        agents.append(a)
+    return agents

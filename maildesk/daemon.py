@@ -1,0 +1,184 @@
+"""`maildesk serve`: the SMTP listener, the pipeline worker and the outbox sender in one loop.
+
+Blocking database and SMTP-client work runs in small thread pools so the event loop keeps
+answering SMTP clients. SIGTERM/SIGINT: stop accepting, finish stored work, exit. SIGHUP:
+reload the config (a broken file is refused and the old config kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from maildesk import pipeline
+from maildesk.app import App
+from maildesk.errors import StoreUnavailable
+from maildesk.ingest.smtp import IngestHandler, start_smtp_server
+from maildesk.notify.sender import send_due
+from maildesk.store import repo
+from maildesk.store.db import transaction
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
+MAX_SEND_WAIT = 30.0
+STORE_RETRY = 2.0
+
+
+class Daemon:
+    """One running maildesk: build with an App, `await run()`, stop with `request_stop()`."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.port: int | None = None
+        self.ready = threading.Event()
+        self._ingest_pool = ThreadPoolExecutor(2, thread_name_prefix="md-ingest")
+        self._work_pool = ThreadPoolExecutor(1, thread_name_prefix="md-pipeline")
+        self._send_pool = ThreadPoolExecutor(1, thread_name_prefix="md-sender")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._work: asyncio.Event | None = None
+        self._send: asyncio.Event | None = None
+
+    async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def run(self, *, install_signals: bool = True) -> None:
+        """Serve until stopped; then drain stored work and return."""
+        self._loop = asyncio.get_running_loop()
+        self._stop, self._work, self._send = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        cfg = self.app.config
+
+        async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
+            return await self._in(
+                self._ingest_pool,
+                lambda: pipeline.store_raw(
+                    self.app, raw, origin="smtp", envelope_from=mail_from, envelope_to=rcpts
+                ),
+            )
+
+        handler = IngestHandler(
+            store, accept=lambda: frozenset(self.app.config.smtp.accept), on_stored=self._wake
+        )
+        server = await start_smtp_server(
+            handler,
+            cfg.smtp.host,
+            cfg.smtp.port,
+            max_message_size=cfg.smtp.max_message_size,
+            hostname=socket.getfqdn(),
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        if install_signals:
+            self._install_signals()
+        log.info("maildesk listening on %s:%s (database %s)", cfg.smtp.host, self.port,
+                 self.app.engine.url.render_as_string(hide_password=True))
+        workers = [
+            asyncio.create_task(self._pipeline_worker(), name="pipeline"),
+            asyncio.create_task(self._sender_worker(), name="sender"),
+        ]
+        self.ready.set()
+        await self._stop.wait()
+        log.info("stopping: no longer accepting mail, finishing stored work")
+        server.close()
+        await server.wait_closed()
+        self._work.set()
+        self._send.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for pool in (self._ingest_pool, self._work_pool, self._send_pool):
+            pool.shutdown(wait=True)
+        log.info("maildesk stopped")
+
+    def _wake(self, _raw_id: int = 0) -> None:
+        if self._work is not None:
+            self._work.set()
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop; safe to call from any thread or a signal handler."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def request_reload(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._reload)
+
+    def _reload(self) -> None:
+        self.app.reload()
+
+    def _install_signals(self) -> None:
+        assert self._loop is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.request_stop)
+        self._loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    async def _pipeline_worker(self) -> None:
+        assert self._stop is not None and self._work is not None and self._send is not None
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                outcomes = await self._in(self._work_pool, pipeline.process_pending, self.app)
+            except StoreUnavailable as exc:
+                log.error("store unavailable, pipeline paused: %s", exc)
+                outcomes = []
+                if stopping:
+                    return
+                await _wait(self._work, STORE_RETRY)
+                continue
+            if outcomes:
+                self._send.set()
+                continue  # more may be pending
+            if stopping:
+                return
+            await _wait(self._work, IDLE_POLL)
+
+    async def _sender_worker(self) -> None:
+        assert self._stop is not None and self._send is not None
+        app = self.app
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                report = await self._in(
+                    self._send_pool, send_due, app.sessions, app.transport,
+                    app.config.outbound, app.now,
+                )
+                next_due = await self._in(self._send_pool, self._next_due)
+            except StoreUnavailable as exc:
+                log.error("store unavailable, sender paused: %s", exc)
+                if stopping:
+                    return
+                await _wait(self._send, STORE_RETRY)
+                continue
+            if stopping:
+                return
+            if report.sent or report.retrying or report.failed:
+                continue
+            await _wait(self._send, next_due)
+
+    def _next_due(self) -> float:
+        with transaction(self.app.sessions) as session:
+            due = repo.next_outbox_due(session)
+        if due is None:
+            return MAX_SEND_WAIT
+        wait = (due - self.app.now()) / timedelta(seconds=1)
+        return max(0.05, min(wait, MAX_SEND_WAIT))
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    event.clear()
+
+
+def serve(app: App) -> int:
+    """Run the daemon in this thread until a signal stops it; return the exit code."""
+    daemon = Daemon(app)
+    asyncio.run(daemon.run())
+    return 0

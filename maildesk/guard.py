@@ -1,0 +1,65 @@
+"""May maildesk answer this message automatically? Pure checks over a parsed message.
+
+Rules learned the hard way by RFC 3834 and by Roundup, RT and django-helpdesk: never answer
+auto-replies, bounces, mailing lists, bulk mail or ourselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from maildesk.ingest.parse import ParsedMessage
+
+LOOP_HEADER = "X-Maildesk-Loop"
+
+_ROBOT_LOCALS = re.compile(
+    r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|daemon|"
+    r"auto-?reply|autoresponder|listserv|majordomo)([+\-_.].*)?$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an automatic answer may go out, and if not, why."""
+
+    allowed: bool
+    reason: str = ""
+
+
+ALLOWED = Verdict(True)
+
+
+def is_own_loop(msg: ParsedMessage, desk_address: str) -> bool:
+    """True for a message that carries our own loop marker: our mail came back to us."""
+    marker = msg.header(LOOP_HEADER.lower())
+    return marker is not None and marker.strip().lower() == desk_address.lower()
+
+
+def may_auto_reply(msg: ParsedMessage, own_addresses: Collection[str]) -> Verdict:
+    """Decide whether an acknowledgement may be sent in answer to this message."""
+    auto = (msg.header("auto-submitted") or "").strip().lower()
+    if auto and not auto.startswith("no"):
+        return Verdict(False, f"Auto-Submitted: {auto}")
+    precedence = (msg.header("precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return Verdict(False, f"Precedence: {precedence}")
+    for header in ("list-id", "list-unsubscribe", "x-loop", LOOP_HEADER.lower()):
+        if msg.header(header) is not None:
+            return Verdict(False, f"{header} header present")
+    suppress = (msg.header("x-auto-response-suppress") or "").lower()
+    if any(word in suppress for word in ("all", "autoreply", "oof")):
+        return Verdict(False, f"X-Auto-Response-Suppress: {suppress}")
+    if msg.content_type == "multipart/report":
+        return Verdict(False, "delivery report (multipart/report)")
+    sender = msg.from_addr
+    if not sender or "@" not in sender:
+        return Verdict(False, "no usable From address")
+    local, _, domain = sender.partition("@")
+    if sender in own_addresses or f"{local.partition('+')[0]}@{domain}" in own_addresses:
+        return Verdict(False, "From is one of our own addresses")
+    if _ROBOT_LOCALS.match(sender.partition("@")[0]):
+        return Verdict(False, f"From {sender} is an automated sender")
+    return ALLOWED

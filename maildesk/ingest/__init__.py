@@ -1,0 +1,1 @@
+"""Ingest edges: take mail in, store the raw bytes, answer the sender. Nothing more."""

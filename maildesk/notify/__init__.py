@@ -1,0 +1,1 @@
+"""Notifications: render templates, write them to the outbox, deliver them."""

@@ -1,0 +1,143 @@
+"""Render Jinja2 mail templates and compose RFC 5322 messages. The only Jinja2 entry point.
+
+A template is `templates/<audience>/<event>.txt.j2` with two blocks, `subject` and `body`;
+an optional `<event>.html.j2` beside it adds an autoescaped HTML part. A directory named by
+`[notify] templates` overrides any of them file by file.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+)
+
+from maildesk.guard import LOOP_HEADER
+
+_NEWLINES = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f]+")
+
+# Every template maildesk uses, with the context it gets; rendered at load to catch errors.
+TEMPLATES = ("requester/ticket_created", "agent/ticket_created")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+def package_templates_dir() -> Path:
+    return Path(str(importlib.resources.files("maildesk.templates")))
+
+
+class Templates:
+    """The template set: package defaults, optionally overridden from a directory."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        loaders = [FileSystemLoader(str(override_dir))] if override_dir else []
+        loaders.append(FileSystemLoader(str(package_templates_dir())))
+        self._text = Environment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self._html = self._text.overlay(autoescape=True)
+
+    def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
+        """Render `<name>.txt.j2` (and `<name>.html.j2` if present) with context."""
+        template = self._text.get_template(f"{name}.txt.j2")
+        ctx = template.new_context(dict(context))
+        subject = "".join(template.blocks["subject"](ctx)) if "subject" in template.blocks else ""
+        body = "".join(template.blocks["body"](ctx)) if "body" in template.blocks else ""
+        html: str | None = None
+        try:
+            html_template = self._html.get_template(f"{name}.html.j2")
+        except TemplateNotFound:
+            pass
+        else:
+            html = html_template.render(dict(context))
+        return Rendered(subject=one_line(subject), text=body.strip() + "\n", html=html)
+
+    def check(self, sample: Mapping[str, Any]) -> list[str]:
+        """Render every template with a sample context; return the problems found."""
+        problems = []
+        for name in TEMPLATES:
+            try:
+                self.render(name, sample)
+            except (TemplateError, KeyError, TypeError, ValueError) as exc:
+                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        return problems
+
+
+def one_line(value: str) -> str:
+    """A header-safe value: control characters and line breaks become single spaces."""
+    return _NEWLINES.sub(" ", value).strip()
+
+
+def mint_message_id(domain: str, ref: str) -> str:
+    """A fresh Message-ID that names the ticket, e.g. <...MD-42@example.com>."""
+    return make_msgid(idstring=ref, domain=domain)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """Headers of one outgoing message."""
+
+    from_name: str
+    from_addr: str
+    to: Sequence[str]
+    subject: str
+    message_id: str
+    date: datetime
+    in_reply_to: str | None = None
+    references: Sequence[str] = ()
+    reply_to: str | None = None
+    auto_submitted: str | None = None
+    loop_marker: str | None = None
+    ticket_ref: str | None = None
+
+
+def compose(env: Envelope, rendered: Rendered) -> bytes:
+    """Build the message bytes: text part, optional HTML alternative, threading headers."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = Address(display_name=one_line(env.from_name), addr_spec=env.from_addr)
+    msg["To"] = ", ".join(env.to)
+    msg["Subject"] = one_line(env.subject)
+    msg["Date"] = format_datetime(env.date)
+    msg["Message-ID"] = env.message_id
+    if env.in_reply_to:
+        msg["In-Reply-To"] = env.in_reply_to
+    if env.references:
+        msg["References"] = " ".join(env.references)
+    if env.reply_to:
+        msg["Reply-To"] = env.reply_to
+    if env.auto_submitted:
+        msg["Auto-Submitted"] = env.auto_submitted
+        # Ask Exchange and friends not to answer our automatic mail with their own.
+        msg["X-Auto-Response-Suppress"] = "All"
+    if env.loop_marker:
+        msg[LOOP_HEADER] = env.loop_marker
+    if env.ticket_ref:
+        msg["X-Maildesk-Ticket"] = env.ticket_ref
+    msg.set_content(rendered.text, cte="quoted-printable")
+    if rendered.html:
+        msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return msg.as_bytes()

@@ -1,0 +1,376 @@
+"""The one pipeline: a stored raw message becomes ticket changes, in one transaction.
+
+Ingest edges (SMTP, `deliver`, `import`, IMAP) call `store_raw` and answer their peer once it
+has committed; then `process` parses, guards, threads, routes and writes the ticket, its
+events and its notifications (outbox rows) together. A message that fails anywhere in here
+is quarantined with the reason; its raw bytes are never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from maildesk.app import App
+from maildesk.errors import StoreUnavailable
+from maildesk.guard import is_own_loop, may_auto_reply
+from maildesk.ingest.parse import ParsedMessage, parse_message
+from maildesk.notify.outbox import Notification, enqueue
+from maildesk.routing.rules import RoutingDecision, route
+from maildesk.store import repo
+from maildesk.store.db import transaction
+from maildesk.store.models import Attachment, Message, RawMessage, Ticket
+from maildesk.thread import ThreadMatch, strip_ref_tag, thread_message
+
+log = logging.getLogger(__name__)
+
+OPEN_STATUSES = ("new", "open")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing one raw message did."""
+
+    raw_id: int
+    status: str  # created, appended, reopened, followup, duplicate, ignored, quarantined, skipped
+    ticket_id: int | None = None
+    ref: str | None = None
+    reason: str = ""
+
+
+def store_raw(
+    app: App,
+    raw: bytes,
+    *,
+    origin: str,
+    envelope_from: str | None = None,
+    envelope_to: Sequence[str] = (),
+) -> int:
+    """Commit the raw bytes (status pending) and return their id. Raises StoreUnavailable."""
+    with transaction(app.sessions) as session:
+        row = repo.save_raw(
+            session,
+            raw,
+            origin=origin,
+            now=app.now(),
+            envelope_from=envelope_from,
+            envelope_to=envelope_to,
+        )
+        return row.id
+
+
+def process_pending(app: App, limit: int = 100) -> list[Outcome]:
+    """Process stored messages still pending, oldest first (crash recovery and batching)."""
+    with transaction(app.sessions) as session:
+        ids = repo.pending_raw_ids(session, limit)
+    return [process(app, raw_id) for raw_id in ids]
+
+
+def process(app: App, raw_id: int) -> Outcome:
+    """Run the pipeline for one stored message; quarantine it if anything goes wrong."""
+    for attempt in (1, 2):
+        try:
+            with transaction(app.sessions) as session:
+                return _process(app, session, raw_id)
+        except StoreUnavailable:
+            raise  # stays pending; retried when the store is back
+        except IntegrityError as exc:
+            # Another worker stored the same Message-ID at the same moment: run again,
+            # and this time the message is a duplicate.
+            if attempt == 2:
+                return quarantine(app, raw_id, f"database integrity error: {exc.orig}")
+        except Exception as exc:
+            log.exception("raw message %s failed in the pipeline", raw_id)
+            return quarantine(app, raw_id, f"{type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def quarantine(app: App, raw_id: int, reason: str) -> Outcome:
+    """Set a stored message aside with the reason; it can be retried later."""
+    with transaction(app.sessions) as session:
+        session.execute(
+            update(RawMessage)
+            .where(RawMessage.id == raw_id)
+            .values(status="quarantined", reason=reason[:4000], processed_at=app.now())
+        )
+    log.warning("raw message %s quarantined: %s", raw_id, reason)
+    return Outcome(raw_id, "quarantined", reason=reason)
+
+
+def _process(app: App, session: Session, raw_id: int) -> Outcome:
+    now = app.now()
+    if not repo.claim_raw(session, raw_id, "processed", now):
+        return Outcome(raw_id, "skipped", reason="not pending (already processed)")
+    raw = session.get_one(RawMessage, raw_id)
+    msg = parse_message(raw.raw)
+    desk = app.config.desk
+
+    if is_own_loop(msg, desk.address):
+        raw.status, raw.reason = "ignored", "our own notification came back (loop marker)"
+        log.info("ignored %s (raw %s): %s", msg.message_id, raw_id, raw.reason)
+        return Outcome(raw_id, "ignored", reason=raw.reason)
+
+    index = repo.StoreThreadIndex(session)
+    existing = index.ticket_for_message_ids([msg.message_id])
+    if existing is not None:
+        raw.status, raw.ticket_id = "duplicate", existing
+        raw.reason = f"Message-ID {msg.message_id} already stored on {app.ref(existing)}"
+        log.info("duplicate %s for %s (raw %s)", msg.message_id, app.ref(existing), raw_id)
+        return Outcome(raw_id, "duplicate", existing, app.ref(existing), raw.reason)
+
+    requester = msg.from_addr or (raw.envelope_from or "").lower()
+    if "@" not in requester:
+        raise ValueError("message has no usable From address or envelope sender")
+
+    match = thread_message(
+        msg,
+        index,
+        prefix=desk.ref_prefix,
+        recipients=raw.envelope_to,
+        desk_locals=[a.partition("@")[0] for a in app.config.own_addresses],
+    )
+    ticket = session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
+    if ticket is not None and ticket.status == "closed":
+        closed_at = ticket.closed_at or ticket.updated_at
+        if now - closed_at > desk.reopen_window:
+            return _new_ticket(app, session, raw, msg, requester, now, follow_up_of=ticket)
+    if ticket is None:
+        return _new_ticket(app, session, raw, msg, requester, now)
+    return _append(app, session, raw, msg, ticket, match, now)
+
+
+def _new_ticket(
+    app: App,
+    session: Session,
+    raw: RawMessage,
+    msg: ParsedMessage,
+    requester: str,
+    now: datetime,
+    *,
+    follow_up_of: Ticket | None = None,
+) -> Outcome:
+    config = app.config
+    decision = route(msg, config.rules, config.default_queue.name)
+    contact = repo.contact_for(session, requester, msg.from_name, now)
+    ticket = Ticket(
+        subject=strip_ref_tag(msg.subject, config.desk.ref_prefix) or "(no subject)",
+        status="new",
+        priority=decision.priority,
+        queue=decision.queue,
+        type=decision.type,
+        category=decision.category,
+        assignee=decision.assignee,
+        requester_id=contact.id,
+        tags=list(decision.tags),
+        reply_token=secrets.token_hex(10),
+        created_at=now,
+        updated_at=now,
+        parent_id=follow_up_of.id if follow_up_of else None,
+    )
+    session.add(ticket)
+    session.flush()
+    ref = app.ref(ticket.id)
+    inbound = _store_message(session, ticket, raw, msg, now)
+    repo.add_event(
+        session, ticket, "created", now, actor=requester, message_id=msg.message_id, ref=ref
+    )
+    repo.add_event(session, ticket, "routed", now, **_routing_data(decision))
+    if follow_up_of is not None:
+        repo.add_event(
+            session,
+            ticket,
+            "linked",
+            now,
+            kind="follow-up",
+            ticket=app.ref(follow_up_of.id),
+            reason="reply to a ticket closed longer than the reopen window",
+        )
+        repo.add_event(
+            session, follow_up_of, "linked", now, kind="follow-up-ticket", ticket=ref
+        )
+    _notify_created(app, session, ticket, inbound, msg, decision, now)
+    raw.ticket_id = ticket.id
+    log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
+    return Outcome(raw.id, "followup" if follow_up_of else "created", ticket.id, ref)
+
+
+def _append(
+    app: App,
+    session: Session,
+    raw: RawMessage,
+    msg: ParsedMessage,
+    ticket: Ticket,
+    match: ThreadMatch,
+    now: datetime,
+) -> Outcome:
+    ref = app.ref(ticket.id)
+    _store_message(session, ticket, raw, msg, now)
+    repo.add_event(
+        session,
+        ticket,
+        "message",
+        now,
+        actor=msg.from_addr,
+        message_id=msg.message_id,
+        threaded_by=match.via,
+        detail=match.detail,
+    )
+    status = "appended"
+    if ticket.status in ("resolved", "closed", "pending"):
+        old = ticket.status
+        ticket.status, ticket.closed_at = "open", None
+        kind = "reopened" if old in ("resolved", "closed") else "status"
+        repo.add_event(
+            session, ticket, kind, now, actor=msg.from_addr, **{"from": old, "to": "open"}
+        )
+        status = "reopened" if kind == "reopened" else status
+    ticket.updated_at = now
+    raw.ticket_id = ticket.id
+    log.info("%s %s to %s via %s (raw %s)", status, msg.message_id, ref, match.via, raw.id)
+    return Outcome(raw.id, status, ticket.id, ref)
+
+
+def _store_message(
+    session: Session, ticket: Ticket, raw: RawMessage, msg: ParsedMessage, now: datetime
+) -> Message:
+    message = Message(
+        ticket_id=ticket.id,
+        raw_id=raw.id,
+        direction="in",
+        kind="mail",
+        message_id=msg.message_id,
+        in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
+        from_addr=msg.from_addr or (raw.envelope_from or ""),
+        from_name=msg.from_name,
+        to=list(msg.to),
+        cc=list(msg.cc),
+        subject=msg.subject,
+        body_text=msg.body_text,
+        body_html=msg.body_html,
+        internal=False,
+        created_at=now,
+    )
+    message.attachments = [
+        Attachment(
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            content_id=a.content_id,
+            content=a.content,
+        )
+        for a in msg.attachments
+    ]
+    session.add(message)
+    session.flush()
+    return message
+
+
+def _routing_data(decision: RoutingDecision) -> dict[str, Any]:
+    return {
+        "matched": list(decision.matched),
+        "queue": decision.queue,
+        "priority": decision.priority,
+        "type": decision.type,
+        "category": decision.category,
+        "assignee": decision.assignee,
+        "tags": list(decision.tags),
+    }
+
+
+def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
+    """The `ticket` variable templates see."""
+    return {
+        "id": ticket.id,
+        "ref": app.ref(ticket.id),
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "type": ticket.type,
+        "category": ticket.category,
+        "assignee": ticket.assignee,
+        "tags": list(ticket.tags),
+        "requester": ticket.requester.email,
+        "requester_name": ticket.requester.name,
+        "matched_rules": list(matched),
+        "reply_address": reply_address(app, ticket),
+    }
+
+
+def reply_address(app: App, ticket: Ticket) -> str:
+    """support+TOKEN@example.com: replies to it thread even without the subject tag."""
+    local, _, domain = app.config.desk.address.partition("@")
+    return f"{local}+{ticket.reply_token}@{domain}"
+
+
+def _notify_created(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    inbound: Message,
+    msg: ParsedMessage,
+    decision: RoutingDecision,
+    now: datetime,
+) -> None:
+    config = app.config
+    session.refresh(ticket, ["requester"])
+    ref = app.ref(ticket.id)
+    context = {
+        "desk": {"name": config.desk.name, "address": config.desk.address},
+        "ticket": ticket_context(app, ticket, decision.matched),
+        "message": {
+            "subject": msg.subject,
+            "from": msg.from_addr,
+            "from_name": msg.from_name,
+            "body_text": msg.body_text,
+            "attachments": [
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in msg.attachments
+            ],
+        },
+    }
+    common = {"ref": ref, "desk": config.desk, "reply_to": reply_address(app, ticket), "now": now}
+    requester = ticket.requester.email
+    queue = config.queue(ticket.queue)
+    verdict = may_auto_reply(msg, config.own_addresses)
+    if not config.notify.acknowledge or (queue is not None and not queue.acknowledge):
+        repo.add_event(session, ticket, "notification_suppressed", now,
+                       notification="acknowledgement", reason="acknowledgements are off")
+    elif not verdict.allowed:
+        repo.add_event(session, ticket, "notification_suppressed", now,
+                       notification="acknowledgement", reason=verdict.reason)
+        log.info("no acknowledgement for %s (%s): %s", ref, msg.message_id, verdict.reason)
+    else:
+        recipient = {"email": requester, "name": ticket.requester.name}
+        rendered = app.templates.render(
+            "requester/ticket_created", {**context, "recipient": recipient}
+        )
+        enqueue(session, ticket, Notification(
+            kind="acknowledgement", to=[requester], rendered=rendered, in_reply_to=inbound,
+            parent_references=msg.references, auto_submitted="auto-replied", internal=False,
+        ), **common)
+
+    if not config.notify.notify_agents:
+        return
+    agents = [a for a in config.agents_of(ticket.queue) if a.email != requester]
+    if ticket.assignee and ticket.assignee not in {a.email for a in agents}:
+        assignee = config.agent(ticket.assignee)
+        agents += [assignee] if assignee else []
+    if agents:
+        rendered = app.templates.render(
+            "agent/ticket_created",
+            {**context, "recipient": {"email": agents[0].email, "name": agents[0].name}},
+        )
+        enqueue(session, ticket, Notification(
+            kind="agent_new_ticket", to=[a.email for a in agents], rendered=rendered,
+            in_reply_to=inbound, parent_references=msg.references,
+            auto_submitted="auto-generated", internal=True,
+        ), **common)

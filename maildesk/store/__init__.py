@@ -1,0 +1,1 @@
+"""Persistence: models, engine and sessions, queries. All SQL lives under this package."""

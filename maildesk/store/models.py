@@ -1,0 +1,193 @@
+"""SQLAlchemy 2 typed models. The schema itself is owned by the Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Integer on SQLite (so ids are ROWID aliases and autoincrement), BIGINT elsewhere.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RawMessage(Base):
+    """Every accepted message, stored byte for byte before anything else happens to it."""
+
+    __tablename__ = "raw_messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    origin: Mapped[str] = mapped_column(String(32))  # smtp, deliver, import, imap
+    envelope_from: Mapped[str | None] = mapped_column(String(512))
+    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending -> processed | duplicate | ignored | quarantined
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_raw_messages_status", "status", "id"),)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[str] = mapped_column(String(8))
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(128))
+    assignee: Mapped[str | None] = mapped_column(String(320))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    reply_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+    requester: Mapped[Contact] = relationship(lazy="joined")
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[Event]] = relationship(
+        back_populates="ticket", order_by="Event.id", cascade="all, delete-orphan"
+    )
+
+
+class Message(Base):
+    """One message of a ticket: inbound (from a raw message) or outbound (minted by us)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    raw_id: Mapped[int | None] = mapped_column(ForeignKey("raw_messages.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in, out
+    kind: Mapped[str] = mapped_column(String(32), default="mail")  # mail, acknowledgement, ...
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    from_addr: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(256), default="")
+    to: Mapped[list[Any]] = mapped_column(default=list)
+    cc: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message", order_by="Attachment.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_messages_ticket", "ticket_id", "id"),)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+
+class Event(Base):
+    """The audit log: everything that happened to a ticket, and why."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(320), default="system")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+    __table_args__ = (Index("ix_events_ticket", "ticket_id", "id"),)
+
+
+class OutboxEntry(Base):
+    """A rendered notification waiting to be delivered, written with the ticket change."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(998), index=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # queued -> sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)

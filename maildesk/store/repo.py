@@ -1,0 +1,175 @@
+"""Queries the pipeline and the read commands need. Every SQL statement lives here."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from maildesk.store.models import Contact, Event, Message, OutboxEntry, RawMessage, Ticket
+
+
+def save_raw(
+    session: Session,
+    raw: bytes,
+    *,
+    origin: str,
+    now: datetime,
+    envelope_from: str | None = None,
+    envelope_to: Sequence[str] = (),
+) -> RawMessage:
+    """Store raw bytes exactly as received, status pending. The caller commits."""
+    row = RawMessage(
+        received_at=now,
+        origin=origin,
+        envelope_from=envelope_from,
+        envelope_to=list(envelope_to),
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        raw=raw,
+        status="pending",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def raw_exists(session: Session, sha256: str) -> bool:
+    return session.scalar(select(RawMessage.id).where(RawMessage.sha256 == sha256).limit(1)) is not None
+
+
+def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
+    stmt = select(RawMessage.id).where(RawMessage.status == "pending").order_by(RawMessage.id)
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def claim_raw(session: Session, raw_id: int, status: str, now: datetime) -> bool:
+    """Move a pending raw message to its final status; False if another worker got there first."""
+    result = session.execute(
+        update(RawMessage)
+        .where(RawMessage.id == raw_id, RawMessage.status == "pending")
+        .values(status=status, processed_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def message_exists(session: Session, message_id: str) -> bool:
+    stmt = select(Message.id).where(Message.message_id == message_id).limit(1)
+    return session.scalar(stmt) is not None
+
+
+def message_ids_exist(session: Session, message_ids: Sequence[str]) -> set[str]:
+    if not message_ids:
+        return set()
+    stmt = select(Message.message_id).where(Message.message_id.in_(list(message_ids)))
+    return set(session.scalars(stmt))
+
+
+class StoreThreadIndex:
+    """The ThreadIndex of maildesk.thread, answered from the database."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def ticket_exists(self, ticket_id: int) -> bool:
+        return self.session.get(Ticket, ticket_id) is not None
+
+    def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None:
+        if not message_ids:
+            return None
+        stmt = select(Message.message_id, Message.ticket_id).where(
+            Message.message_id.in_(list(message_ids))
+        )
+        found = dict(self.session.execute(stmt).tuples().all())
+        # The nearest ancestor wins: message_ids come nearest first.
+        return next((found[m] for m in message_ids if m in found), None)
+
+    def ticket_for_token(self, token: str) -> int | None:
+        return self.session.scalar(select(Ticket.id).where(Ticket.reply_token == token))
+
+
+def contact_for(session: Session, email: str, name: str, now: datetime) -> Contact:
+    contact = session.scalar(select(Contact).where(Contact.email == email))
+    if contact is None:
+        contact = Contact(email=email, name=name, created_at=now)
+        session.add(contact)
+        session.flush()
+    elif name and not contact.name:
+        contact.name = name
+    return contact
+
+
+def add_event(
+    session: Session,
+    ticket: Ticket,
+    kind: str,
+    now: datetime,
+    *,
+    actor: str = "system",
+    **data: Any,
+) -> Event:
+    event = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, data=data)
+    session.add(event)
+    return event
+
+
+def list_tickets(
+    session: Session, *, status: str | None = None, queue: str | None = None, limit: int = 1000
+) -> list[Ticket]:
+    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Ticket.status == status)
+    if queue:
+        stmt = stmt.where(Ticket.queue == queue)
+    return list(session.scalars(stmt))
+
+
+def ticket_with_history(session: Session, ticket_id: int) -> Ticket | None:
+    stmt = (
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .options(
+            selectinload(Ticket.messages).selectinload(Message.attachments),
+            selectinload(Ticket.events),
+        )
+    )
+    return session.scalar(stmt)
+
+
+def list_outbox(session: Session, *, status: str | None = None, limit: int = 1000) -> list[OutboxEntry]:
+    stmt = select(OutboxEntry).order_by(OutboxEntry.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(OutboxEntry.status == status)
+    return list(session.scalars(stmt))
+
+
+def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxEntry]:
+    stmt = (
+        select(OutboxEntry)
+        .where(OutboxEntry.status == "queued", OutboxEntry.next_attempt_at <= now)
+        .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Several daemons on one database: each entry goes to exactly one sender.
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def next_outbox_due(session: Session) -> datetime | None:
+    stmt = select(func.min(OutboxEntry.next_attempt_at)).where(OutboxEntry.status == "queued")
+    return session.scalar(stmt)
+
+
+def list_quarantine(session: Session, limit: int = 1000) -> list[RawMessage]:
+    stmt = (
+        select(RawMessage)
+        .where(RawMessage.status == "quarantined")
+        .order_by(RawMessage.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

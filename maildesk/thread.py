@@ -1,0 +1,95 @@
+"""Which ticket does a message belong to? Pure: lookups come in through a ThreadIndex.
+
+Order (SPEC): the ticket ref in the subject ([MD-42], any case, anywhere after any
+Re:/AW:/SV:/Fwd: chain); then In-Reply-To/References against every stored Message-ID of a
+ticket, inbound or outbound; then the reply token in a recipient address (support+TOKEN@).
+A ref or token naming no ticket falls through to the next method.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from maildesk.ingest.parse import ParsedMessage
+
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|antw|wg|fw|fwd|tr|rv|r)\s*(\[\d+\])?\s*:\s*)+", re.I)
+
+
+class ThreadIndex(Protocol):
+    """The lookups threading needs; the store implements it, tests pass a small double."""
+
+    def ticket_exists(self, ticket_id: int) -> bool: ...
+    def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None: ...
+    def ticket_for_token(self, token: str) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ThreadMatch:
+    """The ticket a message threads into (None: a new ticket) and how it was found."""
+
+    ticket_id: int | None
+    via: str | None = None  # "subject", "in-reply-to", "references", "reply-token"
+    detail: str = ""
+
+
+@lru_cache(maxsize=32)
+def _ref_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(r"\[\s*" + re.escape(prefix) + r"\s*[-#]\s*(\d{1,18})\s*\]", re.I)
+
+
+def subject_refs(subject: str, prefix: str) -> list[int]:
+    """Ticket numbers tagged in a subject, in order of appearance."""
+    return [int(n) for n in _ref_pattern(prefix).findall(subject)]
+
+
+def strip_reply_prefixes(subject: str) -> str:
+    """'Re: AW: Fwd: Printer' -> 'Printer'."""
+    return _REPLY_PREFIX.sub("", subject).strip()
+
+
+def strip_ref_tag(subject: str, prefix: str) -> str:
+    """Remove our [MD-n] tags and reply prefixes, for a ticket's own subject."""
+    return _ref_pattern(prefix).sub("", strip_reply_prefixes(subject)).strip() or subject.strip()
+
+
+def reply_tokens(recipients: Iterable[str], desk_locals: Iterable[str]) -> list[str]:
+    """Tokens from plus-addresses of the desk: support+TOKEN@example.com -> TOKEN."""
+    locals_ = {local.lower() for local in desk_locals}
+    out = []
+    for addr in recipients:
+        local, _, _domain = addr.lower().partition("@")
+        base, plus, token = local.partition("+")
+        if plus and base in locals_ and re.fullmatch(r"[a-z0-9]{6,64}", token):
+            out.append(token)
+    return out
+
+
+def thread_message(
+    msg: ParsedMessage,
+    index: ThreadIndex,
+    *,
+    prefix: str,
+    recipients: Sequence[str],
+    desk_locals: Iterable[str],
+) -> ThreadMatch:
+    """Find the ticket this message belongs to, in SPEC order."""
+    for number in subject_refs(msg.subject, prefix):
+        if index.ticket_exists(number):
+            return ThreadMatch(number, "subject", f"[{prefix}-{number}] in subject")
+    if msg.in_reply_to:
+        found = index.ticket_for_message_ids(msg.in_reply_to)
+        if found is not None:
+            return ThreadMatch(found, "in-reply-to", " ".join(msg.in_reply_to))
+    if msg.references:
+        found = index.ticket_for_message_ids(list(reversed(msg.references)))
+        if found is not None:
+            return ThreadMatch(found, "references", "a References Message-ID")
+    for token in reply_tokens([*recipients, *msg.to, *msg.cc], desk_locals):
+        found = index.ticket_for_token(token)
+        if found is not None:
+            return ThreadMatch(found, "reply-token", "reply token in recipient")
+    return ThreadMatch(None)
