@@ -189,12 +189,12 @@ def _new_ticket(
             ticket,
             "linked",
             now,
-            kind="follow-up",
+            relation="follow-up-of",
             ticket=app.ref(follow_up_of.id),
             reason="reply to a ticket closed longer than the reopen window",
         )
         repo.add_event(
-            session, follow_up_of, "linked", now, kind="follow-up-ticket", ticket=ref
+            session, follow_up_of, "linked", now, relation="followed-up-by", ticket=ref
         )
     _notify_created(app, session, ticket, inbound, msg, decision, now)
     raw.ticket_id = ticket.id

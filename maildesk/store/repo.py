@@ -84,7 +84,7 @@ class StoreThreadIndex:
         stmt = select(Message.message_id, Message.ticket_id).where(
             Message.message_id.in_(list(message_ids))
         )
-        found = dict(self.session.execute(stmt).tuples().all())
+        found: dict[str, int] = {mid: tid for mid, tid in self.session.execute(stmt)}
         # The nearest ancestor wins: message_ids come nearest first.
         return next((found[m] for m in message_ids if m in found), None)
 
@@ -108,10 +108,12 @@ def add_event(
     ticket: Ticket,
     kind: str,
     now: datetime,
+    /,
     *,
     actor: str = "system",
     **data: Any,
 ) -> Event:
+    """Append an event to the audit log; `data` says what changed and why."""
     event = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, data=data)
     session.add(event)
     return event
