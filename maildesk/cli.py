@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import logging
 import mailbox
@@ -152,14 +154,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     app = _app(args)
     counts: dict[str, int] = {}
     try:
-        messages = list(_read_mailbox(path))
-        with Progress(
+        with _open_mailbox(path) as box, Progress(
             TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=Console(stderr=True), disable=args.quiet,
         ) as progress:
-            task = progress.add_task("import", total=len(messages))
-            for raw in messages:
-                status = _import_one(app, raw, str(path))
+            keys = _mailbox_keys(box)
+            task = progress.add_task("import", total=len(keys))
+            for key in keys:  # one message in memory at a time
+                status = _import_one(app, box.get_bytes(key))
                 counts[status] = counts.get(status, 0) + 1
                 progress.advance(task)
     finally:
@@ -169,23 +171,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _read_mailbox(path: Path) -> Iterator[bytes]:
-    """Raw messages of an mbox file or a Maildir directory, in order."""
+@contextlib.contextmanager
+def _open_mailbox(path: Path) -> Iterator[mailbox.Mailbox[Any]]:
+    """An mbox file or a Maildir directory, opened read-only in spirit and always closed."""
+    box: mailbox.Mailbox[Any]
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise MaildeskError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
-        box: mailbox.Mailbox[Any] = mailbox.Maildir(path, factory=None, create=False)
-        keys = sorted(box.keys())  # Maildir names start with the delivery time
+        box = mailbox.Maildir(path, factory=None, create=False)
     else:
         box = mailbox.mbox(path, factory=None, create=False)
-        keys = list(box.keys())
-    for key in keys:
-        yield box.get_bytes(key)
+    try:
+        yield box
+    finally:
+        box.close()
 
 
-def _import_one(app: App, raw: bytes, origin_path: str) -> str:
-    import hashlib
+def _mailbox_keys(box: mailbox.Mailbox[Any]) -> list[str]:
+    """Keys in delivery order: file order for mbox, name order (delivery time) for Maildir."""
+    keys = list(box.keys())
+    return sorted(keys) if isinstance(box, mailbox.Maildir) else keys
 
+
+def _import_one(app: App, raw: bytes) -> str:
     sha = hashlib.sha256(raw).hexdigest()
     with transaction(app.sessions) as session:
         if repo.raw_exists(session, sha):

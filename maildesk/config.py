@@ -140,8 +140,8 @@ _SIZE_UNITS = {
     "MIB": 1024**2,
     "GIB": 1024**3,
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
@@ -156,7 +156,7 @@ def parse_size(value: object) -> int:
 
 
 def parse_duration(value: object) -> timedelta:
-    """'14d' -> 14 days; units s, m, h, d, w; a bare number is seconds."""
+    """'14d' -> 14 days; units ms, s, m, h, d, w; a bare number is seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)
     m = _DURATION.match(value) if isinstance(value, str) else None

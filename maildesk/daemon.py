@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
-MAX_SEND_WAIT = 30.0
+MAX_SEND_WAIT = 5.0  # also how soon `maildesk outbox retry` from another process is seen
 STORE_RETRY = 2.0
 
 

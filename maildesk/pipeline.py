@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.errors import StoreUnavailable
+from maildesk.errors import NotMail, StoreUnavailable
 from maildesk.guard import is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
 from maildesk.notify.outbox import Notification, enqueue
@@ -87,6 +87,8 @@ def process(app: App, raw_id: int) -> Outcome:
             # and this time the message is a duplicate.
             if attempt == 2:
                 return quarantine(app, raw_id, f"database integrity error: {exc.orig}")
+        except NotMail as exc:
+            return quarantine(app, raw_id, f"not an email message: {exc}")
         except Exception as exc:
             log.exception("raw message %s failed in the pipeline", raw_id)
             return quarantine(app, raw_id, f"{type(exc).__name__}: {exc}")
