@@ -1,8 +1,9 @@
 """Shared fixtures: databases (SQLite and PostgreSQL), a real SMTP sink, a running desk.
 
 Store tests run on SQLite always and on PostgreSQL when it is reachable
-($MAILDESK_TEST_PG_URL, default the local server). With MAILDESK_REQUIRE_PG=1 (set by
-.ci/run) an unreachable PostgreSQL fails the run instead of skipping.
+($MAILDESK_TEST_PG_URL, default the local server). Tests that need an outside server or
+tool skip with the reason when it is missing; with MAILDESK_CI=1 (set by .ci/run) a
+missing one fails the run instead, so CI never skips them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import smtplib
 import socket
 import textwrap
@@ -40,7 +42,23 @@ T = TypeVar("T")
 PG_URL = os.environ.get(
     "MAILDESK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REQUIRE_PG = os.environ.get("MAILDESK_REQUIRE_PG") == "1"
+STRICT = os.environ.get("MAILDESK_CI") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose outside dependency is missing; under CI, fail instead."""
+    if STRICT:
+        pytest.fail(f"MAILDESK_CI=1 but {reason}")
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool a test needs (installed by .ci/run)."""
+    path = shutil.which(name)
+    if path is None:
+        skip_or_fail(f"{name} is not installed (apt-get install {name})")
+    assert path is not None
+    return path
 
 
 def wait_until(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
@@ -78,9 +96,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_reason: str | None
         yield f"sqlite:///{tmp_path / 'maildesk.db'}"
         return
     if pg_reason:
-        if REQUIRE_PG:
-            pytest.fail(f"MAILDESK_REQUIRE_PG=1 but {pg_reason}")
-        pytest.skip(pg_reason)
+        skip_or_fail(pg_reason)
     name = f"maildesk_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
