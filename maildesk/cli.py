@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from maildesk import pipeline, views
 from maildesk.app import App
@@ -40,7 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EX_USAGE
-    level = logging.DEBUG if args.verbose else logging.INFO if args.command == "serve" else logging.WARNING
+    level = (
+        logging.DEBUG
+        if args.verbose
+        else logging.INFO
+        if args.command == "serve"
+        else logging.WARNING
+    )
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -154,10 +161,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     app = _app(args)
     counts: dict[str, int] = {}
     try:
-        with _open_mailbox(path) as box, Progress(
-            TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), disable=args.quiet,
-        ) as progress:
+        with (
+            _open_mailbox(path) as box,
+            Progress(
+                TextColumn("[bold]importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                disable=args.quiet,
+            ) as progress,
+        ):
             keys = _mailbox_keys(box)
             task = progress.add_task("import", total=len(keys))
             for key in keys:  # one message in memory at a time
@@ -267,7 +281,12 @@ def cmd_tickets(args: argparse.Namespace) -> int:
     table = Table("ref", "status", "prio", "queue", "requester", "subject", "updated")
     for t in tickets:
         table.add_row(
-            t["ref"], t["status"], t["priority"], t["queue"], t["requester"], t["subject"],
+            t["ref"],
+            t["status"],
+            t["priority"],
+            t["queue"],
+            t["requester"],
+            t["subject"],
             (t["updated_at"] or "")[:16],
         )
     Console().print(table)
@@ -309,7 +328,9 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
             print(f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]")
     print("\nevents:")
     for e in detail["events"]:
-        print(f"  {e['at']} {e['kind']} by {e['actor']}: {json.dumps(e['data'], ensure_ascii=False)}")
+        print(
+            f"  {e['at']} {e['kind']} by {e['actor']}: {json.dumps(e['data'], ensure_ascii=False)}"
+        )
     return EX_OK
 
 
@@ -328,8 +349,14 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     table = Table("id", "ticket", "kind", "status", "tries", "to", "subject", "error")
     for e in entries:
         table.add_row(
-            str(e["id"]), e["ticket"] or "", e["kind"], e["status"], str(e["attempts"]),
-            ", ".join(e["to"]), e["subject"], (e["last_error"] or "")[:60],
+            str(e["id"]),
+            e["ticket"] or "",
+            e["kind"],
+            e["status"],
+            str(e["attempts"]),
+            ", ".join(e["to"]),
+            e["subject"],
+            (e["last_error"] or "")[:60],
         )
     Console().print(table)
     return EX_OK
@@ -353,15 +380,22 @@ def _outbox_retry(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action == "list":
-        rows = _read(args, lambda app, s: [views.quarantine_json(r) for r in repo.list_quarantine(s)])
+        rows = _read(
+            args, lambda app, s: [views.quarantine_json(r) for r in repo.list_quarantine(s)]
+        )
         if args.json:
             _print_json(rows)
             return EX_OK
         table = Table("id", "received", "origin", "size", "from", "subject", "reason")
         for r in rows:
             table.add_row(
-                str(r["id"]), (r["received_at"] or "")[:19], r["origin"], str(r["size"]),
-                r["from"] or "?", r["subject"] or "?", (r["reason"] or "")[:80],
+                str(r["id"]),
+                (r["received_at"] or "")[:19],
+                r["origin"],
+                str(r["size"]),
+                r["from"] or "?",
+                r["subject"] or "?",
+                (r["reason"] or "")[:80],
             )
         Console().print(table)
         return EX_OK
@@ -370,12 +404,15 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     elif args.id and args.id.isdigit():
         ids = [int(args.id)]
     else:
-        raise MaildeskError(f"usage: maildesk quarantine {action} ID" + (" | --all" if action == "retry" else ""))
+        raise MaildeskError(
+            f"usage: maildesk quarantine {action} ID" + (" | --all" if action == "retry" else "")
+        )
     if action == "show":
         raw = _read(args, lambda app, s: _quarantined(s, ids[0]).raw)
         sys.stdout.buffer.write(raw)
         return EX_OK
     if action == "drop":
+
         def drop(app: App, session: Any) -> None:
             row = _quarantined(session, ids[0])
             row.status, row.raw = "dropped", b""
@@ -397,7 +434,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _quarantined(session: Any, raw_id: int) -> RawMessage:
+def _quarantined(session: Session, raw_id: int) -> RawMessage:
     row = session.get(RawMessage, raw_id)
     if row is None or row.status != "quarantined":
         raise NotFound(f"no quarantined message {raw_id}")
@@ -414,7 +451,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--config", "-c", default=argparse.SUPPRESS,
+        "--config",
+        "-c",
+        default=argparse.SUPPRESS,
         help="config file (default: $MAILDESK_CONFIG or ./maildesk.toml)",
     )
     common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
@@ -425,8 +464,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(config=None, verbose=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str,
-            parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    def add(
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        help: str,
+        parents: Sequence[argparse.ArgumentParser] = (),
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, parents=[common, *parents])
         sp.set_defaults(func=func)
         return sp
@@ -442,7 +485,9 @@ def _parser() -> argparse.ArgumentParser:
 
     route_p = sub.add_parser("route", help="routing tools")
     route_sub = route_p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
-    sp = route_sub.add_parser("test", help="dry-run the rules on a message", parents=[common, json_flag])
+    sp = route_sub.add_parser(
+        "test", help="dry-run the rules on a message", parents=[common, json_flag]
+    )
     sp.add_argument("file")
     sp.set_defaults(func=cmd_route_test)
 
@@ -453,8 +498,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ticket_p = sub.add_parser("ticket", help="one ticket")
     ticket_sub = ticket_p.add_subparsers(dest="ticket_command", metavar="ACTION", required=True)
-    sp = ticket_sub.add_parser("show", help="a ticket with its messages and events",
-                               parents=[common, json_flag])
+    sp = ticket_sub.add_parser(
+        "show", help="a ticket with its messages and events", parents=[common, json_flag]
+    )
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
     sp.set_defaults(func=cmd_ticket_show)
 
@@ -473,4 +519,3 @@ def _parser() -> argparse.ArgumentParser:
     sp = db_sub.add_parser("upgrade", help="apply schema migrations", parents=[common])
     sp.set_defaults(func=cmd_db_upgrade)
     return p
-

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
@@ -234,7 +234,7 @@ class _Reader:
             if not ok:
                 self.problem(f"{place} key '{key}'", f"must be {kind.__name__}, got {value!r}")
                 return default
-            return value
+            return cast(T, value)
         try:
             return kind(value)
         except ValueError as exc:
@@ -383,9 +383,13 @@ def _database_url(r: _Reader, url: str, base: Path) -> str:
         r.problem("[database] key 'url'", f"not a database URL: {exc}")
         return url
     db = parsed.database
-    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:":
-        if not Path(db).is_absolute():
-            parsed = parsed.set(database=str(base / db))
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and db
+        and db != ":memory:"
+        and not Path(db).is_absolute()
+    ):
+        parsed = parsed.set(database=str(base / db))
     return parsed.render_as_string(hide_password=False)
 
 
@@ -411,8 +415,9 @@ def _outbound(r: _Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
         starttls=bool(r.take(t, place, "starttls", bool, False)),
         username=r.take(t, place, "username", str, None),
         password=password,
-        timeout=(r.take(t, place, "timeout", parse_duration, None) or timedelta(seconds=30))
-        .total_seconds(),
+        timeout=(
+            r.take(t, place, "timeout", parse_duration, None) or timedelta(seconds=30)
+        ).total_seconds(),
         max_attempts=r.take(t, place, "max_attempts", int, 10) or 10,
         backoff=r.take(t, place, "backoff", parse_duration, None) or timedelta(seconds=30),
         max_backoff=r.take(t, place, "max_backoff", parse_duration, None) or timedelta(hours=2),

@@ -79,8 +79,12 @@ class Daemon:
         self.port = server.sockets[0].getsockname()[1]
         if install_signals:
             self._install_signals()
-        log.info("maildesk listening on %s:%s (database %s)", cfg.smtp.host, self.port,
-                 self.app.engine.url.render_as_string(hide_password=True))
+        log.info(
+            "maildesk listening on %s:%s (database %s)",
+            cfg.smtp.host,
+            self.port,
+            self.app.engine.url.render_as_string(hide_password=True),
+        )
         workers = [
             asyncio.create_task(self._pipeline_worker(), name="pipeline"),
             asyncio.create_task(self._sender_worker(), name="sender"),
@@ -146,8 +150,12 @@ class Daemon:
             stopping = self._stop.is_set()
             try:
                 report = await self._in(
-                    self._send_pool, send_due, app.sessions, app.transport,
-                    app.config.outbound, app.now,
+                    self._send_pool,
+                    send_due,
+                    app.sessions,
+                    app.transport,
+                    app.config.outbound,
+                    app.now,
                 )
                 next_due = await self._in(self._send_pool, self._next_due)
             except StoreUnavailable as exc:

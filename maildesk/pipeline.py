@@ -195,9 +195,7 @@ def _new_ticket(
             ticket=app.ref(follow_up_of.id),
             reason="reply to a ticket closed longer than the reopen window",
         )
-        repo.add_event(
-            session, follow_up_of, "linked", now, relation="followed-up-by", ticket=ref
-        )
+        repo.add_event(session, follow_up_of, "linked", now, relation="followed-up-by", ticket=ref)
     _notify_created(app, session, ticket, inbound, msg, decision, now)
     raw.ticket_id = ticket.id
     log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
@@ -339,26 +337,47 @@ def _notify_created(
             ],
         },
     }
-    common = {"ref": ref, "desk": config.desk, "reply_to": reply_address(app, ticket), "now": now}
+    reply_to = reply_address(app, ticket)
+
+    def send(note: Notification) -> None:
+        enqueue(session, ticket, note, ref=ref, desk=config.desk, reply_to=reply_to, now=now)
+
     requester = ticket.requester.email
     queue = config.queue(ticket.queue)
     verdict = may_auto_reply(msg, config.own_addresses)
-    if not config.notify.acknowledge or (queue is not None and not queue.acknowledge):
-        repo.add_event(session, ticket, "notification_suppressed", now,
-                       notification="acknowledgement", reason="acknowledgements are off")
-    elif not verdict.allowed:
-        repo.add_event(session, ticket, "notification_suppressed", now,
-                       notification="acknowledgement", reason=verdict.reason)
-        log.info("no acknowledgement for %s (%s): %s", ref, msg.message_id, verdict.reason)
+    suppressed = (
+        "acknowledgements are off"
+        if not config.notify.acknowledge or (queue is not None and not queue.acknowledge)
+        else verdict.reason
+        if not verdict.allowed
+        else None
+    )
+    if suppressed:
+        repo.add_event(
+            session,
+            ticket,
+            "notification_suppressed",
+            now,
+            notification="acknowledgement",
+            reason=suppressed,
+        )
+        log.info("no acknowledgement for %s (%s): %s", ref, msg.message_id, suppressed)
     else:
         recipient = {"email": requester, "name": ticket.requester.name}
         rendered = app.templates.render(
             "requester/ticket_created", {**context, "recipient": recipient}
         )
-        enqueue(session, ticket, Notification(
-            kind="acknowledgement", to=[requester], rendered=rendered, in_reply_to=inbound,
-            parent_references=msg.references, auto_submitted="auto-replied", internal=False,
-        ), **common)
+        send(
+            Notification(
+                kind="acknowledgement",
+                to=[requester],
+                rendered=rendered,
+                in_reply_to=inbound,
+                parent_references=msg.references,
+                auto_submitted="auto-replied",
+                internal=False,
+            )
+        )
 
     if not config.notify.notify_agents:
         return
@@ -371,8 +390,14 @@ def _notify_created(
             "agent/ticket_created",
             {**context, "recipient": {"email": agents[0].email, "name": agents[0].name}},
         )
-        enqueue(session, ticket, Notification(
-            kind="agent_new_ticket", to=[a.email for a in agents], rendered=rendered,
-            in_reply_to=inbound, parent_references=msg.references,
-            auto_submitted="auto-generated", internal=True,
-        ), **common)
+        send(
+            Notification(
+                kind="agent_new_ticket",
+                to=[a.email for a in agents],
+                rendered=rendered,
+                in_reply_to=inbound,
+                parent_references=msg.references,
+                auto_submitted="auto-generated",
+                internal=True,
+            )
+        )

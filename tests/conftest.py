@@ -260,8 +260,13 @@ class Desk:
     def config(self) -> Config:
         return self.app.config
 
-    def send(self, msg: EmailMessage | bytes, *, to: list[str] | None = None,
-             mail_from: str = "someone@example.org") -> dict[str, Any]:
+    def send(
+        self,
+        msg: EmailMessage | bytes,
+        *,
+        to: list[str] | None = None,
+        mail_from: str = "someone@example.org",
+    ) -> dict[str, Any]:
         with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as smtp:
             if isinstance(msg, bytes):
                 return smtp.sendmail(mail_from, to or ["support@example.com"], msg)

@@ -24,11 +24,15 @@ from tests.conftest import Desk, Sink, free_port, mail, run_cli, running_desk, w
 REPO = Path(__file__).resolve().parent.parent
 
 
-def maildesk(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def maildesk(
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "maildesk", *args],
-        input=stdin, capture_output=True, timeout=timeout, cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        cwd=REPO,
         env={**os.environ, **(env or {})},
     )
 
@@ -40,11 +44,13 @@ def test_deliver_stores_mail_and_exits_0(db_url: str, write_config: Callable[...
     config = write_config(db_url)
     raw = mail("VPN broken", message_id="<d1@client.example.org>").as_bytes()
 
-    done = maildesk("deliver", "--config", str(config), "--recipient", "support@example.com",
-                    stdin=raw)
+    done = maildesk(
+        "deliver", "--config", str(config), "--recipient", "support@example.com", stdin=raw
+    )
 
     assert done.returncode == 0, done.stderr.decode()
     code, out = run_cli("tickets", "--json", "--config", str(config))
+    assert code == 0, out
     [ticket] = json.loads(out)
     assert ticket["subject"] == "VPN broken"
     code, out = run_cli("outbox", "--json", "--config", str(config))
@@ -62,6 +68,7 @@ def test_deliver_non_mail_exits_65_and_keeps_bytes(
     assert done.returncode == 65, done.stderr.decode()
     assert b"not an email message" in done.stderr
     code, out = run_cli("quarantine", "--json", "--config", str(config))
+    assert code == 0, out
     [held] = json.loads(out)
     assert held["origin"] == "deliver"
     assert held["size"] == len(junk)
@@ -96,9 +103,9 @@ def test_deliver_exits_75_on_broken_config(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path, sink: Sink, write_config: Callable[..., Path]) -> Iterator[
-    tuple[subprocess.Popen[bytes], Path, int, Path]
-]:
+def served(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, int, Path]]:
     port = free_port()
     config = write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port)
     config.write_text(
@@ -108,7 +115,9 @@ def served(tmp_path: Path, sink: Sink, write_config: Callable[..., Path]) -> Ite
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "maildesk", "serve", "--config", str(config)],
-            stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
     try:
         wait_until(lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None)
@@ -151,8 +160,10 @@ def test_sighup_reloads_rules_and_refuses_broken_config(
 ) -> None:
     proc, config, port, log_path = served
     good = config.read_text()
-    config.write_text(good + '\n[[rules]]\nname = "printers"\nmatch = { subject = "(?i)printer" }\n'
-                      'set = { queue = "infra", tags = ["printer"] }\n')
+    config.write_text(
+        good + '\n[[rules]]\nname = "printers"\nmatch = { subject = "(?i)printer" }\n'
+        'set = { queue = "infra", tags = ["printer"] }\n'
+    )
     proc.send_signal(signal.SIGHUP)
     # The reload is logged; poll by mail: a printer ticket must land in infra.
     _send(port, "Printer jammed")
@@ -160,8 +171,10 @@ def test_sighup_reloads_rules_and_refuses_broken_config(
     assert ticket[0]["queue"] == "infra" and ticket[0]["tags"] == ["printer"]
 
     reloaded = config.read_text()
-    config.write_text(good + '\n[[rules]]\nname = "broken"\nmatch = { subject = "(" }\n'
-                      'set = { queue = "nowhere" }\n')
+    config.write_text(
+        good + '\n[[rules]]\nname = "broken"\nmatch = { subject = "(" }\n'
+        'set = { queue = "nowhere" }\n'
+    )
     proc.send_signal(signal.SIGHUP)
     wait_until(lambda: b"config reload refused" in log_path.read_bytes())
     assert b"'broken' key 'match.subject'" in log_path.read_bytes()
@@ -232,10 +245,14 @@ def test_import_mbox_then_maildir_is_idempotent(
 ) -> None:
     config = write_config(db_url)
     first = mail("Cannot print", message_id="<i1@client.example.org>")
-    reply = mail("Re: Cannot print", message_id="<i2@client.example.org>",
-                 in_reply_to="<i1@client.example.org>")
-    other = mail("New laptop please", message_id="<i3@client.example.org>",
-                 sender="dave@example.org")
+    reply = mail(
+        "Re: Cannot print",
+        message_id="<i2@client.example.org>",
+        in_reply_to="<i1@client.example.org>",
+    )
+    other = mail(
+        "New laptop please", message_id="<i3@client.example.org>", sender="dave@example.org"
+    )
     box = mailbox.mbox(tmp_path / "in.mbox")
     for m in (first, reply, other):
         box.add(m.as_bytes())
@@ -254,13 +271,17 @@ def test_import_mbox_then_maildir_is_idempotent(
 
     tickets = _tickets(config)
     assert sorted(str(t["subject"]) for t in tickets) == [
-        "Cannot print", "Monitor flickers", "New laptop please"
+        "Cannot print",
+        "Monitor flickers",
+        "New laptop please",
     ]
     printing = next(t for t in tickets if t["subject"] == "Cannot print")
     code, out = run_cli("ticket", "show", str(printing["ref"]), "--json", "--config", str(config))
     inbound = [m for m in json.loads(out)["messages"] if m["direction"] == "in"]
-    assert [m["message_id"] for m in inbound] == ["<i1@client.example.org>",
-                                                  "<i2@client.example.org>"]
+    assert [m["message_id"] for m in inbound] == [
+        "<i1@client.example.org>",
+        "<i2@client.example.org>",
+    ]
 
 
 def test_import_of_a_missing_path_is_a_clear_error(
@@ -283,7 +304,8 @@ def test_tickets_filters_and_unknown_ticket(desk: Desk) -> None:
     infra = desk.json("tickets", "--queue", "infra")
     assert [t["subject"] for t in infra] == ["Server down"]
     assert {t["subject"] for t in desk.json("tickets", "--status", "new")} == {
-        "Server down", "Need a mouse"
+        "Server down",
+        "Need a mouse",
     }
     assert desk.json("tickets", "--status", "closed") == []
     code, out = desk.cli("ticket", "show", "MD-999")
@@ -318,9 +340,14 @@ def test_outbox_retries_temporary_failures_then_delivers(desk: Desk) -> None:
     desk.send(mail("Keyboard missing keys"))
 
     desk.sink.wait_for(2, timeout=20)
-    entries = wait_until(lambda: [e for e in desk.json("outbox") if e["status"] == "sent"]
-                         if all(e["status"] == "sent" for e in desk.json("outbox")) else None,
-                         timeout=20)
+    entries = wait_until(
+        lambda: (
+            [e for e in desk.json("outbox") if e["status"] == "sent"]
+            if all(e["status"] == "sent" for e in desk.json("outbox"))
+            else None
+        ),
+        timeout=20,
+    )
     assert max(e["attempts"] for e in entries) >= 2
 
 
@@ -328,9 +355,13 @@ def test_outbox_permanent_failure_is_marked_and_can_be_retried(desk: Desk) -> No
     desk.sink.data_replies.extend(["550 5.1.1 no such user", "550 5.1.1 no such user"])
     desk.send(mail("Phone lost"))
 
-    failed = wait_until(lambda: [e for e in desk.json("outbox") if e["status"] == "failed"]
-                        if len([e for e in desk.json("outbox") if e["status"] != "queued"]) == 2
-                        else None)
+    failed = wait_until(
+        lambda: (
+            [e for e in desk.json("outbox") if e["status"] == "failed"]
+            if len([e for e in desk.json("outbox") if e["status"] != "queued"]) == 2
+            else None
+        )
+    )
     assert len(failed) == 2
     assert all("550" in e["last_error"] for e in failed)
     assert desk.sink.messages == []

@@ -99,9 +99,7 @@ def test_reply_threads_by_reply_token_alone(desk: Desk) -> None:
 
     assert len(desk.tickets()) == 1
     events = desk.ticket(ticket["id"])["events"]
-    assert [e["data"]["threaded_by"] for e in events if e["kind"] == "message"] == [
-        "reply-token"
-    ]
+    assert [e["data"]["threaded_by"] for e in events if e["kind"] == "message"] == ["reply-token"]
 
 
 def test_duplicate_message_id_is_one_message(desk: Desk) -> None:
@@ -131,9 +129,10 @@ def test_oversize_message_gets_552(desk: Desk) -> None:
     big = mail("Huge", "x" * 1_100_000)  # max_message_size is 1MB in the test config
     with pytest.raises(smtplib.SMTPException) as info:
         desk.send(big)
-    code = getattr(info.value, "smtp_code", None) or next(
-        iter(getattr(info.value, "recipients", {}).values()), (None,)
-    )[0]
+    code = (
+        getattr(info.value, "smtp_code", None)
+        or next(iter(getattr(info.value, "recipients", {}).values()), (None,))[0]
+    )
     assert code == 552
     assert desk.raw_statuses() == []
 
@@ -201,13 +200,18 @@ def test_auto_reply_gets_no_acknowledgement(desk: Desk) -> None:
 
 def test_attachments_and_encoded_subject_survive(desk: Desk) -> None:
     msg = mail("Drücker kaputt – bitte helfen")
-    msg.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf",
-                       filename="../../etc/rapport é.pdf")
+    msg.add_attachment(
+        b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="../../etc/rapport é.pdf"
+    )
     desk.send(msg)
     [ticket] = desk.wait_tickets(1)
 
     assert ticket["subject"] == "Drücker kaputt – bitte helfen"
     [inbound] = [m for m in desk.ticket(ticket["id"])["messages"] if m["direction"] == "in"]
     [att] = inbound["attachments"]
-    assert att == {**att, "filename": "rapport é.pdf", "content_type": "application/pdf",
-                   "size": len(b"%PDF-1.4 fake")}
+    assert att == {
+        **att,
+        "filename": "rapport é.pdf",
+        "content_type": "application/pdf",
+        "size": len(b"%PDF-1.4 fake"),
+    }

@@ -35,16 +35,29 @@ def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "maildesk", "serve", "--config", str(config)],
-            stdout=log_file, stderr=subprocess.STDOUT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_until(lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None)
         assert proc.poll() is None, log_path.read_text()
         sent = subprocess.run(
-            [swaks, "--server", f"127.0.0.1:{port}", "--from", "carol@example.org",
-             "--to", "support@example.com", "--header", "Subject: Mail server is down",
-             "--body", "Nobody can send mail since 9:00."],
-            capture_output=True, text=True, timeout=30,
+            [
+                swaks,
+                "--server",
+                f"127.0.0.1:{port}",
+                "--from",
+                "carol@example.org",
+                "--to",
+                "support@example.com",
+                "--header",
+                "Subject: Mail server is down",
+                "--body",
+                "Nobody can send mail since 9:00.",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert "250 2.0.0 OK: queued as" in sent.stdout
@@ -57,7 +70,8 @@ def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
         [ticket] = json.loads(done.stdout)
         assert ticket["ref"] == "MD-1" and ticket["queue"] == "infra"
         assert ticket["priority"] == "P1" and ticket["type"] == "incident"
-        mails = [message_from_bytes(outbox.get_bytes(k), policy=policy.default) for k in outbox.keys()]
+        keys = list(outbox.keys())  # iterating a mailbox would yield messages
+        mails = [message_from_bytes(outbox.get_bytes(k), policy=policy.default) for k in keys]
         [ack] = [m for m in mails if "carol@example.org" in str(m["To"])]
         assert "[MD-1]" in str(ack["Subject"])
         assert ack["Auto-Submitted"] == "auto-replied"
@@ -70,9 +84,20 @@ def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_wheel_ships_templates_and_migrations(tmp_path: Path) -> None:
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(tmp_path / "dist"), str(REPO)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "dist").glob("maildesk-*.whl")
@@ -89,10 +114,16 @@ def test_wheel_ships_templates_and_migrations(tmp_path: Path) -> None:
     config.write_text((REPO / "maildesk.toml").read_text(encoding="utf-8"), encoding="utf-8")
     for command in ("check-config", "init"):
         done = subprocess.run(
-            [sys.executable, "-c",
-             f"import sys; sys.path.insert(0, {str(site)!r}); import maildesk, maildesk.cli; "
-             f"assert maildesk.__file__.startswith({str(site)!r}), maildesk.__file__; "
-             f"sys.exit(maildesk.cli.main([{command!r}, '--config', {str(config)!r}]))"],
-            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            [
+                sys.executable,
+                "-c",
+                f"import sys; sys.path.insert(0, {str(site)!r}); import maildesk, maildesk.cli; "
+                f"assert maildesk.__file__.startswith({str(site)!r}), maildesk.__file__; "
+                f"sys.exit(maildesk.cli.main([{command!r}, '--config', {str(config)!r}]))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
         )
         assert done.returncode == 0, done.stdout + done.stderr

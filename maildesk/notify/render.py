@@ -11,11 +11,11 @@ import importlib.resources
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import mailbox
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,11 +61,13 @@ class SmtpTransport:
             detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
             raise DeliveryError(detail, permanent=all(c >= 500 for c in codes)) from exc
         except smtplib.SMTPResponseException as exc:
-            text = exc.smtp_error.decode("utf-8", "replace") if isinstance(
-                exc.smtp_error, bytes
-            ) else str(exc.smtp_error)
+            text = (
+                exc.smtp_error.decode("utf-8", "replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
             raise DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
         if refused:
             # Some recipients were refused; the rest got it. Record, do not resend to all.
@@ -101,8 +102,8 @@ class SendReport:
 
 def backoff_delay(attempts: int, cfg: OutboundConfig) -> timedelta:
     """Exponential backoff after `attempts` failed tries, capped at max_backoff."""
-    delay = cfg.backoff * (2 ** max(0, attempts - 1))
-    return min(delay, cfg.max_backoff)
+    doublings = min(max(0, attempts - 1), 32)
+    return min(cfg.backoff * (1 << doublings), cfg.max_backoff)
 
 
 def send_due(

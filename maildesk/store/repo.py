@@ -39,7 +39,10 @@ def save_raw(
 
 
 def raw_exists(session: Session, sha256: str) -> bool:
-    return session.scalar(select(RawMessage.id).where(RawMessage.sha256 == sha256).limit(1)) is not None
+    return (
+        session.scalar(select(RawMessage.id).where(RawMessage.sha256 == sha256).limit(1))
+        is not None
+    )
 
 
 def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
@@ -142,7 +145,9 @@ def ticket_with_history(session: Session, ticket_id: int) -> Ticket | None:
     return session.scalar(stmt)
 
 
-def list_outbox(session: Session, *, status: str | None = None, limit: int = 1000) -> list[OutboxEntry]:
+def list_outbox(
+    session: Session, *, status: str | None = None, limit: int = 1000
+) -> list[OutboxEntry]:
     stmt = select(OutboxEntry).order_by(OutboxEntry.id.desc()).limit(limit)
     if status:
         stmt = stmt.where(OutboxEntry.status == status)

@@ -1,7 +1,7 @@
 """Alembic environment: runs on the connection maildesk hands in (see store.db.upgrade)."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 
 from maildesk.store.models import Base
 
@@ -9,7 +9,7 @@ config = context.config
 connection = config.attributes.get("connection")
 
 
-def _run(conn):  # type: ignore[no-untyped-def]
+def _run(conn: Connection) -> None:
     context.configure(
         connection=conn,
         target_metadata=Base.metadata,
