@@ -79,6 +79,14 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _print_table(table: Table) -> None:
+    """Tables fit the terminal; piped into a file or grep they are not cut at 80 columns."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -289,7 +297,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
             t["subject"],
             (t["updated_at"] or "")[:16],
         )
-    Console().print(table)
+    _print_table(table)
     return EX_OK
 
 
@@ -358,7 +366,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             e["subject"],
             (e["last_error"] or "")[:60],
         )
-    Console().print(table)
+    _print_table(table)
     return EX_OK
 
 
@@ -397,7 +405,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 r["subject"] or "?",
                 (r["reason"] or "")[:80],
             )
-        Console().print(table)
+        _print_table(table)
         return EX_OK
     if action == "retry" and args.all:
         ids = _read(args, lambda app, s: [r.id for r in repo.list_quarantine(s)])

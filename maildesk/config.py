@@ -150,9 +150,21 @@ def parse_size(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     m = _SIZE.match(str(value)) if isinstance(value, str) else None
-    if not m:
-        raise ValueError(f"expected a size like '25MB' or '10MiB', got {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()])
+    size = int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "B").upper()]) if m else 0
+    if size <= 0:
+        raise ValueError(f"expected a size above zero like '25MB' or '10MiB', got {value!r}")
+    return size
+
+
+def int_between(low: int, high: int) -> Callable[[object], int]:
+    """A validator for an integer key in [low, high]."""
+
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    return check
 
 
 def parse_duration(value: object) -> timedelta:
@@ -170,7 +182,7 @@ def parse_hostport(value: object) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(f"expected 'host:port', got {value!r}")
     host, _, port = value.rpartition(":")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"port must be a number from 0 to 65535, got {port!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
@@ -410,7 +422,7 @@ def _outbound(r: _Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
     cfg = OutboundConfig(
         transport=transport,
         host=r.take(t, place, "host", str, "127.0.0.1") or "127.0.0.1",
-        port=r.take(t, place, "port", int, 25) or 25,
+        port=r.take(t, place, "port", int_between(1, 65535), 25) or 25,
         path=(base / path) if path else None,
         starttls=bool(r.take(t, place, "starttls", bool, False)),
         username=r.take(t, place, "username", str, None),
@@ -418,7 +430,7 @@ def _outbound(r: _Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
         timeout=(
             r.take(t, place, "timeout", parse_duration, None) or timedelta(seconds=30)
         ).total_seconds(),
-        max_attempts=r.take(t, place, "max_attempts", int, 10) or 10,
+        max_attempts=r.take(t, place, "max_attempts", int_between(1, 1000), 10) or 10,
         backoff=r.take(t, place, "backoff", parse_duration, None) or timedelta(seconds=30),
         max_backoff=r.take(t, place, "max_backoff", parse_duration, None) or timedelta(hours=2),
     )

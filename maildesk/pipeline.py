@@ -137,7 +137,7 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
         index,
         prefix=desk.ref_prefix,
         recipients=raw.envelope_to,
-        desk_locals=[a.partition("@")[0] for a in app.config.own_addresses],
+        desk_addresses=app.config.own_addresses,
     )
     ticket = session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
     if ticket is not None and ticket.status == "closed":

@@ -56,14 +56,17 @@ def strip_ref_tag(subject: str, prefix: str) -> str:
     return _ref_pattern(prefix).sub("", strip_reply_prefixes(subject)).strip() or subject.strip()
 
 
-def reply_tokens(recipients: Iterable[str], desk_locals: Iterable[str]) -> list[str]:
-    """Tokens from plus-addresses of the desk: support+TOKEN@example.com -> TOKEN."""
-    locals_ = {local.lower() for local in desk_locals}
+def reply_tokens(recipients: Iterable[str], desk_addresses: Iterable[str]) -> list[str]:
+    """Tokens from plus-addresses of the desk: support+TOKEN@example.com -> TOKEN.
+
+    Only the desk's own addresses count: support+TOKEN@ at another domain is someone else's.
+    """
+    ours = {a.lower() for a in desk_addresses}
     out = []
     for addr in recipients:
-        local, _, _domain = addr.lower().partition("@")
+        local, _, domain = addr.lower().partition("@")
         base, plus, token = local.partition("+")
-        if plus and base in locals_ and re.fullmatch(r"[a-z0-9]{6,64}", token):
+        if plus and f"{base}@{domain}" in ours and re.fullmatch(r"[a-z0-9]{6,64}", token):
             out.append(token)
     return out
 
@@ -74,7 +77,7 @@ def thread_message(
     *,
     prefix: str,
     recipients: Sequence[str],
-    desk_locals: Iterable[str],
+    desk_addresses: Iterable[str],
 ) -> ThreadMatch:
     """Find the ticket this message belongs to, in SPEC order."""
     for number in subject_refs(msg.subject, prefix):
@@ -88,7 +91,7 @@ def thread_message(
         found = index.ticket_for_message_ids(list(reversed(msg.references)))
         if found is not None:
             return ThreadMatch(found, "references", "a References Message-ID")
-    for token in reply_tokens([*recipients, *msg.to, *msg.cc], desk_locals):
+    for token in reply_tokens([*recipients, *msg.to, *msg.cc], desk_addresses):
         found = index.ticket_for_token(token)
         if found is not None:
             return ThreadMatch(found, "reply-token", "reply token in recipient")

@@ -8,6 +8,7 @@ A message that still cannot be read raises, and the pipeline quarantines it with
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import logging
 import mimetypes
@@ -16,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from typing import Any
 
 import mailparser
@@ -29,6 +30,29 @@ log = logging.getLogger(__name__)
 _HEADER_LINE = re.compile(rb"^(From |[\x21-\x39\x3b-\x7e]+:)")
 _MSGID = re.compile(r"<[^<>\s]+>")
 _WS = re.compile(r"\s+")
+# HTML elements that start a new line in the text rendering; inline ones (span, b, a) do not.
+_BLOCK_TAGS = [
+    "p",
+    "div",
+    "li",
+    "tr",
+    "table",
+    "ul",
+    "ol",
+    "blockquote",
+    "pre",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "section",
+    "article",
+    "header",
+    "footer",
+]
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
 
@@ -95,14 +119,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
     raw_headers = _raw_header_block(raw)
 
     message_id = _first_id(_header(msg, "Message-ID", raw_headers))
-    from_name, from_addr = parseaddr(_header(msg, "From", raw_headers))
+    from_name, from_addr = next(iter(_mailboxes(msg, "From", raw_headers)), ("", ""))
     text, html = _bodies(mp, msg)
     return ParsedMessage(
         message_id=message_id or minted_message_id(raw),
         message_id_minted=message_id is None,
         subject=_WS.sub(" ", _header(msg, "Subject", raw_headers)).strip(),
-        from_addr=from_addr.strip().lower(),
-        from_name=from_name.strip(),
+        from_addr=from_addr,
+        from_name=from_name,
         to=_addresses(msg, "To", raw_headers),
         cc=_addresses(msg, "Cc", raw_headers),
         reply_to=_addresses(msg, "Reply-To", raw_headers),
@@ -111,7 +135,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         body_text=text,
         body_html=html,
         attachments=tuple(_attachments(mp)),
-        headers=tuple(_all_headers(msg, raw_headers)),
+        headers=tuple(_all_headers(raw)),
         content_type=_safe(lambda: msg.get_content_type(), "text/plain"),
         defects=tuple(_defects(mp)),
     )
@@ -124,7 +148,10 @@ def html_to_text(html: str) -> str:
         tag.decompose()
     for br in soup.find_all("br"):
         br.replace_with("\n")
-    text = soup.get_text("\n")
+    for block in soup.find_all(_BLOCK_TAGS):
+        block.insert_before("\n")
+        block.insert_after("\n")
+    text = soup.get_text("")
     lines = (_WS.sub(" ", line).strip() for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -153,15 +180,24 @@ def _safe(fn: Any, default: Any) -> Any:
         return default
 
 
-def _raw_header_block(raw: bytes) -> dict[str, bytes]:
-    """Header name (lower) -> raw unfolded bytes, for recovering raw 8-bit header values."""
+def _raw_header_lines(raw: bytes) -> list[tuple[str, bytes]]:
+    """(name lower-cased, raw unfolded value) for every header line, in order."""
     end = re.search(rb"\r?\n\r?\n", raw)
     block = raw[: end.start()] if end else raw
-    out: dict[str, bytes] = {}
+    out: list[tuple[str, bytes]] = []
     for line in re.split(rb"\r?\n(?![ \t])", block):
         name, sep, value = line.partition(b":")
         if sep and name and b" " not in name.strip():
-            out.setdefault(name.strip().lower().decode("ascii", "replace"), value.strip())
+            unfolded = re.sub(rb"\r?\n(?=[ \t])", b"", value).strip()
+            out.append((name.strip().lower().decode("ascii", "replace"), unfolded))
+    return out
+
+
+def _raw_header_block(raw: bytes) -> dict[str, bytes]:
+    """Header name (lower) -> its first raw value, for recovering raw 8-bit header values."""
+    out: dict[str, bytes] = {}
+    for name, value in _raw_header_lines(raw):
+        out.setdefault(name, value)
     return out
 
 
@@ -174,13 +210,16 @@ def _decode_8bit(value: bytes) -> str:
 
 def _header(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
     """A header as text: encoded-words decoded; raw 8-bit bytes decoded as UTF-8 or cp1252."""
+    return _decode_words(_undecoded(msg, name, raw_headers))
+
+
+def _undecoded(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
+    """A header as text with its encoded-words still encoded (raw 8-bit bytes decoded)."""
     raw_value = raw_headers.get(name.lower())
     if raw_value is not None and any(b > 0x7F for b in raw_value):
-        return _decode_words(_decode_8bit(raw_value))
+        return _decode_8bit(raw_value)
     value = _safe(lambda: msg.get(name), None)
-    if value is None:
-        return ""
-    return _decode_words(str(value))
+    return "" if value is None else str(value)
 
 
 def _decode_words(value: str) -> str:
@@ -190,15 +229,33 @@ def _decode_words(value: str) -> str:
         return value
 
 
-def _addresses(msg: Message, name: str, raw_headers: dict[str, bytes]) -> tuple[str, ...]:
-    value = _header(msg, name, raw_headers)
-    pairs = _safe(lambda: getaddresses([value]), [])
-    seen: dict[str, None] = {}
-    for _, addr in pairs:
+def _mailboxes(msg: Message, name: str, raw_headers: dict[str, bytes]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header, addresses lower-cased.
+
+    The header is split into addresses *before* encoded-words are decoded, so a display
+    name like =?utf-8?q?M=C3=BCller=2C_J=C3=BCrgen?= or one that spells out an address
+    can never change which address the header names.
+    """
+    value = _undecoded(msg, name, raw_headers)
+    pairs = _safe(lambda: _modern_addresses(name, value), None)
+    if pairs is None:
+        pairs = _safe(lambda: getaddresses([value]), [])
+    out = []
+    for display, addr in pairs:
         addr = addr.strip().lower()
         if "@" in addr:
-            seen[addr] = None
-    return tuple(seen)
+            out.append((_WS.sub(" ", _decode_words(display)).strip(), addr))
+    return out
+
+
+def _modern_addresses(name: str, value: str) -> list[tuple[str, str]]:
+    """The standard library's RFC 5322 address parser (encoded-words are atoms in it)."""
+    header = email.policy.default.header_factory(name, value)
+    return [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
+
+
+def _addresses(msg: Message, name: str, raw_headers: dict[str, bytes]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(addr for _, addr in _mailboxes(msg, name, raw_headers)))
 
 
 def _first_id(value: str) -> str | None:
@@ -209,12 +266,9 @@ def _first_id(value: str) -> str | None:
     return f"<{bare}>" if bare and " " not in bare and "@" in bare else None
 
 
-def _all_headers(msg: Message, raw_headers: dict[str, bytes]) -> list[tuple[str, str]]:
-    names = _safe(lambda: msg.keys(), [])
-    out = []
-    for name in names:
-        out.append((name.lower(), _header(msg, name, raw_headers)))
-    return out
+def _all_headers(raw: bytes) -> list[tuple[str, str]]:
+    """Every header, repeated ones included, in order, decoded."""
+    return [(name, _decode_words(_decode_8bit(value))) for name, value in _raw_header_lines(raw)]
 
 
 def _bodies(mp: Any, msg: Message) -> tuple[str, str]:
