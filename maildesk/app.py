@@ -57,11 +57,19 @@ def sample_context(config: Config) -> dict[str, Any]:
 def load_templates(config: Config) -> Templates:
     """The template set for config; a template that fails to render is a config error."""
     templates = Templates(config.notify.templates)
-    problems = templates.check(sample_context(config))
+    sample = sample_context(config)
+    problems = [
+        ConfigProblem(str(config.path), "[notify] templates", p) for p in templates.check(sample)
+    ]
+    for rule in config.rules:
+        chosen = rule.actions.acknowledge
+        if isinstance(chosen, str):
+            problems += [
+                ConfigProblem(str(config.path), f"[[rules]] '{rule.name}' key 'set.acknowledge'", p)
+                for p in templates.check(sample, only=[f"requester/{chosen}"])
+            ]
     if problems:
-        raise ConfigError(
-            [ConfigProblem(str(config.path), "[notify] templates", p) for p in problems]
-        )
+        raise ConfigError(problems)
     return templates
 
 
@@ -96,6 +104,10 @@ class App:
             transport=transport or transport_for(config.outbound),
             clock=clock or utcnow,
         )
+
+    def pinned(self) -> App:
+        """A copy whose config and templates a concurrent reload cannot change."""
+        return replace(self)
 
     def now(self) -> datetime:
         return self.clock()

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -232,38 +233,47 @@ def _import_one(app: App, raw: bytes) -> str:
 
 
 def cmd_route_test(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
     config = load_config(args.config)
     raw = Path(args.file).read_bytes()
     msg = parse_message(raw)
-    decision = route(msg, config.rules, config.default_queue.name)
+    when = datetime.fromisoformat(args.at) if args.at else datetime.now().astimezone()
+    if when.tzinfo is None:  # a bare time is the desk's local time
+        when = when.replace(tzinfo=ZoneInfo(config.desk.timezone))
+    ctx = config.route_context(when, args.recipient or config.smtp.accept[:1])
+    decision = route(
+        msg,
+        config.rules,
+        config.default_queue.name,
+        ctx,
+        matrix=config.priority_matrix,
+        explain=True,
+    )
+    result = views.decision_json(decision)
     if args.json:
         _print_json(
             {
                 "message": {"subject": msg.subject, "from": msg.from_addr, "to": list(msg.to)},
+                "at": ctx.now.isoformat() if ctx.now else None,
                 "rules": [
                     {"rule": r.rule, "matched": r.matched, "skipped": r.skipped, "reason": r.reason}
                     for r in decision.results
                 ],
-                "decision": {
-                    "queue": decision.queue,
-                    "priority": decision.priority,
-                    "type": decision.type,
-                    "category": decision.category,
-                    "assignee": decision.assignee,
-                    "tags": list(decision.tags),
-                    "matched": list(decision.matched),
-                },
+                "decision": result,
             }
         )
         return EX_OK
-    print(f"message: {msg.subject!r} from {msg.from_addr}")
+    print(
+        f"message: {msg.subject!r} from {msg.from_addr}, routed at {ctx.now:%a %Y-%m-%d %H:%M %Z}"
+    )
     for r in decision.results:
         mark = "skip " if r.skipped else "MATCH" if r.matched else "  -  "
         print(f"  {mark} {r.rule}: {r.reason}")
-    print(
-        f"decision: queue={decision.queue} priority={decision.priority} type={decision.type} "
-        f"category={decision.category} assignee={decision.assignee} tags={list(decision.tags)}"
+    shown = " ".join(
+        f"{k}={v}" for k, v in result.items() if k != "matched" and v not in (None, [])
     )
+    print(f"decision: {shown}")
     return EX_OK
 
 
@@ -495,6 +505,10 @@ def _parser() -> argparse.ArgumentParser:
     route_sub = route_p.add_subparsers(dest="route_command", metavar="ACTION", required=True)
     sp = route_sub.add_parser(
         "test", help="dry-run the rules on a message", parents=[common, json_flag]
+    )
+    sp.add_argument("--at", help="route as if at this time (ISO, e.g. 2026-11-21T22:30)")
+    sp.add_argument(
+        "--recipient", action="append", help="envelope recipient (default: first accepted)"
     )
     sp.add_argument("file")
     sp.set_defaults(func=cmd_route_test)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from maildesk.errors import ConfigError, ConfigProblem
-from maildesk.routing.rules import Rule, compile_rules
+from maildesk.routing.conditions import RouteContext
+from maildesk.routing.rules import DEFAULT_MATRIX, Rule, compile_matrix, compile_rules
 
 DEFAULT_CONFIG = "maildesk.toml"
 DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"
@@ -107,6 +108,8 @@ class Config:
     agents: tuple[Agent, ...]
     queues: tuple[Queue, ...]
     rules: tuple[Rule, ...] = field(default=())
+    vips: tuple[str, ...] = ()  # [routing] vips: addresses, or "@domain"
+    priority_matrix: Mapping[tuple[str, str], str] = field(default_factory=lambda: DEFAULT_MATRIX)
 
     @property
     def default_queue(self) -> Queue:
@@ -118,6 +121,15 @@ class Config:
     def agent(self, email: str) -> Agent | None:
         wanted = email.lower()
         return next((a for a in self.agents if a.email.lower() == wanted), None)
+
+    def route_context(self, when: datetime, envelope_to: Sequence[str] = ()) -> RouteContext:
+        """What the router needs besides the message, with `when` in the desk's timezone."""
+        return RouteContext(
+            now=when.astimezone(ZoneInfo(self.desk.timezone)),
+            agents=frozenset(a.email.lower() for a in self.agents),
+            vips=self.vips,
+            envelope_to=tuple(a.lower() for a in envelope_to),
+        )
 
     def agents_of(self, queue: str) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if queue in a.queues)
@@ -265,7 +277,18 @@ class _Reader:
             self.problem(f"{place} key '{key}'", "unknown key")
 
 
-_SECTIONS = {"desk", "database", "smtp", "outbound", "notify", "agents", "queues", "rules"}
+_SECTIONS = {
+    "desk",
+    "database",
+    "smtp",
+    "outbound",
+    "notify",
+    "agents",
+    "queues",
+    "rules",
+    "routing",
+    "priority_matrix",
+}
 
 
 def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
@@ -355,6 +378,12 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     )
     for place, message in rule_problems:
         r.problem(place, message)
+    matrix, matrix_problems = compile_matrix(data.get("priority_matrix"))
+    for place, message in matrix_problems:
+        r.problem(place, message)
+    t = r.table(data, "routing")
+    vips = tuple(v.lower() for v in r.strings(t, "[routing]", "vips") if _vip(r, v))
+    r.done(t, "[routing]")
 
     if r.problems:
         raise ConfigError(r.problems)
@@ -368,7 +397,16 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         agents=tuple(agents),
         queues=tuple(queues),
         rules=tuple(rules),
+        vips=vips,
+        priority_matrix=matrix,
     )
+
+
+def _vip(r: _Reader, value: str) -> bool:
+    if _EMAIL.match(value) or re.fullmatch(r"@[^@\s]+\.[^@\s]+", value):
+        return True
+    r.problem("[routing] key 'vips'", f"expected an address or @domain, got {value!r}")
+    return False
 
 
 def _ref_prefix(value: object) -> str:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from maildesk import pipeline
@@ -29,6 +30,7 @@ from maildesk.store.db import transaction
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+CONFIG_WATCH = 1.0  # seconds between checks of the config file for changes
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
 MAX_SEND_WAIT = 5.0  # also how soon `maildesk outbox retry` from another process is seen
 STORE_RETRY = 2.0
@@ -88,6 +90,7 @@ class Daemon:
         workers = [
             asyncio.create_task(self._pipeline_worker(), name="pipeline"),
             asyncio.create_task(self._sender_worker(), name="sender"),
+            asyncio.create_task(self._config_watcher(), name="config-watcher"),
         ]
         self.ready.set()
         await self._stop.wait()
@@ -116,6 +119,19 @@ class Daemon:
 
     def _reload(self) -> None:
         self.app.reload()
+
+    async def _config_watcher(self) -> None:
+        """Reload when the config file changes (as on SIGHUP); a broken file is tried once."""
+        assert self._stop is not None
+        seen = _file_stamp(self.app.config.path)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), CONFIG_WATCH)
+            stamp = _file_stamp(self.app.config.path)
+            if stamp != seen and stamp is not None:
+                seen = stamp
+                log.info("%s changed on disk, reloading", self.app.config.path)
+                self._reload()
 
     def _install_signals(self) -> None:
         assert self._loop is not None
@@ -177,6 +193,14 @@ class Daemon:
             return MAX_SEND_WAIT
         wait = (due - self.app.now()) / timedelta(seconds=1)
         return max(0.05, min(wait, MAX_SEND_WAIT))
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # mid-save by an editor: look again next time
+    return st.st_mtime_ns, st.st_size
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

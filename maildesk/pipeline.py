@@ -19,12 +19,13 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from maildesk import views
 from maildesk.app import App
 from maildesk.errors import NotMail, StoreUnavailable
 from maildesk.guard import is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
 from maildesk.notify.outbox import Notification, enqueue
-from maildesk.routing.rules import RoutingDecision, route
+from maildesk.routing.rules import STRATEGIES, RoutingDecision, route
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import Attachment, Message, RawMessage, Ticket
@@ -40,7 +41,8 @@ class Outcome:
     """What processing one raw message did."""
 
     raw_id: int
-    status: str  # created, appended, reopened, followup, duplicate, ignored, quarantined, skipped
+    # created, appended, reopened, followup, duplicate, ignored, dropped, quarantined, skipped
+    status: str
     ticket_id: int | None = None
     ref: str | None = None
     reason: str = ""
@@ -76,6 +78,7 @@ def process_pending(app: App, limit: int = 100) -> list[Outcome]:
 
 def process(app: App, raw_id: int) -> Outcome:
     """Run the pipeline for one stored message; quarantine it if anything goes wrong."""
+    app = app.pinned()  # a config reload mid-message does not change this message's rules
     for attempt in (1, 2):
         try:
             with transaction(app.sessions) as session:
@@ -160,7 +163,24 @@ def _new_ticket(
     follow_up_of: Ticket | None = None,
 ) -> Outcome:
     config = app.config
-    decision = route(msg, config.rules, config.default_queue.name)
+    decision = route(
+        msg,
+        config.rules,
+        config.default_queue.name,
+        config.route_context(now, raw.envelope_to),
+        matrix=config.priority_matrix,
+    )
+    if decision.dropped_by is not None:
+        raw.status = "spam"
+        raw.reason = (
+            f"dropped by rule {decision.dropped_by!r} (matched: {', '.join(decision.matched)})"
+        )
+        log.info("dropped %s (raw %s): %s", msg.message_id, raw.id, raw.reason)
+        return Outcome(raw.id, "dropped", reason=raw.reason)
+    assignee = decision.assignee
+    if assignee in STRATEGIES:
+        candidates = [a.email for a in config.agents_of(decision.queue)]
+        assignee = repo.pick_agent(session, assignee, candidates)
     contact = repo.contact_for(session, requester, msg.from_name, now)
     ticket = Ticket(
         subject=strip_ref_tag(msg.subject, config.desk.ref_prefix) or "(no subject)",
@@ -169,7 +189,7 @@ def _new_ticket(
         queue=decision.queue,
         type=decision.type,
         category=decision.category,
-        assignee=decision.assignee,
+        assignee=assignee,
         requester_id=contact.id,
         tags=list(decision.tags),
         reply_token=secrets.token_hex(10),
@@ -184,7 +204,7 @@ def _new_ticket(
     repo.add_event(
         session, ticket, "created", now, actor=requester, message_id=msg.message_id, ref=ref
     )
-    repo.add_event(session, ticket, "routed", now, **_routing_data(decision))
+    repo.add_event(session, ticket, "routed", now, **views.decision_json(decision, assignee))
     if follow_up_of is not None:
         repo.add_event(
             session,
@@ -273,18 +293,6 @@ def _store_message(
     return message
 
 
-def _routing_data(decision: RoutingDecision) -> dict[str, Any]:
-    return {
-        "matched": list(decision.matched),
-        "queue": decision.queue,
-        "priority": decision.priority,
-        "type": decision.type,
-        "category": decision.category,
-        "assignee": decision.assignee,
-        "tags": list(decision.tags),
-    }
-
-
 def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
     """The `ticket` variable templates see."""
     return {
@@ -348,6 +356,8 @@ def _notify_created(
     suppressed = (
         "acknowledgements are off"
         if not config.notify.acknowledge or (queue is not None and not queue.acknowledge)
+        else f"no acknowledgement by rule (matched: {', '.join(decision.matched)})"
+        if decision.acknowledge is False
         else verdict.reason
         if not verdict.allowed
         else None
@@ -364,9 +374,12 @@ def _notify_created(
         log.info("no acknowledgement for %s (%s): %s", ref, msg.message_id, suppressed)
     else:
         recipient = {"email": requester, "name": ticket.requester.name}
-        rendered = app.templates.render(
-            "requester/ticket_created", {**context, "recipient": recipient}
+        template = (
+            f"requester/{decision.acknowledge}"
+            if isinstance(decision.acknowledge, str)
+            else "requester/ticket_created"
         )
+        rendered = app.templates.render(template, {**context, "recipient": recipient})
         send(
             Notification(
                 kind="acknowledgement",

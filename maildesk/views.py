@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from maildesk.ingest.parse import parse_message
+from maildesk.routing.rules import STRATEGIES, RoutingDecision
 from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket
 
 
@@ -110,4 +111,23 @@ def quarantine_json(raw: RawMessage) -> dict[str, Any]:
         "from": sender,
         "subject": subject,
         "reason": raw.reason,
+    }
+
+
+def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dict[str, Any]:
+    """A routing decision as the `routed` event and `route test --json` show it."""
+    strategy = decision.assignee in STRATEGIES
+    return {
+        "matched": list(decision.matched),
+        "queue": decision.queue,
+        "priority": decision.priority,
+        "impact": decision.impact,
+        "urgency": decision.urgency,
+        "type": decision.type,
+        "category": decision.category,
+        "assignee": assignee if strategy or assignee else decision.assignee,
+        "assigned_by": decision.assignee if strategy else None,
+        "tags": list(decision.tags),
+        "acknowledge": decision.acknowledge,
+        "dropped_by": decision.dropped_by,
     }

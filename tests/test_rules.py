@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from maildesk.routing.rules import Rule, compile_rules, route
+from maildesk.routing import rules as routing
+from maildesk.routing.rules import RoutingDecision, Rule, compile_rules
 
 QUEUES = {"it", "infra", "facilities"}
 AGENTS = {"alice@example.com", "bob@example.com"}
@@ -26,6 +27,11 @@ class Mail:
     to: tuple[str, ...] = ("support@example.com",)
     cc: tuple[str, ...] = ()
     body_text: str = "The printer on floor 2 is jammed."
+
+
+def route(msg: Mail, rules: list[Rule], default_queue: str) -> RoutingDecision:
+    """Route with explanations, as `maildesk route test` does."""
+    return routing.route(msg, rules, default_queue, explain=True)
 
 
 def compiled(*tables: dict[str, Any]) -> list[Rule]:
@@ -108,7 +114,7 @@ def test_all_conditions_must_hold() -> None:
     assert route(Mail(subject="VPN", from_addr="ceo@example.com"), rules, "it").priority == "P1"
     miss = route(Mail(subject="VPN", from_addr="intern@example.com"), rules, "it")
     assert miss.priority == "P3"
-    assert "from does not match /^ceo@/" in miss.results[0].reason
+    assert "from regex /^ceo@/: no" in miss.results[0].reason
 
 
 def test_rule_without_conditions_always_matches() -> None:
@@ -183,9 +189,8 @@ def test_compiled_rule_shape() -> None:
     [rule] = compiled({**SPEC_RULE, "stop": True})
     assert rule.name == "outages are P1 for infra"
     assert rule.stop is True
-    assert [(c.field, c.pattern.pattern) for c in rule.conditions] == [
-        ("subject", "(?i)outage|down")
-    ]
+    assert rule.condition is not None
+    assert rule.condition.text == "subject regex /(?i)outage|down/"
     assert (rule.actions.queue, rule.actions.priority, rule.actions.type) == (
         "infra",
         "P1",
@@ -249,7 +254,8 @@ def test_compiled_rule_shape() -> None:
         ({"name": "r", "set": {"priority": 1}}, "[[rules]] 'r' key 'set.priority'", ("string",)),
         ({"name": "r", "set": ["queue", "it"]}, "[[rules]] 'r' key 'set'", ("table",)),
         ({"name": "r", "stop": "yes"}, "[[rules]] 'r' key 'stop'", ("true or false",)),
-        ({"name": "r", "when": {}}, "[[rules]] 'r' key 'when'", ("unknown key",)),
+        ({"name": "r", "whenever": {}}, "[[rules]] 'r' key 'whenever'", ("unknown key",)),
+        ({"name": "r", "when": {}}, "[[rules]] 'r' key 'when.field'", ("unknown field",)),
         ({"match": {"subject": "x"}}, "[[rules]] #1 key 'name'", ("required",)),
         ({"name": "  "}, "[[rules]] #1 key 'name'", ("required",)),
     ],

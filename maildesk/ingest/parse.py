@@ -86,6 +86,8 @@ class ParsedMessage:
     headers: tuple[tuple[str, str], ...]  # (lower-cased name, decoded value), in order
     content_type: str
     defects: tuple[str, ...] = ()
+    size: int = 0  # bytes of the raw message
+    charsets: tuple[str, ...] = ()  # declared charsets of the text parts, lower-cased
 
     def header(self, name: str) -> str | None:
         """First value of a header (case-insensitive), or None."""
@@ -138,6 +140,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
         headers=tuple(_all_headers(raw)),
         content_type=_safe(lambda: msg.get_content_type(), "text/plain"),
         defects=tuple(_defects(mp)),
+        size=len(raw),
+        charsets=tuple(_safe(lambda: _charsets(msg), ())),
     )
 
 
@@ -303,6 +307,15 @@ def _attachments(mp: Any) -> list[ParsedAttachment]:
             )
         )
     return out
+
+
+def _charsets(msg: Message) -> tuple[str, ...]:
+    found = (
+        part.get_content_charset()
+        for part in msg.walk()
+        if part.get_content_maintype() == "text" and not part.get_filename()
+    )
+    return tuple(dict.fromkeys(c.lower() for c in found if c))
 
 
 def _defects(mp: Any) -> list[str]:

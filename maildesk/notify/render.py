@@ -76,12 +76,14 @@ class Templates:
             html = html_template.render(dict(context))
         return Rendered(subject=one_line(subject), text=body.strip() + "\n", html=html)
 
-    def check(self, sample: Mapping[str, Any]) -> list[str]:
-        """Render every template with a sample context; return the problems found."""
+    def check(self, sample: Mapping[str, Any], only: Sequence[str] = TEMPLATES) -> list[str]:
+        """Render templates (default: every one maildesk uses) with a sample context."""
         problems = []
-        for name in TEMPLATES:
+        for name in only:
             try:
                 self.render(name, sample)
+            except TemplateNotFound:
+                problems.append(f"no template {name}.txt.j2 (shipped or in [notify] templates)")
             except (TemplateError, KeyError, TypeError, ValueError) as exc:
                 problems.append(f"{name}: {type(exc).__name__}: {exc}")
         return problems

@@ -1,77 +1,81 @@
 """Routing rules: compile `[[rules]]` from config, evaluate them against a parsed message.
 
-A rule is `match` (every condition must hold) plus `set` (what it decides) plus optional
-`stop`. Rules run in order; a later match refines an earlier one unless an earlier rule
-stopped evaluation. Evaluation is pure: no database, no clock.
+A rule is conditions (`match` shorthand and/or a `when` tree, all must hold) plus `set`
+(what it decides) plus optional `stop` and `drop`. Rules run in order; a later match
+refines an earlier one unless an earlier rule stopped evaluation. Evaluation is pure: no
+database, no clock (the time of day comes in the RouteContext). Conditions live in
+`conditions.py`; docs/routing.md is the reference.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
+
+from maildesk.routing.conditions import (
+    Condition,
+    Facts,
+    Problems,
+    Routable,
+    RouteContext,
+    all_of,
+    compile_condition,
+    compile_match,
+)
+
+__all__ = ["Routable", "RouteContext", "RoutingDecision", "Rule", "compile_rules", "route"]
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
 TYPES = ("incident", "request", "problem", "change")
-MATCH_FIELDS = ("subject", "from", "to", "cc", "recipients", "body")
-SET_KEYS = ("queue", "priority", "type", "category", "assignee", "tags")
-RULE_KEYS = ("name", "match", "set", "stop")
-
-
-class Routable(Protocol):
-    """What the router reads from a message."""
-
-    @property
-    def subject(self) -> str: ...
-    @property
-    def from_addr(self) -> str: ...
-    @property
-    def to(self) -> tuple[str, ...]: ...
-    @property
-    def cc(self) -> tuple[str, ...]: ...
-    @property
-    def body_text(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class Condition:
-    field: str
-    pattern: re.Pattern[str]
-
-    def values(self, msg: Routable) -> tuple[str, ...]:
-        if self.field == "subject":
-            return (msg.subject,)
-        if self.field == "from":
-            return (msg.from_addr,)
-        if self.field == "to":
-            return msg.to
-        if self.field == "cc":
-            return msg.cc
-        if self.field == "recipients":
-            return (*msg.to, *msg.cc)
-        return (msg.body_text,)
-
-    def holds(self, msg: Routable) -> bool:
-        return any(self.pattern.search(v) for v in self.values(msg))
+LEVELS = ("high", "medium", "low")  # impact and urgency
+STRATEGIES = ("round-robin", "least-open")  # assignee strategies among the queue's agents
+SET_KEYS = (
+    "queue",
+    "priority",
+    "impact",
+    "urgency",
+    "type",
+    "category",
+    "assignee",
+    "tags",
+    "acknowledge",
+)
+RULE_KEYS = ("name", "match", "when", "set", "stop", "drop")
+# ITIL default: impact x urgency -> priority; `[priority_matrix]` in config overrides it.
+DEFAULT_MATRIX: Mapping[tuple[str, str], str] = {
+    ("high", "high"): "P1",
+    ("high", "medium"): "P2",
+    ("high", "low"): "P3",
+    ("medium", "high"): "P2",
+    ("medium", "medium"): "P3",
+    ("medium", "low"): "P4",
+    ("low", "high"): "P3",
+    ("low", "medium"): "P4",
+    ("low", "low"): "P4",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Actions:
     queue: str | None = None
     priority: str | None = None
+    impact: str | None = None
+    urgency: str | None = None
     type: str | None = None
     category: str | None = None
-    assignee: str | None = None
+    assignee: str | None = None  # an agent's address or a strategy
     tags: tuple[str, ...] = ()
+    acknowledge: bool | str | None = None  # false: none; a name: requester/<name> template
 
 
 @dataclass(frozen=True, kw_only=True)
 class Rule:
     name: str
-    conditions: tuple[Condition, ...]
+    condition: Condition | None  # None: always matches
     actions: Actions
     stop: bool = False
+    drop: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,65 +92,85 @@ class RuleResult:
 class RoutingDecision:
     queue: str
     priority: str = "P3"
+    impact: str | None = None
+    urgency: str | None = None
     type: str = "incident"
     category: str | None = None
     assignee: str | None = None
     tags: tuple[str, ...] = ()
+    acknowledge: bool | str = True  # True: the default template; a name: that template
+    dropped_by: str | None = None  # the rule that dropped the message (stored as spam)
     matched: tuple[str, ...] = ()
     results: tuple[RuleResult, ...] = field(default=(), compare=False)
 
 
-def route(msg: Routable, rules: Iterable[Rule], default_queue: str) -> RoutingDecision:
-    """Apply rules in order and return the decision, recording which rules matched and why."""
+def route(
+    msg: Routable,
+    rules: Iterable[Rule],
+    default_queue: str,
+    ctx: RouteContext | None = None,
+    *,
+    matrix: Mapping[tuple[str, str], str] = DEFAULT_MATRIX,
+    explain: bool = False,
+) -> RoutingDecision:
+    """Apply rules in order and return the decision; with explain, say why for each rule."""
+    facts = Facts(msg, ctx or RouteContext())
     decision = RoutingDecision(queue=default_queue)
     results: list[RuleResult] = []
     stopped_by: str | None = None
     for rule in rules:
         if stopped_by is not None:
-            results.append(
-                RuleResult(
-                    rule=rule.name, matched=False, skipped=True, reason=f"stopped by {stopped_by!r}"
-                )
-            )
+            if explain:
+                why = f"not evaluated: stopped by {stopped_by!r}"
+                results.append(RuleResult(rule=rule.name, matched=False, skipped=True, reason=why))
             continue
-        failed = next((c for c in rule.conditions if not c.holds(msg)), None)
-        if failed is not None:
-            reason = f"{failed.field} does not match /{failed.pattern.pattern}/"
-            results.append(RuleResult(rule=rule.name, matched=False, reason=reason))
+        cond = rule.condition
+        if explain:
+            ok, why = cond.explain(facts) if cond else (True, "no conditions (always matches)")
+            results.append(RuleResult(rule=rule.name, matched=ok, reason=why))
+        else:
+            ok = cond is None or cond.holds(facts)
+        if not ok:
             continue
-        decision = _apply(decision, rule)
-        results.append(RuleResult(rule=rule.name, matched=True, reason=_why(rule)))
-        if rule.stop:
+        decision = _apply(decision, rule, matrix)
+        if rule.stop or rule.drop:
             stopped_by = rule.name
     return replace(decision, results=tuple(results))
 
 
-def _apply(d: RoutingDecision, rule: Rule) -> RoutingDecision:
+def _apply(
+    d: RoutingDecision, rule: Rule, matrix: Mapping[tuple[str, str], str]
+) -> RoutingDecision:
     a = rule.actions
+    priority = a.priority or d.priority
+    impact, urgency = a.impact or d.impact, a.urgency or d.urgency
+    if a.impact or a.urgency:
+        priority = matrix[(impact or "medium", urgency or "medium")]
     return replace(
         d,
         queue=a.queue or d.queue,
-        priority=a.priority or d.priority,
+        priority=priority,
+        impact=impact,
+        urgency=urgency,
         type=a.type or d.type,
         category=a.category or d.category,
         assignee=a.assignee or d.assignee,
         tags=d.tags + tuple(t for t in a.tags if t not in d.tags),
+        acknowledge=d.acknowledge if a.acknowledge is None else a.acknowledge,
+        dropped_by=rule.name if rule.drop else d.dropped_by,
         matched=(*d.matched, rule.name),
     )
 
 
-def _why(rule: Rule) -> str:
-    if not rule.conditions:
-        return "no conditions (always matches)"
-    return " and ".join(f"{c.field} matches /{c.pattern.pattern}/" for c in rule.conditions)
-
-
 def compile_rules(
-    tables: list[dict[str, Any]], *, queues: set[str], agents: set[str]
-) -> tuple[list[Rule], list[tuple[str, str]]]:
+    tables: list[dict[str, Any]],
+    *,
+    queues: set[str],
+    agents: set[str],
+) -> tuple[list[Rule], Problems]:
     """Compile rule tables; return the rules and every problem as (place, message)."""
     rules: list[Rule] = []
-    problems: list[tuple[str, str]] = []
+    problems: Problems = []
     names: set[str] = set()
     for i, t in enumerate(tables):
         name = t.get("name")
@@ -161,43 +185,38 @@ def compile_rules(
             names.add(name)
         for key in t:
             if key not in RULE_KEYS:
-                problems.append((f"{place} key '{key}'", "unknown key"))
-        conditions = _conditions(t.get("match", {}), place, problems)
+                problems.append(
+                    (f"{place} key '{key}'", f"unknown key (known: {', '.join(RULE_KEYS)})")
+                )
+        conditions = compile_match(t.get("match", {}), place, problems)
+        if "when" in t:
+            when = compile_condition(t["when"], place, problems)
+            conditions += [when] if when is not None else []
         actions = _actions(t.get("set", {}), place, problems, queues=queues, agents=agents)
-        stop = t.get("stop", False)
-        if not isinstance(stop, bool):
-            problems.append((f"{place} key 'stop'", f"must be true or false, got {stop!r}"))
-            stop = False
-        rules.append(Rule(name=name, conditions=conditions, actions=actions, stop=stop))
+        flags = {}
+        for key in ("stop", "drop"):
+            flags[key] = t.get(key, False)
+            if not isinstance(flags[key], bool):
+                problems.append(
+                    (f"{place} key '{key}'", f"must be true or false, got {flags[key]!r}")
+                )
+                flags[key] = False
+        rules.append(
+            Rule(
+                name=name,
+                condition=all_of(conditions) if conditions else None,
+                actions=actions,
+                stop=flags["stop"],
+                drop=flags["drop"],
+            )
+        )
     return rules, problems
-
-
-def _conditions(
-    match: object, place: str, problems: list[tuple[str, str]]
-) -> tuple[Condition, ...]:
-    if not isinstance(match, Mapping):
-        problems.append((f"{place} key 'match'", "must be a table of field = regex"))
-        return ()
-    out = []
-    for key, value in match.items():
-        where = f"{place} key 'match.{key}'"
-        if key not in MATCH_FIELDS:
-            problems.append((where, f"unknown field (known: {', '.join(MATCH_FIELDS)})"))
-            continue
-        if not isinstance(value, str):
-            problems.append((where, f"must be a regular expression string, got {value!r}"))
-            continue
-        try:
-            out.append(Condition(field=key, pattern=re.compile(value)))
-        except re.error as exc:
-            problems.append((where, f"invalid regular expression {value!r}: {exc}"))
-    return tuple(out)
 
 
 def _actions(
     values: object,
     place: str,
-    problems: list[tuple[str, str]],
+    problems: Problems,
     *,
     queues: set[str],
     agents: set[str],
@@ -208,9 +227,11 @@ def _actions(
     allowed: dict[str, Iterable[str] | None] = {
         "queue": sorted(queues),
         "priority": PRIORITIES,
+        "impact": LEVELS,
+        "urgency": LEVELS,
         "type": TYPES,
         "category": None,
-        "assignee": sorted(agents),
+        "assignee": [*STRATEGIES, *sorted(agents)],
     }
     found: dict[str, Any] = {}
     for key, value in values.items():
@@ -218,17 +239,56 @@ def _actions(
         if key not in SET_KEYS:
             problems.append((where, f"unknown action (known: {', '.join(SET_KEYS)})"))
         elif key == "tags":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 problems.append((where, f"must be a list of strings, got {value!r}"))
             else:
                 found["tags"] = tuple(value)
+        elif key == "acknowledge":
+            if not isinstance(value, bool | str) or value == "":
+                problems.append((where, f"must be true, false or a template name, got {value!r}"))
+            else:
+                found["acknowledge"] = value
         elif not isinstance(value, str):
             problems.append((where, f"must be a string, got {value!r}"))
         else:
             choices = allowed[key]
-            normalised = value.lower() if key == "assignee" else value
+            normalised = value.lower() if key in ("assignee", "impact", "urgency") else value
             if choices is not None and normalised not in choices:
                 problems.append((where, f"unknown {key} {value!r} (known: {', '.join(choices)})"))
             else:
                 found[key] = normalised
+    if "priority" in found and ("impact" in found or "urgency" in found):
+        problems.append((f"{place} key 'set'", "set either priority or impact/urgency, not both"))
     return Actions(**found)
+
+
+def compile_matrix(
+    table: object, place: str = "[priority_matrix]"
+) -> tuple[dict[tuple[str, str], str], Problems]:
+    """`[priority_matrix]` high = { high = "P1", ... }: every impact x urgency, checked."""
+    matrix = dict(DEFAULT_MATRIX)
+    problems: Problems = []
+    if table is None:
+        return matrix, problems
+    if not isinstance(table, Mapping):
+        return matrix, [(place, "must be a table of impact = { urgency = priority }")]
+    for impact, row in table.items():
+        if impact not in LEVELS:
+            problems.append(
+                (f"{place} key '{impact}'", f"unknown impact (known: {', '.join(LEVELS)})")
+            )
+            continue
+        if not isinstance(row, Mapping):
+            problems.append((f"{place} key '{impact}'", "must be a table of urgency = priority"))
+            continue
+        for urgency, priority in row.items():
+            where = f"{place} key '{impact}.{urgency}'"
+            if urgency not in LEVELS:
+                problems.append((where, f"unknown urgency (known: {', '.join(LEVELS)})"))
+            elif priority not in PRIORITIES:
+                problems.append(
+                    (where, f"unknown priority {priority!r} (known: {', '.join(PRIORITIES)})")
+                )
+            else:
+                matrix[(impact, urgency)] = priority
+    return matrix, problems

@@ -122,6 +122,33 @@ def add_event(
     return event
 
 
+OPEN_STATUSES = ("new", "open", "pending", "on-hold")
+
+
+def pick_agent(session: Session, strategy: str, candidates: Sequence[str]) -> str | None:
+    """An assignee among candidates: round-robin (longest since last assigned) or least-open.
+
+    Both are computed from the tickets themselves, so they need no counter and hold across
+    restarts and several daemons; ties go to the order the agents are configured in.
+    """
+    if not candidates:
+        return None
+    if strategy == "least-open":
+        stmt = (
+            select(Ticket.assignee, func.count())
+            .where(Ticket.assignee.in_(candidates), Ticket.status.in_(OPEN_STATUSES))
+            .group_by(Ticket.assignee)
+        )
+    else:
+        stmt = (
+            select(Ticket.assignee, func.max(Ticket.id))
+            .where(Ticket.assignee.in_(candidates))
+            .group_by(Ticket.assignee)
+        )
+    score = {row[0]: int(row[1]) for row in session.execute(stmt)}
+    return min(candidates, key=lambda a: score.get(a, 0))
+
+
 def list_tickets(
     session: Session, *, status: str | None = None, queue: str | None = None, limit: int = 1000
 ) -> list[Ticket]:

@@ -1,0 +1,385 @@
+"""Rule conditions: compiled once from TOML into predicates over a message's facts.
+
+A leaf condition is a table with `field`, exactly one operator key and, for `header`, a
+`name`:  { field = "from", domain = ["vendor.example", "alerts.example"] }.
+Combinators: { all = [...] }, { any = [...] }, { not = {...} }. The `match` shorthand of
+a rule ({ subject = "(?i)outage" }) is a list of `regex` leaves, all of which must hold.
+
+Every leaf is compiled to a closure at load (regexes and globs compiled, lists turned into
+sets), so evaluating a rule is a few function calls; `explain` gives the reason a
+condition held or failed, for `maildesk route test`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any, Protocol
+
+Problems = list[tuple[str, str]]
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# field -> kind: "text" (one string), "texts" (several), "number", "flag", "time", "day"
+FIELDS: dict[str, str] = {
+    "subject": "text",
+    "from": "text",
+    "from_domain": "text",
+    "to": "texts",
+    "cc": "texts",
+    "recipients": "texts",  # to, cc and the envelope recipients
+    "body": "text",
+    "header": "texts",  # with name = "X-Whatever"; every value of a repeated header
+    "attachment_name": "texts",
+    "attachment_type": "texts",
+    "attachment_count": "number",
+    "size": "number",  # bytes of the raw message
+    "charset": "texts",  # declared charsets of the text parts
+    "language": "texts",  # Content-Language
+    "sender_is_agent": "flag",
+    "sender_is_vip": "flag",
+    "hour": "number",  # 0-23 in the desk's timezone, when the message is routed
+    "time": "time",  # "HH:MM"; use `between = ["18:00", "08:00"]` (wraps midnight)
+    "weekday": "day",  # mon..sun
+}
+TEXT_OPS = ("equals", "contains", "regex", "glob", "in", "domain", "exists")
+NUMBER_OPS = ("equals", "in", "lt", "le", "gt", "ge", "between", "exists")
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "text": TEXT_OPS,
+    "texts": TEXT_OPS,
+    "number": NUMBER_OPS,
+    "flag": ("is",),
+    "time": ("between",),
+    "day": ("equals", "in"),
+}
+LEAF_KEYS = {"field", "name"}
+
+
+class Routable(Protocol):
+    """What the router reads from a message (a ParsedMessage satisfies it)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def from_addr(self) -> str: ...
+    @property
+    def to(self) -> tuple[str, ...]: ...
+    @property
+    def cc(self) -> tuple[str, ...]: ...
+    @property
+    def body_text(self) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteContext:
+    """What routing needs besides the message: who is who, and when (in the desk's zone)."""
+
+    now: datetime | None = None
+    agents: frozenset[str] = frozenset()
+    vips: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain
+    envelope_to: tuple[str, ...] = ()
+
+
+class Facts:
+    """The values conditions look at, computed once per message and on first use."""
+
+    def __init__(self, msg: Routable, ctx: RouteContext) -> None:
+        self.msg, self.ctx = msg, ctx
+        self._cache: dict[str, tuple[Any, ...]] = {}
+
+    def values(self, name: str, header: str | None = None) -> tuple[Any, ...]:
+        key = f"header:{header}" if header else name
+        if key not in self._cache:
+            self._cache[key] = self._compute(name, header)
+        return self._cache[key]
+
+    def _compute(self, name: str, header: str | None) -> tuple[Any, ...]:
+        m, ctx = self.msg, self.ctx
+        sender = m.from_addr.lower()
+        attachments = getattr(m, "attachments", ())
+        local = ctx.now
+        match name:
+            case "subject":
+                return (m.subject,)
+            case "from":
+                return (sender,)
+            case "from_domain":
+                return (sender.rpartition("@")[2],)
+            case "to":
+                return m.to
+            case "cc":
+                return m.cc
+            case "recipients":
+                return tuple(dict.fromkeys((*m.to, *m.cc, *ctx.envelope_to)))
+            case "body":
+                return (m.body_text,)
+            case "header":
+                wanted = (header or "").lower()
+                return tuple(v for k, v in getattr(m, "headers", ()) if k == wanted)
+            case "attachment_name":
+                return tuple(a.filename for a in attachments)
+            case "attachment_type":
+                return tuple(a.content_type for a in attachments)
+            case "attachment_count":
+                return (len(attachments),)
+            case "size":
+                return (getattr(m, "size", 0),)
+            case "charset":
+                return tuple(getattr(m, "charsets", ()))
+            case "language":
+                values = (v for k, v in getattr(m, "headers", ()) if k == "content-language")
+                return tuple(lang.strip().lower() for v in values for lang in v.split(","))
+            case "sender_is_agent":
+                return (sender in ctx.agents,)
+            case "sender_is_vip":
+                domain = "@" + sender.rpartition("@")[2]
+                return (any(v in (sender, domain) for v in ctx.vips),)
+            case "hour":
+                return (local.hour,) if local else ()
+            case "time":
+                return (local.time(),) if local else ()
+            case "weekday":
+                return (WEEKDAYS[local.weekday()],) if local else ()
+        raise AssertionError(f"unknown field {name}")
+
+
+Predicate = Callable[[Facts], bool]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled condition: `holds` for routing, `explain` for `route test`."""
+
+    holds: Predicate
+    text: str  # e.g. "subject regex /(?i)outage/"
+    parts: tuple[Condition, ...] = field(default=())
+    kind: str = "leaf"  # leaf, all, any, not
+
+    def explain(self, facts: Facts) -> tuple[bool, str]:
+        """Whether it holds, and the reason: the first failing part, or what matched."""
+        ok = self.holds(facts)
+        if self.kind == "leaf":
+            return ok, f"{self.text}: {'yes' if ok else 'no'}"
+        if self.kind == "not":
+            _, inner = self.parts[0].explain(facts)
+            return ok, f"not ({inner})"
+        details = [part.explain(facts) for part in self.parts]
+        if self.kind == "all":
+            failed = next((why for part_ok, why in details if not part_ok), None)
+            return ok, failed if failed else " and ".join(why for _, why in details)
+        matched = next((why for part_ok, why in details if part_ok), None)
+        return ok, matched if matched else "none of: " + "; ".join(why for _, why in details)
+
+
+def all_of(parts: Iterable[Condition]) -> Condition:
+    items = tuple(parts)
+    preds = tuple(p.holds for p in items)
+    if len(preds) == 1:
+        return items[0]
+    return Condition(lambda f: all(p(f) for p in preds), "all", items, "all")
+
+
+def compile_match(match: object, place: str, problems: Problems) -> list[Condition]:
+    """The shorthand `match = { field = "regex", ... }`: regex leaves, all must hold."""
+    if not isinstance(match, Mapping):
+        problems.append((f"{place} key 'match'", "must be a table of field = regex"))
+        return []
+    out = []
+    for key, value in match.items():
+        where = f"{place} key 'match.{key}'"
+        if key not in FIELDS or FIELDS[key] not in ("text", "texts") or key == "header":
+            known = [f for f, k in FIELDS.items() if k in ("text", "texts") and f != "header"]
+            problems.append((where, f"unknown field (known: {', '.join(known)})"))
+            continue
+        leaf = _leaf(key, "regex", value, None, where, problems)
+        if leaf is not None:
+            out.append(leaf)
+    return out
+
+
+def compile_condition(
+    spec: object, place: str, problems: Problems, path: str = "when"
+) -> Condition | None:
+    """Compile a `when` tree; append a problem (naming rule and key path) for each error."""
+
+    def at(key: str | None = None) -> str:
+        return f"{place} key '{path}.{key}'" if key else f"{place} key '{path}'"
+
+    if not isinstance(spec, Mapping):
+        problems.append((at(), f"a condition must be a table, got {spec!r}"))
+        return None
+    combinators = [k for k in ("all", "any", "not") if k in spec]
+    if combinators:
+        key = combinators[0]
+        if len(spec) != 1:
+            extra = ", ".join(sorted(str(k) for k in spec if k != key))
+            problems.append((at(), f"'{key}' cannot be combined with {extra} in one table"))
+            return None
+        body = spec[key]
+        if key == "not":
+            inner = compile_condition(body, place, problems, f"{path}.not")
+            if inner is None:
+                return None
+            pred = inner.holds
+            return Condition(lambda f: not pred(f), "not", (inner,), "not")
+        if not isinstance(body, list) or not body:
+            problems.append((at(key), "must be a non-empty list of conditions"))
+            return None
+        parts = [
+            compile_condition(c, place, problems, f"{path}.{key}[{i}]") for i, c in enumerate(body)
+        ]
+        if any(p is None for p in parts):
+            return None
+        compiled = tuple(p for p in parts if p is not None)
+        preds = tuple(p.holds for p in compiled)
+        if key == "all":
+            return Condition(lambda f: all(p(f) for p in preds), "all", compiled, "all")
+        return Condition(lambda f: any(p(f) for p in preds), "any", compiled, "any")
+    name = spec.get("field")
+    if name not in FIELDS:
+        problems.append(
+            (
+                at("field"),
+                f"unknown field {name!r} (known: {', '.join(FIELDS)}); or use all/any/not",
+            )
+        )
+        return None
+    ops = [k for k in spec if k not in LEAF_KEYS]
+    allowed = OPERATORS[FIELDS[name]]
+    if len(ops) != 1 or ops[0] not in allowed:
+        problems.append(
+            (
+                at(),
+                f"field {name!r} needs exactly one operator of: {', '.join(allowed)} "
+                f"(got {', '.join(map(str, ops)) or 'none'})",
+            )
+        )
+        return None
+    header = spec.get("name")
+    if name == "header" and not (isinstance(header, str) and header.strip()):
+        problems.append((at("name"), "field 'header' needs name = \"Header-Name\""))
+        return None
+    if name != "header" and "name" in spec:
+        problems.append((at("name"), "only field 'header' takes a name"))
+        return None
+    return _leaf(name, ops[0], spec[ops[0]], header, at(ops[0]), problems)
+
+
+def _leaf(
+    name: str, op: str, value: object, header: str | None, where: str, problems: Problems
+) -> Condition | None:
+    label = f"header {header}" if header else name
+    try:
+        test = _operator(FIELDS[name], op, value)
+    except ValueError as exc:
+        problems.append((where, str(exc)))
+        return None
+
+    def holds(facts: Facts) -> bool:
+        return test(facts.values(name, header))
+
+    return Condition(holds, f"{label} {op} {_show(value)}")
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return f"/{value}/" if value else '""'
+    return repr(value)
+
+
+def _strings(value: object, op: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise ValueError(f"'{op}' takes a non-empty string or list of strings, got {value!r}")
+    return [str(v) for v in items]
+
+
+def _operator(kind: str, op: str, value: object) -> Callable[[tuple[Any, ...]], bool]:
+    """The test for one operator on a field's values (true if any value passes)."""
+    if op == "exists" or op == "is":
+        if not isinstance(value, bool):
+            raise ValueError(f"'{op}' takes true or false, got {value!r}")
+        if op == "is":
+            return lambda vs: bool(vs and vs[0]) is value
+        return lambda vs: any(v not in ("", None) for v in vs) is value
+    if kind in ("number",):
+        return _number_operator(op, value)
+    if kind == "time":
+        if not (isinstance(value, list) and len(value) == 2):
+            raise ValueError(f'\'between\' takes ["HH:MM", "HH:MM"], got {value!r}')
+        start, end = (_clock(v) for v in value)
+        if start <= end:
+            return lambda vs: any(start <= v < end for v in vs)
+        return lambda vs: any(v >= start or v < end for v in vs)  # wraps midnight
+    if kind == "day":
+        days = {d.lower()[:3] for d in _strings(value, op)}
+        unknown = days - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {sorted(unknown)} (use {', '.join(WEEKDAYS)})")
+        return lambda vs: any(v in days for v in vs)
+    if op == "regex":
+        if not isinstance(value, str):
+            raise ValueError(f"must be a regular expression string, got {value!r}")
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        search = pattern.search
+        return lambda vs: any(search(v) for v in vs)
+    needles = [s.lower() for s in _strings(value, op)]
+    if op in ("equals", "in"):
+        wanted = frozenset(needles)
+        return lambda vs: any(v.lower() in wanted for v in vs)
+    if op == "contains":
+        return lambda vs: any(n in v.lower() for v in vs for n in needles)
+    if op == "glob":
+        globs = [re.compile(fnmatch.translate(n)) for n in needles]
+        return lambda vs: any(g.match(v.lower()) for v in vs for g in globs)
+    if op == "domain":  # the address's domain is one of these, or a subdomain of one
+        suffixes = tuple("." + n.lstrip("@.") for n in needles)
+        exact = frozenset(n.lstrip("@.") for n in needles)
+
+        def in_domain(vs: tuple[Any, ...]) -> bool:
+            for v in vs:
+                domain = v.lower().rpartition("@")[2]
+                if domain in exact or domain.endswith(suffixes):
+                    return True
+            return False
+
+        return in_domain
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _number_operator(op: str, value: object) -> Callable[[tuple[Any, ...]], bool]:
+    def number(v: object) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"'{op}' takes a number, got {v!r}")
+        return float(v)
+
+    if op == "between":
+        if not (isinstance(value, list) and len(value) == 2):
+            raise ValueError(f"'between' takes [low, high], got {value!r}")
+        low, high = number(value[0]), number(value[1])
+        return lambda vs: any(low <= v <= high for v in vs)
+    if op in ("equals", "in"):
+        wanted = frozenset(number(v) for v in (value if isinstance(value, list) else [value]))
+        return lambda vs: any(v in wanted for v in vs)
+    limit = number(value)
+    compare: dict[str, Callable[[float], bool]] = {
+        "lt": lambda v: v < limit,
+        "le": lambda v: v <= limit,
+        "gt": lambda v: v > limit,
+        "ge": lambda v: v >= limit,
+    }
+    test = compare[op]
+    return lambda vs: any(test(v) for v in vs)
+
+
+def _clock(value: object) -> time:
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value):
+        hours, minutes = (int(x) for x in value.split(":"))
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ValueError(f'expected a time like "18:30", got {value!r}')
