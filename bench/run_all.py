@@ -15,19 +15,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
-    table = Table(
-        "benchmark",
-        "target",
-        "clients",
-        "msgs/s",
-        "p50 ms",
-        "p99 ms",
-        "tickets/s",
-        "ack p50 ms",
-        "ack p99 ms",
-        "peak RSS MB",
-        title="maildesk benchmarks",
-    )
+    console = Console(width=200)
     failed = 0
     for script in scripts:
         done = subprocess.run(
@@ -38,25 +26,15 @@ def main() -> int:
             print(f"{script.name} failed:\n{done.stderr}", file=sys.stderr)
             continue
         report = json.loads(done.stdout)
-        for row in report["results"]:
-            table.add_row(
-                report["benchmark"],
-                *(
-                    str(row.get(key, ""))
-                    for key in (
-                        "target",
-                        "clients",
-                        "msgs_per_s",
-                        "p50_ms",
-                        "p99_ms",
-                        "tickets_per_s",
-                        "ack_p50_ms",
-                        "ack_p99_ms",
-                        "peak_rss_mb",
-                    )
-                ),
-            )
-    Console(width=200).print(table)
+        rows = report["results"]
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        about = ", ".join(
+            f"{k} {v}" for k, v in report.items() if k not in ("benchmark", "results")
+        )
+        table = Table(*keys, title=f"{report['benchmark']} ({about})")
+        for row in rows:
+            table.add_row(*(str(row.get(k, "")) for k in keys))
+        console.print(table)
     return 1 if failed else 0
 
 

@@ -89,11 +89,24 @@ class Facts:
         self.msg, self.ctx = msg, ctx
         self._cache: dict[str, tuple[Any, ...]] = {}
 
-    def values(self, name: str, header: str | None = None) -> tuple[Any, ...]:
-        key = f"header:{header}" if header else name
-        if key not in self._cache:
-            self._cache[key] = self._compute(name, header)
-        return self._cache[key]
+    def values(
+        self, name: str, header: str | None = None, key: str | None = None
+    ) -> tuple[Any, ...]:
+        """A field's values; `key` (precompiled by the caller) names the cache slot."""
+        key = key or (f"header:{header.lower()}" if header else name)
+        try:
+            return self._cache[key]
+        except KeyError:
+            found = self._cache[key] = self._compute(name, header)
+            return found
+
+    def lowered(self, name: str, header: str | None, key: str, slot: str) -> tuple[Any, ...]:
+        """The field's values lower-cased (for the case-insensitive operators), cached."""
+        try:
+            return self._cache[slot]
+        except KeyError:
+            found = self._cache[slot] = tuple(v.lower() for v in self.values(name, header, key))
+            return found
 
     def _compute(self, name: str, header: str | None) -> tuple[Any, ...]:
         m, ctx = self.msg, self.ctx
@@ -277,8 +290,17 @@ def _leaf(
         problems.append((where, str(exc)))
         return None
 
-    def holds(facts: Facts) -> bool:
-        return test(facts.values(name, header))
+    key = f"header:{header.lower()}" if header else name
+    if op in LOWERED_OPS and FIELDS[name] in ("text", "texts"):
+        lowered = "lower:" + key
+
+        def holds(facts: Facts) -> bool:
+            return test(facts.lowered(name, header, key, lowered))
+
+    else:
+
+        def holds(facts: Facts) -> bool:
+            return test(facts.values(name, header, key))
 
     return Condition(holds, f"{label} {op} {_show(value)}")
 
@@ -326,30 +348,40 @@ def _operator(kind: str, op: str, value: object) -> Callable[[tuple[Any, ...]], 
             pattern = re.compile(value)
         except re.error as exc:
             raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
-        search = pattern.search
-        return lambda vs: any(search(v) for v in vs)
+        return _over(kind, pattern.search)
+    # The string operators below compare case-insensitively: they see lower-cased values
+    # (computed once per message, see Facts.lowered) and lower-cased needles.
     needles = [s.lower() for s in _strings(value, op)]
     if op in ("equals", "in"):
-        wanted = frozenset(needles)
-        return lambda vs: any(v.lower() in wanted for v in vs)
+        return _over(kind, frozenset(needles).__contains__)
     if op == "contains":
-        return lambda vs: any(n in v.lower() for v in vs for n in needles)
+        if len(needles) == 1:
+            needle = needles[0]
+            return _over(kind, lambda v: needle in v)
+        return _over(kind, lambda v: any(n in v for n in needles))
     if op == "glob":
-        globs = [re.compile(fnmatch.translate(n)) for n in needles]
-        return lambda vs: any(g.match(v.lower()) for v in vs for g in globs)
+        globs = re.compile("|".join(f"(?:{fnmatch.translate(n)})" for n in needles))
+        return _over(kind, globs.match)
     if op == "domain":  # the address's domain is one of these, or a subdomain of one
         suffixes = tuple("." + n.lstrip("@.") for n in needles)
         exact = frozenset(n.lstrip("@.") for n in needles)
 
-        def in_domain(vs: tuple[Any, ...]) -> bool:
-            for v in vs:
-                domain = v.lower().rpartition("@")[2]
-                if domain in exact or domain.endswith(suffixes):
-                    return True
-            return False
+        def in_domain(v: str) -> bool:
+            domain = v.rpartition("@")[2]
+            return domain in exact or domain.endswith(suffixes)
 
-        return in_domain
+        return _over(kind, in_domain)
     raise ValueError(f"unknown operator {op!r}")
+
+
+LOWERED_OPS = frozenset({"equals", "in", "contains", "glob", "domain"})
+
+
+def _over(kind: str, one: Callable[[str], object]) -> Callable[[tuple[Any, ...]], bool]:
+    """Lift a test on one string to a field: its single value, or any of its values."""
+    if kind == "text":  # always exactly one value: no generator on the hot path
+        return lambda vs: bool(one(vs[0]))
+    return lambda vs: any(one(v) for v in vs)
 
 
 def _number_operator(op: str, value: object) -> Callable[[tuple[Any, ...]], bool]:

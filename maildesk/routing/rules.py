@@ -10,7 +10,7 @@ database, no clock (the time of day comes in the RouteContext). Conditions live 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from maildesk.routing.conditions import (
@@ -115,14 +115,15 @@ def route(
 ) -> RoutingDecision:
     """Apply rules in order and return the decision; with explain, say why for each rule."""
     facts = Facts(msg, ctx or RouteContext())
-    decision = RoutingDecision(queue=default_queue)
+    matched: list[Rule] = []
     results: list[RuleResult] = []
     stopped_by: str | None = None
     for rule in rules:
         if stopped_by is not None:
-            if explain:
-                why = f"not evaluated: stopped by {stopped_by!r}"
-                results.append(RuleResult(rule=rule.name, matched=False, skipped=True, reason=why))
+            if not explain:
+                break
+            why = f"not evaluated: stopped by {stopped_by!r}"
+            results.append(RuleResult(rule=rule.name, matched=False, skipped=True, reason=why))
             continue
         cond = rule.condition
         if explain:
@@ -130,35 +131,37 @@ def route(
             results.append(RuleResult(rule=rule.name, matched=ok, reason=why))
         else:
             ok = cond is None or cond.holds(facts)
-        if not ok:
-            continue
-        decision = _apply(decision, rule, matrix)
-        if rule.stop or rule.drop:
-            stopped_by = rule.name
-    return replace(decision, results=tuple(results))
+        if ok:
+            matched.append(rule)
+            if rule.stop or rule.drop:
+                stopped_by = rule.name
+    return _decide(default_queue, matched, matrix, tuple(results))
 
 
-def _apply(
-    d: RoutingDecision, rule: Rule, matrix: Mapping[tuple[str, str], str]
+def _decide(
+    default_queue: str,
+    matched: list[Rule],
+    matrix: Mapping[tuple[str, str], str],
+    results: tuple[RuleResult, ...],
 ) -> RoutingDecision:
-    a = rule.actions
-    priority = a.priority or d.priority
-    impact, urgency = a.impact or d.impact, a.urgency or d.urgency
-    if a.impact or a.urgency:
-        priority = matrix[(impact or "medium", urgency or "medium")]
-    return replace(
-        d,
-        queue=a.queue or d.queue,
-        priority=priority,
-        impact=impact,
-        urgency=urgency,
-        type=a.type or d.type,
-        category=a.category or d.category,
-        assignee=a.assignee or d.assignee,
-        tags=d.tags + tuple(t for t in a.tags if t not in d.tags),
-        acknowledge=d.acknowledge if a.acknowledge is None else a.acknowledge,
-        dropped_by=rule.name if rule.drop else d.dropped_by,
-        matched=(*d.matched, rule.name),
+    """Fold the matched rules' actions, in order: later ones refine earlier ones."""
+    d: dict[str, Any] = {"queue": default_queue, "priority": "P3", "type": "incident"}
+    tags: dict[str, None] = {}
+    for rule in matched:
+        a = rule.actions
+        for key in ("queue", "priority", "impact", "urgency", "type", "category", "assignee"):
+            value = getattr(a, key)
+            if value:
+                d[key] = value
+        if a.impact or a.urgency:
+            d["priority"] = matrix[(d.get("impact") or "medium", d.get("urgency") or "medium")]
+        tags.update(dict.fromkeys(a.tags))
+        if a.acknowledge is not None:
+            d["acknowledge"] = a.acknowledge
+        if rule.drop:
+            d["dropped_by"] = rule.name
+    return RoutingDecision(
+        **d, tags=tuple(tags), matched=tuple(r.name for r in matched), results=results
     )
 
 
