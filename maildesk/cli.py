@@ -399,7 +399,10 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action == "list":
         rows = _read(
-            args, lambda app, s: [views.quarantine_json(r) for r in repo.list_quarantine(s)]
+            args,
+            lambda app, s: [
+                views.quarantine_json(r) for r in repo.list_quarantine(s, _set_aside(args))
+            ],
         )
         if args.json:
             _print_json(rows)
@@ -418,7 +421,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         _print_table(table)
         return EX_OK
     if action == "retry" and args.all:
-        ids = _read(args, lambda app, s: [r.id for r in repo.list_quarantine(s)])
+        ids = _read(args, lambda app, s: [r.id for r in repo.list_quarantine(s, _set_aside(args))])
     elif args.id and args.id.isdigit():
         ids = [int(args.id)]
     else:
@@ -452,9 +455,13 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _set_aside(args: argparse.Namespace) -> str:
+    return "spam" if args.spam else "quarantined"
+
+
 def _quarantined(session: Session, raw_id: int) -> RawMessage:
     row = session.get(RawMessage, raw_id)
-    if row is None or row.status != "quarantined":
+    if row is None or row.status not in repo.SET_ASIDE:
         raise NotFound(f"no quarantined message {raw_id}")
     return row
 
@@ -535,6 +542,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", nargs="?", choices=["list", "show", "retry", "drop"])
     sp.add_argument("id", nargs="?")
     sp.add_argument("--all", action="store_true", help="with retry: every quarantined message")
+    sp.add_argument(
+        "--spam", action="store_true", help="messages dropped by a rule instead (status spam)"
+    )
 
     db_p = sub.add_parser("db", help="database maintenance")
     db_sub = db_p.add_subparsers(dest="db_command", metavar="ACTION", required=True)

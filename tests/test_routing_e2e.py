@@ -3,6 +3,7 @@ the `routed` event, and reload when the config file changes. SQLite and PostgreS
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from maildesk.store.models import Ticket
-from tests.conftest import Sink, mail, running_desk, wait_until
+from tests.conftest import Sink, mail, run_cli, running_desk, wait_until
 
 RULES = """
 [routing]
@@ -73,6 +74,9 @@ def test_routing_actions_in_the_pipeline(
         tickets = {t["subject"]: t for t in desk.tickets()}
         assert "Cheap viagra" not in tickets
         assert desk.raw_statuses()[0] == "spam"
+        [spam] = desk.json("quarantine", "--spam")
+        assert spam["subject"] == "Cheap viagra" and "dropped by rule 'spam'" in spam["reason"]
+        assert desk.json("quarantine") == []
         assert [
             t["assignee"]
             for t in sorted(
@@ -132,3 +136,25 @@ def test_config_file_change_reloads_rules_without_a_signal(
             queue = session.scalars(select(Ticket.queue).where(Ticket.subject == "Badge printer"))
             assert list(queue) == ["infra"]
         assert [r.name for r in desk.app.config.rules] == ["outages are P1 for infra", "badges"]
+
+
+def test_route_test_explains_each_rule_at_a_given_time(tmp_path: Path) -> None:
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(mail("VPN broken", sender="ceo@example.com").as_bytes())
+    example = str(Path(__file__).resolve().parent.parent / "maildesk.toml")
+
+    code, out = run_cli(
+        "route", "test", str(eml), "--at", "2026-11-21T23:00", "--json", "--config", example
+    )
+    assert code == 0, out
+    result = json.loads(out)
+    by_rule = {r["rule"]: r for r in result["rules"]}
+    assert by_rule["VIP senders"]["matched"] and by_rule["out of hours"]["matched"]
+    assert by_rule["outages are P1 for infra"]["reason"] == "subject regex /(?i)outage|down/: no"
+    assert result["decision"]["priority"] == "P1"
+    assert result["decision"]["tags"] == ["vip", "out-of-hours"]
+
+    code, text = run_cli("route", "test", str(eml), "--at", "2026-11-24T10:00", "--config", example)
+    assert code == 0, text
+    assert "  -   out of hours: none of: weekday in ['sat', 'sun']: no; time between" in text
+    assert "decision: queue=it priority=P1" in text

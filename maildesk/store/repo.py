@@ -199,10 +199,16 @@ def next_outbox_due(session: Session) -> datetime | None:
     return session.scalar(stmt)
 
 
-def list_quarantine(session: Session, limit: int = 1000) -> list[RawMessage]:
+SET_ASIDE = ("quarantined", "spam")  # raw messages kept but not (yet) on a ticket
+
+
+def list_quarantine(
+    session: Session, status: str = "quarantined", limit: int = 1000
+) -> list[RawMessage]:
+    """Quarantined messages (processing failed), or with status "spam" those rules dropped."""
     stmt = (
         select(RawMessage)
-        .where(RawMessage.status == "quarantined")
+        .where(RawMessage.status == status)
         .order_by(RawMessage.id.desc())
         .limit(limit)
     )
