@@ -215,3 +215,14 @@ def test_attachments_and_encoded_subject_survive(desk: Desk) -> None:
         "content_type": "application/pdf",
         "size": len(b"%PDF-1.4 fake"),
     }
+
+
+def test_bare_lf_line_ends_are_accepted(desk: Desk) -> None:
+    # smtplib.sendmail with bytes, many scripts and some old clients send bare LF line ends.
+    body = "\n".join(f"line {n}: the scanner on floor 3 prints blank pages" for n in range(60))
+    raw = mail("Scanner prints blank pages", body).as_bytes().replace(b"\r\n", b"\n")
+    assert len(raw) > 2000 and b"\r\n" not in raw
+    desk.send(raw, mail_from="carol@example.org")
+    [ticket] = desk.wait_tickets(1)
+    [inbound] = [m for m in desk.ticket(ticket["ref"])["messages"] if m["direction"] == "in"]
+    assert "line 59: the scanner" in inbound["body_text"]

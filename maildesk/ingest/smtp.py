@@ -72,8 +72,14 @@ async def start_smtp_server(
     """Start the listener in the running event loop (not aiosmtpd's threaded Controller)."""
     loop = asyncio.get_running_loop()
 
+    class Listener(SMTP):
+        # aiosmtpd ends a line only at CRLF, so a message sent with bare LF line ends (as
+        # scripts and some old clients do) is one "line" and would get 500 Line too long.
+        # Mail servers accept it; so do we, up to the message size limit.
+        line_length_limit = max_message_size + 1024
+
     def factory() -> Any:
-        return SMTP(
+        return Listener(
             handler,
             data_size_limit=max_message_size,
             enable_SMTPUTF8=True,
