@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from maildesk import views
 from maildesk.app import App
+from maildesk.bounce import Bounce
+from maildesk.bounce import recognise as recognise_bounce
 from maildesk.errors import NotMail, StoreUnavailable
 from maildesk.guard import is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
@@ -41,7 +43,8 @@ class Outcome:
     """What processing one raw message did."""
 
     raw_id: int
-    # created, appended, reopened, followup, duplicate, ignored, dropped, quarantined, skipped
+    # created, appended, reopened, followup, duplicate, ignored, dropped, bounce, quarantined,
+    # skipped
     status: str
     ticket_id: int | None = None
     ref: str | None = None
@@ -131,7 +134,12 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
         log.info("duplicate %s for %s (raw %s)", msg.message_id, app.ref(existing), raw_id)
         return Outcome(raw_id, "duplicate", existing, app.ref(existing), raw.reason)
 
+    bounce = recognise_bounce(msg, raw.raw, raw.envelope_from)
+    if bounce is not None:
+        return _bounced(app, session, raw, msg, bounce, now)
+
     requester = msg.from_addr or (raw.envelope_from or "").lower()
+    repo.clear_bouncing(session, requester)
     if "@" not in requester:
         raise ValueError("message has no usable From address or envelope sender")
 
@@ -258,14 +266,56 @@ def _append(
     return Outcome(raw.id, status, ticket.id, ref)
 
 
+def _bounced(
+    app: App, session: Session, raw: RawMessage, msg: ParsedMessage, bounce: Bounce, now: datetime
+) -> Outcome:
+    """A bounce goes on the ticket of the message it returns, never on a ticket of its own."""
+    original = repo.bounced_message(session, bounce.quoted_ids)
+    what = "hard bounce" if bounce.permanent else "delivery delay/soft bounce"
+    if original is None:
+        raw.status = "bounce"
+        raw.reason = f"{what} for a message that is not on any ticket ({bounce.diagnostic[:200]})"
+        log.info("bounce %s (raw %s) matches no ticket: kept, no ticket", msg.message_id, raw.id)
+        return Outcome(raw.id, "bounce", reason=raw.reason)
+    ticket = session.get_one(Ticket, original.ticket_id)
+    recipients = bounce.recipients or tuple(original.to)
+    _store_message(session, ticket, raw, msg, now, kind="bounce", internal=True)
+    repo.add_event(
+        session,
+        ticket,
+        "bounce",
+        now,
+        actor=msg.from_addr or "mailer-daemon",
+        original=original.message_id,
+        recipients=list(recipients),
+        permanent=bounce.permanent,
+        status=bounce.status,
+        diagnostic=bounce.diagnostic,
+        standard=bounce.standard,
+    )
+    if bounce.permanent:
+        repo.mark_bouncing(session, recipients, bounce.diagnostic or what, now)
+    raw.ticket_id = ticket.id
+    ref = app.ref(ticket.id)
+    log.info("%s for %s on %s: %s", what, ", ".join(recipients), ref, bounce.diagnostic[:200])
+    return Outcome(raw.id, "bounce", ticket.id, ref, f"{what} for {', '.join(recipients)}")
+
+
 def _store_message(
-    session: Session, ticket: Ticket, raw: RawMessage, msg: ParsedMessage, now: datetime
+    session: Session,
+    ticket: Ticket,
+    raw: RawMessage,
+    msg: ParsedMessage,
+    now: datetime,
+    *,
+    kind: str = "mail",
+    internal: bool = False,
 ) -> Message:
     message = Message(
         ticket_id=ticket.id,
         raw_id=raw.id,
         direction="in",
-        kind="mail",
+        kind=kind,
         message_id=msg.message_id,
         in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
         from_addr=msg.from_addr or (raw.envelope_from or ""),
@@ -275,7 +325,7 @@ def _store_message(
         subject=msg.subject,
         body_text=msg.body_text,
         body_html=msg.body_html,
-        internal=False,
+        internal=internal,
         created_at=now,
     )
     message.attachments = [
@@ -360,6 +410,8 @@ def _notify_created(
         if decision.acknowledge is False
         else verdict.reason
         if not verdict.allowed
+        else f"requester address bounces: {ticket.requester.bounce_reason}"
+        if ticket.requester.bounced_at is not None
         else None
     )
     if suppressed:

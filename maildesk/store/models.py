@@ -77,6 +77,9 @@ class Contact(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Set by a hard bounce of our mail to this address; cleared when mail comes from it.
+    bounced_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    bounce_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class Ticket(Base):

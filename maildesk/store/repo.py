@@ -106,6 +106,37 @@ def contact_for(session: Session, email: str, name: str, now: datetime) -> Conta
     return contact
 
 
+def clear_bouncing(session: Session, email: str) -> None:
+    """Mail from an address proves it receives mail again."""
+    session.execute(
+        update(Contact)
+        .where(Contact.email == email, Contact.bounced_at.is_not(None))
+        .values(bounced_at=None, bounce_reason=None)
+    )
+
+
+def bounced_message(session: Session, message_ids: Sequence[str]) -> Message | None:
+    """The stored message a bounce quotes: one we sent if any, else any of the ticket's."""
+    if not message_ids:
+        return None
+    stmt = (
+        select(Message)
+        .where(Message.message_id.in_(list(message_ids)[:200]))
+        .order_by((Message.direction == "out").desc(), Message.id.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def mark_bouncing(session: Session, emails: Sequence[str], reason: str, now: datetime) -> None:
+    if emails:
+        session.execute(
+            update(Contact)
+            .where(Contact.email.in_(list(emails)))
+            .values(bounced_at=now, bounce_reason=reason[:1000])
+        )
+
+
 def add_event(
     session: Session,
     ticket: Ticket,

@@ -1,0 +1,29 @@
+"""Schema migrations: a database made by an older release is upgraded in place, data kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from maildesk.store.db import create_db_engine, current_revision, upgrade
+
+
+def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    try:
+        upgrade(engine, "0001")
+        assert current_revision(engine) == "0001"
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO contacts (email, name, created_at) VALUES (:e, :n, :t)"),
+                {"e": "carol@example.org", "n": "Carol", "t": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        upgrade(engine)
+        upgrade(engine)  # idempotent
+        assert current_revision(engine) != "0001"
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT email, name, bounced_at FROM contacts")).one()
+        assert tuple(row) == ("carol@example.org", "Carol", None)
+    finally:
+        engine.dispose()
