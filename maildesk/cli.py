@@ -29,6 +29,7 @@ from maildesk.routing.rules import route
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, transaction, upgrade
 from maildesk.store.models import RawMessage
+from maildesk.store.repo import SET_ASIDE
 
 log = logging.getLogger("maildesk")
 
@@ -456,7 +457,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
 
 def _set_aside(args: argparse.Namespace) -> str:
-    return "spam" if args.spam else "quarantined"
+    return "spam" if args.spam else str(args.status)
 
 
 def _quarantined(session: Session, raw_id: int) -> RawMessage:
@@ -543,8 +544,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("id", nargs="?")
     sp.add_argument("--all", action="store_true", help="with retry: every quarantined message")
     sp.add_argument(
-        "--spam", action="store_true", help="messages dropped by a rule instead (status spam)"
+        "--status",
+        choices=SET_ASIDE,
+        default="quarantined",
+        help="which set-aside messages: failed processing (default), dropped by a rule (spam), "
+        "held from a flooding sender (flood), bounces of mail on no ticket (bounce)",
     )
+    sp.add_argument("--spam", action="store_true", help="the same as --status spam")
 
     db_p = sub.add_parser("db", help="database maintenance")
     db_sub = db_p.add_subparsers(dest="db_command", metavar="ACTION", required=True)

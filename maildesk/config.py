@@ -81,6 +81,9 @@ class NotifyConfig:
     templates: Path | None
     acknowledge: bool
     notify_agents: bool
+    # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
+    auto_replies_per_hour: int = 5  # acknowledgements to one address
+    new_tickets_per_hour: int = 30  # more new tickets from one sender are held as "flood"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,6 +367,12 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         templates=(base / templates_dir) if templates_dir else None,
         acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
         notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
+        auto_replies_per_hour=_limit(
+            r.take(t, "[notify]", "auto_replies_per_hour", int_between(0, 10_000), 5), 5
+        ),
+        new_tickets_per_hour=_limit(
+            r.take(t, "[notify]", "new_tickets_per_hour", int_between(0, 1_000_000), 30), 30
+        ),
     )
     if notify.templates is not None and not notify.templates.is_dir():
         r.problem("[notify] key 'templates'", f"directory {notify.templates} does not exist")
@@ -400,6 +409,10 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         vips=vips,
         priority_matrix=matrix,
     )
+
+
+def _limit(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _vip(r: _Reader, value: str) -> bool:

@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -36,6 +36,7 @@ from maildesk.thread import ThreadMatch, strip_ref_tag, thread_message
 log = logging.getLogger(__name__)
 
 OPEN_STATUSES = ("new", "open")
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,15 @@ def _new_ticket(
     follow_up_of: Ticket | None = None,
 ) -> Outcome:
     config = app.config
+    flood_limit = config.notify.new_tickets_per_hour
+    if flood_limit and repo.tickets_opened_since(session, requester, now - HOUR) >= flood_limit:
+        raw.status = "flood"
+        raw.reason = (
+            f"{requester} opened {flood_limit} tickets within the last hour "
+            "([notify] new_tickets_per_hour); held, not ticketed"
+        )
+        log.warning("flood from %s: %s (raw %s) held", requester, msg.message_id, raw.id)
+        return Outcome(raw.id, "flood", reason=raw.reason)
     decision = route(
         msg,
         config.rules,
@@ -264,6 +274,12 @@ def _append(
     raw.ticket_id = ticket.id
     log.info("%s %s to %s via %s (raw %s)", status, msg.message_id, ref, match.via, raw.id)
     return Outcome(raw.id, status, ticket.id, ref)
+
+
+def _rate_limited(session: Session, limit: int, email: str, now: datetime) -> str | None:
+    if limit and repo.auto_replies_since(session, email, now - HOUR) >= limit:
+        return f"rate limit: {limit} acknowledgements to {email} within the last hour"
+    return None
 
 
 def _bounced(
@@ -412,7 +428,7 @@ def _notify_created(
         if not verdict.allowed
         else f"requester address bounces: {ticket.requester.bounce_reason}"
         if ticket.requester.bounced_at is not None
-        else None
+        else _rate_limited(session, config.notify.auto_replies_per_hour, requester, now)
     )
     if suppressed:
         repo.add_event(

@@ -115,6 +115,34 @@ def clear_bouncing(session: Session, email: str) -> None:
     )
 
 
+def auto_replies_since(session: Session, email: str, since: datetime) -> int:
+    """Acknowledgements sent to this address since then (for the auto-reply rate limit)."""
+    stmt = (
+        select(func.count())
+        .select_from(Message)
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .join(Contact, Ticket.requester_id == Contact.id)
+        .where(
+            Contact.email == email,
+            Message.direction == "out",
+            Message.kind == "acknowledgement",
+            Message.created_at >= since,
+        )
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def tickets_opened_since(session: Session, email: str, since: datetime) -> int:
+    """New tickets this sender opened since then (for the flood guard)."""
+    stmt = (
+        select(func.count())
+        .select_from(Ticket)
+        .join(Contact, Ticket.requester_id == Contact.id)
+        .where(Contact.email == email, Ticket.created_at >= since)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def bounced_message(session: Session, message_ids: Sequence[str]) -> Message | None:
     """The stored message a bounce quotes: one we sent if any, else any of the ticket's."""
     if not message_ids:
@@ -230,13 +258,15 @@ def next_outbox_due(session: Session) -> datetime | None:
     return session.scalar(stmt)
 
 
-SET_ASIDE = ("quarantined", "spam")  # raw messages kept but not (yet) on a ticket
+# Raw messages kept but not on a ticket: processing failed, a rule dropped it, a sender
+# flooded the desk, or a bounce of mail that is on no ticket.
+SET_ASIDE = ("quarantined", "spam", "flood", "bounce")
 
 
 def list_quarantine(
     session: Session, status: str = "quarantined", limit: int = 1000
 ) -> list[RawMessage]:
-    """Quarantined messages (processing failed), or with status "spam" those rules dropped."""
+    """Raw messages set aside with this status (see SET_ASIDE), newest first."""
     stmt = (
         select(RawMessage)
         .where(RawMessage.status == status)
