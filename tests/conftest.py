@@ -16,6 +16,8 @@ import os
 import shutil
 import smtplib
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -347,6 +349,25 @@ def desk(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator
     """A running desk on each database backend, sending notifications to the sink."""
     with running_desk(write_config(db_url, sink.port), sink) as d:
         yield d
+
+
+@contextlib.contextmanager
+def serve_process(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`maildesk serve` as a real process, ready to take mail; killed if a test leaves it."""
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "maildesk", "serve", "--config", str(config)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None)
+        assert proc.poll() is None, log_path.read_text()
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
 
 def mail(

@@ -19,7 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Desk, Sink, free_port, mail, run_cli, running_desk, wait_until
+from tests.conftest import (
+    Desk,
+    Sink,
+    free_port,
+    mail,
+    run_cli,
+    running_desk,
+    serve_process,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,21 +121,8 @@ def served(
         config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
     )
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "maildesk", "serve", "--config", str(config)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    try:
-        wait_until(lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None)
-        assert proc.poll() is None, log_path.read_text()
+    with serve_process(config, log_path) as proc:
         yield proc, config, port, log_path
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def _send(port: int, subject: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, require_tool, wait_until
+from tests.conftest import free_port, require_tool, serve_process, wait_until
 from tests.test_cli import REPO, maildesk
 
 
@@ -32,15 +32,7 @@ def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
     )
     assert maildesk("init", "--config", str(config)).returncode == 0
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "maildesk", "serve", "--config", str(config)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None)
-        assert proc.poll() is None, log_path.read_text()
+    with serve_process(config, log_path) as proc:
         sent = subprocess.run(
             [
                 swaks,
@@ -76,7 +68,6 @@ def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
         assert "[MD-1]" in str(ack["Subject"])
         assert ack["Auto-Submitted"] == "auto-replied"
         assert (tmp_path / "var" / "maildesk.db").exists(), "relative sqlite path is beside config"
-    finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, log_path.read_text()
 
