@@ -23,6 +23,7 @@ from maildesk import views
 from maildesk.app import App
 from maildesk.bounce import Bounce
 from maildesk.bounce import recognise as recognise_bounce
+from maildesk.config import Agent
 from maildesk.errors import NotMail, StoreUnavailable
 from maildesk.guard import is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
@@ -250,7 +251,7 @@ def _append(
     now: datetime,
 ) -> Outcome:
     ref = app.ref(ticket.id)
-    _store_message(session, ticket, raw, msg, now)
+    inbound = _store_message(session, ticket, raw, msg, now)
     repo.add_event(
         session,
         ticket,
@@ -272,6 +273,7 @@ def _append(
         status = "reopened" if kind == "reopened" else status
     ticket.updated_at = now
     raw.ticket_id = ticket.id
+    _notify_followup(app, session, ticket, inbound, msg, now)
     log.info("%s %s to %s via %s (raw %s)", status, msg.message_id, ref, match.via, raw.id)
     return Outcome(raw.id, status, ticket.id, ref)
 
@@ -385,6 +387,91 @@ def reply_address(app: App, ticket: Ticket) -> str:
     return f"{local}+{ticket.reply_token}@{domain}"
 
 
+def _context(
+    app: App, ticket: Ticket, msg: ParsedMessage, matched: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The template context (docs/templates.md) for a notification about msg on ticket."""
+    config = app.config
+    return {
+        "desk": {"name": config.desk.name, "address": config.desk.address},
+        "ticket": ticket_context(app, ticket, matched),
+        "message": {
+            "subject": msg.subject,
+            "from": msg.from_addr,
+            "from_name": msg.from_name,
+            "body_text": msg.body_text,
+            "attachments": [
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in msg.attachments
+            ],
+        },
+    }
+
+
+def _send(app: App, session: Session, ticket: Ticket, note: Notification, now: datetime) -> None:
+    enqueue(
+        session,
+        ticket,
+        note,
+        ref=app.ref(ticket.id),
+        desk=app.config.desk,
+        reply_to=reply_address(app, ticket),
+        now=now,
+    )
+
+
+def _notify_agents(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    inbound: Message,
+    msg: ParsedMessage,
+    context: dict[str, Any],
+    agents: Sequence[Agent],
+    *,
+    kind: str,
+    template: str,
+    now: datetime,
+) -> None:
+    """One internal notice to these agents (never to the message's own sender)."""
+    agents = [a for a in agents if a.email != msg.from_addr]
+    if not app.config.notify.notify_agents or not agents:
+        return
+    first = {"email": agents[0].email, "name": agents[0].name}
+    rendered = app.templates.render(template, {**context, "recipient": first})
+    note = Notification(
+        kind=kind,
+        to=[a.email for a in agents],
+        rendered=rendered,
+        in_reply_to=inbound,
+        parent_references=msg.references,
+        auto_submitted="auto-generated",
+        internal=True,
+    )
+    _send(app, session, ticket, note, now)
+
+
+def _notify_followup(
+    app: App, session: Session, ticket: Ticket, inbound: Message, msg: ParsedMessage, now: datetime
+) -> None:
+    """A requester wrote on an existing ticket: tell its assignee, or else its queue."""
+    config = app.config
+    assignee = config.agent(ticket.assignee) if ticket.assignee else None
+    agents = [assignee] if assignee else list(config.agents_of(ticket.queue))
+    _notify_agents(
+        app,
+        session,
+        ticket,
+        inbound,
+        msg,
+        _context(app, ticket, msg),
+        agents,
+        kind="agent_requester_reply",
+        template="agent/requester_reply",
+        now=now,
+    )
+
+
 def _notify_created(
     app: App,
     session: Session,
@@ -397,25 +484,7 @@ def _notify_created(
     config = app.config
     session.refresh(ticket, ["requester"])
     ref = app.ref(ticket.id)
-    context = {
-        "desk": {"name": config.desk.name, "address": config.desk.address},
-        "ticket": ticket_context(app, ticket, decision.matched),
-        "message": {
-            "subject": msg.subject,
-            "from": msg.from_addr,
-            "from_name": msg.from_name,
-            "body_text": msg.body_text,
-            "attachments": [
-                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in msg.attachments
-            ],
-        },
-    }
-    reply_to = reply_address(app, ticket)
-
-    def send(note: Notification) -> None:
-        enqueue(session, ticket, note, ref=ref, desk=config.desk, reply_to=reply_to, now=now)
-
+    context = _context(app, ticket, msg, decision.matched)
     requester = ticket.requester.email
     queue = config.queue(ticket.queue)
     verdict = may_auto_reply(msg, config.own_addresses)
@@ -448,37 +517,30 @@ def _notify_created(
             else "requester/ticket_created"
         )
         rendered = app.templates.render(template, {**context, "recipient": recipient})
-        send(
-            Notification(
-                kind="acknowledgement",
-                to=[requester],
-                rendered=rendered,
-                in_reply_to=inbound,
-                parent_references=msg.references,
-                auto_submitted="auto-replied",
-                internal=False,
-            )
+        note = Notification(
+            kind="acknowledgement",
+            to=[requester],
+            rendered=rendered,
+            in_reply_to=inbound,
+            parent_references=msg.references,
+            auto_submitted="auto-replied",
+            internal=False,
         )
+        _send(app, session, ticket, note, now)
 
-    if not config.notify.notify_agents:
-        return
-    agents = [a for a in config.agents_of(ticket.queue) if a.email != requester]
-    if ticket.assignee and ticket.assignee not in {a.email for a in agents}:
-        assignee = config.agent(ticket.assignee)
-        agents += [assignee] if assignee else []
-    if agents:
-        rendered = app.templates.render(
-            "agent/ticket_created",
-            {**context, "recipient": {"email": agents[0].email, "name": agents[0].name}},
-        )
-        send(
-            Notification(
-                kind="agent_new_ticket",
-                to=[a.email for a in agents],
-                rendered=rendered,
-                in_reply_to=inbound,
-                parent_references=msg.references,
-                auto_submitted="auto-generated",
-                internal=True,
-            )
-        )
+    agents = list(config.agents_of(ticket.queue))
+    assignee = config.agent(ticket.assignee) if ticket.assignee else None
+    if assignee and assignee not in agents:
+        agents.append(assignee)
+    _notify_agents(
+        app,
+        session,
+        ticket,
+        inbound,
+        msg,
+        context,
+        agents,
+        kind="agent_new_ticket",
+        template="agent/ticket_created",
+        now=now,
+    )

@@ -69,7 +69,8 @@ def test_reply_threads_by_subject_ref(desk: Desk) -> None:
     assert len(desk.tickets()) == 1
     inbound = [m for m in desk.ticket(ticket["id"])["messages"] if m["direction"] == "in"]
     assert [m["body_text"] for m in inbound] == ["Help, it is burning.", "Still broken."]
-    assert len(desk.sink.messages) == 2  # no second acknowledgement for a reply
+    desk.sink.wait_for(3)  # the reply notice to the queue's agent
+    assert len(desk.sink.to("carol@example.org")) == 1  # no second acknowledgement
 
 
 def test_reply_threads_by_in_reply_to_when_client_dropped_the_tag(desk: Desk) -> None:
@@ -226,3 +227,28 @@ def test_bare_lf_line_ends_are_accepted(desk: Desk) -> None:
     [ticket] = desk.wait_tickets(1)
     [inbound] = [m for m in desk.ticket(ticket["ref"])["messages"] if m["direction"] == "in"]
     assert "line 59: the scanner" in inbound["body_text"]
+
+
+def test_requester_reply_notifies_the_queue_agents(desk: Desk) -> None:
+    desk.send(mail("Printer on fire", message_id="<r1@client.example.org>"))
+    [ticket] = desk.wait_tickets(1)
+    desk.sink.wait_for(2)
+    desk.send(
+        mail(
+            f"Re: [{ticket['ref']}] Printer on fire",
+            "Now it smokes too.",
+            in_reply_to="<r1@client.example.org>",
+        )
+    )
+    [*_, notice] = desk.sink.wait_for(3)
+    assert str(notice["To"]) == "alice@example.com"
+    assert str(notice["Subject"]).startswith(f"[{ticket['ref']}] Carol Customer replied:")
+    assert "Now it smokes too." in notice.get_content()
+    assert notice["Auto-Submitted"] == "auto-generated"
+    detail = desk.ticket(ticket["ref"])
+    assert [m["internal"] for m in detail["messages"] if m["direction"] == "out"] == [
+        False,
+        True,
+        True,
+    ]
+    assert len(desk.sink.to("carol@example.org")) == 1, "no second acknowledgement"

@@ -33,7 +33,7 @@ from maildesk.guard import LOOP_HEADER
 _NEWLINES = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f]+")
 
 # Every template maildesk uses, with the context it gets; rendered at load to catch errors.
-TEMPLATES = ("requester/ticket_created", "agent/ticket_created")
+TEMPLATES = ("requester/ticket_created", "agent/ticket_created", "agent/requester_reply")
 
 
 @dataclass(frozen=True)
