@@ -252,3 +252,24 @@ def test_requester_reply_notifies_the_queue_agents(desk: Desk) -> None:
         True,
     ]
     assert len(desk.sink.to("carol@example.org")) == 1, "no second acknowledgement"
+
+
+def test_header_injection_through_subject_and_name_is_defused(desk: Desk) -> None:
+    # Encoded-words may carry CR/LF; a template puts subject and name into headers.
+    raw = (
+        b"From: =?utf-8?q?Eve=0D=0ABcc=3A_victim=40example=2Enet?= <eve@example.org>\r\n"
+        b"To: support@example.com\r\n"
+        b"Subject: =?utf-8?q?Hello=0D=0ABcc:_victim@example.net=0D=0A=0D=0Abody?=\r\n"
+        b"Message-ID: <inject@example.org>\r\n\r\nhi\r\n"
+    )
+    desk.send(raw, mail_from="eve@example.org")
+    [ticket] = desk.wait_tickets(1)
+    for sent in desk.sink.wait_for(2):
+        assert sent["Bcc"] is None and sent["To"] is not None
+        assert "\n" not in str(sent["Subject"]) and "\r" not in str(sent["Subject"])
+    recipients = [rcpts for _, rcpts, _ in desk.sink.messages]
+    assert all("victim@example.net" not in r for rcpts in recipients for r in rcpts)
+    assert "Hello Bcc: victim@example.net" in ticket["subject"]
+    assert ticket["requester"] == "eve@example.org"
+    [ack] = desk.sink.to("eve@example.org")
+    assert str(ack["Subject"]).startswith(f"[{ticket['ref']}] Hello Bcc: victim@example.net")
