@@ -384,14 +384,25 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def _outbox_retry(args: argparse.Namespace) -> int:
     from maildesk.notify.sender import retry_entry
 
-    if not args.id or not args.id.isdigit():
-        raise MaildeskError("usage: maildesk outbox retry ID")
+    if args.failed:
 
-    def act(app: App, session: Any) -> None:
+        def act(app: App, session: Any) -> list[int]:
+            ids = [e.id for e in repo.list_outbox(session, status="failed")]
+            for entry_id in ids:
+                retry_entry(session, entry_id, app.now())
+            return ids
+
+        ids = _read(args, act)
+        print(f"{len(ids)} failed outbox entries queued for delivery")
+        return EX_OK
+    if not args.id or not args.id.isdigit():
+        raise MaildeskError("usage: maildesk outbox retry ID | --failed")
+
+    def one(app: App, session: Any) -> None:
         if retry_entry(session, int(args.id), app.now()) is None:
             raise NotFound(f"outbox entry {args.id} not found")
 
-    _read(args, act)
+    _read(args, one)
     print(f"outbox entry {args.id} queued for delivery")
     return EX_OK
 
@@ -538,6 +549,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
     sp.add_argument("id", nargs="?")
     sp.add_argument("--status", choices=["queued", "sent", "failed"])
+    sp.add_argument("--failed", action="store_true", help="with retry: every failed entry")
 
     sp = add("quarantine", cmd_quarantine, "messages that could not be processed", [json_flag])
     sp.add_argument("action", nargs="?", choices=["list", "show", "retry", "drop"])

@@ -367,6 +367,10 @@ def test_outbox_permanent_failure_is_marked_and_can_be_retried(desk: Desk) -> No
     desk.sink.wait_for(1, timeout=15)
     sent = wait_until(lambda: [e for e in desk.json("outbox") if e["status"] == "sent"])
     assert [e["id"] for e in sent] == [failed[0]["id"]]
+    code, out = desk.cli("outbox", "retry", "--failed")
+    assert code == 0 and "1 failed outbox entries queued" in out
+    desk.sink.wait_for(2, timeout=15)
+    wait_until(lambda: all(e["status"] == "sent" for e in desk.json("outbox")))
     code, out = desk.cli("outbox", "retry", "99999")
     assert code == 1 and "not found" in out
 

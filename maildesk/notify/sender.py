@@ -56,6 +56,14 @@ class SmtpTransport:
                 if cfg.username and cfg.password is not None:
                     smtp.login(cfg.username, cfg.password)
                 refused = smtp.sendmail(sender, recipients, raw)
+        except smtplib.SMTPAuthenticationError as exc:
+            # A configuration problem, not the message's: keep it queued (with backoff) so
+            # it goes out once the credentials are fixed, instead of failing every message.
+            raise DeliveryError(
+                f"login to {cfg.host}:{cfg.port} as {cfg.username} refused: "
+                f"{exc.smtp_code} {exc.smtp_error!r}",
+                permanent=False,
+            ) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())

@@ -1,0 +1,126 @@
+"""The outbox sender against a real smarthost that wants a login, and one that hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.conftest import Sink, _SinkHandler, free_port, mail, running_desk, wait_until
+
+
+class Accounts:
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.logins: list[str] = []
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == self.password.encode()
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def smarthost() -> Iterator[tuple[Sink, Accounts]]:
+    sink, accounts = Sink(port=free_port()), Accounts("s3cret")
+    # AUTH offered without TLS (loopback only); the tests check that a login happened.
+    controller = Controller(
+        _SinkHandler(sink),
+        hostname="127.0.0.1",
+        port=sink.port,
+        authenticator=accounts,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield sink, accounts
+    finally:
+        controller.stop()
+
+
+def _with_auth(config: Path) -> Path:
+    # [outbound] already exists in the test config: add the login keys to it.
+    text = config.read_text().replace(
+        'transport = "smtp"',
+        'transport = "smtp"\nusername = "maildesk"\npassword_env = "MAILDESK_TEST_SMTP_PASSWORD"',
+    )
+    config.write_text(text)
+    return config
+
+
+def test_sender_logs_in_with_password_from_the_environment(
+    db_url: str,
+    smarthost: tuple[Sink, Accounts],
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink, accounts = smarthost
+    monkeypatch.setenv("MAILDESK_TEST_SMTP_PASSWORD", "s3cret")
+    with running_desk(_with_auth(write_config(db_url, sink.port)), sink) as desk:
+        desk.send(mail("Printer on fire"))
+        sink.wait_for(2)
+        assert accounts.logins and set(accounts.logins) == {"maildesk"}
+        wait_until(lambda: all(e["status"] == "sent" for e in desk.json("outbox")))
+
+
+def test_refused_login_keeps_mail_queued_and_says_why(
+    db_url: str,
+    smarthost: tuple[Sink, Accounts],
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sink, accounts = smarthost
+    monkeypatch.setenv("MAILDESK_TEST_SMTP_PASSWORD", "wrong")
+    with running_desk(_with_auth(write_config(db_url, sink.port)), sink) as desk:
+        desk.send(mail("Printer on fire"))
+        entries = wait_until(lambda: [e for e in desk.json("outbox") if e["last_error"]] or None)
+        assert all(e["status"] == "queued" for e in desk.json("outbox"))
+        assert "login to 127.0.0.1" in entries[0]["last_error"]
+        assert "535" in entries[0]["last_error"]
+        assert sink.messages == [] and accounts.logins == []
+
+
+class HangUp:
+    """Accepts the connection and the envelope, then drops it during DATA, `times` times."""
+
+    def __init__(self, sink: Sink, times: int) -> None:
+        self.sink, self.times = sink, times
+        self.inner = _SinkHandler(sink)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.times > 0:
+            self.times -= 1
+            server.transport.close()
+            await asyncio.sleep(0)
+            return "421 closing"
+        return await self.inner.handle_DATA(server, session, envelope)
+
+
+def test_dropped_connection_is_retried_and_delivered_once(
+    db_url: str, write_config: Callable[..., Path]
+) -> None:
+    sink = Sink(port=free_port())
+    controller = Controller(HangUp(sink, times=2), hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        with running_desk(write_config(db_url, sink.port, extra=_NO_AGENTS), sink) as desk:
+            desk.send(mail("Printer on fire"))
+            [entry] = wait_until(
+                lambda: [e for e in desk.json("outbox") if e["status"] == "sent"] or None,
+                timeout=20,
+            )
+            assert entry["attempts"] == 3
+            assert len(sink.messages) == 1, "delivered exactly once after the retries"
+    finally:
+        controller.stop()
+
+
+_NO_AGENTS = "\n[notify]\nnotify_agents = false\n"
