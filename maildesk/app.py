@@ -56,7 +56,9 @@ def sample_context(config: Config) -> dict[str, Any]:
 
 def load_templates(config: Config) -> Templates:
     """The template set for config; a template that fails to render is a config error."""
-    templates = Templates(config.notify.templates)
+    templates = Templates(
+        config.notify.templates, {q.name: q.templates for q in config.queues if q.templates}
+    )
     sample = sample_context(config)
     problems = [
         ConfigProblem(str(config.path), "[notify] templates", p) for p in templates.check(sample)

@@ -98,6 +98,7 @@ class Queue:
     name: str
     default: bool
     acknowledge: bool
+    templates: Path | None = None  # this queue's own template overrides
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,7 +379,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         r.problem("[notify] key 'templates'", f"directory {notify.templates} does not exist")
     r.done(t, "[notify]")
 
-    queues = _queues(r, r.array(data, "queues"))
+    queues = _queues(r, r.array(data, "queues"), base)
     agents = _agents(r, r.array(data, "agents"), {q.name for q in queues})
     rules, rule_problems = compile_rules(
         r.array(data, "rules"),
@@ -409,6 +410,15 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         vips=vips,
         priority_matrix=matrix,
     )
+
+
+def _directory(r: _Reader, place: str, base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = base / value
+    if not path.is_dir():
+        r.problem(f"{place} key 'templates'", f"directory {path} does not exist")
+    return path
 
 
 def _limit(value: int | None, default: int) -> int:
@@ -489,7 +499,7 @@ def _outbound(r: _Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
     return cfg
 
 
-def _queues(r: _Reader, tables: list[dict[str, Any]]) -> list[Queue]:
+def _queues(r: _Reader, tables: list[dict[str, Any]], base: Path) -> list[Queue]:
     queues: list[Queue] = []
     for i, t in enumerate(tables):
         name = t.get("name")
@@ -498,6 +508,7 @@ def _queues(r: _Reader, tables: list[dict[str, Any]]) -> list[Queue]:
             name=r.take(t, place, "name", str, required=True) or "",
             default=bool(r.take(t, place, "default", bool, False)),
             acknowledge=bool(r.take(t, place, "acknowledge", bool, True)),
+            templates=_directory(r, place, base, r.take(t, place, "templates", str, None)),
         )
         r.done(t, place)
         if q.name in {x.name for x in queues}:

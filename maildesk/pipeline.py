@@ -438,7 +438,7 @@ def _notify_agents(
     if not app.config.notify.notify_agents or not agents:
         return
     first = {"email": agents[0].email, "name": agents[0].name}
-    rendered = app.templates.render(template, {**context, "recipient": first})
+    rendered = app.templates.render(template, {**context, "recipient": first}, ticket.queue)
     note = Notification(
         kind=kind,
         to=[a.email for a in agents],
@@ -516,7 +516,7 @@ def _notify_created(
             if isinstance(decision.acknowledge, str)
             else "requester/ticket_created"
         )
-        rendered = app.templates.render(template, {**context, "recipient": recipient})
+        rendered = app.templates.render(template, {**context, "recipient": recipient}, ticket.queue)
         note = Notification(
             kind="acknowledgement",
             to=[requester],

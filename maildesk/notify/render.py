@@ -48,28 +48,29 @@ def package_templates_dir() -> Path:
 
 
 class Templates:
-    """The template set: package defaults, optionally overridden from a directory."""
+    """The template set: package defaults, overridden file by file from `[notify] templates`,
+    and for a queue with its own `templates` directory, from that one first."""
 
-    def __init__(self, override_dir: Path | None = None) -> None:
-        loaders = [FileSystemLoader(str(override_dir))] if override_dir else []
-        loaders.append(FileSystemLoader(str(package_templates_dir())))
-        self._text = Environment(
-            loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-        )
-        self._html = self._text.overlay(autoescape=True)
+    def __init__(
+        self, override_dir: Path | None = None, queue_dirs: Mapping[str, Path] | None = None
+    ) -> None:
+        base = [FileSystemLoader(str(override_dir))] if override_dir else []
+        base.append(FileSystemLoader(str(package_templates_dir())))
+        self._queue_dirs = dict(queue_dirs or {})
+        self._envs: dict[str | None, tuple[Environment, Environment]] = {None: _environment(base)}
+        for queue, directory in self._queue_dirs.items():
+            self._envs[queue] = _environment([FileSystemLoader(str(directory)), *base])
 
-    def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
-        """Render `<name>.txt.j2` (and `<name>.html.j2` if present) with context."""
-        template = self._text.get_template(f"{name}.txt.j2")
+    def render(self, name: str, context: Mapping[str, Any], queue: str | None = None) -> Rendered:
+        """Render `<name>.txt.j2` (and `<name>.html.j2` if present) for the queue's set."""
+        text_env, html_env = self._envs.get(queue) or self._envs[None]
+        template = text_env.get_template(f"{name}.txt.j2")
         ctx = template.new_context(dict(context))
         subject = "".join(template.blocks["subject"](ctx)) if "subject" in template.blocks else ""
         body = "".join(template.blocks["body"](ctx)) if "body" in template.blocks else ""
         html: str | None = None
         try:
-            html_template = self._html.get_template(f"{name}.html.j2")
+            html_template = html_env.get_template(f"{name}.html.j2")
         except TemplateNotFound:
             pass
         else:
@@ -77,16 +78,38 @@ class Templates:
         return Rendered(subject=one_line(subject), text=body.strip() + "\n", html=html)
 
     def check(self, sample: Mapping[str, Any], only: Sequence[str] = TEMPLATES) -> list[str]:
-        """Render templates (default: every one maildesk uses) with a sample context."""
-        problems = []
-        for name in only:
-            try:
-                self.render(name, sample)
-            except TemplateNotFound:
-                problems.append(f"no template {name}.txt.j2 (shipped or in [notify] templates)")
-            except (TemplateError, KeyError, TypeError, ValueError) as exc:
-                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        """Render templates (default: every one maildesk uses) with a sample context; for a
+        queue's own directory, the ones it overrides. Returns the problems found."""
+        problems = [p for name in only if (p := self._check_one(name, sample, None))]
+        for queue, directory in self._queue_dirs.items():
+            for name in only:
+                if (directory / f"{name}.txt.j2").exists() or (
+                    directory / f"{name}.html.j2"
+                ).exists():
+                    problem = self._check_one(name, sample, queue)
+                    if problem:
+                        problems.append(f"queue {queue!r}: {problem}")
         return problems
+
+    def _check_one(self, name: str, sample: Mapping[str, Any], queue: str | None) -> str | None:
+        try:
+            self.render(name, sample, queue)
+        except TemplateNotFound:
+            return f"no template {name}.txt.j2 (shipped or in [notify] templates)"
+        except (TemplateError, KeyError, TypeError, ValueError) as exc:
+            return f"{name}: {type(exc).__name__}: {exc}"
+        return None
+
+
+def _environment(loaders: list[FileSystemLoader]) -> tuple[Environment, Environment]:
+    """A text environment (no escaping, strict) and its autoescaping HTML twin."""
+    text = Environment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    return text, text.overlay(autoescape=True)
 
 
 def one_line(value: str) -> str:
