@@ -145,9 +145,11 @@ class Daemon:
             stopping = self._stop.is_set()
             try:
                 outcomes = await self._in(self._work_pool, pipeline.process_pending, self.app)
-            except StoreUnavailable as exc:
-                log.error("store unavailable, pipeline paused: %s", exc)
-                outcomes = []
+            except Exception as exc:  # the worker must outlive any one failure
+                if isinstance(exc, StoreUnavailable):
+                    log.error("store unavailable, pipeline paused: %s", exc)
+                else:
+                    log.exception("pipeline worker error, retrying in %ss", STORE_RETRY)
                 if stopping:
                     return
                 await _wait(self._work, STORE_RETRY)
@@ -174,8 +176,11 @@ class Daemon:
                     app.now,
                 )
                 next_due = await self._in(self._send_pool, self._next_due)
-            except StoreUnavailable as exc:
-                log.error("store unavailable, sender paused: %s", exc)
+            except Exception as exc:  # the worker must outlive any one failure
+                if isinstance(exc, StoreUnavailable):
+                    log.error("store unavailable, sender paused: %s", exc)
+                else:
+                    log.exception("outbox sender error, retrying in %ss", STORE_RETRY)
                 if stopping:
                     return
                 await _wait(self._send, STORE_RETRY)

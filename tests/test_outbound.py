@@ -11,6 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from maildesk.config import load_config
+from maildesk.notify.sender import transport_for
 from tests.conftest import Sink, _SinkHandler, free_port, mail, running_desk, wait_until
 
 
@@ -124,3 +126,31 @@ def test_dropped_connection_is_retried_and_delivered_once(
 
 
 _NO_AGENTS = "\n[notify]\nnotify_agents = false\n"
+
+
+class FlakyTransport:
+    """A transport that breaks unexpectedly once, then hands over to the real one."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.failures = real, 1
+
+    def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("transport bug")
+        self.real.send(sender, recipients, raw)
+
+
+def test_unexpected_transport_error_is_retried_not_fatal(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, sink.port, extra=_NO_AGENTS)
+    flaky = FlakyTransport(transport_for(load_config(config).outbound))
+    with running_desk(config, sink, transport=flaky) as desk:
+        desk.send(mail("Printer on fire"))
+        [entry] = wait_until(
+            lambda: [e for e in desk.json("outbox") if e["status"] == "sent"] or None, timeout=15
+        )
+        assert entry["attempts"] == 2
+        desk.send(mail("Second"))  # the sender worker is still alive
+        sink.wait_for(2)

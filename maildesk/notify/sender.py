@@ -133,7 +133,10 @@ def send_due(
     for entry_id, sender, recipients, raw, attempts in batch:
         try:
             transport.send(sender, recipients, raw)
-        except DeliveryError as exc:
+        except Exception as exc:
+            if not isinstance(exc, DeliveryError):  # a bug or an odd transport: retry later
+                log.exception("outbox %s: unexpected error while sending", entry_id)
+                exc = DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
             outcome = _record_failure(sessions, entry_id, attempts, exc, cfg, now())
             setattr(report, outcome, getattr(report, outcome) + 1)
         else:
