@@ -478,6 +478,36 @@ def _quarantined(session: Session, raw_id: int) -> RawMessage:
     return row
 
 
+def cmd_poll(args: argparse.Namespace) -> int:
+    from maildesk.ingest import imap
+
+    app = _app(args)
+    try:
+        boxes = [b for b in app.config.mailboxes if not args.name or b.name == args.name]
+        if not boxes:
+            known = ", ".join(b.name for b in app.config.mailboxes) or "none configured"
+            raise NotFound(f"no mailbox {args.name!r} (known: {known})")
+        failed = 0
+        for box in boxes:
+            try:
+                report = imap.poll_once(app, box)
+            except imap.MailboxError as exc:
+                _err(f"maildesk poll: {exc}")
+                failed += 1
+                continue
+            outcomes = [pipeline.process(app, raw_id) for raw_id in report.stored_ids]
+            created = sum(o.status == "created" for o in outcomes)
+            extra = f", {len(report.skipped_oversize)} over the size limit skipped"
+            print(
+                f"{box.name}: {report.stored} new message(s), {created} new ticket(s)"
+                + (extra if report.skipped_oversize else "")
+                + (" (UIDVALIDITY changed: rescanned)" if report.rescanned else "")
+            )
+        return EX_TEMPFAIL if failed else EX_OK
+    finally:
+        app.close()
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return cmd_init(args)
 
@@ -563,6 +593,9 @@ def _parser() -> argparse.ArgumentParser:
         "held from a flooding sender (flood), bounces of mail on no ticket (bounce)",
     )
     sp.add_argument("--spam", action="store_true", help="the same as --status spam")
+
+    sp = add("poll", cmd_poll, "read the IMAP mailboxes once and exit (for cron)")
+    sp.add_argument("name", nargs="?", help="only this [[mailboxes]] entry")
 
     db_p = sub.add_parser("db", help="database maintenance")
     db_sub = db_p.add_subparsers(dest="db_command", metavar="ACTION", required=True)

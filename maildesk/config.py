@@ -62,6 +62,25 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MailboxConfig:
+    """One `[[mailboxes]]` entry: an IMAP folder maildesk reads mail from."""
+
+    name: str
+    host: str
+    port: int
+    tls: str  # "ssl", "starttls" or "none"
+    username: str
+    password: str = field(repr=False)
+    folder: str = "INBOX"
+    idle: bool = True
+    poll_interval: float = 60.0  # seconds between polls (and IDLE renewals are sooner)
+    after: str = "seen"  # "seen", "move" (to move_to) or "delete"
+    move_to: str | None = None
+    batch_size: int = 50
+    max_message_size: int = 25 * 1000**2
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutboundConfig:
     transport: str  # "smtp" or "maildir"
     host: str
@@ -114,6 +133,7 @@ class Config:
     rules: tuple[Rule, ...] = field(default=())
     vips: tuple[str, ...] = ()  # [routing] vips: addresses, or "@domain"
     priority_matrix: Mapping[tuple[str, str], str] = field(default_factory=lambda: DEFAULT_MATRIX)
+    mailboxes: tuple[MailboxConfig, ...] = ()
 
     @property
     def default_queue(self) -> Queue:
@@ -282,6 +302,7 @@ class _Reader:
 
 
 _SECTIONS = {
+    "mailboxes",
     "desk",
     "database",
     "smtp",
@@ -409,7 +430,58 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         rules=tuple(rules),
         vips=vips,
         priority_matrix=matrix,
+        mailboxes=tuple(_mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size)),
     )
+
+
+def _mailboxes(r: _Reader, tables: list[dict[str, Any]], max_size: int) -> list[MailboxConfig]:
+    out: list[MailboxConfig] = []
+    for i, t in enumerate(tables):
+        name = t.get("name")
+        place = f"[[mailboxes]] '{name}'" if isinstance(name, str) else f"[[mailboxes]] #{i + 1}"
+        name = r.take(t, place, "name", str, required=True) or f"#{i + 1}"
+        if name in {m.name for m in out}:
+            r.problem(place, "duplicate mailbox name")
+        tls = r.take(t, place, "tls", str, "ssl") or "ssl"
+        if tls not in ("ssl", "starttls", "none"):
+            r.problem(f"{place} key 'tls'", f"must be 'ssl', 'starttls' or 'none', got {tls!r}")
+        password = r.take(t, place, "password", str, None)
+        password_env = r.take(t, place, "password_env", str, None)
+        if password_env:
+            password = os.environ.get(password_env)
+            if password is None:
+                r.problem(
+                    f"{place} key 'password_env'", f"environment variable {password_env} unset"
+                )
+        elif password is None:
+            r.problem(place, "needs password or password_env")
+        after = r.take(t, place, "after", str, "seen") or "seen"
+        move_to = r.take(t, place, "move_to", str, None)
+        if after not in ("seen", "move", "delete"):
+            r.problem(f"{place} key 'after'", f"must be 'seen', 'move' or 'delete', got {after!r}")
+        if after == "move" and not move_to:
+            r.problem(f"{place} key 'move_to'", "is required when after = 'move'")
+        poll = r.take(t, place, "poll_interval", parse_duration, None) or timedelta(seconds=60)
+        out.append(
+            MailboxConfig(
+                name=name,
+                host=r.take(t, place, "host", str, required=True) or "",
+                port=r.take(t, place, "port", int_between(1, 65535), None)
+                or (993 if tls == "ssl" else 143),
+                tls=tls,
+                username=r.take(t, place, "username", str, required=True) or "",
+                password=password or "",
+                folder=r.take(t, place, "folder", str, "INBOX") or "INBOX",
+                idle=bool(r.take(t, place, "idle", bool, True)),
+                poll_interval=max(poll.total_seconds(), 1.0),
+                after=after,
+                move_to=move_to,
+                batch_size=r.take(t, place, "batch_size", int_between(1, 1000), 50) or 50,
+                max_message_size=r.take(t, place, "max_message_size", parse_size, None) or max_size,
+            )
+        )
+        r.done(t, place)
+    return out
 
 
 def _directory(r: _Reader, place: str, base: Path, value: str | None) -> Path | None:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from maildesk import pipeline
 from maildesk.app import App
 from maildesk.errors import StoreUnavailable
+from maildesk.ingest import imap
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 from maildesk.notify.sender import send_due
 from maildesk.store import repo
@@ -92,8 +93,23 @@ class Daemon:
             asyncio.create_task(self._sender_worker(), name="sender"),
             asyncio.create_task(self._config_watcher(), name="config-watcher"),
         ]
+        imap_stop = threading.Event()
+        watchers = [
+            threading.Thread(
+                target=imap.watch,
+                args=(lambda: self.app, box, imap_stop, self._wake_threadsafe),
+                name=f"md-imap-{box.name}",
+                daemon=True,
+            )
+            for box in cfg.mailboxes
+        ]
+        for watcher in watchers:
+            watcher.start()
         self.ready.set()
         await self._stop.wait()
+        imap_stop.set()
+        for watcher in watchers:
+            await asyncio.get_running_loop().run_in_executor(None, watcher.join, 30)
         log.info("stopping: no longer accepting mail, finishing stored work")
         server.close()
         await server.wait_closed()
@@ -103,6 +119,10 @@ class Daemon:
         for pool in (self._ingest_pool, self._work_pool, self._send_pool):
             pool.shutdown(wait=True)
         log.info("maildesk stopped")
+
+    def _wake_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self, _raw_id: int = 0) -> None:
         if self._work is not None:

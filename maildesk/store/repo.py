@@ -10,7 +10,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from maildesk.store.models import Contact, Event, Message, OutboxEntry, RawMessage, Ticket
+from maildesk.store.models import (
+    Contact,
+    Event,
+    ImapCheckpoint,
+    Message,
+    OutboxEntry,
+    RawMessage,
+    Ticket,
+)
 
 
 def save_raw(
@@ -274,3 +282,22 @@ def list_quarantine(
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def checkpoint(session: Session, mailbox: str) -> ImapCheckpoint | None:
+    return session.get(ImapCheckpoint, mailbox)
+
+
+def advance_checkpoint(
+    session: Session, mailbox: str, uidvalidity: int, last_uid: int, now: datetime
+) -> None:
+    """Record that every UID up to last_uid is stored (in the caller's transaction)."""
+    row = session.get(ImapCheckpoint, mailbox)
+    if row is None:
+        session.add(
+            ImapCheckpoint(
+                mailbox=mailbox, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
+            )
+        )
+    else:
+        row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, now

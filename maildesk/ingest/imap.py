@@ -1,0 +1,242 @@
+"""IMAP ingestion with imapclient (the only module that imports it).
+
+Exactly once: per mailbox a checkpoint (UIDVALIDITY, last UID) lives in the store and is
+advanced in the same transaction that stores a message's raw bytes, so a crash either
+leaves both undone (the message is fetched again) or both done (it is not). Messages are
+fetched with BODY.PEEK[] so the server does not mark them \\Seen before they are safe;
+the after-ingest action (\\Seen, move, delete) runs after the commit, and is re-applied on
+the next pass to stored messages still in the folder, so a crash in between loses nothing
+and duplicates nothing. A new UIDVALIDITY rescans the folder: Message-ID dedupe in the
+pipeline keeps that from opening tickets twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from maildesk.app import App
+from maildesk.config import MailboxConfig
+from maildesk.errors import MaildeskError
+from maildesk.store import repo
+from maildesk.store.db import transaction
+
+log = logging.getLogger(__name__)
+
+IDLE_RENEW = 25 * 60.0  # seconds; servers may drop IDLE after 29 minutes (RFC 2177)
+MAX_BACKOFF = 300.0
+
+
+class MailboxError(MaildeskError):
+    """The mailbox cannot be read (connection, login, folder); the message says which."""
+
+
+@dataclass
+class PollReport:
+    mailbox: str
+    stored: int = 0
+    skipped_oversize: list[int] = field(default_factory=list)
+    rescanned: bool = False
+    stored_ids: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def connect(box: MailboxConfig, timeout: float = 30.0) -> Iterator[IMAPClient]:
+    """A logged-in client with the folder selected; errors become MailboxError."""
+    where = f"mailbox {box.name!r} ({box.username}@{box.host}:{box.port})"
+    try:
+        context = ssl.create_default_context() if box.tls != "none" else None
+        client = IMAPClient(
+            box.host, port=box.port, ssl=box.tls == "ssl", ssl_context=context, timeout=timeout
+        )
+    except (OSError, IMAPClientError) as exc:
+        raise MailboxError(f"{where}: cannot connect: {exc}") from exc
+    try:
+        if box.tls == "starttls":
+            client.starttls(context)
+        client.login(box.username, box.password)
+        client.select_folder(box.folder)
+    except LoginError as exc:
+        _close(client)
+        raise MailboxError(f"{where}: login refused: {_text(exc)}") from exc
+    except (OSError, IMAPClientError) as exc:
+        _close(client)
+        raise MailboxError(f"{where}: {type(exc).__name__}: {_text(exc)}") from exc
+    try:
+        yield client
+    finally:
+        _close(client)
+
+
+def poll_once(app: App, box: MailboxConfig, client: IMAPClient | None = None) -> PollReport:
+    """One pass over the folder: store every new message, then apply the after-action."""
+    if client is None:
+        with connect(box) as fresh:
+            return poll_once(app, box, fresh)
+    try:
+        return _poll(app, box, client)
+    except (OSError, IMAPClientError) as exc:
+        raise MailboxError(f"mailbox {box.name!r}: {type(exc).__name__}: {_text(exc)}") from exc
+
+
+def _poll(app: App, box: MailboxConfig, client: IMAPClient) -> PollReport:
+    report = PollReport(box.name)
+    status = client.folder_status(box.folder, [b"UIDVALIDITY"])
+    uidvalidity = int(status[b"UIDVALIDITY"])
+    with transaction(app.sessions) as session:
+        mark = repo.checkpoint(session, box.name)
+        last_uid = mark.last_uid if mark and mark.uidvalidity == uidvalidity else 0
+        if mark and mark.uidvalidity != uidvalidity:
+            report.rescanned = True
+            log.warning(
+                "mailbox %s: UIDVALIDITY changed (%s -> %s); rescanning, duplicates are "
+                "recognised by Message-ID",
+                box.name,
+                mark.uidvalidity,
+                uidvalidity,
+            )
+            repo.advance_checkpoint(session, box.name, uidvalidity, 0, app.now())
+    new_uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+    for start in range(0, len(new_uids), box.batch_size):
+        chunk = new_uids[start : start + box.batch_size]
+        sizes = client.fetch(chunk, [b"RFC822.SIZE"])
+        wanted = []
+        for uid in chunk:
+            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if size > box.max_message_size:
+                report.skipped_oversize.append(uid)
+                log.warning(
+                    "mailbox %s: UID %s is %s bytes, over max_message_size %s: skipped, left "
+                    "in the folder",
+                    box.name,
+                    uid,
+                    size,
+                    box.max_message_size,
+                )
+            else:
+                wanted.append(uid)
+        bodies = client.fetch(wanted, [b"BODY.PEEK[]"]) if wanted else {}
+        for uid in chunk:
+            raw = bodies.get(uid, {}).get(b"BODY[]") if uid in wanted else None
+            with transaction(app.sessions) as session:
+                if raw is not None:
+                    row = repo.save_raw(
+                        session,
+                        bytes(raw),
+                        origin=f"imap:{box.name}",
+                        now=app.now(),
+                        envelope_to=[box.username] if "@" in box.username else [],
+                    )
+                    report.stored_ids.append(row.id)
+                repo.advance_checkpoint(session, box.name, uidvalidity, uid, app.now())
+            if raw is not None:
+                report.stored += 1
+    _after_ingest(box, client, max(new_uids, default=last_uid), report.skipped_oversize)
+    if report.stored:
+        log.info("mailbox %s: stored %d new message(s)", box.name, report.stored)
+    return report
+
+
+def _after_ingest(box: MailboxConfig, client: IMAPClient, upto: int, skipped: list[int]) -> None:
+    """Apply the after-action to every stored message still in the folder (idempotent)."""
+    if upto <= 0:
+        return
+    criteria = ["UID", f"1:{upto}"]
+    if box.after == "seen":
+        criteria.append("UNSEEN")
+    done = [u for u in client.search(criteria) if u <= upto and u not in set(skipped)]
+    if not done:
+        return
+    if box.after == "seen":
+        client.add_flags(done, [b"\\Seen"])
+    elif box.after == "move":
+        assert box.move_to is not None
+        if not client.folder_exists(box.move_to):
+            client.create_folder(box.move_to)
+        client.move(done, box.move_to)
+    else:
+        client.delete_messages(done)
+        client.expunge()
+
+
+def watch(
+    app_of: Callable[[], App],
+    box: MailboxConfig,
+    stop: threading.Event,
+    on_stored: Callable[[], None],
+) -> None:
+    """Run in a thread until stop: poll, then IDLE (or sleep) for new mail; reconnect with
+    capped, jittered backoff, logging once per change of state, not once per retry."""
+    failures = 0
+    last_error: str | None = None
+    while not stop.is_set():
+        try:
+            with connect(box) as client:
+                if last_error is not None:
+                    log.info("mailbox %s: connected again", box.name)
+                failures, last_error = 0, None
+                _serve_connection(app_of, box, client, stop, on_stored)
+        except Exception as exc:  # any failure: reconnect, never let the thread die
+            failures += 1
+            text = str(exc) if isinstance(exc, MailboxError) else f"mailbox {box.name!r}: {exc!r}"
+            if text != last_error:
+                log.error("%s; retrying with backoff", text)
+                last_error = text
+            delay = min(MAX_BACKOFF, 2.0 ** min(failures, 10)) * random.uniform(0.5, 1.0)
+            stop.wait(delay)
+
+
+def _serve_connection(
+    app_of: Callable[[], App],
+    box: MailboxConfig,
+    client: IMAPClient,
+    stop: threading.Event,
+    on_stored: Callable[[], None],
+) -> None:
+    idle = box.idle and b"IDLE" in client.capabilities()
+    while not stop.is_set():
+        if poll_once(app_of(), box, client).stored:
+            on_stored()
+        if not idle:
+            stop.wait(box.poll_interval)
+            continue
+        # New mail reported by NOOP, or between the last command and the start of IDLE
+        # (imaplib keeps such untagged EXISTS aside), means: poll again before idling.
+        _, responses = client.noop()
+        if any(isinstance(r, tuple) and r[1:2] == (b"EXISTS",) for r in responses):
+            continue
+        try:
+            client.idle()
+            pending = getattr(getattr(client, "_imap", None), "untagged_responses", {})
+            if pending.pop("EXISTS", None):
+                continue
+            waited = 0.0
+            # Short checks so a stop request is seen within a second; renew before the
+            # server's 29-minute IDLE limit; poll anyway every poll_interval.
+            while not stop.is_set() and waited < min(IDLE_RENEW, box.poll_interval):
+                if client.idle_check(timeout=1):
+                    break
+                waited += 1
+        finally:
+            client.idle_done()
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # closing a broken connection: nothing left to do
+        with suppress(Exception):
+            client.shutdown()
+
+
+def _text(exc: BaseException) -> str:
+    args = exc.args[0] if exc.args else exc
+    return args.decode("utf-8", "replace") if isinstance(args, bytes) else str(args)

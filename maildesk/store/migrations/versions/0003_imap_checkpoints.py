@@ -1,0 +1,32 @@
+"""IMAP checkpoints
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22 13:40:00
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "imap_checkpoints",
+        sa.Column("mailbox", sa.String(length=200), nullable=False),
+        sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
+        sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("mailbox"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("imap_checkpoints")

@@ -1,0 +1,214 @@
+"""IMAP ingestion against a real Dovecot (tests/servers/dovecot-test-server.sh), started
+and stopped by the tests: poll, IDLE, exactly once, after-actions, size limit, UIDVALIDITY,
+a wrong password, and Dovecot going away while maildesk runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import select
+
+from maildesk.app import App
+from maildesk.config import load_config
+from maildesk.store.models import RawMessage
+from tests.conftest import Sink, free_port, mail, run_cli, running_desk, skip_or_fail, wait_until
+
+SCRIPT = Path(__file__).parent / "servers" / "dovecot-test-server.sh"
+USER, PASSWORD = "support@example.com", "secret"
+
+
+@dataclass
+class Dovecot:
+    directory: str
+    port: int
+
+    def _script(self, *args: str) -> None:
+        # Output to a file, not a pipe: the daemonised Dovecot would hold a pipe open.
+        with open(Path(self.directory) / "script.log", "ab") as log:
+            done = subprocess.run(
+                [str(SCRIPT), *args], stdout=log, stderr=subprocess.STDOUT, timeout=60
+            )
+        assert done.returncode == 0, (Path(self.directory) / "script.log").read_text()
+
+    def start(self) -> None:
+        self._script("start", self.directory, str(self.port), f"{USER}:{PASSWORD}")
+
+    def stop(self) -> None:
+        self._script("stop", self.directory)
+
+    def client(self) -> IMAPClient:
+        c = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+        c.login(USER, PASSWORD)
+        return c
+
+    def append(self, subject: str, *, folder: str = "INBOX", size: int = 0) -> str:
+        message_id = f"<{uuid.uuid4().hex}@client.example.org>"
+        msg = mail(subject, "x" * size or "Please help.", message_id=message_id)
+        c = self.client()
+        try:
+            c.append(folder, msg.as_bytes())
+        finally:
+            c.logout()
+        return message_id
+
+    def uids(self, folder: str = "INBOX", criteria: str = "ALL") -> list[int]:
+        c = self.client()
+        try:
+            c.select_folder(folder)
+            return list(c.search(criteria))
+        finally:
+            c.logout()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    if not Path("/usr/sbin/dovecot").exists():
+        skip_or_fail("Dovecot is not installed (apt-get install dovecot-imapd)")
+    directory = tempfile.mkdtemp(prefix="maildesk-dovecot-")  # world-searchable parents
+    server = Dovecot(directory, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def mailbox_toml(dovecot: Dovecot, **keys: object) -> str:
+    settings = {
+        "name": "support",
+        "host": "127.0.0.1",
+        "port": dovecot.port,
+        "tls": "none",
+        "username": USER,
+        "password": PASSWORD,
+        "poll_interval": "1s",
+        **keys,
+    }
+    body = "\n".join(
+        f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, str) else v}"
+        for k, v in settings.items()
+    )
+    return f"\n[[mailboxes]]\n{body}\n"
+
+
+def _poll(config: Path) -> tuple[int, str]:
+    return run_cli("poll", "--config", str(config))
+
+
+def test_poll_stores_each_message_once_and_marks_seen(
+    dovecot: Dovecot, db_url: str, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, extra=mailbox_toml(dovecot, idle=False))
+    dovecot.append("Printer on fire")
+    dovecot.append("VPN down")
+
+    code, out = _poll(config)
+    assert code == 0, out
+    assert "support: 2 new message(s), 2 new ticket(s)" in out
+    assert dovecot.uids(criteria="UNSEEN") == []
+    code, out = _poll(config)
+    assert "support: 0 new message(s)" in out
+    dovecot.append("Monitor flickers")
+    code, out = _poll(config)
+    assert "1 new message(s), 1 new ticket(s)" in out
+    code, out = run_cli("tickets", "--json", "--config", str(config))
+    assert len(json.loads(out)) == 3
+
+
+def test_move_and_delete_after_ingest(
+    dovecot: Dovecot, db_url: str, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, extra=mailbox_toml(dovecot, after="move", move_to="Done"))
+    dovecot.append("One")
+    assert _poll(config)[0] == 0
+    assert dovecot.uids() == [] and len(dovecot.uids("Done")) == 1
+
+    config.write_text(config.read_text().replace("after = 'move'", "after = 'delete'"))
+    dovecot.append("Two")
+    assert _poll(config)[0] == 0
+    assert dovecot.uids() == []
+    assert len(dovecot.uids("Done")) == 1
+
+
+def test_oversize_is_skipped_and_left_in_place(
+    dovecot: Dovecot, db_url: str, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, extra=mailbox_toml(dovecot, max_message_size="5KB"))
+    dovecot.append("Huge log", size=20_000)
+    dovecot.append("Small")
+    code, out = _poll(config)
+    assert code == 0 and "1 new message(s)" in out and "1 over the size limit skipped" in out
+    assert len(dovecot.uids(criteria="UNSEEN")) == 1  # the big one, untouched
+    assert "0 new message(s)" in _poll(config)[1]  # and not retried every pass
+
+
+def test_uidvalidity_change_rescans_without_duplicate_tickets(
+    dovecot: Dovecot, db_url: str, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, extra=mailbox_toml(dovecot, folder="Support"))
+    c = dovecot.client()
+    c.create_folder("Support")
+    c.logout()
+    dovecot.append("First", folder="Support")
+    assert "1 new ticket(s)" in _poll(config)[1]
+    # Recreate the folder with the same message plus a new one: a new UIDVALIDITY.
+    c = dovecot.client()
+    c.delete_folder("Support")
+    c.create_folder("Support")
+    c.logout()
+    app = App.build(load_config(config))
+    try:
+        with app.sessions() as session:
+            raw_first = session.scalars(select(RawMessage.raw)).first()
+    finally:
+        app.close()
+    assert raw_first is not None
+    c = dovecot.client()
+    c.append("Support", raw_first)
+    c.logout()
+    dovecot.append("Second", folder="Support")
+    code, out = _poll(config)
+    assert code == 0, out
+    assert "UIDVALIDITY changed" in out and "2 new message(s), 1 new ticket(s)" in out
+
+
+def test_wrong_password_is_a_clear_error(
+    dovecot: Dovecot, db_url: str, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, extra=mailbox_toml(dovecot, password="wrong"))
+    code, out = _poll(config)
+    assert code == 75
+    assert "mailbox 'support'" in out and "login refused" in out
+
+
+def test_serve_ingests_via_idle_and_survives_a_dovecot_restart(
+    dovecot: Dovecot,
+    db_url: str,
+    sink: Sink,
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(db_url, sink.port, extra=mailbox_toml(dovecot, poll_interval="60s"))
+    with running_desk(config, sink) as desk:
+        dovecot.append("Through IDLE")
+        wait_until(lambda: [t for t in desk.tickets() if t["subject"] == "Through IDLE"])
+
+        dovecot.stop()
+        wait_until(lambda: "retrying with backoff" in caplog.text, timeout=20)
+        dovecot.start()
+        dovecot.append("After the restart")
+        wait_until(
+            lambda: [t for t in desk.tickets() if t["subject"] == "After the restart"],
+            timeout=40,
+        )
+        assert len(desk.tickets()) == 2
