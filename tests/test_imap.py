@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import sqlite3
 import subprocess
 import tempfile
 import uuid
@@ -20,7 +22,16 @@ from sqlalchemy import select
 from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.store.models import RawMessage
-from tests.conftest import Sink, free_port, mail, run_cli, running_desk, skip_or_fail, wait_until
+from tests.conftest import (
+    Sink,
+    free_port,
+    mail,
+    run_cli,
+    running_desk,
+    serve_process,
+    skip_or_fail,
+    wait_until,
+)
 
 SCRIPT = Path(__file__).parent / "servers" / "dovecot-test-server.sh"
 USER, PASSWORD = "support@example.com", "secret"
@@ -212,3 +223,55 @@ def test_serve_ingests_via_idle_and_survives_a_dovecot_restart(
             timeout=40,
         )
         assert len(desk.tickets()) == 2
+
+
+def test_killed_mid_batch_then_restarted_loses_and_duplicates_nothing(
+    dovecot: Dovecot, tmp_path: Path, write_config: Callable[..., Path]
+) -> None:
+    """A poll-only mailbox in `serve`; the daemon is SIGKILLed while a batch is under way."""
+    db = tmp_path / "md.db"
+    config = write_config(f"sqlite:///{db}", extra=mailbox_toml(dovecot, idle=False, batch_size=5))
+    config.write_text(
+        config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{free_port()}"')
+    )
+    c = dovecot.client()
+    for n in range(120):
+        c.append(
+            "INBOX",
+            mail(
+                f"Request {n}",
+                sender=f"user{n}@client.example.org",  # one sender would trip the flood guard
+                message_id=f"<bulk-{n}@client.example.org>",
+            ).as_bytes(),
+        )
+    c.logout()
+
+    def stored() -> int:
+        if not db.exists():
+            return 0
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            try:
+                return int(conn.execute("SELECT count(*) FROM raw_messages").fetchone()[0])
+            except sqlite3.OperationalError:  # schema not there yet
+                return 0
+
+    with serve_process(config, tmp_path / "first.log") as first:
+        wait_until(lambda: stored() >= 10, timeout=30)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert stored() < 120, "the kill came too late to test anything"
+
+    with serve_process(config, tmp_path / "second.log") as second:
+        wait_until(lambda: stored() >= 120, timeout=60)
+        wait_until(
+            lambda: (
+                len(json.loads(run_cli("tickets", "--json", "--config", str(config))[1])) >= 120
+            ),
+            timeout=60,
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    tickets = json.loads(run_cli("tickets", "--json", "--config", str(config))[1])
+    assert sorted(t["subject"] for t in tickets) == sorted(f"Request {n}" for n in range(120))
+    assert stored() == 120, "no message fetched twice"
+    assert dovecot.uids(criteria="UNSEEN") == []
