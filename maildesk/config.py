@@ -78,6 +78,7 @@ class MailboxConfig:
     move_to: str | None = None
     batch_size: int = 50
     max_message_size: int = 25 * 1000**2
+    oversize_to: str | None = None  # move mail over max_message_size here (else leave it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -478,6 +479,7 @@ def _mailboxes(r: _Reader, tables: list[dict[str, Any]], max_size: int) -> list[
                 move_to=move_to,
                 batch_size=r.take(t, place, "batch_size", int_between(1, 1000), 50) or 50,
                 max_message_size=r.take(t, place, "max_message_size", parse_size, None) or max_size,
+                oversize_to=r.take(t, place, "oversize_to", str, None),
             )
         )
         r.done(t, place)

@@ -162,6 +162,12 @@ def test_oversize_is_skipped_and_left_in_place(
     assert len(dovecot.uids(criteria="UNSEEN")) == 1  # the big one, untouched
     assert "0 new message(s)" in _poll(config)[1]  # and not retried every pass
 
+    config.write_text(config.read_text() + "oversize_to = 'Too big'\n")
+    dovecot.append("Another huge one", size=20_000)
+    code, out = _poll(config)
+    assert code == 0 and "1 over the size limit skipped" in out
+    assert len(dovecot.uids("Too big")) == 1
+
 
 def test_uidvalidity_change_rescans_without_duplicate_tickets(
     dovecot: Dovecot, db_url: str, write_config: Callable[..., Path]

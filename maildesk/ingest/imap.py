@@ -114,12 +114,12 @@ def _poll(app: App, box: MailboxConfig, client: IMAPClient) -> PollReport:
             if size > box.max_message_size:
                 report.skipped_oversize.append(uid)
                 log.warning(
-                    "mailbox %s: UID %s is %s bytes, over max_message_size %s: skipped, left "
-                    "in the folder",
+                    "mailbox %s: UID %s is %s bytes, over max_message_size %s: skipped, %s",
                     box.name,
                     uid,
                     size,
                     box.max_message_size,
+                    f"moved to {box.oversize_to}" if box.oversize_to else "left in the folder",
                 )
             else:
                 wanted.append(uid)
@@ -139,6 +139,8 @@ def _poll(app: App, box: MailboxConfig, client: IMAPClient) -> PollReport:
                 repo.advance_checkpoint(session, box.name, uidvalidity, uid, app.now())
             if raw is not None:
                 report.stored += 1
+    if report.skipped_oversize and box.oversize_to:
+        _move(client, report.skipped_oversize, box.oversize_to)
     _after_ingest(box, client, max(new_uids, default=last_uid), report.skipped_oversize)
     if report.stored:
         log.info("mailbox %s: stored %d new message(s)", box.name, report.stored)
@@ -159,12 +161,16 @@ def _after_ingest(box: MailboxConfig, client: IMAPClient, upto: int, skipped: li
         client.add_flags(done, [b"\\Seen"])
     elif box.after == "move":
         assert box.move_to is not None
-        if not client.folder_exists(box.move_to):
-            client.create_folder(box.move_to)
-        client.move(done, box.move_to)
+        _move(client, done, box.move_to)
     else:
         client.delete_messages(done)
         client.expunge()
+
+
+def _move(client: IMAPClient, uids: list[int], folder: str) -> None:
+    if not client.folder_exists(folder):
+        client.create_folder(folder)
+    client.move(uids, folder)
 
 
 def watch(
