@@ -31,7 +31,7 @@ from maildesk.notify.outbox import Notification, enqueue
 from maildesk.routing.rules import STRATEGIES, RoutingDecision, route
 from maildesk.store import repo
 from maildesk.store.db import transaction
-from maildesk.store.models import Attachment, Message, RawMessage, Ticket
+from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
 from maildesk.thread import ThreadMatch, strip_ref_tag, thread_message
 
 log = logging.getLogger(__name__)
@@ -437,16 +437,50 @@ def _notify_agents(
     agents = [a for a in agents if a.email != msg.from_addr]
     if not app.config.notify.notify_agents or not agents:
         return
-    first = {"email": agents[0].email, "name": agents[0].name}
-    rendered = app.templates.render(template, {**context, "recipient": first}, ticket.queue)
+    _notify(
+        app,
+        session,
+        ticket,
+        inbound,
+        msg,
+        context,
+        kind=kind,
+        template=template,
+        to=agents[0],
+        cc=[a.email for a in agents[1:]],
+        auto_submitted="auto-generated",
+        internal=True,
+        now=now,
+    )
+
+
+def _notify(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    inbound: Message,
+    msg: ParsedMessage,
+    context: dict[str, Any],
+    *,
+    kind: str,
+    template: str,
+    to: Agent | Contact,
+    cc: Sequence[str] = (),
+    auto_submitted: str,
+    internal: bool,
+    now: datetime,
+) -> None:
+    """Render `template` for the first recipient and queue it in answer to `inbound`."""
+    recipient = {"email": to.email, "name": to.name}
+    rendered = app.templates.render(template, {**context, "recipient": recipient}, ticket.queue)
     note = Notification(
         kind=kind,
-        to=[a.email for a in agents],
+        to=[to.email, *cc],
         rendered=rendered,
         in_reply_to=inbound,
         parent_references=msg.references,
-        auto_submitted="auto-generated",
-        internal=True,
+        auto_submitted=auto_submitted,
+        internal=internal,
     )
     _send(app, session, ticket, note, now)
 
@@ -510,23 +544,25 @@ def _notify_created(
         )
         log.info("no acknowledgement for %s (%s): %s", ref, msg.message_id, suppressed)
     else:
-        recipient = {"email": requester, "name": ticket.requester.name}
         template = (
             f"requester/{decision.acknowledge}"
             if isinstance(decision.acknowledge, str)
             else "requester/ticket_created"
         )
-        rendered = app.templates.render(template, {**context, "recipient": recipient}, ticket.queue)
-        note = Notification(
+        _notify(
+            app,
+            session,
+            ticket,
+            inbound,
+            msg,
+            context,
             kind="acknowledgement",
-            to=[requester],
-            rendered=rendered,
-            in_reply_to=inbound,
-            parent_references=msg.references,
+            template=template,
+            to=ticket.requester,
             auto_submitted="auto-replied",
             internal=False,
+            now=now,
         )
-        _send(app, session, ticket, note, now)
 
     agents = list(config.agents_of(ticket.queue))
     assignee = config.agent(ticket.assignee) if ticket.assignee else None
