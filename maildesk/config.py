@@ -88,6 +88,7 @@ class OutboundConfig:
     port: int
     path: Path | None
     starttls: bool
+    ca_file: Path | None = None  # verify the smarthost against this CA file, not the system CAs
     username: str | None
     password: str | None
     timeout: float
@@ -486,6 +487,15 @@ def _mailboxes(r: _Reader, tables: list[dict[str, Any]], max_size: int) -> list[
     return out
 
 
+def _file(r: _Reader, place: str, key: str, base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = base / value
+    if not path.is_file():
+        r.problem(f"{place} key '{key}'", f"file {path} does not exist")
+    return path
+
+
 def _directory(r: _Reader, place: str, base: Path, value: str | None) -> Path | None:
     if value is None:
         return None
@@ -560,6 +570,7 @@ def _outbound(r: _Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
         port=r.take(t, place, "port", int_between(1, 65535), 25) or 25,
         path=(base / path) if path else None,
         starttls=bool(r.take(t, place, "starttls", bool, False)),
+        ca_file=_file(r, place, "ca_file", base, r.take(t, place, "ca_file", str, None)),
         username=r.take(t, place, "username", str, None),
         password=password,
         timeout=(

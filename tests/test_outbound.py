@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,15 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from maildesk.config import load_config
 from maildesk.notify.sender import transport_for
-from tests.conftest import Sink, _SinkHandler, free_port, mail, running_desk, wait_until
+from tests.conftest import (
+    Sink,
+    _SinkHandler,
+    free_port,
+    mail,
+    require_tool,
+    running_desk,
+    wait_until,
+)
 
 
 class Accounts:
@@ -154,3 +164,80 @@ def test_unexpected_transport_error_is_retried_not_fatal(
         assert entry["attempts"] == 2
         desk.send(mail("Second"))  # the sender worker is still alive
         sink.wait_for(2)
+
+
+@pytest.fixture
+def tls_smarthost(tmp_path: Path) -> Iterator[tuple[Sink, Path]]:
+    """A smarthost that insists on STARTTLS, with a certificate from a throw-away CA."""
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = Sink(port=free_port())
+    controller = Controller(
+        _SinkHandler(sink),
+        hostname="127.0.0.1",
+        port=sink.port,
+        tls_context=context,
+        require_starttls=True,
+    )
+    controller.start()
+    try:
+        yield sink, cert
+    finally:
+        controller.stop()
+
+
+def _with_starttls(config: Path, ca_file: Path | None) -> Path:
+    extra = "starttls = true" + (f"\nca_file = {str(ca_file)!r}" if ca_file else "")
+    config.write_text(
+        config.read_text().replace('transport = "smtp"', f'transport = "smtp"\n{extra}')
+    )
+    return config
+
+
+def test_starttls_to_a_smarthost_with_a_private_ca(
+    db_url: str, tls_smarthost: tuple[Sink, Path], write_config: Callable[..., Path]
+) -> None:
+    sink, cert = tls_smarthost
+    config = _with_starttls(write_config(db_url, sink.port, extra=_NO_AGENTS), cert)
+    with running_desk(config, sink) as desk:
+        desk.send(mail("Printer on fire"))
+        sink.wait_for(1)
+        wait_until(lambda: all(e["status"] == "sent" for e in desk.json("outbox")))
+
+
+def test_untrusted_certificate_keeps_mail_queued(
+    db_url: str, tls_smarthost: tuple[Sink, Path], write_config: Callable[..., Path]
+) -> None:
+    sink, _cert = tls_smarthost
+    config = _with_starttls(write_config(db_url, sink.port, extra=_NO_AGENTS), None)
+    with running_desk(config, sink) as desk:
+        desk.send(mail("Printer on fire"))
+        [entry] = wait_until(lambda: [e for e in desk.json("outbox") if e["last_error"]] or None)
+        assert entry["status"] == "queued"
+        assert "CERTIFICATE_VERIFY_FAILED" in entry["last_error"]
+        assert sink.messages == []

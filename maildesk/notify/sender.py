@@ -52,7 +52,8 @@ class SmtpTransport:
         try:
             with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout) as smtp:
                 if cfg.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    cafile = str(cfg.ca_file) if cfg.ca_file else None
+                    smtp.starttls(context=ssl.create_default_context(cafile=cafile))
                 if cfg.username and cfg.password is not None:
                     smtp.login(cfg.username, cfg.password)
                 refused = smtp.sendmail(sender, recipients, raw)
