@@ -69,6 +69,7 @@ class MailboxConfig:
     host: str
     port: int
     tls: str  # "ssl", "starttls" or "none"
+    ca_file: Path | None = None  # verify the server against this CA file, not the system CAs
     username: str
     password: str = field(repr=False)
     folder: str = "INBOX"
@@ -418,6 +419,8 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     vips = tuple(v.lower() for v in r.strings(t, "[routing]", "vips") if _vip(r, v))
     r.done(t, "[routing]")
 
+    mailboxes = _mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size, base)
+
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -432,16 +435,30 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         rules=tuple(rules),
         vips=vips,
         priority_matrix=matrix,
-        mailboxes=tuple(_mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size)),
+        mailboxes=tuple(mailboxes),
     )
 
 
-def _mailboxes(r: _Reader, tables: list[dict[str, Any]], max_size: int) -> list[MailboxConfig]:
+_MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,26}")
+
+
+def _mailbox_name(value: object) -> str:
+    if not isinstance(value, str) or not _MAILBOX_NAME.fullmatch(value):
+        raise ValueError(
+            "must be 1 to 27 letters, digits, '.', '_' or '-' (it is stored as the origin "
+            f"'imap:NAME'), got {value!r}"
+        )
+    return value
+
+
+def _mailboxes(
+    r: _Reader, tables: list[dict[str, Any]], max_size: int, base: Path
+) -> list[MailboxConfig]:
     out: list[MailboxConfig] = []
     for i, t in enumerate(tables):
         name = t.get("name")
         place = f"[[mailboxes]] '{name}'" if isinstance(name, str) else f"[[mailboxes]] #{i + 1}"
-        name = r.take(t, place, "name", str, required=True) or f"#{i + 1}"
+        name = r.take(t, place, "name", _mailbox_name, required=True) or f"#{i + 1}"
         if name in {m.name for m in out}:
             r.problem(place, "duplicate mailbox name")
         tls = r.take(t, place, "tls", str, "ssl") or "ssl"
@@ -457,13 +474,27 @@ def _mailboxes(r: _Reader, tables: list[dict[str, Any]], max_size: int) -> list[
                 )
         elif password is None:
             r.problem(place, "needs password or password_env")
+        folder = r.take(t, place, "folder", str, "INBOX") or "INBOX"
         after = r.take(t, place, "after", str, "seen") or "seen"
         move_to = r.take(t, place, "move_to", str, None)
+        oversize_to = r.take(t, place, "oversize_to", str, None)
         if after not in ("seen", "move", "delete"):
             r.problem(f"{place} key 'after'", f"must be 'seen', 'move' or 'delete', got {after!r}")
         if after == "move" and not move_to:
             r.problem(f"{place} key 'move_to'", "is required when after = 'move'")
+        if move_to and after != "move":
+            r.problem(
+                f"{place} key 'move_to'", f"is only used with after = 'move' (after = {after!r})"
+            )
+        for key, target in (("move_to", move_to), ("oversize_to", oversize_to)):
+            if target is not None and target == folder:
+                r.problem(f"{place} key '{key}'", f"must differ from folder {folder!r}")
         poll = r.take(t, place, "poll_interval", parse_duration, None) or timedelta(seconds=60)
+        if poll < timedelta(seconds=1):
+            r.problem(
+                f"{place} key 'poll_interval'",
+                f"must be at least 1s, got {poll.total_seconds():g}s",
+            )
         out.append(
             MailboxConfig(
                 name=name,
@@ -471,16 +502,17 @@ def _mailboxes(r: _Reader, tables: list[dict[str, Any]], max_size: int) -> list[
                 port=r.take(t, place, "port", int_between(1, 65535), None)
                 or (993 if tls == "ssl" else 143),
                 tls=tls,
+                ca_file=_file(r, place, "ca_file", base, r.take(t, place, "ca_file", str, None)),
                 username=r.take(t, place, "username", str, required=True) or "",
                 password=password or "",
-                folder=r.take(t, place, "folder", str, "INBOX") or "INBOX",
+                folder=folder,
                 idle=bool(r.take(t, place, "idle", bool, True)),
                 poll_interval=max(poll.total_seconds(), 1.0),
                 after=after,
                 move_to=move_to,
                 batch_size=r.take(t, place, "batch_size", int_between(1, 1000), 50) or 50,
                 max_message_size=r.take(t, place, "max_message_size", parse_size, None) or max_size,
-                oversize_to=r.take(t, place, "oversize_to", str, None),
+                oversize_to=oversize_to,
             )
         )
         r.done(t, place)

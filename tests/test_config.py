@@ -448,3 +448,86 @@ def test_default_database_is_next_to_the_config(tmp_path: Path) -> None:
     url = make_url(config.database.url)
     assert url.get_backend_name() == "sqlite"
     assert url.database == str(tmp_path / "var" / "maildesk.db")
+
+
+# --- [[mailboxes]] -----------------------------------------------------------------------
+
+MAILBOX = """
+[[mailboxes]]
+name = "support"
+host = "imap.example.com"
+username = "support@example.com"
+password = "secret"
+"""
+
+
+def test_mailbox_defaults(tmp_path: Path) -> None:
+    (box,) = load_config(write(tmp_path, MINIMAL + MAILBOX)).mailboxes
+    assert (box.name, box.host, box.port, box.tls) == ("support", "imap.example.com", 993, "ssl")
+    assert (box.folder, box.idle, box.poll_interval, box.after) == ("INBOX", True, 60.0, "seen")
+    assert box.max_message_size == 25_000_000  # [smtp] max_message_size
+    assert "secret" not in repr(box)
+
+
+def test_mailbox_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", "from-env")
+    text = MINIMAL + MAILBOX.replace('password = "secret"', 'password_env = "TEST_IMAP_PASSWORD"')
+    (box,) = load_config(write(tmp_path, text + 'tls = "starttls"\n')).mailboxes
+    assert (box.password, box.port) == ("from-env", 143)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ("tls = 'tls'", "tls", ("'ssl', 'starttls' or 'none'",)),
+        ("after = 'archive'", "after", ("'seen', 'move' or 'delete'",)),
+        ("after = 'move'", "move_to", ("required",)),
+        ("move_to = 'Done'", "move_to", ("only used with after = 'move'",)),
+        ("after = 'move'\nmove_to = 'INBOX'", "move_to", ("must differ from folder",)),
+        ("oversize_to = 'INBOX'", "oversize_to", ("must differ from folder",)),
+        ("poll_interval = '500ms'", "poll_interval", ("at least 1s",)),
+        ("poll_interval = 'often'", "poll_interval", ("duration",)),
+        ("port = 0", "port", ("whole number",)),
+        ("idle = 'yes'", "idle", ("must be bool",)),
+        ("batch_size = 0", "batch_size", ("whole number",)),
+        ("max_message_size = 'big'", "max_message_size", ("size",)),
+        ("ca_file = 'no-such.pem'", "ca_file", ("does not exist",)),
+        ("folderr = 'Support'", "folderr", ("unknown key",)),
+        ("password_env = 'MAILDESK_TEST_UNSET_VARIABLE'", "password_env", ("unset",)),
+    ],
+)
+def test_mailbox_problems_name_the_mailbox_and_key(
+    tmp_path: Path, extra: str, key: str, words: tuple[str, ...]
+) -> None:
+    found = problems(write(tmp_path, MINIMAL + MAILBOX + extra + "\n"))
+    assert [p.place for p in found] == [f"[[mailboxes]] 'support' key '{key}'"], found
+    for word in words:
+        assert word in found[0].message
+
+
+def test_mailbox_entry_problems(tmp_path: Path) -> None:
+    text = MINIMAL + MAILBOX + MAILBOX + "[[mailboxes]]\nname = 'has space'\nhost = 'h'\n"
+    found = problems(write(tmp_path, text))
+    assert [(p.place, p.message.split(" (")[0]) for p in found] == [
+        ("[[mailboxes]] 'support'", "duplicate mailbox name"),
+        (
+            "[[mailboxes]] 'has space' key 'name'",
+            "must be 1 to 27 letters, digits, '.', '_' or '-'",
+        ),
+        ("[[mailboxes]] 'has space'", "needs password or password_env"),
+        ("[[mailboxes]] 'has space' key 'username'", "is required"),
+    ]
+
+
+def test_commented_mailbox_example_validates_when_uncommented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = (REPO / "maildesk.toml").read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index("# [[mailboxes]]\n")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("# "))
+    lines[start:end] = [line[2:] for line in lines[start:end]]
+    monkeypatch.setenv("MAILDESK_IMAP_PASSWORD", "secret")
+    (box,) = load_config(write(tmp_path, "".join(lines))).mailboxes
+    assert (box.name, box.password, box.after) == ("support", "secret", "seen")

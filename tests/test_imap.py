@@ -144,7 +144,9 @@ def test_move_and_delete_after_ingest(
     assert _poll(config)[0] == 0
     assert dovecot.uids() == [] and len(dovecot.uids("Done")) == 1
 
-    config.write_text(config.read_text().replace("after = 'move'", "after = 'delete'"))
+    config.write_text(
+        config.read_text().replace("after = 'move'\nmove_to = 'Done'", "after = 'delete'")
+    )
     dovecot.append("Two")
     assert _poll(config)[0] == 0
     assert dovecot.uids() == []
