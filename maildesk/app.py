@@ -15,7 +15,9 @@ from maildesk.config import Config, load_config
 from maildesk.errors import ConfigError, ConfigProblem
 from maildesk.notify.render import Templates
 from maildesk.notify.sender import Transport, transport_for
-from maildesk.store.db import create_db_engine, session_factory, upgrade
+from maildesk.proof import Role, TokenCodec, plus_address
+from maildesk.store import repo
+from maildesk.store.db import create_db_engine, session_factory, transaction, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,11 @@ def utcnow() -> datetime:
 
 def sample_context(config: Config) -> dict[str, Any]:
     """A context with every documented field, for checking templates at load time."""
-    desk = {"name": config.desk.name, "address": config.desk.address}
+    desk = {
+        "name": config.desk.name,
+        "address": config.desk.address,
+        "reopen_days": config.desk.reopen_window.days,
+    }
     ticket = {
         "id": 42,
         "ref": f"{config.desk.ref_prefix}-42",
@@ -51,7 +57,17 @@ def sample_context(config: Config) -> dict[str, Any]:
         "attachments": [{"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1}],
     }
     recipient = {"email": "requester@example.org", "name": "Requester"}
-    return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient}
+    # Variables only some templates get (docs/templates.md says which).
+    extra = {
+        "agent": {"email": "agent@example.com", "name": "Agent"},
+        "flags": ["From claims agent agent@example.com, but it has no proof"],
+        "errors": ['line 1 "#priority P9": priority must be one of P1, P2, P3, P4'],
+        "commands": ["#priority P9"],
+        "changes": ["priority: P3 -> P2"],
+        "assigned_by": "agent@example.com",
+        "merged_into": {"ref": f"{config.desk.ref_prefix}-7", "subject": "Printers"},
+    }
+    return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient, **extra}
 
 
 def load_templates(config: Config) -> Templates:
@@ -83,6 +99,7 @@ class App:
     templates: Templates
     transport: Transport
     clock: Callable[[], datetime] = field(default=utcnow)
+    _tokens: TokenCodec | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -109,6 +126,7 @@ class App:
 
     def pinned(self) -> App:
         """A copy whose config and templates a concurrent reload cannot change."""
+        _ = self.tokens  # resolve the secret once here, not once per message
         return replace(self)
 
     def now(self) -> datetime:
@@ -116,6 +134,21 @@ class App:
 
     def ref(self, ticket_id: int) -> str:
         return f"{self.config.desk.ref_prefix}-{ticket_id}"
+
+    @property
+    def tokens(self) -> TokenCodec:
+        """Reply tokens under `[desk] secret`, or else the secret kept in the database."""
+        if self._tokens is None:
+            secret = self.config.desk.secret
+            if secret is None:
+                with transaction(self.sessions) as session:
+                    secret = repo.desk_secret(session)
+            self._tokens = TokenCodec(secret.encode())
+        return self._tokens
+
+    def reply_address(self, ticket_id: int, role: Role = "requester") -> str:
+        """support+TOKEN@…: replies to it thread; the agent one also proves an agent."""
+        return plus_address(self.config.desk.address, self.tokens.mint(ticket_id, role))
 
     def reload(self) -> bool:
         """Re-read the config file; on any error keep the old config and return False."""
@@ -130,6 +163,8 @@ class App:
             config = replace(config, database=self.config.database)
         if config.outbound != self.config.outbound:
             self.transport = transport_for(config.outbound)
+        if config.desk.secret != self.config.desk.secret:
+            self._tokens = None
         self.config, self.templates = config, templates
         log.info("config reloaded from %s (%d rules)", config.path, len(config.rules))
         return True

@@ -37,6 +37,8 @@ class DeskConfig:
     address: str
     timezone: str
     reopen_window: timedelta
+    # The reply-token secret; None: generated once and kept in the database.
+    secret: str | None = field(default=None, repr=False)
 
     @property
     def domain(self) -> str:
@@ -103,9 +105,28 @@ class NotifyConfig:
     templates: Path | None
     acknowledge: bool
     notify_agents: bool
+    command_receipts: bool = True  # a short receipt to the agent after commands by mail
     # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
     auto_replies_per_hour: int = 5  # acknowledgements to one address
     new_tickets_per_hour: int = 30  # more new tickets from one sender are held as "flood"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityConfig:
+    """Who is trusted to vouch for an agent's From address (see maildesk.proof)."""
+
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+STRANGER_POLICIES = ("new-ticket", "append")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadingConfig:
+    # A message that threads only by the [MD-n] in its subject, from someone who is not
+    # the requester, a watcher or an agent: "new-ticket" (linked to the one it names) or
+    # "append" (join the conversation, as older desks do).
+    subject_ref_from_strangers: str = "new-ticket"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +158,8 @@ class Config:
     vips: tuple[str, ...] = ()  # [routing] vips: addresses, or "@domain"
     priority_matrix: Mapping[tuple[str, str], str] = field(default_factory=lambda: DEFAULT_MATRIX)
     mailboxes: tuple[MailboxConfig, ...] = ()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    threading: ThreadingConfig = field(default_factory=ThreadingConfig)
 
     @property
     def default_queue(self) -> Queue:
@@ -306,6 +329,8 @@ class _Reader:
 
 _SECTIONS = {
     "mailboxes",
+    "security",
+    "threading",
     "desk",
     "database",
     "smtp",
@@ -355,6 +380,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         timezone=r.take(t, "[desk]", "timezone", _zone, "UTC") or "UTC",
         reopen_window=r.take(t, "[desk]", "reopen_window", parse_duration, timedelta(days=14))
         or timedelta(0),
+        secret=_secret(r, t),
     )
     r.done(t, "[desk]")
 
@@ -392,6 +418,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         templates=(base / templates_dir) if templates_dir else None,
         acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
         notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
+        command_receipts=bool(r.take(t, "[notify]", "command_receipts", bool, True)),
         auto_replies_per_hour=_limit(
             r.take(t, "[notify]", "auto_replies_per_hour", int_between(0, 10_000), 5), 5
         ),
@@ -421,6 +448,23 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
 
     mailboxes = _mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size, base)
 
+    t = r.table(data, "security")
+    security = SecurityConfig(
+        trusted_authserv_ids=tuple(
+            v.lower() for v in r.strings(t, "[security]", "trusted_authserv_ids")
+        )
+    )
+    r.done(t, "[security]")
+    t = r.table(data, "threading")
+    strangers = r.take(t, "[threading]", "subject_ref_from_strangers", str, "new-ticket")
+    if strangers not in STRANGER_POLICIES:
+        r.problem(
+            "[threading] key 'subject_ref_from_strangers'",
+            f"must be {' or '.join(map(repr, STRANGER_POLICIES))}, got {strangers!r}",
+        )
+    threading = ThreadingConfig(subject_ref_from_strangers=strangers or "new-ticket")
+    r.done(t, "[threading]")
+
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -436,7 +480,21 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         vips=vips,
         priority_matrix=matrix,
         mailboxes=tuple(mailboxes),
+        security=security,
+        threading=threading,
     )
+
+
+def _secret(r: _Reader, t: dict[str, Any]) -> str | None:
+    secret = r.take(t, "[desk]", "secret", str, None)
+    secret_env = r.take(t, "[desk]", "secret_env", str, None)
+    if secret_env:
+        secret = os.environ.get(secret_env)
+        if secret is None:
+            r.problem("[desk] key 'secret_env'", f"environment variable {secret_env} unset")
+    if secret is not None and len(secret.encode()) < 16:
+        r.problem("[desk] key 'secret'", "must be at least 16 characters (use 32 random ones)")
+    return secret
 
 
 _MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,26}")

@@ -13,13 +13,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from maildesk import views
+from maildesk import lifecycle, views
 from maildesk.app import App
 from maildesk.bounce import Bounce
 from maildesk.bounce import recognise as recognise_bounce
@@ -27,17 +26,21 @@ from maildesk.config import Agent
 from maildesk.errors import NotMail, StoreUnavailable
 from maildesk.guard import is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
-from maildesk.notify.outbox import Notification, enqueue
-from maildesk.routing.rules import STRATEGIES, RoutingDecision, route
+from maildesk.ingest.reply import new_text
+from maildesk.lifecycle import Actor
+from maildesk.notify import notices
+from maildesk.proof import authentication_results
+from maildesk.replies import agent_reply
+from maildesk.routing.rules import STRATEGIES, route
 from maildesk.store import repo
 from maildesk.store.db import transaction
-from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
-from maildesk.thread import ThreadMatch, strip_ref_tag, thread_message
+from maildesk.store.models import Attachment, Message, RawMessage, Ticket
+from maildesk.thread import ThreadMatch, corroborated, reply_tokens, strip_ref_tag, thread_message
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = ("new", "open")
 HOUR = timedelta(hours=1)
+MAX_WATCHERS = 20  # CCs kept as watchers of one ticket, at most
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ class Outcome:
     """What processing one raw message did."""
 
     raw_id: int
-    # created, appended, reopened, followup, duplicate, ignored, dropped, bounce, quarantined,
-    # skipped
+    # created, appended, reopened, followup, linked, duplicate, ignored, dropped, bounce,
+    # quarantined, skipped, relayed, note, commands, rejected
     status: str
     ticket_id: int | None = None
     ref: str | None = None
@@ -115,6 +118,16 @@ def quarantine(app: App, raw_id: int, reason: str) -> Outcome:
     return Outcome(raw_id, "quarantined", reason=reason)
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote a message on an existing ticket, as far as it can be proven."""
+
+    kind: str  # agent, unverified-agent, requester, watcher, stranger
+    agent: Agent | None = None  # a proven agent
+    proof: str = ""  # how the agent was proven
+    doubt: str = ""  # the From claims an agent but nothing proves it: why not believed
+
+
 def _process(app: App, session: Session, raw_id: int) -> Outcome:
     now = app.now()
     if not repo.claim_raw(session, raw_id, "processed", now):
@@ -128,7 +141,7 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
         log.info("ignored %s (raw %s): %s", msg.message_id, raw_id, raw.reason)
         return Outcome(raw_id, "ignored", reason=raw.reason)
 
-    index = repo.StoreThreadIndex(session)
+    index = repo.StoreThreadIndex(session, app.tokens)
     existing = index.ticket_for_message_ids([msg.message_id])
     if existing is not None:
         raw.status, raw.ticket_id = "duplicate", existing
@@ -152,14 +165,85 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
         recipients=raw.envelope_to,
         desk_addresses=app.config.own_addresses,
     )
-    ticket = session.get(Ticket, match.ticket_id) if match.ticket_id is not None else None
-    if ticket is not None and ticket.status == "closed":
-        closed_at = ticket.closed_at or ticket.updated_at
-        if now - closed_at > desk.reopen_window:
-            return _new_ticket(app, session, raw, msg, requester, now, follow_up_of=ticket)
-    if ticket is None:
+    if match.ticket_id is None:
         return _new_ticket(app, session, raw, msg, requester, now)
-    return _append(app, session, raw, msg, ticket, match, now)
+    named = session.get_one(Ticket, match.ticket_id)
+    ticket = lifecycle.resolve_merged(session, named)
+    sender = _sender(app, session, ticket, named, msg, raw)
+    if sender.kind == "agent":
+        return _agent_mail(app, session, raw, msg, ticket, match, sender, now)
+    if (
+        match.via == "subject"
+        and sender.kind == "stranger"
+        and app.config.threading.subject_ref_from_strangers == "new-ticket"
+        and not any(
+            corroborated(
+                msg,
+                index,
+                ticket_id,
+                recipients=raw.envelope_to,
+                desk_addresses=app.config.own_addresses,
+            )
+            for ticket_id in {named.id, ticket.id}
+        )
+    ):
+        reason = (
+            f"the subject names {app.ref(named.id)}, but {requester} is not its requester, "
+            "a watcher or an agent, and neither In-Reply-To/References nor a reply token "
+            "ties the mail to it"
+        )
+        return _new_ticket(app, session, raw, msg, requester, now, related=(ticket, reason))
+    if ticket.status in lifecycle.REOPENABLE:
+        since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+        if now - since > desk.reopen_window:
+            reason = f"reply to a ticket {ticket.status} longer than the reopen window"
+            return _new_ticket(
+                app, session, raw, msg, requester, now, related=(ticket, reason), follow_up=True
+            )
+    return _append(app, session, raw, msg, ticket, match, sender, now)
+
+
+def _sender(
+    app: App, session: Session, ticket: Ticket, named: Ticket, msg: ParsedMessage, raw: RawMessage
+) -> Sender:
+    """Classify the sender; an agent only with a proof (see maildesk.proof)."""
+    config = app.config
+    address = msg.from_addr
+    agent = config.agent(address) if address else None
+    if agent is not None:
+        tokens = [
+            app.tokens.verify(t)
+            for t in reply_tokens([*raw.envelope_to, *msg.to, *msg.cc], config.own_addresses)
+        ]
+        mine = {ticket.id, named.id}
+        for token in tokens:
+            if token is not None and token.role == "agent" and token.ticket_id in mine:
+                return Sender("agent", agent, proof="the ticket's agent reply token")
+        auth = authentication_results(
+            [v for k, v in msg.headers if k == "authentication-results"],
+            config.security.trusted_authserv_ids,
+            address,
+        )
+        if auth.passed:
+            return Sender("agent", agent, proof=auth.detail)
+        others = sorted(
+            app.ref(t.ticket_id)
+            for t in tokens
+            if t is not None and t.role == "agent" and t.ticket_id not in mine
+        )
+        why = (
+            f"it carries the agent reply token of {', '.join(others)}, not of this ticket"
+            if others
+            else "it has neither this ticket's agent reply token nor a trusted "
+            f"Authentication-Results pass{' (' + auth.detail + ')' if auth.detail else ''}"
+        )
+        doubt = f"From claims agent {agent.email}, but {why}"
+        return Sender("unverified-agent", doubt=doubt)
+    if address == ticket.requester.email:
+        return Sender("requester")
+    if address in repo.watchers(session, ticket.id):
+        return Sender("watcher")
+    return Sender("stranger")
 
 
 def _new_ticket(
@@ -170,7 +254,8 @@ def _new_ticket(
     requester: str,
     now: datetime,
     *,
-    follow_up_of: Ticket | None = None,
+    related: tuple[Ticket, str] | None = None,
+    follow_up: bool = False,
 ) -> Outcome:
     config = app.config
     flood_limit = config.notify.new_tickets_per_hour
@@ -211,10 +296,10 @@ def _new_ticket(
         assignee=assignee,
         requester_id=contact.id,
         tags=list(decision.tags),
-        reply_token=secrets.token_hex(10),
+        reply_token=secrets.token_hex(10),  # legacy column; tokens are HMACs now
         created_at=now,
         updated_at=now,
-        parent_id=follow_up_of.id if follow_up_of else None,
+        parent_id=related[0].id if related and follow_up else None,
     )
     session.add(ticket)
     session.flush()
@@ -224,21 +309,38 @@ def _new_ticket(
         session, ticket, "created", now, actor=requester, message_id=msg.message_id, ref=ref
     )
     repo.add_event(session, ticket, "routed", now, **views.decision_json(decision, assignee))
-    if follow_up_of is not None:
-        repo.add_event(
-            session,
-            ticket,
-            "linked",
-            now,
-            relation="follow-up-of",
-            ticket=app.ref(follow_up_of.id),
-            reason="reply to a ticket closed longer than the reopen window",
-        )
-        repo.add_event(session, follow_up_of, "linked", now, relation="followed-up-by", ticket=ref)
-    _notify_created(app, session, ticket, inbound, msg, decision, now)
+    _add_cc_watchers(app, session, ticket, msg, requester, now)
+    if related is not None:
+        old, reason = related
+        mine, theirs = ("follow-up-of", "followed-up-by") if follow_up else ("mentions", "related")
+        old_ref = app.ref(old.id)
+        repo.add_event(session, ticket, "linked", now, relation=mine, ticket=old_ref, reason=reason)
+        repo.add_event(session, old, "linked", now, relation=theirs, ticket=ref, reason=reason)
+        if not follow_up:
+            repo.add_link(session, ticket.id, old.id, "related", "related", now)
+    notices.ticket_created(app, session, ticket, inbound, msg, decision, now)
     raw.ticket_id = ticket.id
     log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
-    return Outcome(raw.id, "followup" if follow_up_of else "created", ticket.id, ref)
+    status = "created" if related is None else "followup" if follow_up else "linked"
+    return Outcome(raw.id, status, ticket.id, ref, related[1] if related else "")
+
+
+def _add_cc_watchers(
+    app: App, session: Session, ticket: Ticket, msg: ParsedMessage, requester: str, now: datetime
+) -> None:
+    """The requester's CCs (never the desk's own addresses or agents) watch the ticket."""
+    own = app.config.own_addresses
+    candidates = [
+        a
+        for a in (*msg.to, *msg.cc)
+        if a != requester
+        and f"{a.partition('@')[0].partition('+')[0]}@{a.partition('@')[2]}" not in own
+        and app.config.agent(a) is None
+    ]
+    room = MAX_WATCHERS - len(repo.watchers(session, ticket.id))
+    added = repo.add_watchers(session, ticket.id, candidates[: max(room, 0)], requester, now)
+    if added:
+        repo.add_event(session, ticket, "watchers", now, actor=requester, added=added, removed=[])
 
 
 def _append(
@@ -248,10 +350,14 @@ def _append(
     msg: ParsedMessage,
     ticket: Ticket,
     match: ThreadMatch,
+    sender: Sender,
     now: datetime,
 ) -> Outcome:
+    """A requester, watcher or (with append) anyone else writes on an existing ticket."""
     ref = app.ref(ticket.id)
-    inbound = _store_message(session, ticket, raw, msg, now)
+    text = new_text(msg.body_text) or msg.body_text
+    inbound = _store_message(session, ticket, raw, msg, now, text=text)
+    automatic = may_auto_reply(msg, app.config.own_addresses)
     repo.add_event(
         session,
         ticket,
@@ -261,27 +367,75 @@ def _append(
         message_id=msg.message_id,
         threaded_by=match.via,
         detail=match.detail,
+        sender=sender.kind,
+        **({"automatic": automatic.reason} if not automatic.allowed else {}),
     )
-    status = "appended"
-    if ticket.status in ("resolved", "closed", "pending"):
-        old = ticket.status
-        ticket.status, ticket.closed_at = "open", None
-        kind = "reopened" if old in ("resolved", "closed") else "status"
+    flags = []
+    if sender.doubt:
+        flags.append(sender.doubt)
         repo.add_event(
-            session, ticket, kind, now, actor=msg.from_addr, **{"from": old, "to": "open"}
+            session,
+            ticket,
+            "sender_unverified",
+            now,
+            actor=msg.from_addr,
+            message_id=msg.message_id,
+            reason=sender.doubt,
         )
-        status = "reopened" if kind == "reopened" else status
-    ticket.updated_at = now
+        log.warning("%s: %s (raw %s)", ref, sender.doubt, raw.id)
+    if sender.kind in ("requester", "watcher"):
+        _add_cc_watchers(app, session, ticket, msg, ticket.requester.email, now)
+    status, reopened = "appended", False
+    actor = Actor(msg.from_addr, "mail")
+    if not automatic.allowed:
+        # An out-of-office or other automatic answer is kept, but it does not reopen the
+        # ticket or page anyone.
+        ticket.updated_at = now
+    else:
+        if ticket.status not in ("new", "open"):
+            reopened = ticket.status in lifecycle.REOPENABLE
+            lifecycle.set_status(app, session, ticket, "open", actor, now)
+            status = "reopened" if reopened else status
+        ticket.updated_at = now
+        notices.requester_replied(
+            app, session, ticket, inbound, msg, now, reopened=reopened, flags=flags
+        )
     raw.ticket_id = ticket.id
-    _notify_followup(app, session, ticket, inbound, msg, now)
     log.info("%s %s to %s via %s (raw %s)", status, msg.message_id, ref, match.via, raw.id)
     return Outcome(raw.id, status, ticket.id, ref)
 
 
-def _rate_limited(session: Session, limit: int, email: str, now: datetime) -> str | None:
-    if limit and repo.auto_replies_since(session, email, now - HOUR) >= limit:
-        return f"rate limit: {limit} acknowledgements to {email} within the last hour"
-    return None
+def _agent_mail(
+    app: App,
+    session: Session,
+    raw: RawMessage,
+    msg: ParsedMessage,
+    ticket: Ticket,
+    match: ThreadMatch,
+    sender: Sender,
+    now: datetime,
+) -> Outcome:
+    """A proven agent's reply: commands, an internal note, or a reply to relay."""
+    assert sender.agent is not None
+    text = new_text(msg.body_text)
+    inbound = _store_message(session, ticket, raw, msg, now, kind="agent_reply", text=text)
+    repo.add_event(
+        session,
+        ticket,
+        "message",
+        now,
+        actor=msg.from_addr,
+        message_id=msg.message_id,
+        threaded_by=match.via,
+        detail=match.detail,
+        sender="agent",
+        proof=sender.proof,
+    )
+    actor = Actor(sender.agent.email, "mail", sender.agent)
+    result = agent_reply(app, session, ticket, actor, inbound, text, now)
+    raw.ticket_id = ticket.id
+    ref = app.ref(ticket.id)
+    return Outcome(raw.id, result.status, ticket.id, ref, "; ".join(result.errors))
 
 
 def _bounced(
@@ -328,7 +482,9 @@ def _store_message(
     *,
     kind: str = "mail",
     internal: bool = False,
+    text: str | None = None,
 ) -> Message:
+    """Store an inbound message; `text` is its new text when it is a reply (else the body)."""
     message = Message(
         ticket_id=ticket.id,
         raw_id=raw.id,
@@ -341,7 +497,7 @@ def _store_message(
         to=list(msg.to),
         cc=list(msg.cc),
         subject=msg.subject,
-        body_text=msg.body_text,
+        body_text=msg.body_text if text is None else text,
         body_html=msg.body_html,
         internal=internal,
         created_at=now,
@@ -359,224 +515,3 @@ def _store_message(
     session.add(message)
     session.flush()
     return message
-
-
-def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
-    """The `ticket` variable templates see."""
-    return {
-        "id": ticket.id,
-        "ref": app.ref(ticket.id),
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "queue": ticket.queue,
-        "type": ticket.type,
-        "category": ticket.category,
-        "assignee": ticket.assignee,
-        "tags": list(ticket.tags),
-        "requester": ticket.requester.email,
-        "requester_name": ticket.requester.name,
-        "matched_rules": list(matched),
-        "reply_address": reply_address(app, ticket),
-    }
-
-
-def reply_address(app: App, ticket: Ticket) -> str:
-    """support+TOKEN@example.com: replies to it thread even without the subject tag."""
-    local, _, domain = app.config.desk.address.partition("@")
-    return f"{local}+{ticket.reply_token}@{domain}"
-
-
-def _context(
-    app: App, ticket: Ticket, msg: ParsedMessage, matched: Sequence[str] = ()
-) -> dict[str, Any]:
-    """The template context (docs/templates.md) for a notification about msg on ticket."""
-    config = app.config
-    return {
-        "desk": {"name": config.desk.name, "address": config.desk.address},
-        "ticket": ticket_context(app, ticket, matched),
-        "message": {
-            "subject": msg.subject,
-            "from": msg.from_addr,
-            "from_name": msg.from_name,
-            "body_text": msg.body_text,
-            "attachments": [
-                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in msg.attachments
-            ],
-        },
-    }
-
-
-def _send(app: App, session: Session, ticket: Ticket, note: Notification, now: datetime) -> None:
-    enqueue(
-        session,
-        ticket,
-        note,
-        ref=app.ref(ticket.id),
-        desk=app.config.desk,
-        reply_to=reply_address(app, ticket),
-        now=now,
-    )
-
-
-def _notify_agents(
-    app: App,
-    session: Session,
-    ticket: Ticket,
-    inbound: Message,
-    msg: ParsedMessage,
-    context: dict[str, Any],
-    agents: Sequence[Agent],
-    *,
-    kind: str,
-    template: str,
-    now: datetime,
-) -> None:
-    """One internal notice to these agents (never to the message's own sender)."""
-    agents = [a for a in agents if a.email != msg.from_addr]
-    if not app.config.notify.notify_agents or not agents:
-        return
-    _notify(
-        app,
-        session,
-        ticket,
-        inbound,
-        msg,
-        context,
-        kind=kind,
-        template=template,
-        to=agents[0],
-        cc=[a.email for a in agents[1:]],
-        auto_submitted="auto-generated",
-        internal=True,
-        now=now,
-    )
-
-
-def _notify(
-    app: App,
-    session: Session,
-    ticket: Ticket,
-    inbound: Message,
-    msg: ParsedMessage,
-    context: dict[str, Any],
-    *,
-    kind: str,
-    template: str,
-    to: Agent | Contact,
-    cc: Sequence[str] = (),
-    auto_submitted: str,
-    internal: bool,
-    now: datetime,
-) -> None:
-    """Render `template` for the first recipient and queue it in answer to `inbound`."""
-    recipient = {"email": to.email, "name": to.name}
-    rendered = app.templates.render(template, {**context, "recipient": recipient}, ticket.queue)
-    note = Notification(
-        kind=kind,
-        to=[to.email, *cc],
-        rendered=rendered,
-        in_reply_to=inbound,
-        parent_references=msg.references,
-        auto_submitted=auto_submitted,
-        internal=internal,
-    )
-    _send(app, session, ticket, note, now)
-
-
-def _notify_followup(
-    app: App, session: Session, ticket: Ticket, inbound: Message, msg: ParsedMessage, now: datetime
-) -> None:
-    """A requester wrote on an existing ticket: tell its assignee, or else its queue."""
-    config = app.config
-    assignee = config.agent(ticket.assignee) if ticket.assignee else None
-    agents = [assignee] if assignee else list(config.agents_of(ticket.queue))
-    _notify_agents(
-        app,
-        session,
-        ticket,
-        inbound,
-        msg,
-        _context(app, ticket, msg),
-        agents,
-        kind="agent_requester_reply",
-        template="agent/requester_reply",
-        now=now,
-    )
-
-
-def _notify_created(
-    app: App,
-    session: Session,
-    ticket: Ticket,
-    inbound: Message,
-    msg: ParsedMessage,
-    decision: RoutingDecision,
-    now: datetime,
-) -> None:
-    config = app.config
-    session.refresh(ticket, ["requester"])
-    ref = app.ref(ticket.id)
-    context = _context(app, ticket, msg, decision.matched)
-    requester = ticket.requester.email
-    queue = config.queue(ticket.queue)
-    verdict = may_auto_reply(msg, config.own_addresses)
-    suppressed = (
-        "acknowledgements are off"
-        if not config.notify.acknowledge or (queue is not None and not queue.acknowledge)
-        else f"no acknowledgement by rule (matched: {', '.join(decision.matched)})"
-        if decision.acknowledge is False
-        else verdict.reason
-        if not verdict.allowed
-        else f"requester address bounces: {ticket.requester.bounce_reason}"
-        if ticket.requester.bounced_at is not None
-        else _rate_limited(session, config.notify.auto_replies_per_hour, requester, now)
-    )
-    if suppressed:
-        repo.add_event(
-            session,
-            ticket,
-            "notification_suppressed",
-            now,
-            notification="acknowledgement",
-            reason=suppressed,
-        )
-        log.info("no acknowledgement for %s (%s): %s", ref, msg.message_id, suppressed)
-    else:
-        template = (
-            f"requester/{decision.acknowledge}"
-            if isinstance(decision.acknowledge, str)
-            else "requester/ticket_created"
-        )
-        _notify(
-            app,
-            session,
-            ticket,
-            inbound,
-            msg,
-            context,
-            kind="acknowledgement",
-            template=template,
-            to=ticket.requester,
-            auto_submitted="auto-replied",
-            internal=False,
-            now=now,
-        )
-
-    agents = list(config.agents_of(ticket.queue))
-    assignee = config.agent(ticket.assignee) if ticket.assignee else None
-    if assignee and assignee not in agents:
-        agents.append(assignee)
-    _notify_agents(
-        app,
-        session,
-        ticket,
-        inbound,
-        msg,
-        context,
-        agents,
-        kind="agent_new_ticket",
-        template="agent/ticket_created",
-        now=now,
-    )

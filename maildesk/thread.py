@@ -66,7 +66,7 @@ def reply_tokens(recipients: Iterable[str], desk_addresses: Iterable[str]) -> li
     for addr in recipients:
         local, _, domain = addr.lower().partition("@")
         base, plus, token = local.partition("+")
-        if plus and f"{base}@{domain}" in ours and re.fullmatch(r"[a-z0-9]{6,64}", token):
+        if plus and f"{base}@{domain}" in ours and re.fullmatch(r"[a-z0-9-]{6,64}", token):
             out.append(token)
     return out
 
@@ -96,3 +96,20 @@ def thread_message(
         if found is not None:
             return ThreadMatch(found, "reply-token", "reply token in recipient")
     return ThreadMatch(None)
+
+
+def corroborated(
+    msg: ParsedMessage,
+    index: ThreadIndex,
+    ticket_id: int,
+    *,
+    recipients: Sequence[str],
+    desk_addresses: Iterable[str],
+) -> bool:
+    """Does anything but the subject tie this message to the ticket (headers or a token)?"""
+    if msg.thread_ids and index.ticket_for_message_ids(list(msg.thread_ids)) == ticket_id:
+        return True
+    return any(
+        index.ticket_for_token(token) == ticket_id
+        for token in reply_tokens([*recipients, *msg.to, *msg.cc], desk_addresses)
+    )

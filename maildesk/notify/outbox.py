@@ -10,11 +10,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from maildesk.notify.render import Envelope, Rendered, compose, mint_message_id
+from maildesk.config import DeskConfig
+from maildesk.notify.render import (
+    Envelope,
+    OutgoingAttachment,
+    Rendered,
+    compose,
+    mint_message_id,
+)
 from maildesk.store.models import Message, OutboxEntry, Ticket
 
 log = logging.getLogger(__name__)
@@ -24,13 +30,17 @@ log = logging.getLogger(__name__)
 class Notification:
     """One notification to enqueue: who gets it, what it answers, how it is marked."""
 
-    kind: str  # e.g. "acknowledgement", "agent_new_ticket"
+    kind: str  # e.g. "acknowledgement", "agent_new_ticket", "relay"
     to: Sequence[str]
+    cc: Sequence[str] = ()
     rendered: Rendered
-    in_reply_to: Message | None
-    parent_references: Sequence[str] = ()  # the References of the message answered
+    in_reply_to: str | None  # the Message-ID answered
+    references: Sequence[str] = ()  # the References chain, oldest first, ending in_reply_to
     auto_submitted: str | None
     internal: bool
+    reply_to: str
+    from_name: str | None = None  # default: the desk's name
+    attachments: Sequence[OutgoingAttachment] = ()
 
 
 def enqueue(
@@ -39,67 +49,66 @@ def enqueue(
     note: Notification,
     *,
     ref: str,
-    desk: Any,
-    reply_to: str,
+    desk: DeskConfig,
     now: datetime,
-) -> OutboxEntry:
+) -> Message:
     """Record the outbound message and its outbox entry; the caller's commit sends both."""
     message_id = mint_message_id(desk.domain, ref)
-    parent = note.in_reply_to
-    references: list[str] = []
-    if parent is not None:
-        references = [*note.parent_references, parent.message_id]
     subject = note.rendered.subject
     if f"[{ref}]".lower() not in subject.lower():
         subject = f"[{ref}] {subject}"
+    from_name = note.from_name or desk.name
     raw = compose(
         Envelope(
-            from_name=desk.name,
+            from_name=from_name,
             from_addr=desk.address,
             to=list(note.to),
+            cc=list(note.cc),
             subject=subject,
             message_id=message_id,
             date=now,
-            in_reply_to=parent.message_id if parent is not None else None,
-            references=references[-20:],
-            reply_to=reply_to,
+            in_reply_to=note.in_reply_to,
+            references=list(note.references)[-20:],
+            reply_to=note.reply_to,
             auto_submitted=note.auto_submitted,
             loop_marker=desk.address,
             ticket_ref=ref,
         ),
         note.rendered,
+        note.attachments,
     )
+    message = Message(
+        ticket_id=ticket.id,
+        direction="out",
+        kind=note.kind,
+        message_id=message_id,
+        in_reply_to=note.in_reply_to,
+        from_addr=desk.address,
+        from_name=from_name,
+        to=list(note.to),
+        cc=list(note.cc),
+        subject=subject,
+        body_text=note.rendered.text,
+        body_html=note.rendered.html or "",
+        internal=note.internal,
+        created_at=now,
+    )
+    session.add(message)
+    recipients = list(dict.fromkeys([*note.to, *note.cc]))
     session.add(
-        Message(
+        OutboxEntry(
             ticket_id=ticket.id,
-            direction="out",
             kind=note.kind,
             message_id=message_id,
-            in_reply_to=parent.message_id if parent is not None else None,
-            from_addr=desk.address,
-            from_name=desk.name,
-            to=list(note.to),
-            cc=[],
+            sender=desk.address,
+            recipients=recipients,
             subject=subject,
-            body_text=note.rendered.text,
-            body_html=note.rendered.html or "",
-            internal=note.internal,
+            raw=raw,
+            status="queued",
+            attempts=0,
+            next_attempt_at=now,
             created_at=now,
         )
     )
-    entry = OutboxEntry(
-        ticket_id=ticket.id,
-        kind=note.kind,
-        message_id=message_id,
-        sender=desk.address,
-        recipients=list(note.to),
-        subject=subject,
-        raw=raw,
-        status="queued",
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(entry)
-    log.info("queued %s %s for %s to %s", note.kind, message_id, ref, ", ".join(note.to))
-    return entry
+    log.info("queued %s %s for %s to %s", note.kind, message_id, ref, ", ".join(recipients))
+    return message

@@ -33,7 +33,18 @@ from maildesk.guard import LOOP_HEADER
 _NEWLINES = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f]+")
 
 # Every template maildesk uses, with the context it gets; rendered at load to catch errors.
-TEMPLATES = ("requester/ticket_created", "agent/ticket_created", "agent/requester_reply")
+TEMPLATES = (
+    "requester/ticket_created",
+    "requester/agent_reply",
+    "requester/ticket_resolved",
+    "requester/ticket_merged",
+    "agent/ticket_created",
+    "agent/requester_reply",
+    "agent/ticket_reopened",
+    "agent/ticket_assigned",
+    "agent/command_error",
+    "agent/command_receipt",
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,7 @@ class Envelope:
     from_name: str
     from_addr: str
     to: Sequence[str]
+    cc: Sequence[str] = ()
     subject: str
     message_id: str
     date: datetime
@@ -140,11 +152,23 @@ class Envelope:
     ticket_ref: str | None = None
 
 
-def compose(env: Envelope, rendered: Rendered) -> bytes:
-    """Build the message bytes: text part, optional HTML alternative, threading headers."""
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+def compose(
+    env: Envelope, rendered: Rendered, attachments: Sequence[OutgoingAttachment] = ()
+) -> bytes:
+    """Build the message bytes: text part, optional HTML alternative, threading headers,
+    attachments (kept from an agent's reply)."""
     msg = EmailMessage(policy=SMTP)
     msg["From"] = Address(display_name=one_line(env.from_name), addr_spec=env.from_addr)
     msg["To"] = ", ".join(env.to)
+    if env.cc:
+        msg["Cc"] = ", ".join(env.cc)
     msg["Subject"] = one_line(env.subject)
     msg["Date"] = format_datetime(env.date)
     msg["Message-ID"] = env.message_id
@@ -165,4 +189,12 @@ def compose(env: Envelope, rendered: Rendered) -> bytes:
     msg.set_content(rendered.text, cte="quoted-printable")
     if rendered.html:
         msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    for a in attachments:
+        maintype, _, subtype = a.content_type.partition("/")
+        # Container types cannot be base64 leaves (RFC 2046): send those bytes as a file.
+        if maintype in ("multipart", "message") or not subtype:
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(
+            a.content, maintype=maintype, subtype=subtype, filename=one_line(a.filename)
+        )
     return msg.as_bytes()

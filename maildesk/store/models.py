@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -100,8 +101,11 @@ class Ticket(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # Set when the ticket was merged (status "merged"): its mail now threads into that one.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
-    requester: Mapped[Contact] = relationship(lazy="joined")
+    requester: Mapped[Contact] = relationship(lazy="joined", foreign_keys=[requester_id])
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.id", cascade="all, delete-orphan"
     )
@@ -166,6 +170,7 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     kind: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(320), default="system")
+    via: Mapped[str] = mapped_column(String(16), default="mail")  # mail, cli, scheduler
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
@@ -195,6 +200,43 @@ class OutboxEntry(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class Watcher(Base):
+    """Someone who gets a ticket's public replies besides the requester (a CC, say)."""
+
+    __tablename__ = "watchers"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    added_by: Mapped[str] = mapped_column(String(320))
+
+    __table_args__ = (UniqueConstraint("ticket_id", "email", name="uq_watchers_ticket_email"),)
+
+
+class TicketLink(Base):
+    """`linked_id` is this ticket's `relation`: problem, incident or related (one row a side)."""
+
+    __tablename__ = "ticket_links"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    linked_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    relation: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("ticket_id", "linked_id", name="uq_ticket_links_pair"),)
+
+
+class Setting(Base):
+    """Desk-wide values maildesk keeps itself, e.g. the generated reply-token secret."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class ImapCheckpoint(Base):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from maildesk.proof import TokenCodec
 from maildesk.store.models import (
     Contact,
     Event,
@@ -17,7 +20,10 @@ from maildesk.store.models import (
     Message,
     OutboxEntry,
     RawMessage,
+    Setting,
     Ticket,
+    TicketLink,
+    Watcher,
 )
 
 
@@ -81,10 +87,15 @@ def message_ids_exist(session: Session, message_ids: Sequence[str]) -> set[str]:
 
 
 class StoreThreadIndex:
-    """The ThreadIndex of maildesk.thread, answered from the database."""
+    """The ThreadIndex of maildesk.thread, answered from the database.
 
-    def __init__(self, session: Session) -> None:
+    A reply token is checked by its HMAC (no lookup); tokens made before HMAC tokens were
+    random and stored on the ticket, and still thread through that column.
+    """
+
+    def __init__(self, session: Session, tokens: TokenCodec | None = None) -> None:
         self.session = session
+        self.tokens = tokens
 
     def ticket_exists(self, ticket_id: int) -> bool:
         return self.session.get(Ticket, ticket_id) is not None
@@ -100,6 +111,11 @@ class StoreThreadIndex:
         return next((found[m] for m in message_ids if m in found), None)
 
     def ticket_for_token(self, token: str) -> int | None:
+        verified = self.tokens.verify(token) if self.tokens is not None else None
+        if verified is not None:
+            return verified.ticket_id if self.ticket_exists(verified.ticket_id) else None
+        if "-" in token:
+            return None
         return self.session.scalar(select(Ticket.id).where(Ticket.reply_token == token))
 
 
@@ -181,15 +197,105 @@ def add_event(
     /,
     *,
     actor: str = "system",
+    via: str = "mail",
     **data: Any,
 ) -> Event:
-    """Append an event to the audit log; `data` says what changed and why."""
-    event = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, data=data)
+    """Append an event to the audit log: who (actor), how (via), and what changed and why."""
+    event = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, via=via, data=data)
     session.add(event)
     return event
 
 
-OPEN_STATUSES = ("new", "open", "pending", "on-hold")
+def desk_secret(session: Session) -> str:
+    """The desk's generated reply-token secret, created on first use (shared by all daemons)."""
+    found = session.get(Setting, "reply_secret")
+    if found is not None:
+        return found.value
+    try:
+        with session.begin_nested():
+            session.add(Setting(key="reply_secret", value=secrets.token_hex(32)))
+    except IntegrityError:  # another daemon made it at the same moment
+        pass
+    return session.get_one(Setting, "reply_secret").value
+
+
+def watchers(session: Session, ticket_id: int) -> list[str]:
+    stmt = select(Watcher.email).where(Watcher.ticket_id == ticket_id).order_by(Watcher.id)
+    return list(session.scalars(stmt))
+
+
+def add_watchers(
+    session: Session, ticket_id: int, emails: Sequence[str], by: str, now: datetime
+) -> list[str]:
+    """Add the addresses not yet watching; return those added."""
+    present = set(watchers(session, ticket_id))
+    added = [e for e in dict.fromkeys(emails) if e not in present]
+    for email in added:
+        session.add(Watcher(ticket_id=ticket_id, email=email, added_at=now, added_by=by))
+    return added
+
+
+def remove_watchers(session: Session, ticket_id: int, emails: Sequence[str]) -> list[str]:
+    present = set(watchers(session, ticket_id))
+    gone = [e for e in emails if e in present]
+    if gone:
+        session.execute(
+            delete(Watcher).where(Watcher.ticket_id == ticket_id, Watcher.email.in_(gone))
+        )
+    return gone
+
+
+def links(session: Session, ticket_id: int) -> list[tuple[int, str]]:
+    """(linked ticket id, relation) pairs of a ticket."""
+    stmt = (
+        select(TicketLink.linked_id, TicketLink.relation)
+        .where(TicketLink.ticket_id == ticket_id)
+        .order_by(TicketLink.id)
+    )
+    return [(int(a), str(b)) for a, b in session.execute(stmt)]
+
+
+def add_link(
+    session: Session, a: int, b: int, relation_a: str, relation_b: str, now: datetime
+) -> bool:
+    """Link a and b (b is a's relation_a, a is b's relation_b); False if already linked."""
+    if any(other == b for other, _ in links(session, a)):
+        return False
+    session.add(TicketLink(ticket_id=a, linked_id=b, relation=relation_a, created_at=now))
+    session.add(TicketLink(ticket_id=b, linked_id=a, relation=relation_b, created_at=now))
+    return True
+
+
+def remove_link(session: Session, a: int, b: int) -> bool:
+    result = session.execute(
+        delete(TicketLink).where(
+            ((TicketLink.ticket_id == a) & (TicketLink.linked_id == b))
+            | ((TicketLink.ticket_id == b) & (TicketLink.linked_id == a))
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def move_messages(session: Session, source: int, target: int) -> int:
+    """Move every message of one ticket to another (a merge); return how many."""
+    result = session.execute(
+        update(Message).where(Message.ticket_id == source).values(ticket_id=target)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def public_thread(session: Session, ticket_id: int, limit: int = 20) -> list[Message]:
+    """The ticket's requester-visible messages, oldest first (the last `limit`)."""
+    stmt = (
+        select(Message)
+        .where(Message.ticket_id == ticket_id, Message.internal.is_(False))
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(session.scalars(stmt))))
+
+
+OPEN_STATUSES = ("new", "open", "pending", "on-hold")  # "working" states, for least-open
 
 
 def pick_agent(session: Session, strategy: str, candidates: Sequence[str]) -> str | None:

@@ -1,0 +1,389 @@
+"""Which notification goes to whom: rendered and queued in the caller's transaction.
+
+Every notification maildesk sends is one function here, named for its event; each picks its
+template (`templates/<audience>/<event>.txt.j2`, see docs/templates.md), its recipients,
+its threading headers and its reply address. Mail to agents carries the ticket's agent
+reply token (which proves an agent's reply, see maildesk.proof); mail to requesters and
+watchers carries the requester token. Guards that may suppress a notification record an
+event with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from maildesk.app import App
+from maildesk.config import Agent
+from maildesk.guard import may_auto_reply
+from maildesk.ingest.parse import ParsedMessage
+from maildesk.notify.outbox import Notification, enqueue
+from maildesk.notify.render import OutgoingAttachment
+from maildesk.proof import Role
+from maildesk.routing.rules import RoutingDecision
+from maildesk.store import repo
+from maildesk.store.models import Message, Ticket
+
+log = logging.getLogger(__name__)
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str = ""
+
+
+def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
+    """The `ticket` variable templates see."""
+    return {
+        "id": ticket.id,
+        "ref": app.ref(ticket.id),
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "type": ticket.type,
+        "category": ticket.category,
+        "assignee": ticket.assignee,
+        "tags": list(ticket.tags),
+        "requester": ticket.requester.email,
+        "requester_name": ticket.requester.name,
+        "matched_rules": list(matched),
+        "reply_address": app.reply_address(ticket.id),
+    }
+
+
+def message_context(message: Message | None) -> dict[str, Any]:
+    """The `message` variable: the message that caused the notification."""
+    if message is None:
+        return {"subject": "", "from": "", "from_name": "", "body_text": "", "attachments": []}
+    return {
+        "subject": message.subject,
+        "from": message.from_addr,
+        "from_name": message.from_name,
+        "body_text": message.body_text,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            for a in message.attachments
+        ],
+    }
+
+
+def context(
+    app: App,
+    ticket: Ticket,
+    message: Message | None,
+    matched: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """The template context (docs/templates.md) for a notification about a ticket."""
+    config = app.config
+    return {
+        "desk": {
+            "name": config.desk.name,
+            "address": config.desk.address,
+            "reopen_days": config.desk.reopen_window.days,
+        },
+        "ticket": ticket_context(app, ticket, matched),
+        "message": message_context(message),
+        **extra,
+    }
+
+
+def send(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    *,
+    kind: str,
+    template: str,
+    ctx: dict[str, Any],
+    to: Agent | Recipient | Any,
+    cc: Sequence[str] = (),
+    role: Role,
+    answers: Message | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str | None,
+    internal: bool,
+    now: datetime,
+    from_name: str | None = None,
+    attachments: Sequence[OutgoingAttachment] = (),
+) -> Message:
+    """Render `template` for `to` and queue it (with `cc`), answering `answers`."""
+    recipient = {"email": to.email, "name": to.name}
+    rendered = app.templates.render(template, {**ctx, "recipient": recipient}, ticket.queue)
+    in_reply_to = answers.message_id if answers is not None else None
+    chain = [*references, in_reply_to] if in_reply_to else list(references)
+    note = Notification(
+        kind=kind,
+        to=[to.email],
+        cc=[c for c in cc if c != to.email],
+        rendered=rendered,
+        in_reply_to=in_reply_to,
+        references=list(dict.fromkeys(chain)),
+        auto_submitted=auto_submitted,
+        internal=internal,
+        reply_to=app.reply_address(ticket.id, role),
+        from_name=from_name,
+        attachments=attachments,
+    )
+    return enqueue(session, ticket, note, ref=app.ref(ticket.id), desk=app.config.desk, now=now)
+
+
+def suppressed(
+    app: App, session: Session, ticket: Ticket, notification: str, reason: str, now: datetime
+) -> None:
+    """Record that a notification was not sent, and why."""
+    repo.add_event(
+        session, ticket, "notification_suppressed", now, notification=notification, reason=reason
+    )
+    log.info("no %s for %s: %s", notification, app.ref(ticket.id), reason)
+
+
+def to_agents(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agents: Sequence[Agent],
+    *,
+    kind: str,
+    template: str,
+    ctx: dict[str, Any],
+    answers: Message | None,
+    references: Sequence[str] = (),
+    now: datetime,
+    exclude: str | None = None,
+) -> None:
+    """One internal notice to these agents (never to `exclude`, the one who acted)."""
+    agents = [a for a in dict.fromkeys(agents) if a.email != exclude]
+    if not app.config.notify.notify_agents or not agents:
+        return
+    send(
+        app,
+        session,
+        ticket,
+        kind=kind,
+        template=template,
+        ctx=ctx,
+        to=agents[0],
+        cc=[a.email for a in agents[1:]],
+        role="agent",
+        answers=answers,
+        references=references,
+        auto_submitted="auto-generated",
+        internal=True,
+        now=now,
+    )
+
+
+def _rate_limited(session: Session, limit: int, email: str, now: datetime) -> str | None:
+    if limit and repo.auto_replies_since(session, email, now - HOUR) >= limit:
+        return f"rate limit: {limit} acknowledgements to {email} within the last hour"
+    return None
+
+
+def ticket_created(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    inbound: Message,
+    msg: ParsedMessage,
+    decision: RoutingDecision,
+    now: datetime,
+) -> None:
+    """A new ticket: the acknowledgement to the requester, the notice to the queue."""
+    config = app.config
+    session.refresh(ticket, ["requester"])
+    ctx = context(app, ticket, inbound, decision.matched)
+    requester = ticket.requester
+    queue = config.queue(ticket.queue)
+    verdict = may_auto_reply(msg, config.own_addresses)
+    reason = (
+        "acknowledgements are off"
+        if not config.notify.acknowledge or (queue is not None and not queue.acknowledge)
+        else f"no acknowledgement by rule (matched: {', '.join(decision.matched)})"
+        if decision.acknowledge is False
+        else verdict.reason
+        if not verdict.allowed
+        else f"requester address bounces: {requester.bounce_reason}"
+        if requester.bounced_at is not None
+        else _rate_limited(session, config.notify.auto_replies_per_hour, requester.email, now)
+    )
+    if reason:
+        suppressed(app, session, ticket, "acknowledgement", reason, now)
+    else:
+        template = (
+            f"requester/{decision.acknowledge}"
+            if isinstance(decision.acknowledge, str)
+            else "requester/ticket_created"
+        )
+        send(
+            app,
+            session,
+            ticket,
+            kind="acknowledgement",
+            template=template,
+            ctx=ctx,
+            to=requester,
+            role="requester",
+            answers=inbound,
+            references=msg.references,
+            auto_submitted="auto-replied",
+            internal=False,
+            now=now,
+        )
+    agents = list(config.agents_of(ticket.queue))
+    assignee = config.agent(ticket.assignee) if ticket.assignee else None
+    if assignee and assignee not in agents:
+        agents.append(assignee)
+    to_agents(
+        app,
+        session,
+        ticket,
+        agents,
+        kind="agent_new_ticket",
+        template="agent/ticket_created",
+        ctx=ctx,
+        answers=inbound,
+        references=msg.references,
+        now=now,
+        exclude=msg.from_addr,
+    )
+
+
+def assignee_or_queue(app: App, ticket: Ticket) -> list[Agent]:
+    """Who hears of a ticket's news: its assignee, or with none its queue's agents."""
+    assignee = app.config.agent(ticket.assignee) if ticket.assignee else None
+    return [assignee] if assignee else list(app.config.agents_of(ticket.queue))
+
+
+def requester_replied(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    inbound: Message,
+    msg: ParsedMessage,
+    now: datetime,
+    *,
+    reopened: bool,
+    flags: Sequence[str] = (),
+) -> None:
+    """The requester (or anyone but a proven agent) wrote: tell the assignee or the queue."""
+    to_agents(
+        app,
+        session,
+        ticket,
+        assignee_or_queue(app, ticket),
+        kind="agent_ticket_reopened" if reopened else "agent_requester_reply",
+        template="agent/ticket_reopened" if reopened else "agent/requester_reply",
+        ctx=context(app, ticket, inbound, flags=list(flags)),
+        answers=inbound,
+        references=msg.references,
+        now=now,
+        exclude=msg.from_addr if not flags else None,
+    )
+
+
+def relay(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    reply: Message,
+    agent: Agent,
+    now: datetime,
+) -> Message:
+    """An agent's public reply, to the requester and the watchers, from the desk's address."""
+    thread = repo.public_thread(session, ticket.id)
+    answers = thread[-1] if thread else None
+    references = [m.message_id for m in thread[:-1]]
+    watchers = [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
+    return send(
+        app,
+        session,
+        ticket,
+        kind="relay",
+        template="requester/agent_reply",
+        ctx=context(app, ticket, reply, agent={"email": agent.email, "name": agent.name}),
+        to=ticket.requester,
+        cc=watchers,
+        role="requester",
+        answers=answers,
+        references=references,
+        auto_submitted=None,  # a person's answer, not an automatic one
+        internal=False,
+        now=now,
+        from_name=f"{agent.name or agent.email} via {app.config.desk.name}",
+        attachments=[
+            OutgoingAttachment(a.filename, a.content_type, a.content) for a in reply.attachments
+        ],
+    )
+
+
+def to_requester(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    *,
+    kind: str,
+    template: str,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    """A status notice to the requester (and watchers), threaded into their conversation."""
+    requester = ticket.requester
+    if requester.bounced_at is not None:
+        suppressed(app, session, ticket, kind, f"requester address bounces: {requester.email}", now)
+        return
+    thread = repo.public_thread(session, ticket.id)
+    watchers = [w for w in repo.watchers(session, ticket.id) if w != requester.email]
+    send(
+        app,
+        session,
+        ticket,
+        kind=kind,
+        template=template,
+        ctx=context(app, ticket, None, **extra),
+        to=requester,
+        cc=watchers,
+        role="requester",
+        answers=thread[-1] if thread else None,
+        references=[m.message_id for m in thread[:-1]],
+        auto_submitted="auto-generated",
+        internal=False,
+        now=now,
+    )
+
+
+def to_agent(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    *,
+    kind: str,
+    template: str,
+    answers: Message | None,
+    now: datetime,
+    **extra: Any,
+) -> None:
+    """A notice to one agent: assignment, command error or receipt."""
+    send(
+        app,
+        session,
+        ticket,
+        kind=kind,
+        template=template,
+        ctx=context(app, ticket, answers, **extra),
+        to=agent,
+        role="agent",
+        answers=answers,
+        auto_submitted="auto-generated",
+        internal=True,
+        now=now,
+    )

@@ -1,0 +1,150 @@
+"""An agent's reply, by mail or by `maildesk ticket reply/note`: commands, note or relay.
+
+The reply's new text (history and signature already stripped) starts with an optional
+command block. If any command is invalid nothing changes: the reply is kept as an internal
+message and the agent gets one error mail naming each bad line. Otherwise the commands are
+applied, a `#note` keeps the whole reply internal, any other text is relayed to the
+requester and watchers, and the agent gets a receipt of what was applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from maildesk import lifecycle
+from maildesk.app import App
+from maildesk.commands import AgentRef, CommandContext, parse_reply
+from maildesk.lifecycle import Actor
+from maildesk.notify import notices
+from maildesk.store import repo
+from maildesk.store.models import Message, Ticket
+
+log = logging.getLogger(__name__)
+
+# Statuses an agent's public reply moves to pending (waiting on the requester).
+AWAITS_REQUESTER = ("new", "open", "pending", "on-hold")
+
+
+@dataclass
+class ReplyResult:
+    status: str  # relayed, note, commands, rejected
+    changes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    relay: Message | None = None
+    merged_into: Ticket | None = None
+
+
+def command_context(app: App, actor: str) -> CommandContext:
+    config = app.config
+    return CommandContext(
+        actor=actor,
+        queues=[q.name for q in config.queues],
+        agents=[AgentRef(email=a.email, name=a.name) for a in config.agents],
+        ref_prefix=config.desk.ref_prefix,
+        own_addresses=config.own_addresses,
+    )
+
+
+def agent_reply(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    actor: Actor,
+    message: Message,
+    text: str,
+    now: datetime,
+    *,
+    internal: bool = False,
+) -> ReplyResult:
+    """Act on an agent's stored reply `message` whose new text is `text`."""
+    assert actor.agent is not None
+    ref = app.ref(ticket.id)
+    parsed = parse_reply(text, command_context(app, actor.email))
+    errors = list(parsed.errors) or lifecycle.check(session, ticket, parsed.commands, app)
+    if errors:
+        message.kind, message.internal, message.body_text = "agent_rejected", True, text
+        problems = [str(e) for e in errors]
+        repo.add_event(
+            session,
+            ticket,
+            "commands_rejected",
+            now,
+            actor=actor.email,
+            via=actor.via,
+            message_id=message.message_id,
+            errors=problems,
+        )
+        if actor.via == "mail":
+            notices.to_agent(
+                app,
+                session,
+                ticket,
+                actor.agent,
+                kind="command_error",
+                template="agent/command_error",
+                answers=message,
+                now=now,
+                errors=problems,
+                commands=list(parsed.lines),
+            )
+        log.info("%s: commands from %s rejected: %s", ref, actor.email, "; ".join(problems))
+        return ReplyResult("rejected", errors=problems)
+
+    internal = internal or parsed.internal
+    public = not internal and bool(parsed.text.strip())
+    message.body_text = parsed.text
+    message.internal = not public
+    message.kind = "note" if internal else "agent_reply" if public else "commands"
+    kind = message.kind
+    lifecycle.store_reply_event(session, ticket, message, actor, now, kind)
+
+    merge = [c for c in parsed.commands if c.name == "merge"]
+    applied = lifecycle.apply(
+        app,
+        session,
+        ticket,
+        [c for c in parsed.commands if c.name != "merge"],
+        actor,
+        now,
+        relayed=public,
+    )
+    if not applied.status_set:
+        implied = (
+            "pending"
+            if public and ticket.status in AWAITS_REQUESTER
+            else lifecycle.first_agent_action(ticket)
+        )
+        if implied:
+            change = lifecycle.set_status(app, session, ticket, implied, actor, now)
+            if change:
+                applied.changes.append(change)
+    if internal:
+        applied.changes.append("kept as an internal note (not sent to the requester)")
+    result = ReplyResult(kind, applied.changes)
+    if public:
+        result.relay = notices.relay(app, session, ticket, message, actor.agent, now)
+        applied.changes.append(f"reply sent to {ticket.requester.email}")
+    if merge and merge[0].target is not None:
+        target = session.get_one(Ticket, merge[0].target)
+        result.changes.append(lifecycle.merge_into(app, session, ticket, target, actor, now))
+        result.merged_into = target
+    ticket.updated_at = now
+    if parsed.commands and actor.via == "mail" and app.config.notify.command_receipts:
+        notices.to_agent(
+            app,
+            session,
+            result.merged_into or ticket,
+            actor.agent,
+            kind="command_receipt",
+            template="agent/command_receipt",
+            answers=message if result.merged_into is None else None,
+            now=now,
+            changes=result.changes,
+            commands=list(parsed.lines),
+        )
+    log.info("%s: %s by %s (%s): %s", ref, kind, actor.email, actor.via, "; ".join(result.changes))
+    return result
