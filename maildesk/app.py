@@ -115,7 +115,7 @@ class App:
         engine = create_db_engine(config.database.url, busy_timeout=config.database.busy_timeout)
         if migrate:
             upgrade(engine)
-        return cls(
+        app = cls(
             config=config,
             engine=engine,
             sessions=session_factory(engine),
@@ -123,6 +123,11 @@ class App:
             transport=transport or transport_for(config.outbound),
             clock=clock or utcnow,
         )
+        if migrate:
+            # Resolve the token secret now, not inside some later write transaction (on
+            # SQLite a second writer in the same thread would wait for itself).
+            _ = app.tokens
+        return app
 
     def pinned(self) -> App:
         """A copy whose config and templates a concurrent reload cannot change."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import hashlib
 import json
 import logging
@@ -20,18 +21,39 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from maildesk import pipeline, views
+from maildesk import lifecycle, pipeline, replies, views
 from maildesk.app import App
-from maildesk.config import load_config, resolve_config_path
+from maildesk.commands import AgentRef, find_agent
+from maildesk.config import Agent, load_config, resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
 from maildesk.ingest.parse import looks_like_mail, parse_message
+from maildesk.lifecycle import Actor
 from maildesk.routing.rules import route
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, transaction, upgrade
-from maildesk.store.models import RawMessage
+from maildesk.store.models import RawMessage, Ticket
 from maildesk.store.repo import SET_ASIDE
 
 log = logging.getLogger("maildesk")
+
+AGENT_ENV = "MAILDESK_AGENT"
+# `ticket set` keys and the mail command each one is.
+SET_FIELDS = {
+    "status": "status",
+    "priority": "priority",
+    "assignee": "assign",
+    "assign": "assign",
+    "queue": "queue",
+    "type": "type",
+    "category": "category",
+    "tags": "tag",
+    "tag": "tag",
+    "watchers": "cc",
+    "cc": "cc",
+    "merge": "merge",
+    "link": "link",
+    "unlink": "unlink",
+}
 
 EX_OK, EX_USAGE, EX_CONFIG_INVALID = 0, 64, 2
 EX_DATAERR, EX_TEMPFAIL, EX_SOFTWARE = 65, 75, 70
@@ -278,7 +300,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _read(args: argparse.Namespace, fn: Callable[[App, Any], Any]) -> Any:
+def _with_session(args: argparse.Namespace, fn: Callable[[App, Any], Any]) -> Any:
     app = _app(args)
     try:
         with transaction(app.sessions) as session:
@@ -293,7 +315,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         rows = repo.list_tickets(session, status=args.status, queue=args.queue, limit=args.limit)
         return prefix, [views.ticket_json(t, prefix) for t in rows]
 
-    _prefix, tickets = _read(args, load)
+    _prefix, tickets = _with_session(args, load)
     if args.json:
         _print_json(tickets)
         return EX_OK
@@ -326,9 +348,14 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
         ticket = repo.ticket_with_history(session, ticket_id)
         if ticket is None:
             raise NotFound(f"ticket {args.id} not found")
-        return views.ticket_detail_json(ticket, app.config.desk.ref_prefix)
+        return views.ticket_detail_json(
+            ticket,
+            app.config.desk.ref_prefix,
+            watchers=repo.watchers(session, ticket.id),
+            links=repo.links(session, ticket.id),
+        )
 
-    detail = _read(args, load)
+    detail = _with_session(args, load)
     if args.json:
         _print_json(detail)
         return EX_OK
@@ -338,18 +365,111 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
         f"type {detail['type']}  assignee {detail['assignee'] or '-'}  tags {detail['tags']}"
     )
     print(f"requester {detail['requester']}  created {detail['created_at']}")
+    if detail["watchers"]:
+        print(f"watchers {', '.join(detail['watchers'])}")
+    for link in detail["links"]:
+        print(f"linked {link['ticket']} ({link['relation']})")
+    if detail["merged_into"]:
+        print(f"merged into {detail['merged_into']}: its history is there now")
     for m in detail["messages"]:
         flag = " (internal)" if m["internal"] else ""
-        print(f"\n--- {m['direction']} {m['created_at']} {m['from']} -> {', '.join(m['to'])}{flag}")
+        to = ", ".join([*m["to"], *m["cc"]])
+        print(f"\n--- {m['direction']} {m['kind']} {m['created_at']} {m['from']} -> {to}{flag}")
         print(f"Subject: {m['subject']}")
         print(m["body_text"].rstrip())
         for a in m["attachments"]:
             print(f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]")
     print("\nevents:")
     for e in detail["events"]:
-        print(
-            f"  {e['at']} {e['kind']} by {e['actor']}: {json.dumps(e['data'], ensure_ascii=False)}"
-        )
+        data = json.dumps(e["data"], ensure_ascii=False)
+        print(f"  {e['at']} {e['kind']} by {e['actor']} via {e['via']}: {data}")
+    return EX_OK
+
+
+def _agent_for(app: App, who: str | None, *, required: bool) -> Agent | None:
+    """The agent a CLI change is made as (--as, else $MAILDESK_AGENT)."""
+    who = who or os.environ.get(AGENT_ENV)
+    if not who:
+        if required:
+            raise MaildeskError(f"say which agent you are: --as ADDRESS (or set ${AGENT_ENV})")
+        return None
+    found = find_agent(who, [AgentRef(email=a.email, name=a.name) for a in app.config.agents])
+    agent = app.config.agent(found.email) if found else None
+    if agent is None:
+        known = ", ".join(a.email for a in app.config.agents) or "none configured"
+        raise MaildeskError(f"{who!r} is not one agent of [[agents]] (agents: {known})")
+    return agent
+
+
+def _ticket_for_change(app: App, session: Session, value: str) -> Ticket:
+    ticket = session.get(Ticket, _ticket_id(value))
+    if ticket is None:
+        raise NotFound(f"ticket {value} not found")
+    final = lifecycle.resolve_merged(session, ticket)
+    if final.id != ticket.id:
+        print(f"{app.ref(ticket.id)} was merged into {app.ref(final.id)}; acting on that")
+    return final
+
+
+def _reply_text(args: argparse.Namespace) -> str:
+    if args.message is not None:
+        return str(args.message)
+    if args.file:
+        return Path(args.file).read_text(encoding="utf-8")
+    if sys.stdin.isatty():
+        _err("type the text, then Ctrl-D:")
+    return sys.stdin.read()
+
+
+def cmd_ticket_reply(args: argparse.Namespace) -> int:
+    """An agent's reply or note from the command line: the same path as one by mail."""
+    text = _reply_text(args).strip()
+    note = args.ticket_command == "note"
+    if not text:
+        raise MaildeskError("empty text: nothing to " + ("note" if note else "send"))
+    attachments = [(Path(p).name, Path(p).read_bytes()) for p in args.attach or []]
+
+    def act(app: App, session: Session) -> replies.ReplyResult:
+        agent = _agent_for(app, args.as_agent, required=True)
+        assert agent is not None
+        ticket = _ticket_for_change(app, session, args.id)
+        now = app.now()
+        message = replies.cli_message(app, session, ticket, agent, text, attachments, now)
+        actor = Actor(agent.email, "cli", agent)
+        result = replies.agent_reply(app, session, ticket, actor, message, text, now, internal=note)
+        if result.errors:
+            raise MaildeskError("nothing changed:\n  " + "\n  ".join(result.errors))
+        return result
+
+    result = _with_session(args, act)
+    for change in result.changes:
+        print(change)
+    return EX_OK
+
+
+def cmd_ticket_set(args: argparse.Namespace) -> int:
+    lines = []
+    for pair in args.changes:
+        key, eq, value = pair.partition("=")
+        if not eq or key.strip().lower() not in SET_FIELDS:
+            raise MaildeskError(
+                f"{pair!r}: expected key=value with key one of {', '.join(SET_FIELDS)}"
+            )
+        lines.append(f"#{SET_FIELDS[key.strip().lower()]} {value.strip()}")
+
+    def act(app: App, session: Session) -> replies.ReplyResult:
+        agent = _agent_for(app, args.as_agent, required=False)
+        who = agent.email if agent else f"cli:{getpass.getuser()}"
+        ticket = _ticket_for_change(app, session, args.id)
+        actor = Actor(who, "cli", agent)
+        result = replies.set_fields(app, session, ticket, actor, "\n".join(lines), app.now())
+        if result.errors:
+            raise MaildeskError("nothing changed:\n  " + "\n  ".join(result.errors))
+        return result
+
+    result = _with_session(args, act)
+    for change in result.changes or ["nothing needed changing"]:
+        print(change)
     return EX_OK
 
 
@@ -361,7 +481,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         prefix = app.config.desk.ref_prefix
         return [views.outbox_json(e, prefix) for e in repo.list_outbox(session, status=args.status)]
 
-    entries = _read(args, load)
+    entries = _with_session(args, load)
     if args.json:
         _print_json(entries)
         return EX_OK
@@ -392,7 +512,7 @@ def _outbox_retry(args: argparse.Namespace) -> int:
                 retry_entry(session, entry_id, app.now())
             return ids
 
-        ids = _read(args, act)
+        ids = _with_session(args, act)
         print(f"{len(ids)} failed outbox entries queued for delivery")
         return EX_OK
     if not args.id or not args.id.isdigit():
@@ -402,7 +522,7 @@ def _outbox_retry(args: argparse.Namespace) -> int:
         if retry_entry(session, int(args.id), app.now()) is None:
             raise NotFound(f"outbox entry {args.id} not found")
 
-    _read(args, one)
+    _with_session(args, one)
     print(f"outbox entry {args.id} queued for delivery")
     return EX_OK
 
@@ -410,7 +530,7 @@ def _outbox_retry(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action == "list":
-        rows = _read(
+        rows = _with_session(
             args,
             lambda app, s: [
                 views.quarantine_json(r) for r in repo.list_quarantine(s, _set_aside(args))
@@ -433,7 +553,9 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         _print_table(table)
         return EX_OK
     if action == "retry" and args.all:
-        ids = _read(args, lambda app, s: [r.id for r in repo.list_quarantine(s, _set_aside(args))])
+        ids = _with_session(
+            args, lambda app, s: [r.id for r in repo.list_quarantine(s, _set_aside(args))]
+        )
     elif args.id and args.id.isdigit():
         ids = [int(args.id)]
     else:
@@ -441,7 +563,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             f"usage: maildesk quarantine {action} ID" + (" | --all" if action == "retry" else "")
         )
     if action == "show":
-        raw = _read(args, lambda app, s: _quarantined(s, ids[0]).raw)
+        raw = _with_session(args, lambda app, s: _quarantined(s, ids[0]).raw)
         sys.stdout.buffer.write(raw)
         return EX_OK
     if action == "drop":
@@ -451,7 +573,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             row.status, row.raw = "dropped", b""
             row.reason = f"dropped by operator at {app.now().isoformat()} (was: {row.reason})"
 
-        _read(args, drop)
+        _with_session(args, drop)
         print(f"quarantined message {ids[0]} dropped")
         return EX_OK
     app = _app(args)
@@ -574,6 +696,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
     sp.set_defaults(func=cmd_ticket_show)
+    as_agent = argparse.ArgumentParser(add_help=False)
+    as_agent.add_argument(
+        "--as",
+        dest="as_agent",
+        metavar="AGENT",
+        help=f"the agent you are: address, local part or name (default ${AGENT_ENV})",
+    )
+    for name, what in (
+        ("reply", "answer the requester (and watchers) as an agent; commands at the top apply"),
+        ("note", "add an internal note (never sent to the requester)"),
+    ):
+        sp = ticket_sub.add_parser(name, help=what, parents=[common, as_agent])
+        sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+        sp.add_argument("-m", "--message", help="the text (default: read from --file or stdin)")
+        sp.add_argument("--file", "-f", help="read the text from this file")
+        if name == "reply":
+            sp.add_argument("--attach", action="append", help="attach a file (repeatable)")
+        sp.set_defaults(func=cmd_ticket_reply, attach=None)
+    sp = ticket_sub.add_parser(
+        "set",
+        help="change fields: status=resolved priority=P2 assignee=me queue=infra tags=+x,-y ...",
+        parents=[common, as_agent],
+    )
+    sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+    sp.add_argument("changes", nargs="+", metavar="key=value", help=", ".join(SET_FIELDS))
+    sp.set_defaults(func=cmd_ticket_set)
 
     sp = add("outbox", cmd_outbox, "queued, sent and failed notifications", [json_flag])
     sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")

@@ -49,7 +49,7 @@ class AgentRef:
 class CommandContext:
     """What commands are checked against: the desk's queues and agents, and who acts."""
 
-    actor: str  # the acting agent's address ("me")
+    actor: str | None  # the acting agent's address ("me"); None: not an agent
     queues: Collection[str]
     agents: Sequence[AgentRef]
     ref_prefix: str
@@ -213,6 +213,8 @@ def find_agent(who: str, agents: Sequence[AgentRef]) -> AgentRef | None:
 def _assign(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
     who = _one_arg(arg, "an agent").strip()
     if who.lower() == "me":
+        if ctx.actor is None:
+            raise ValueError("'me' needs an agent: say who you are (--as)")
         return Command(name="assign", line=line, text=text, value=ctx.actor.lower())
     if who.lower() in ("none", "nobody", "-"):
         return Command(name="assign", line=line, text=text, value=None)

@@ -227,9 +227,11 @@ def _sender(
         if auth.passed:
             return Sender("agent", agent, proof=auth.detail)
         others = sorted(
-            app.ref(t.ticket_id)
-            for t in tokens
-            if t is not None and t.role == "agent" and t.ticket_id not in mine
+            {
+                app.ref(t.ticket_id)
+                for t in tokens
+                if t is not None and t.role == "agent" and t.ticket_id not in mine
+            }
         )
         why = (
             f"it carries the agent reply token of {', '.join(others)}, not of this ticket"

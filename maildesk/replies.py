@@ -10,6 +10,8 @@ requester and watchers, and the agent gets a receipt of what was applied.
 from __future__ import annotations
 
 import logging
+import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,10 +20,13 @@ from sqlalchemy.orm import Session
 from maildesk import lifecycle
 from maildesk.app import App
 from maildesk.commands import AgentRef, CommandContext, parse_reply
+from maildesk.config import Agent
+from maildesk.ingest.parse import sanitise_filename
 from maildesk.lifecycle import Actor
 from maildesk.notify import notices
+from maildesk.notify.render import mint_message_id
 from maildesk.store import repo
-from maildesk.store.models import Message, Ticket
+from maildesk.store.models import Attachment, Message, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ class ReplyResult:
     merged_into: Ticket | None = None
 
 
-def command_context(app: App, actor: str) -> CommandContext:
+def command_context(app: App, actor: str | None) -> CommandContext:
     config = app.config
     return CommandContext(
         actor=actor,
@@ -148,3 +153,67 @@ def agent_reply(
         )
     log.info("%s: %s by %s (%s): %s", ref, kind, actor.email, actor.via, "; ".join(result.changes))
     return result
+
+
+def cli_message(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    agent: Agent,
+    text: str,
+    attachments: Sequence[tuple[str, bytes]],
+    now: datetime,
+) -> Message:
+    """The stored message of a reply typed at `maildesk ticket reply/note`."""
+    message = Message(
+        ticket_id=ticket.id,
+        direction="in",
+        kind="agent_reply",
+        message_id=mint_message_id(app.config.desk.domain, app.ref(ticket.id)),
+        from_addr=agent.email,
+        from_name=agent.name,
+        to=[app.config.desk.address],
+        cc=[],
+        subject=f"Re: [{app.ref(ticket.id)}] {ticket.subject}",
+        body_text=text,
+        body_html="",
+        internal=False,
+        created_at=now,
+    )
+    message.attachments = [
+        Attachment(
+            filename=sanitise_filename(name, _guess_type(name), i),
+            content_type=_guess_type(name),
+            size=len(content),
+            content=content,
+        )
+        for i, (name, content) in enumerate(attachments, start=1)
+    ]
+    session.add(message)
+    session.flush()
+    return message
+
+
+def _guess_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def set_fields(
+    app: App, session: Session, ticket: Ticket, actor: Actor, commands: str, now: datetime
+) -> ReplyResult:
+    """Apply command lines without a message (`maildesk ticket set`); all or nothing."""
+    agent = actor.agent.email if actor.agent else None
+    parsed = parse_reply(commands, command_context(app, agent))
+    errors = [str(e) for e in parsed.errors]
+    if parsed.text:
+        errors.append(f"not a field change: {parsed.text.splitlines()[0]!r}")
+    errors = errors or [str(e) for e in lifecycle.check(session, ticket, parsed.commands, app)]
+    if errors:
+        return ReplyResult("rejected", errors=errors)
+    applied = lifecycle.apply(app, session, ticket, parsed.commands, actor, now)
+    if actor.agent is not None and not applied.status_set:
+        implied = lifecycle.first_agent_action(ticket)
+        if implied and applied.changes:
+            change = lifecycle.set_status(app, session, ticket, implied, actor, now)
+            applied.changes.extend([change] if change else [])
+    return ReplyResult("commands", applied.changes, merged_into=applied.merged_into)

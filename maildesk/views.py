@@ -5,6 +5,7 @@ These field names are a contract (SPEC): add fields freely, never rename or remo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,9 @@ def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
         "closed_at": iso(ticket.closed_at),
+        "resolved_at": iso(ticket.resolved_at),
         "parent": f"{prefix}-{ticket.parent_id}" if ticket.parent_id else None,
+        "merged_into": f"{prefix}-{ticket.merged_into_id}" if ticket.merged_into_id else None,
     }
 
 
@@ -66,12 +69,20 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-def ticket_detail_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
+def ticket_detail_json(
+    ticket: Ticket,
+    prefix: str,
+    *,
+    watchers: Sequence[str] = (),
+    links: Sequence[tuple[int, str]] = (),
+) -> dict[str, Any]:
     return {
         **ticket_json(ticket, prefix),
+        "watchers": list(watchers),
+        "links": [{"ticket": f"{prefix}-{other}", "relation": rel} for other, rel in links],
         "messages": [message_json(m) for m in ticket.messages],
         "events": [
-            {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "data": e.data}
+            {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "via": e.via, "data": e.data}
             for e in ticket.events
         ],
     }

@@ -301,6 +301,20 @@ class Desk:
         with self.app.sessions() as s:
             return list(s.scalars(select(RawMessage.status).order_by(RawMessage.id)))
 
+    def raw_of(self, message_id: str) -> bytes:
+        """The raw bytes stored for an inbound message."""
+        from sqlalchemy import select
+
+        from maildesk.store.models import Message, RawMessage
+
+        with self.app.sessions() as s:
+            stmt = (
+                select(RawMessage.raw)
+                .join(Message, Message.raw_id == RawMessage.id)
+                .where(Message.message_id == message_id)
+            )
+            return bytes(s.scalars(stmt).one())
+
     def wait_processed(self, count: int, timeout: float = 10.0) -> list[str]:
         """Wait until `count` raw messages have left 'pending'."""
 

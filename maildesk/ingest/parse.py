@@ -285,7 +285,7 @@ def _bodies(mp: Any, msg: Message) -> tuple[str, str]:
             text = _decode_8bit(payload).strip()
     if not text and html:
         text = _safe(lambda: html_to_text(html), "")
-    return text, html
+    return text.replace("\r\n", "\n"), html
 
 
 def _attachments(mp: Any) -> list[ParsedAttachment]:

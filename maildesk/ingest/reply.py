@@ -16,7 +16,8 @@ from mailparser_reply.parser import EmailMessage
 
 # Every language the library knows; English is always included.
 LANGUAGES = ("en", "de", "fr", "it", "es", "nl", "sv", "da", "pl", "cs", "ja", "ko", "zh")
-_QUOTED = re.compile(r"^\s*>")
+# A quoted line; ">From " is not one but a "From " line escaped by an mbox or an MTA.
+_QUOTED = re.compile(r"^\s*>(?!From )")
 # A forward carries its content below such a line: that is the message, not history.
 _FORWARD = re.compile(
     r"^[ \t]*(-{2,}\s*(forwarded message|weitergeleitete nachricht|message transf.r.)\s*-{2,}"

@@ -285,10 +285,15 @@ def move_messages(session: Session, source: int, target: int) -> int:
 
 
 def public_thread(session: Session, ticket_id: int, limit: int = 20) -> list[Message]:
-    """The ticket's requester-visible messages, oldest first (the last `limit`)."""
+    """The ticket's requester-visible messages, oldest first (the last `limit`): their mail
+    and ours to them, not an agent's own reply mail (they got our relay of it)."""
     stmt = (
         select(Message)
-        .where(Message.ticket_id == ticket_id, Message.internal.is_(False))
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.internal.is_(False),
+            (Message.direction == "out") | (Message.kind == "mail"),
+        )
         .order_by(Message.id.desc())
         .limit(limit)
     )

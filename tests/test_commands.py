@@ -1,0 +1,135 @@
+"""Commands by mail, parsed and checked without a database (maildesk.commands)."""
+
+from __future__ import annotations
+
+import pytest
+
+from maildesk.commands import AgentRef, CommandContext, parse_reply, ticket_number
+
+CTX = CommandContext(
+    actor="alice@example.com",
+    queues=["it", "infra"],
+    agents=[
+        AgentRef(email="alice@example.com", name="Alice Admin"),
+        AgentRef(email="bob@example.com", name="Bob"),
+    ],
+    ref_prefix="MD",
+    own_addresses=["support@example.com", "helpdesk@example.com"],
+)
+
+
+def parse(text: str):  # type: ignore[no-untyped-def]
+    return parse_reply(text, CTX)
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "value"),
+    [
+        ("#status open", "status", "open"),
+        ("#status PENDING", "status", "pending"),
+        ("#status on-hold", "status", "on-hold"),
+        ("#status onhold", "status", "on-hold"),
+        ("#status resolved", "status", "resolved"),
+        ("#status closed", "status", "closed"),
+        ("#priority P2", "priority", "P2"),
+        ("#priority p1", "priority", "P1"),
+        ("#priority 4", "priority", "P4"),
+        ("#assign me", "assign", "alice@example.com"),
+        ("#assign none", "assign", None),
+        ("#assign bob", "assign", "bob@example.com"),
+        ("#assign Bob@Example.com", "assign", "bob@example.com"),
+        ("#assign Alice Admin", "assign", "alice@example.com"),
+        ("#queue INFRA", "queue", "infra"),
+        ("#type problem", "type", "problem"),
+        ("#type service-request", "type", "request"),
+        ("#category hardware/printer", "category", "hardware/printer"),
+        ("#merge MD-7", "merge", "MD-7"),
+        ("#link [md-9]", "link", "[md-9]"),
+        ("#unlink 9", "unlink", "9"),
+    ],
+)
+def test_valid_commands(line: str, name: str, value: str | None) -> None:
+    parsed = parse(f"{line}\nThe text.")
+    assert parsed.errors == ()
+    [command] = parsed.commands
+    assert (command.name, command.value, command.line) == (name, value, 1)
+    assert parsed.text == "The text."
+
+
+def test_tags_and_watchers_add_and_remove() -> None:
+    parsed = parse("#tag +printer -urgent vip\n#cc +dave@example.org -eve@example.org")
+    tag, cc = parsed.commands
+    assert (tag.add, tag.remove) == (("printer", "vip"), ("urgent",))
+    assert (cc.add, cc.remove) == (("dave@example.org",), ("eve@example.org",))
+
+
+def test_merge_and_link_name_their_ticket_number() -> None:
+    parsed = parse("#merge MD-7\n#link #9")
+    assert [c.target for c in parsed.commands] == [7, 9]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("#status done", "status must be one of open, pending, on-hold, resolved, closed"),
+        ("#status", "needs a status"),
+        ("#priority P9", "priority must be one of P1, P2, P3, P4"),
+        ("#priority high", "priority must be one of"),
+        ("#assign carol", "no single agent matches 'carol'"),
+        ("#queue sales", "no queue 'sales'"),
+        ("#type bug", "type must be one of incident, request, problem, change"),
+        ("#tag", "needs tags"),
+        ("#tag +bad<tag>", "invalid tag"),
+        ("#cc +not-an-address", "is not an email address"),
+        ("#cc +support+abc@example.com", "is a support address"),
+        ("#merge XY-7", "is not a ticket like MD-7"),
+        ("#link", "needs a ticket like MD-7"),
+        ("#stauts resolved", "unknown command #stauts"),
+        ("#priority P1 P2", "takes one value"),
+    ],
+)
+def test_invalid_commands_say_line_and_why(line: str, reason: str) -> None:
+    parsed = parse(f"#tag ok\n{line}\nText.")
+    [error] = parsed.errors
+    assert error.line == 2
+    assert error.text == line
+    assert reason in error.reason
+    assert f'line 2 "{line}"' in str(error)
+
+
+def test_contradicting_commands_are_an_error() -> None:
+    parsed = parse("#status resolved\n#status open")
+    [error] = parsed.errors
+    assert error.line == 2 and "contradicts line 1" in error.reason
+
+
+def test_block_ends_at_the_first_text_line() -> None:
+    parsed = parse("\n#priority P2\n\n#tag x\nHello,\n#status closed is what I would do.")
+    assert [c.name for c in parsed.commands] == ["priority", "tag"]
+    assert parsed.text == "Hello,\n#status closed is what I would do."
+    assert parsed.lines == ("#priority P2", "#tag x")
+
+
+def test_a_hash_number_is_text_not_a_command() -> None:
+    parsed = parse("#1 priority is the printer.")
+    assert parsed.commands == () and parsed.errors == ()
+    assert parsed.text == "#1 priority is the printer."
+
+
+def test_note_makes_the_reply_internal_and_keeps_its_line_text() -> None:
+    parsed = parse("#note checked the spooler logs\nNothing in them.")
+    assert parsed.internal
+    assert parsed.text == "checked the spooler logs\n\nNothing in them."
+
+
+def test_no_commands() -> None:
+    parsed = parse("Just an answer.\n\nThanks")
+    assert (parsed.commands, parsed.errors, parsed.internal) == ((), (), False)
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [("MD-7", 7), ("md-7", 7), ("[MD-7]", 7), ("#7", 7), ("7", 7), ("MD#7", 7), ("XY-7", None)],
+)
+def test_ticket_number(value: str, number: int | None) -> None:
+    assert ticket_number(value, "MD") == number

@@ -1,0 +1,74 @@
+"""Agent proof: HMAC reply tokens and trusted Authentication-Results (maildesk.proof)."""
+
+from __future__ import annotations
+
+import pytest
+
+from maildesk.proof import Token, TokenCodec, authentication_results, plus_address
+
+CODEC = TokenCodec(b"0123456789abcdef0123456789abcdef")
+
+
+def test_token_round_trip_per_role() -> None:
+    agent, requester = CODEC.mint(42, "agent"), CODEC.mint(42, "requester")
+    assert agent != requester
+    assert agent.startswith("42-a") and requester.startswith("42-r")
+    assert CODEC.verify(agent) == Token(42, "agent")
+    assert CODEC.verify(requester.upper()) == Token(42, "requester")  # MTAs may fold case
+
+
+def test_a_token_does_not_move_to_another_ticket_or_role() -> None:
+    token = CODEC.mint(42, "agent")
+    mac = token.partition("-a")[2]
+    assert CODEC.verify(f"43-a{mac}") is None
+    assert CODEC.verify(f"42-r{mac}") is None
+    assert CODEC.verify(token[:-1] + ("0" if token[-1] != "0" else "1")) is None
+
+
+def test_another_secret_does_not_verify() -> None:
+    other = TokenCodec(b"another secret of sixteen+ bytes")
+    assert other.verify(CODEC.mint(42, "agent")) is None
+
+
+def test_short_secret_refused() -> None:
+    with pytest.raises(ValueError):
+        TokenCodec(b"short")
+
+
+def test_plus_address() -> None:
+    assert plus_address("support@example.com", "7-r00") == "support+7-r00@example.com"
+
+
+TRUSTED = ["mx.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("header", "passed"),
+    [
+        ("mx.example.com; dmarc=pass header.from=example.com", True),
+        ("mx.example.com; dkim=pass header.d=example.com header.s=sel", True),
+        ("mx.example.com; dkim=pass header.d=mail.example.com", True),
+        ("mx.example.com; spf=pass smtp.mailfrom=alice@example.com", True),
+        ("mx.example.com; dkim=pass header.d=evil.example.net", False),
+        ("mx.example.com; dmarc=fail header.from=example.com", False),
+        ("mx.example.com; spf=pass smtp.mailfrom=x@evil.example.net", False),
+        ("attacker.example.net; dmarc=pass header.from=example.com", False),
+        ("not a header at all ;;; ===", False),
+    ],
+)
+def test_authentication_results(header: str, passed: bool) -> None:
+    verdict = authentication_results([header], TRUSTED, "alice@example.com")
+    assert verdict.passed is passed
+
+
+def test_only_the_topmost_trusted_header_counts() -> None:
+    ours = "mx.example.com; dmarc=fail header.from=example.com"
+    forged_below = "mx.example.com; dmarc=pass header.from=example.com"
+    verdict = authentication_results([ours, forged_below], TRUSTED, "alice@example.com")
+    assert not verdict.passed
+    assert "no aligned pass" in verdict.detail
+
+
+def test_nothing_is_trusted_without_configuration() -> None:
+    header = "mx.example.com; dmarc=pass header.from=example.com"
+    assert not authentication_results([header], [], "alice@example.com").passed
