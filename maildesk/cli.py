@@ -381,8 +381,7 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
             print(f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]")
     print("\nevents:")
     for e in detail["events"]:
-        data = json.dumps(e["data"], ensure_ascii=False)
-        print(f"  {e['at']} {e['kind']} by {e['actor']} via {e['via']}: {data}")
+        print(f"  {views.event_line(e)}")
     return EX_OK
 
 

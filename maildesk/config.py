@@ -39,6 +39,8 @@ class DeskConfig:
     reopen_window: timedelta
     # The reply-token secret; None: generated once and kept in the database.
     secret: str | None = field(default=None, repr=False)
+    # An agent's public reply to an unassigned ticket makes them its assignee.
+    assign_on_reply: bool = True
 
     @property
     def domain(self) -> str:
@@ -381,6 +383,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         reopen_window=r.take(t, "[desk]", "reopen_window", parse_duration, timedelta(days=14))
         or timedelta(0),
         secret=_secret(r, t),
+        assign_on_reply=bool(r.take(t, "[desk]", "assign_on_reply", bool, True)),
     )
     r.done(t, "[desk]")
 

@@ -200,7 +200,14 @@ def _apply_one(
 
 
 def assign(
-    app: App, session: Session, ticket: Ticket, assignee: str | None, actor: Actor, now: datetime
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    assignee: str | None,
+    actor: Actor,
+    now: datetime,
+    *,
+    reason: str | None = None,
 ) -> str | None:
     """Give the ticket to an agent (or nobody); the new assignee hears of it."""
     old = ticket.assignee
@@ -215,6 +222,7 @@ def assign(
         actor=actor.email,
         via=actor.via,
         **{"from": old, "to": assignee},
+        **({"reason": reason} if reason else {}),
     )
     agent = app.config.agent(assignee) if assignee else None
     if agent is not None and agent.email != actor.email:

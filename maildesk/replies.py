@@ -127,6 +127,16 @@ def agent_reply(
             change = lifecycle.set_status(app, session, ticket, implied, actor, now)
             if change:
                 applied.changes.append(change)
+    if (
+        public
+        and ticket.assignee is None
+        and app.config.desk.assign_on_reply
+        and not any(c.name == "assign" for c in parsed.commands)
+    ):
+        change = lifecycle.assign(
+            app, session, ticket, actor.agent.email, actor, now, reason="first reply"
+        )
+        applied.changes.extend([change] if change else [])
     if internal:
         applied.changes.append("kept as an internal note (not sent to the requester)")
     result = ReplyResult(kind, applied.changes)

@@ -5,7 +5,8 @@ These field names are a contract (SPEC): add fields freely, never rename or remo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -142,3 +143,70 @@ def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dic
         "acknowledge": decision.acknowledge,
         "dropped_by": decision.dropped_by,
     }
+
+
+def _change(data: dict[str, Any]) -> str:
+    return f"{data.get('from') or 'none'} -> {data.get('to') or 'none'}"
+
+
+def _plus_minus(data: dict[str, Any]) -> str:
+    return " ".join(
+        [*(f"+{x}" for x in data.get("added", [])), *(f"-{x}" for x in data.get("removed", []))]
+    )
+
+
+# How `ticket show` words each event kind; unknown kinds fall back to their JSON data.
+_EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
+    "created": lambda d: "opened the ticket",
+    "routed": lambda d: (
+        f"routed to {d.get('queue')}, {d.get('priority')}, {d.get('type')}"
+        + (f" by {', '.join(d['matched'])}" if d.get("matched") else "")
+    ),
+    "message": lambda d: (
+        f"wrote ({d.get('sender', 'mail')}, threaded by {d.get('threaded_by')})"
+        + (f"; proof: {d['proof']}" if d.get("proof") else "")
+        + (f"; automatic: {d['automatic']}" if d.get("automatic") else "")
+    ),
+    "agent_reply": lambda d: "replied to the requester",
+    "note": lambda d: "added an internal note",
+    "commands": lambda d: "sent commands",
+    "commands_rejected": lambda d: "commands rejected, nothing changed: " + "; ".join(d["errors"]),
+    "status": lambda d: f"status {_change(d)}",
+    "reopened": lambda d: f"reopened ({_change(d)})",
+    "priority": lambda d: f"priority {_change(d)}",
+    "queue": lambda d: f"queue {_change(d)}",
+    "type": lambda d: f"type {_change(d)}",
+    "category": lambda d: f"category {_change(d)}",
+    "assigned": lambda d: (
+        f"assignee {_change(d)}" + (f" ({d['reason']})" if d.get("reason") else "")
+    ),
+    "tags": lambda d: f"tags {_plus_minus(d)}",
+    "watchers": lambda d: f"watchers {_plus_minus(d)}",
+    "linked": lambda d: (
+        f"linked {d.get('ticket')} ({d.get('relation')})"
+        + (f": {d['reason']}" if d.get("reason") else "")
+    ),
+    "unlinked": lambda d: f"unlinked {d.get('ticket')}",
+    "merged": lambda d: (
+        f"merged into {d['into']}" if d.get("into") else f"merged {d.get('source')} in"
+    ),
+    "sender_unverified": lambda d: f"NOT VERIFIED: {d.get('reason')}",
+    "notification_suppressed": lambda d: f"no {d.get('notification')}: {d.get('reason')}",
+    "bounce": lambda d: (
+        f"{'hard' if d.get('permanent') else 'soft'} bounce for "
+        f"{', '.join(d.get('recipients', []))}: {d.get('diagnostic', '')}"
+    ),
+}
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One event as a line of `maildesk ticket show`: when, who, how, what."""
+    describe = _EVENT_TEXT.get(event["kind"])
+    try:
+        what = describe(event["data"]) if describe else None
+    except (KeyError, TypeError):  # an older event without the fields
+        what = None
+    if what is None:
+        what = f"{event['kind']} {json.dumps(event['data'], ensure_ascii=False)}"
+    when = (event["at"] or "")[:19].replace("T", " ")
+    return f"{when}  {event['actor']} ({event['via']}): {what}"

@@ -144,11 +144,13 @@ def test_the_whole_conversation_by_hand(desk: Desk, tmp_path: Path) -> None:
         "Please switch it off; a technician is on the way.",
         "Switched off. Thanks!",
         "The technician replaced the fuser unit.",
-        "created by carol@example.org via mail",
-        "priority by alice@example.com via mail",
-        'status by alice@example.com via mail: {"from": "new", "to": "pending"}',
-        'status by carol@example.org via mail: {"from": "pending", "to": "open"}',
-        'status by alice@example.com via mail: {"from": "open", "to": "resolved"}',
+        "carol@example.org (mail): opened the ticket",
+        "alice@example.com (mail): wrote (agent, threaded by subject); proof: the ticket's agent",
+        "alice@example.com (mail): priority P3 -> P2",
+        "alice@example.com (mail): status new -> pending",
+        "alice@example.com (mail): assignee none -> alice@example.com (first reply)",
+        "carol@example.org (mail): status pending -> open",
+        "alice@example.com (mail): status open -> resolved",
     ]
     position = 0
     for line in expected_in_order:

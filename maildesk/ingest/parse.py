@@ -102,9 +102,12 @@ class ParsedMessage:
         return tuple(seen)
 
 
+MINTED_ID_DOMAIN = "no-message-id.maildesk.invalid"
+
+
 def minted_message_id(raw: bytes) -> str:
     """A stable Message-ID for a message that has none: the same bytes give the same id."""
-    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.maildesk.invalid>"
+    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@{MINTED_ID_DOMAIN}>"
 
 
 def looks_like_mail(raw: bytes) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from maildesk.ingest.parse import MINTED_ID_DOMAIN
 from maildesk.proof import TokenCodec
 from maildesk.store.models import (
     Contact,
@@ -293,6 +294,8 @@ def public_thread(session: Session, ticket_id: int, limit: int = 20) -> list[Mes
             Message.ticket_id == ticket_id,
             Message.internal.is_(False),
             (Message.direction == "out") | (Message.kind == "mail"),
+            # An id we minted for mail without one was never seen by anyone.
+            Message.message_id.not_like(f"%@{MINTED_ID_DOMAIN}>"),
         )
         .order_by(Message.id.desc())
         .limit(limit)
