@@ -31,7 +31,7 @@ __all__ = ["ALWAYS", "Calendar", "Shift"]
 DAY = timedelta(days=1)
 MINUTES_PER_DAY = 24 * 60
 ZERO = timedelta(0)
-MEMO_SIZE = 20_000  # memo entries per calendar (decades of dates), then it starts afresh
+MEMO_SIZE = 20_000  # memo entries per calendar (years of dates), then it starts afresh
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,9 @@ class Calendar:
                 end = self._midnight(day)
                 yield begin, end, self._week_total
             else:
+                yield begin, self._midnight(day + DAY), self._day_work(day)
                 day += DAY
                 end = self._midnight(day)
-                yield begin, end, self._walk_between(begin, end)
 
     def _plain_week(self, day: date) -> bool:
         """No holiday on the 7 days from `day` (nor the night before), one UTC offset."""
@@ -216,6 +216,15 @@ class Calendar:
     @cached_property
     def _sorted_holidays(self) -> tuple[date, ...]:
         return tuple(sorted(self.holidays))
+
+    def _day_work(self, day: date) -> timedelta:
+        """Working time from this local midnight to the next (memoised)."""
+        key = (day, "work")
+        known = self._memo.get(key)
+        if known is None:
+            known = self._walk_between(self._midnight(day), self._midnight(day + DAY))
+            self._remember(key, known)
+        return cast(timedelta, known)
 
     def _midnight(self, day: date) -> datetime:
         key = (day, "midnight")
