@@ -167,7 +167,7 @@ def compile_sla(
         always = ALWAYS
     calendars = {ALWAYS_NAME: always}
     for cal in _calendars(_array(data, "calendars", problems), desk_timezone, problems):
-        calendars[cal.name] = cal
+        calendars.setdefault(cal.name, cal)  # a duplicate or "24x7" was reported
 
     t = _table(data, "sla", problems)
     place = "[sla]"
