@@ -48,6 +48,9 @@ def sample_context(config: Config) -> dict[str, Any]:
         "requester_name": "Requester",
         "matched_rules": ["sample rule"],
         "reply_address": config.desk.address,
+        "sla_policy": "standard",
+        "response_due": "2026-11-23T10:00:00Z",
+        "resolution_due": "2026-11-25T17:00:00Z",
     }
     message = {
         "subject": "Printer on fire",
@@ -66,6 +69,19 @@ def sample_context(config: Config) -> dict[str, Any]:
         "changes": ["priority: P3 -> P2"],
         "assigned_by": "agent@example.com",
         "merged_into": {"ref": f"{config.desk.ref_prefix}-7", "subject": "Printers"},
+        "why": "no answer from the requester",
+        "resolve_after": 2,
+        "sla": {
+            "kind": "breach",
+            "target": "resolution",
+            "target_name": "resolution",
+            "policy": "standard",
+            "priority": "P2",
+            "limit": "16h00m",
+            "consumed": "16h05m",
+            "crossed_at": "2026-11-25T17:00:00+00:00",
+            "escalated_to": ["lead@example.com"],
+        },
     }
     return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient, **extra}
 

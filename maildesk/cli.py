@@ -12,6 +12,7 @@ import mailbox
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -256,8 +257,6 @@ def _import_one(app: App, raw: bytes) -> str:
 
 
 def cmd_route_test(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
     config = load_config(args.config)
     raw = Path(args.file).read_bytes()
     msg = parse_message(raw)
@@ -629,6 +628,69 @@ def cmd_poll(args: argparse.Namespace) -> int:
         app.close()
 
 
+def cmd_sla(args: argparse.Namespace) -> int:
+    """Tickets at risk of missing their SLA, and those in breach (or all, with --all)."""
+    from maildesk.sla import hooks
+
+    def load(app: App, session: Session) -> list[dict[str, Any]]:
+        now, prefix = app.now(), app.config.desk.ref_prefix
+        rows = []
+        for ticket in repo.sla_tickets(session):
+            state = hooks.standing(ticket)
+            if args.all or state in ("breached", "at risk"):
+                used = hooks.consumed(app, ticket, now).total_seconds()
+                rows.append(views.sla_json(ticket, prefix, state=state, consumed=used))
+        order = {"breached": 0, "at risk": 1, "ok": 2, "paused": 3}
+        return sorted(rows, key=lambda r: (order[r["state"]], r["resolution_due"] or "9", r["id"]))
+
+    rows = _with_session(args, load)
+    if args.json:
+        _print_json(rows)
+        return EX_OK
+    zone = ZoneInfo(load_config(args.config).desk.timezone)
+    table = Table(
+        "ref",
+        "state",
+        "status",
+        "prio",
+        "policy",
+        "assignee",
+        "used",
+        "first response due",
+        "resolution due",
+        "subject",
+    )
+    for r in rows:
+        minutes = r["consumed_seconds"] // 60
+        table.add_row(
+            r["ref"],
+            r["state"],
+            r["status"],
+            r["priority"],
+            r["policy"],
+            r["assignee"] or "-",
+            f"{minutes // 60}h{minutes % 60:02d}",
+            _local(r["first_response_due"], zone) if not r["first_response_at"] else "answered",
+            _local(r["resolution_due"], zone),
+            r["subject"],
+        )
+    _print_table(table)
+    if not rows:
+        print("no tickets at risk or in breach" if not args.all else "no tickets under an SLA")
+    return EX_OK
+
+
+def _local(value: str | None, zone: ZoneInfo) -> str:
+    """An ISO instant as the desk's local time, e.g. 'Mon 23 Nov 10:00'."""
+    if not value:
+        return "-"
+    return (
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        .astimezone(zone)
+        .strftime("%a %d %b %H:%M")
+    )
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return cmd_init(args)
 
@@ -740,6 +802,9 @@ def _parser() -> argparse.ArgumentParser:
         "held from a flooding sender (flood), bounces of mail on no ticket (bounce)",
     )
     sp.add_argument("--spam", action="store_true", help="the same as --status spam")
+
+    sp = add("sla", cmd_sla, "tickets at risk of missing their SLA and in breach", [json_flag])
+    sp.add_argument("--all", action="store_true", help="every ticket under an SLA policy")
 
     sp = add("poll", cmd_poll, "read the IMAP mailboxes once and exit (for cron)")
     sp.add_argument("name", nargs="?", help="only this [[mailboxes]] entry")

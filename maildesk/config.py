@@ -22,6 +22,8 @@ from sqlalchemy.exc import ArgumentError
 from maildesk.errors import ConfigError, ConfigProblem
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.rules import DEFAULT_MATRIX, Rule, compile_matrix, compile_rules
+from maildesk.sla.policy import SECTIONS as SLA_SECTIONS
+from maildesk.sla.policy import SlaConfig, compile_sla
 
 DEFAULT_CONFIG = "maildesk.toml"
 DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"
@@ -162,6 +164,7 @@ class Config:
     mailboxes: tuple[MailboxConfig, ...] = ()
     security: SecurityConfig = field(default_factory=SecurityConfig)
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
 
     @property
     def default_queue(self) -> Queue:
@@ -330,6 +333,7 @@ class _Reader:
 
 
 _SECTIONS = {
+    *SLA_SECTIONS,
     "mailboxes",
     "security",
     "threading",
@@ -468,6 +472,16 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     threading = ThreadingConfig(subject_ref_from_strangers=strangers or "new-ticket")
     r.done(t, "[threading]")
 
+    sla, sla_problems = compile_sla(
+        data,
+        queues={q.name for q in queues},
+        agents={a.email for a in agents},
+        rules={rule.name for rule in rules},
+        desk_timezone=desk.timezone,
+    )
+    for place, message in sla_problems:
+        r.problem(place, message)
+
     if r.problems:
         raise ConfigError(r.problems)
     return Config(
@@ -485,6 +499,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         mailboxes=tuple(mailboxes),
         security=security,
         threading=threading,
+        sla=sla,
     )
 
 

@@ -15,9 +15,11 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from maildesk import pipeline
 from maildesk.app import App
@@ -25,6 +27,7 @@ from maildesk.errors import StoreUnavailable
 from maildesk.ingest import imap
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 from maildesk.notify.sender import send_due
+from maildesk.sla import jobs
 from maildesk.store import repo
 from maildesk.store.db import transaction
 
@@ -51,6 +54,8 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._work: asyncio.Event | None = None
         self._send: asyncio.Event | None = None
+        self._sla_stale = True  # recompute every clock's due times on the first run
+        self._scheduler: BackgroundScheduler | None = None
 
     async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -105,8 +110,10 @@ class Daemon:
         ]
         for watcher in watchers:
             watcher.start()
+        scheduler = self._start_scheduler()
         self.ready.set()
         await self._stop.wait()
+        scheduler.shutdown(wait=True)
         imap_stop.set()
         for watcher in watchers:
             await asyncio.get_running_loop().run_in_executor(None, watcher.join, 30)
@@ -119,6 +126,53 @@ class Daemon:
         for pool in (self._ingest_pool, self._work_pool, self._send_pool):
             pool.shutdown(wait=True)
         log.info("maildesk stopped")
+
+    def _start_scheduler(self) -> BackgroundScheduler:
+        """APScheduler runs the time-driven jobs: SLA clocks, reminders, auto-close."""
+        scheduler = BackgroundScheduler(timezone=UTC)
+        interval = self.app.config.sla.check_interval.total_seconds()
+        scheduler.add_job(
+            self._sla_job,
+            "interval",
+            seconds=interval,
+            id="sla",
+            max_instances=1,  # a slow run is never overlapped by the next
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        return scheduler
+
+    def _sla_job(self) -> None:
+        app = self.app
+        try:
+            if self._sla_stale:
+                self._sla_stale = False
+                jobs.refresh_all(app, app.now())
+            report = jobs.run_due(app, app.now())
+        except StoreUnavailable as exc:
+            log.error("store unavailable, SLA job skipped: %s", exc)
+            return
+        except Exception:  # the scheduler must outlive any one failure
+            log.exception("SLA job failed; it runs again at the next interval")
+            return
+        if report:
+            log.info(
+                "SLA job: %d tickets, %d warnings, %d breaches, %d reminders, "
+                "%d resolved, %d closed",
+                report.tickets,
+                report.warnings,
+                report.breaches,
+                report.reminders,
+                report.resolved,
+                report.closed,
+            )
+            self._send_threadsafe()
+
+    def _send_threadsafe(self) -> None:
+        if self._loop is not None and self._send is not None:
+            self._loop.call_soon_threadsafe(self._send.set)
 
     def _wake_threadsafe(self) -> None:
         if self._loop is not None:
@@ -138,7 +192,11 @@ class Daemon:
             self._loop.call_soon_threadsafe(self._reload)
 
     def _reload(self) -> None:
-        self.app.reload()
+        if self.app.reload():
+            self._sla_stale = True  # targets may have changed: recompute due times
+            if self._scheduler is not None:
+                seconds = self.app.config.sla.check_interval.total_seconds()
+                self._scheduler.reschedule_job("sla", trigger="interval", seconds=seconds)
 
     async def _config_watcher(self) -> None:
         """Reload when the config file changes (as on SIGHUP); a broken file is tried once."""

@@ -22,6 +22,7 @@ from maildesk.app import App
 from maildesk.commands import Command, CommandError
 from maildesk.config import Agent
 from maildesk.notify import notices
+from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
 
@@ -67,12 +68,14 @@ def set_status(
     now: datetime,
     *,
     notify_requester: bool = True,
+    reason: str | None = None,
 ) -> str | None:
     """Move a ticket to `status`; return a description, or None if it already was."""
     old = ticket.status
     if old == status:
         return None
     ticket.status, ticket.updated_at = status, now
+    sla.status_changed(app, ticket, now)
     if status == "resolved":
         ticket.resolved_at = now
     elif status == "closed":
@@ -82,11 +85,24 @@ def set_status(
         ticket.closed_at = ticket.resolved_at = None
     kind = "reopened" if old in REOPENABLE and status not in REOPENABLE else "status"
     repo.add_event(
-        session, ticket, kind, now, actor=actor.email, via=actor.via, **{"from": old, "to": status}
+        session,
+        ticket,
+        kind,
+        now,
+        actor=actor.email,
+        via=actor.via,
+        **{"from": old, "to": status},
+        **({"reason": reason} if reason else {}),
     )
     if status == "resolved" and notify_requester:
         notices.to_requester(
-            app, session, ticket, kind="resolved", template="requester/ticket_resolved", now=now
+            app,
+            session,
+            ticket,
+            kind="resolved",
+            template="requester/ticket_resolved",
+            now=now,
+            why=reason or "",
         )
     ref = app.ref(ticket.id)
     log.info("%s status %s -> %s by %s (%s)", ref, old, status, actor.email, actor.via)
@@ -173,6 +189,10 @@ def _apply_one(
             return None
         setattr(ticket, c.name, c.value)
         repo.add_event(session, ticket, c.name, now, **who, **{"from": old, "to": c.value})
+        if c.name == "queue":
+            sla.queue_changed(app, session, ticket, now)
+        elif c.name == "priority":
+            sla.refresh(app, ticket, now)
         return f"{c.name}: {old} -> {c.value}"
     if c.name == "assign":
         return assign(app, session, ticket, c.value, actor, now)
@@ -298,6 +318,7 @@ def merge_into(
     old = source.status
     source.status, source.merged_into_id = "merged", target.id
     source.closed_at = source.updated_at = target.updated_at = now
+    sla.status_changed(app, source, now)
     who = {"actor": actor.email, "via": actor.via}
     repo.add_event(session, source, "merged", now, **who, into=target_ref, **{"from": old})
     repo.add_event(

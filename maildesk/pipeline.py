@@ -32,6 +32,7 @@ from maildesk.notify import notices
 from maildesk.proof import authentication_results
 from maildesk.replies import agent_reply
 from maildesk.routing.rules import STRATEGIES, route
+from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import Attachment, Message, RawMessage, Ticket
@@ -303,6 +304,7 @@ def _new_ticket(
         updated_at=now,
         parent_id=related[0].id if related and follow_up else None,
     )
+    sla.started(app, ticket, decision.matched, now)
     session.add(ticket)
     session.flush()
     ref = app.ref(ticket.id)

@@ -25,6 +25,7 @@ from maildesk.ingest.parse import sanitise_filename
 from maildesk.lifecycle import Actor
 from maildesk.notify import notices
 from maildesk.notify.render import mint_message_id
+from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
 
@@ -142,6 +143,7 @@ def agent_reply(
     result = ReplyResult(kind, applied.changes)
     if public:
         result.relay = notices.relay(app, session, ticket, message, actor.agent, now)
+        sla.first_response(app, session, ticket, now)
         applied.changes.append(f"reply sent to {ticket.requester.email}")
     if merge and merge[0].target is not None:
         target = session.get_one(Ticket, merge[0].target)

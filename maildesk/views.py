@@ -39,6 +39,10 @@ def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "resolved_at": iso(ticket.resolved_at),
         "parent": f"{prefix}-{ticket.parent_id}" if ticket.parent_id else None,
         "merged_into": f"{prefix}-{ticket.merged_into_id}" if ticket.merged_into_id else None,
+        "sla_policy": ticket.sla_policy,
+        "first_response_due": iso(ticket.sla_response_due),
+        "resolution_due": iso(ticket.sla_resolution_due),
+        "first_response_at": iso(ticket.first_response_at),
     }
 
 
@@ -210,3 +214,26 @@ def event_line(event: dict[str, Any]) -> str:
         what = f"{event['kind']} {json.dumps(event['data'], ensure_ascii=False)}"
     when = (event["at"] or "")[:19].replace("T", " ")
     return f"{when}  {event['actor']} ({event['via']}): {what}"
+
+
+def sla_json(ticket: Ticket, prefix: str, *, state: str, consumed: float) -> dict[str, Any]:
+    """A ticket's SLA standing, as `maildesk sla --json` lists it."""
+    return {
+        "id": ticket.id,
+        "ref": f"{prefix}-{ticket.id}",
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "assignee": ticket.assignee,
+        "policy": ticket.sla_policy,
+        "state": state,
+        "consumed_seconds": round(consumed),
+        "first_response_due": iso(ticket.sla_response_due),
+        "resolution_due": iso(ticket.sla_resolution_due),
+        "first_response_at": iso(ticket.first_response_at),
+        "first_response_warned_at": iso(ticket.sla_response_warned_at),
+        "first_response_breached_at": iso(ticket.sla_response_breached_at),
+        "resolution_warned_at": iso(ticket.sla_resolution_warned_at),
+        "resolution_breached_at": iso(ticket.sla_resolution_breached_at),
+    }

@@ -28,6 +28,7 @@ from maildesk.proof import Role
 from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
+from maildesk.views import iso
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
@@ -56,6 +57,9 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "requester_name": ticket.requester.name,
         "matched_rules": list(matched),
         "reply_address": app.reply_address(ticket.id),
+        "sla_policy": ticket.sla_policy,
+        "response_due": iso(ticket.sla_response_due),
+        "resolution_due": iso(ticket.sla_resolution_due),
     }
 
 

@@ -44,6 +44,9 @@ TEMPLATES = (
     "agent/ticket_assigned",
     "agent/command_error",
     "agent/command_receipt",
+    "agent/sla_warning",
+    "agent/sla_breach",
+    "requester/pending_reminder",
 )
 
 

@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 PAUSED = ("pending", "on-hold")  # waiting on the requester or on hold: the clock stands still
-STOPPED = ("resolved", "closed")  # done: no target applies; reopening runs the clock on
+# Done: no target applies; reopening runs the clock on. A merged ticket lives on in another.
+STOPPED = ("resolved", "closed", "merged")
 ZERO = timedelta(0)
 
 

@@ -53,7 +53,8 @@ POLICY_KEYS = (
     "escalate",
     *LIFECYCLE_KEYS,
 )
-DESK_KEYS = ("calendar", "leads", *LIFECYCLE_KEYS)
+DESK_KEYS = ("calendar", "leads", "check_interval", *LIFECYCLE_KEYS)
+DEFAULT_CHECK_INTERVAL = timedelta(seconds=30)
 ESCALATE_KEYS = ("on", "notify", "raise_priority", "move_to")
 MAX_DAYS = 365  # reminders and auto-resolve, in business days
 DEFAULT_WARN_AT: float | None = 0.8
@@ -113,6 +114,7 @@ class SlaConfig:
     calendar: Calendar = ALWAYS  # the clock of tickets without a policy
     lifecycle: Lifecycle = Lifecycle()  # for tickets without a policy
     leads: Mapping[str, str] = field(default_factory=dict)  # queue (or "*") -> address
+    check_interval: timedelta = DEFAULT_CHECK_INTERVAL  # how often `serve` runs the SLA job
 
     def policy(self, name: str | None) -> SlaPolicy | None:
         """The policy of that name; None for None or a name no longer configured."""
@@ -174,6 +176,10 @@ def compile_sla(
     calendar = _take(t, place, "calendar", _calendar_named(calendars), always, problems)
     lifecycle = _lifecycle(t, place, Lifecycle(), problems)
     leads = _leads(t.pop("leads", {}), queues, problems)
+    interval = _take(t, place, "check_interval", parse_duration, DEFAULT_CHECK_INTERVAL, problems)
+    if not timedelta(seconds=1) <= interval <= timedelta(hours=1):
+        problems.append((f"{place} key 'check_interval'", "must be from 1s to 1h"))
+        interval = DEFAULT_CHECK_INTERVAL
     _unknown(t, place, DESK_KEYS, problems)
 
     policies = _policies(
@@ -192,6 +198,7 @@ def compile_sla(
         calendar=calendar,
         lifecycle=lifecycle,
         leads=leads,
+        check_interval=interval,
     )
     return sla, problems
 

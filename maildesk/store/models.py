@@ -104,6 +104,21 @@ class Ticket(Base):
     # Set when the ticket was merged (status "merged"): its mail now threads into that one.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The SLA clock (maildesk.sla.clock.SlaState): enough to recompute every due time.
+    sla_policy: Mapped[str | None] = mapped_column(String(128))
+    sla_consumed_us: Mapped[int] = mapped_column(BigInteger, default=0)  # working time, µs
+    sla_running_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sla_response_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sla_response_breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sla_resolution_warned_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sla_resolution_breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Computed from the clock, for display and for the scheduler's selection.
+    sla_response_due: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sla_resolution_due: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    sla_next_check: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
 
     requester: Mapped[Contact] = relationship(lazy="joined", foreign_keys=[requester_id])
     messages: Mapped[list[Message]] = relationship(

@@ -415,3 +415,53 @@ def advance_checkpoint(
         )
     else:
         row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, now
+
+
+def routed_by(session: Session, ticket: Ticket) -> list[str]:
+    """The rules that matched when the ticket was routed (from its `routed` event)."""
+    stmt = (
+        select(Event.data)
+        .where(Event.ticket_id == ticket.id, Event.kind == "routed")
+        .order_by(Event.id)
+        .limit(1)
+    )
+    data = session.scalar(stmt) or {}
+    return [str(r) for r in data.get("matched", [])]
+
+
+def next_sla_due(session: Session, now: datetime, skip: Sequence[int] = ()) -> Ticket | None:
+    """One ticket whose SLA clock or lifecycle needs a look at `now`, locked for this worker.
+
+    On PostgreSQL the row is taken FOR UPDATE SKIP LOCKED, so several daemons share the work
+    and never handle one ticket twice; SQLite serialises writers anyway.
+    """
+    stmt = (
+        select(Ticket)
+        .where(Ticket.sla_next_check.is_not(None), Ticket.sla_next_check <= now)
+        .order_by(Ticket.sla_next_check, Ticket.id)
+        .limit(1)
+    )
+    if skip:
+        stmt = stmt.where(Ticket.id.not_in(list(skip)))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=Ticket)
+    return session.scalar(stmt)
+
+
+def live_tickets(session: Session) -> list[Ticket]:
+    """Tickets that a clock or an automatic step can still touch (not closed or merged)."""
+    stmt = select(Ticket).where(Ticket.status.not_in(("closed", "merged"))).order_by(Ticket.id)
+    return list(session.scalars(stmt))
+
+
+def sla_tickets(session: Session) -> list[Ticket]:
+    """Tickets under an SLA policy whose clock can still run, for `maildesk sla`."""
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.sla_policy.is_not(None),
+            Ticket.status.not_in(("resolved", "closed", "merged")),
+        )
+        .order_by(Ticket.id)
+    )
+    return list(session.scalars(stmt))

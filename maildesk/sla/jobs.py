@@ -1,0 +1,135 @@
+"""The scheduler's SLA job: warnings, breaches, escalations, reminders, auto-resolve, auto-close.
+
+`run_due(app, now)` handles every ticket whose `sla_next_check` has come, one ticket per
+transaction: the warning or breach, its notice and the new clock state commit together, so a
+second run (or a second daemon on the same database) finds nothing more to do. On PostgreSQL
+each ticket is taken FOR UPDATE SKIP LOCKED; SQLite serialises writers. `maildesk serve`
+runs it from APScheduler; tests call it with any `now`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from maildesk import lifecycle
+from maildesk.app import App
+from maildesk.lifecycle import Actor
+from maildesk.notify import notices
+from maildesk.sla import hooks
+from maildesk.sla.lifecycle import lifecycle_due
+from maildesk.store import repo
+from maildesk.store.db import transaction
+from maildesk.store.models import Ticket
+
+log = logging.getLogger(__name__)
+
+SCHEDULER = Actor("scheduler", "scheduler")
+STUCK_RETRY = timedelta(minutes=5)
+
+
+@dataclass
+class JobReport:
+    tickets: int = 0
+    warnings: int = 0
+    breaches: int = 0
+    reminders: int = 0
+    resolved: int = 0
+    closed: int = 0
+    refs: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.tickets > 0
+
+
+def run_due(app: App, now: datetime, *, limit: int = 500) -> JobReport:
+    """Handle every ticket due at `now` (at most `limit`); each in its own transaction."""
+    report = JobReport()
+    done: list[int] = []
+    while report.tickets < limit:
+        with transaction(app.sessions) as session:
+            ticket = repo.next_sla_due(session, now, skip=done)
+            if ticket is None:
+                break
+            done.append(ticket.id)
+            _tick(app, session, ticket, now, report)
+            if ticket.sla_next_check is not None and ticket.sla_next_check <= now:
+                # Nothing more can happen at this instant; never spin on one ticket.
+                log.warning("%s: SLA check due again at once; next look later", app.ref(ticket.id))
+                ticket.sla_next_check = now + STUCK_RETRY
+        report.tickets += 1
+        report.refs.append(app.ref(ticket.id))
+    return report
+
+
+def _tick(app: App, session: Session, ticket: Ticket, now: datetime, report: JobReport) -> None:
+    result = hooks.check(app, session, ticket, now)
+    report.warnings += sum(e.kind == "warning" for e in result.events)
+    report.breaches += sum(e.kind == "breach" for e in result.events)
+    step = lifecycle_due(
+        app.config.sla,
+        policy=ticket.sla_policy,
+        status=ticket.status,
+        status_since=ticket.status_changed_at or ticket.updated_at,
+        reminded_at=ticket.reminded_at,
+        now=now,
+    )
+    if step is None:
+        return
+    settings = app.config.sla.lifecycle_of(ticket.sla_policy)
+    if step.action == "remind":
+        ticket.reminded_at = now
+        repo.add_event(
+            session,
+            ticket,
+            "reminded",
+            now,
+            actor=SCHEDULER.email,
+            via=SCHEDULER.via,
+            after_business_days=settings.remind_after,
+        )
+        notices.to_requester(
+            app,
+            session,
+            ticket,
+            kind="reminder",
+            template="requester/pending_reminder",
+            now=now,
+            resolve_after=settings.resolve_after,
+        )
+        report.reminders += 1
+        hooks.refresh(app, ticket, now)
+    elif step.action == "resolve":
+        lifecycle.set_status(
+            app,
+            session,
+            ticket,
+            "resolved",
+            SCHEDULER,
+            now,
+            reason="no answer from the requester",
+        )
+        report.resolved += 1
+    elif step.action == "close":
+        lifecycle.set_status(
+            app,
+            session,
+            ticket,
+            "closed",
+            SCHEDULER,
+            now,
+            reason=f"resolved for {settings.close_after}",
+        )
+        report.closed += 1
+
+
+def refresh_all(app: App, now: datetime) -> int:
+    """Recompute every running clock's due times (after a config change); return how many."""
+    with transaction(app.sessions) as session:
+        tickets = repo.live_tickets(session)
+        for ticket in tickets:
+            hooks.refresh(app, ticket, now)
+    return len(tickets)
