@@ -26,8 +26,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def sample_context(config: Config) -> dict[str, Any]:
-    """A context with every documented field, for checking templates at load time."""
+def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The context every template gets, with every documented field, and the extra
+    variables some templates get (render.EXTRAS says which); for checking at load time."""
     desk = {
         "name": config.desk.name,
         "address": config.desk.address,
@@ -62,7 +63,7 @@ def sample_context(config: Config) -> dict[str, Any]:
     recipient = {"email": "requester@example.org", "name": "Requester"}
     # Variables only some templates get (docs/templates.md says which).
     extra = {
-        "agent": {"email": "agent@example.com", "name": "Agent"},
+        "agent": {"name": "Agent"},
         "flags": ["From claims agent agent@example.com, but it has no proof"],
         "errors": ['line 1 "#priority P9": priority must be one of P1, P2, P3, P4'],
         "commands": ["#priority P9"],
@@ -83,7 +84,7 @@ def sample_context(config: Config) -> dict[str, Any]:
             "escalated_to": ["lead@example.com"],
         },
     }
-    return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient, **extra}
+    return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient}, extra
 
 
 def load_templates(config: Config) -> Templates:
@@ -91,16 +92,17 @@ def load_templates(config: Config) -> Templates:
     templates = Templates(
         config.notify.templates, {q.name: q.templates for q in config.queues if q.templates}
     )
-    sample = sample_context(config)
+    sample, extras = sample_context(config)
     problems = [
-        ConfigProblem(str(config.path), "[notify] templates", p) for p in templates.check(sample)
+        ConfigProblem(str(config.path), "[notify] templates", p)
+        for p in templates.check(sample, extras)
     ]
     for rule in config.rules:
         chosen = rule.actions.acknowledge
         if isinstance(chosen, str):
             problems += [
                 ConfigProblem(str(config.path), f"[[rules]] '{rule.name}' key 'set.acknowledge'", p)
-                for p in templates.check(sample, only=[f"requester/{chosen}"])
+                for p in templates.check(sample, extras, only=[f"requester/{chosen}"])
             ]
     if problems:
         raise ConfigError(problems)
@@ -167,9 +169,9 @@ class App:
             self._tokens = TokenCodec(secret.encode())
         return self._tokens
 
-    def reply_address(self, ticket_id: int, role: Role = "requester") -> str:
-        """support+TOKEN@…: replies to it thread; the agent one also proves an agent."""
-        return plus_address(self.config.desk.address, self.tokens.mint(ticket_id, role))
+    def reply_address(self, ticket_id: int, role: Role = "requester", agent: str = "") -> str:
+        """support+TOKEN@…: replies to it thread; an agent's also proves that agent."""
+        return plus_address(self.config.desk.address, self.tokens.mint(ticket_id, role, agent))
 
     def reload(self) -> bool:
         """Re-read the config file; on any error keep the old config and return False."""

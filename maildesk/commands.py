@@ -34,9 +34,15 @@ NAMES = (
     "category",
 )
 _ALIASES = {"tags": "tag", "watcher": "cc", "watchers": "cc", "watch": "cc", "assignee": "assign"}
-_LINE = re.compile(r"^#([A-Za-z][\w-]*)(?:\s+(.*))?$")
+# "#status resolved", and the spellings clients and habits produce: "# note", "#note:",
+# "*#note*" (rich-text bold turned into text), "#note, the vendor says ...".
+_LINE = re.compile(r"^[*_]*#\s*([A-Za-z][\w-]*)[*_]*[:,.]?(?:\s+(.*?))?[*_]*$")
+# A #note anywhere keeps the reply internal, even where it is not a valid command: a
+# misplaced or misspelt note must never be relayed to the requester.
+_NOTE_ANYWHERE = re.compile(r"^\W*#\s*note\b", re.IGNORECASE | re.MULTILINE)
 _TAG = re.compile(r"^[\w.:/-]{1,64}$")
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# A plain address: no quotes, brackets, commas or semicolons that would bend a header.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,16 +121,33 @@ def parse_reply(text: str, ctx: CommandContext) -> ParsedReply:
             note_text = result.value
         commands.append(result)
     errors += _conflicts(commands)
+    errors += _misplaced(lines, body_start)
     rest = "\n".join(lines[body_start:]).strip()
     if note_text:
         rest = f"{note_text}\n\n{rest}".strip()
+    internal = any(c.name == "note" for c in commands) or bool(_NOTE_ANYWHERE.search(rest))
     return ParsedReply(
         commands=tuple(commands),
         errors=tuple(errors),
         text=rest,
-        internal=any(c.name == "note" for c in commands),
+        internal=internal,
         lines=tuple(written),
     )
+
+
+def _misplaced(lines: Sequence[str], body_start: int) -> list[CommandError]:
+    """A command below the text would silently do nothing: say so instead."""
+    errors = []
+    for i in range(body_start, len(lines)):
+        stripped = lines[i].strip()
+        m = _LINE.match(stripped)
+        if m and _ALIASES.get(m.group(1).lower(), m.group(1).lower()) in NAMES:
+            errors.append(
+                CommandError(
+                    i + 1, stripped, "commands go at the top of the reply, before any text"
+                )
+            )
+    return errors
 
 
 def _conflicts(commands: Sequence[Command]) -> list[CommandError]:

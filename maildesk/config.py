@@ -110,6 +110,7 @@ class NotifyConfig:
     acknowledge: bool
     notify_agents: bool
     command_receipts: bool = True  # a short receipt to the agent after commands by mail
+    per_ticket_per_hour: int = 30  # mails one ticket may send within an hour (loop cap)
     # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
     auto_replies_per_hour: int = 5  # acknowledgements to one address
     new_tickets_per_hour: int = 30  # more new tickets from one sender are held as "flood"
@@ -191,8 +192,12 @@ class Config:
 
     @property
     def own_addresses(self) -> frozenset[str]:
-        """Every address that is the desk itself (notifications come from these)."""
-        return frozenset({self.desk.address.lower(), *(a.lower() for a in self.smtp.accept)})
+        """Every address that is the desk itself: notifications come from these, mail
+        arrives at them (the SMTP accept list and the IMAP mailboxes' logins)."""
+        boxes = (m.username.lower() for m in self.mailboxes if "@" in m.username)
+        return frozenset(
+            {self.desk.address.lower(), *(a.lower() for a in self.smtp.accept), *boxes}
+        )
 
 
 # --- small parsers for the value kinds the config uses ----------------------------------
@@ -426,6 +431,9 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
         notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
         command_receipts=bool(r.take(t, "[notify]", "command_receipts", bool, True)),
+        per_ticket_per_hour=_limit(
+            r.take(t, "[notify]", "per_ticket_per_hour", int_between(0, 100_000), 30), 30
+        ),
         auto_replies_per_hour=_limit(
             r.take(t, "[notify]", "auto_replies_per_hour", int_between(0, 10_000), 5), 5
         ),

@@ -38,6 +38,24 @@ def is_own_loop(msg: ParsedMessage, desk_address: str) -> bool:
     return marker is not None and marker.strip().lower() == desk_address.lower()
 
 
+def automatic(msg: ParsedMessage) -> str | None:
+    """Why a message was written by a machine (an out-of-office, a vacation notice), or None.
+
+    Only the explicit markers (RFC 3834 and the common vendor headers); the wider net of
+    may_auto_reply (lists, robot addresses) is for deciding what to answer.
+    """
+    auto = (msg.header("auto-submitted") or "").strip().lower()
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto}"
+    precedence = (msg.header("precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "auto_reply"):
+        return f"Precedence: {precedence}"
+    for header in ("x-autoreply", "x-autorespond"):
+        if msg.header(header) is not None:
+            return f"{header} header present"
+    return None
+
+
 def may_auto_reply(msg: ParsedMessage, own_addresses: Collection[str]) -> Verdict:
     """Decide whether an acknowledgement may be sent in answer to this message."""
     auto = (msg.header("auto-submitted") or "").strip().lower()

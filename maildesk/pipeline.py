@@ -24,7 +24,7 @@ from maildesk.bounce import Bounce
 from maildesk.bounce import recognise as recognise_bounce
 from maildesk.config import Agent
 from maildesk.errors import NotMail, StoreUnavailable
-from maildesk.guard import is_own_loop, may_auto_reply
+from maildesk.guard import automatic, is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
 from maildesk.ingest.reply import new_text
 from maildesk.lifecycle import Actor
@@ -142,7 +142,7 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
         log.info("ignored %s (raw %s): %s", msg.message_id, raw_id, raw.reason)
         return Outcome(raw_id, "ignored", reason=raw.reason)
 
-    index = repo.StoreThreadIndex(session, app.tokens)
+    index = repo.StoreThreadIndex(session, app.tokens, sender=msg.from_addr)
     existing = index.ticket_for_message_ids([msg.message_id])
     if existing is not None:
         raw.status, raw.ticket_id = "duplicate", existing
@@ -173,26 +173,32 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
     sender = _sender(app, session, ticket, named, msg, raw)
     if sender.kind == "agent":
         return _agent_mail(app, session, raw, msg, ticket, match, sender, now)
+    tied = match.via != "subject" or any(
+        corroborated(
+            msg,
+            index,
+            ticket_id,
+            recipients=raw.envelope_to,
+            desk_addresses=app.config.own_addresses,
+        )
+        for ticket_id in {named.id, ticket.id}
+    )
     if (
-        match.via == "subject"
-        and sender.kind == "stranger"
+        not tied
+        and sender.kind in ("stranger", "unverified-agent")
         and app.config.threading.subject_ref_from_strangers == "new-ticket"
-        and not any(
-            corroborated(
-                msg,
-                index,
-                ticket_id,
-                recipients=raw.envelope_to,
-                desk_addresses=app.config.own_addresses,
-            )
-            for ticket_id in {named.id, ticket.id}
-        )
     ):
-        reason = (
-            f"the subject names {app.ref(named.id)}, but {requester} is not its requester, "
-            "a watcher or an agent, and neither In-Reply-To/References nor a reply token "
-            "ties the mail to it"
-        )
+        if sender.doubt:
+            reason = (
+                f"the subject names {app.ref(named.id)}, but {sender.doubt}, and neither "
+                "In-Reply-To/References nor a reply token ties the mail to it"
+            )
+        else:
+            reason = (
+                f"the subject names {app.ref(named.id)}, but {requester} is not its "
+                "requester, a watcher or an agent, and neither In-Reply-To/References nor a "
+                "reply token ties the mail to it"
+            )
         return _new_ticket(app, session, raw, msg, requester, now, related=(ticket, reason))
     if ticket.status in lifecycle.REOPENABLE:
         since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
@@ -201,7 +207,7 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
             return _new_ticket(
                 app, session, raw, msg, requester, now, related=(ticket, reason), follow_up=True
             )
-    return _append(app, session, raw, msg, ticket, match, sender, now)
+    return _append(app, session, raw, msg, ticket, match, sender, now, tied=tied)
 
 
 def _sender(
@@ -213,7 +219,7 @@ def _sender(
     agent = config.agent(address) if address else None
     if agent is not None:
         tokens = [
-            app.tokens.verify(t)
+            app.tokens.verify(t, agent.email)
             for t in reply_tokens([*raw.envelope_to, *msg.to, *msg.cc], config.own_addresses)
         ]
         mine = {ticket.id, named.id}
@@ -240,6 +246,8 @@ def _sender(
             else "it has neither this ticket's agent reply token nor a trusted "
             f"Authentication-Results pass{' (' + auth.detail + ')' if auth.detail else ''}"
         )
+        if address == ticket.requester.email:
+            return Sender("requester")  # an agent writing on their own ticket, as requester
         doubt = f"From claims agent {agent.email}, but {why}"
         return Sender("unverified-agent", doubt=doubt)
     if address == ticket.requester.email:
@@ -356,8 +364,15 @@ def _append(
     match: ThreadMatch,
     sender: Sender,
     now: datetime,
+    *,
+    tied: bool,
 ) -> Outcome:
-    """A requester, watcher or (with append) anyone else writes on an existing ticket."""
+    """A requester, watcher or (with append) anyone else writes on an existing ticket.
+
+    `tied`: In-Reply-To/References or a reply token ties the mail to the ticket, not only
+    its subject tag. Only such mail from the requester adds its CCs as watchers, and mail
+    claiming an agent's From without proof never changes the ticket's status.
+    """
     ref = app.ref(ticket.id)
     text = new_text(msg.body_text) or msg.body_text
     inbound = _store_message(session, ticket, raw, msg, now, text=text)
@@ -387,7 +402,7 @@ def _append(
             reason=sender.doubt,
         )
         log.warning("%s: %s (raw %s)", ref, sender.doubt, raw.id)
-    if sender.kind in ("requester", "watcher"):
+    if sender.kind == "requester" and tied:
         _add_cc_watchers(app, session, ticket, msg, ticket.requester.email, now)
     status, reopened = "appended", False
     actor = Actor(msg.from_addr, "mail")
@@ -395,6 +410,14 @@ def _append(
         # An out-of-office or other automatic answer is kept, but it does not reopen the
         # ticket or page anyone.
         ticket.updated_at = now
+        notices.suppressed(
+            app, session, ticket, "agent_requester_reply", f"automatic: {automatic.reason}", now
+        )
+    elif sender.doubt:
+        ticket.updated_at = now  # a forged agent From changes nothing; agents are warned
+        notices.requester_replied(
+            app, session, ticket, inbound, msg, now, reopened=False, flags=flags
+        )
     else:
         if ticket.status not in ("new", "open"):
             reopened = ticket.status in lifecycle.REOPENABLE
@@ -422,6 +445,25 @@ def _agent_mail(
     """A proven agent's reply: commands, an internal note, or a reply to relay."""
     assert sender.agent is not None
     text = new_text(msg.body_text)
+    machine = automatic(msg)
+    if machine is not None:
+        # An agent's out-of-office answer is kept for the record, never relayed or obeyed.
+        inbound = _store_message(
+            session, ticket, raw, msg, now, kind="agent_auto", internal=True, text=text
+        )
+        repo.add_event(
+            session,
+            ticket,
+            "message",
+            now,
+            actor=msg.from_addr,
+            message_id=msg.message_id,
+            threaded_by=match.via,
+            sender="agent",
+            automatic=machine,
+        )
+        raw.ticket_id = ticket.id
+        return Outcome(raw.id, "appended", ticket.id, app.ref(ticket.id), machine)
     inbound = _store_message(session, ticket, raw, msg, now, kind="agent_reply", text=text)
     repo.add_event(
         session,

@@ -5,9 +5,11 @@ the agent's only with one of two proofs:
 
 - the ticket's *agent* reply token in a recipient address (support+42-a<mac>@…). Tokens
   are an HMAC of the ticket id and the desk's secret, so they cannot be guessed, and a
-  token minted for one ticket fails on any other. Agent tokens go only in mail to agents;
-  the requester's mail carries a different, *requester* token, which threads replies but
-  never proves an agent (a requester could otherwise forge an agent's From on a reply).
+  token minted for one ticket fails on any other. An agent token also binds the agent's
+  address: it is minted for one agent, sent only to that agent, and proves only mail whose
+  From is that agent (a forwarded notice gives its reader no agent's powers but, with a
+  forged From, that one agent's on that one ticket). The requester's mail carries a
+  *requester* token, which threads replies but never proves an agent.
 - a pass in an `Authentication-Results` header added by a mail server we trust (its
   authserv-id is configured): DMARC pass, or DKIM / SPF pass aligned with the From domain.
   Headers with other authserv-ids are the sender's to forge and are ignored; only the
@@ -45,22 +47,29 @@ class TokenCodec:
             raise ValueError("the reply-token secret must be at least 16 bytes")
         self._secret = secret
 
-    def _mac(self, ticket_id: int, role: Role) -> str:
-        msg = f"maildesk-reply-token:{ticket_id}:{role}".encode()
+    def _mac(self, ticket_id: int, role: Role, agent: str) -> str:
+        msg = f"maildesk-reply-token:{ticket_id}:{role}:{agent.lower()}".encode()
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:20]
 
-    def mint(self, ticket_id: int, role: Role) -> str:
-        """'42-a1b2…': ticket id, role letter, 80 bits of HMAC."""
-        return f"{ticket_id}-{_ROLE_CODE[role]}{self._mac(ticket_id, role)}"
+    def mint(self, ticket_id: int, role: Role, agent: str = "") -> str:
+        """'42-a1b2…': ticket id, role letter, 80 bits of HMAC (over the agent's address too)."""
+        if role == "agent" and not agent:
+            raise ValueError("an agent token is minted for one agent's address")
+        mac = self._mac(ticket_id, role, agent if role == "agent" else "")
+        return f"{ticket_id}-{_ROLE_CODE[role]}{mac}"
 
-    def verify(self, token: str) -> Token | None:
-        """The ticket and role a token was minted for, or None if it is not ours."""
+    def verify(self, token: str, sender: str = "") -> Token | None:
+        """The ticket and role a token was minted for, or None if it is not ours; an agent
+        token counts only when `sender` is the agent it was minted for."""
         m = _TOKEN.match(token.lower())
         if not m:
             return None
         ticket_id = int(m.group(1))
         role: Role = "agent" if m.group(2) == "a" else "requester"
-        if not hmac.compare_digest(m.group(3), self._mac(ticket_id, role)):
+        if role == "agent" and not sender:
+            return None
+        mac = self._mac(ticket_id, role, sender if role == "agent" else "")
+        if not hmac.compare_digest(m.group(3), mac):
             return None
         return Token(ticket_id, role)
 
@@ -120,7 +129,5 @@ def authentication_results(
                 return AuthVerdict(True, f"dmarc=pass by {parsed.authserv_id}")
             if method == "dkim" and _aligned(_prop(result, "header", "d"), from_domain):
                 return AuthVerdict(True, f"dkim=pass (aligned) by {parsed.authserv_id}")
-            if method == "spf" and _aligned(_prop(result, "smtp", "mailfrom"), from_domain):
-                return AuthVerdict(True, f"spf=pass (aligned) by {parsed.authserv_id}")
         return AuthVerdict(False, f"no aligned pass from {parsed.authserv_id}")
     return AuthVerdict(False)

@@ -101,7 +101,7 @@ def agent_reply(
         return ReplyResult("rejected", errors=problems)
 
     internal = internal or parsed.internal
-    public = not internal and bool(parsed.text.strip())
+    public = not internal and (bool(parsed.text.strip()) or bool(message.attachments))
     message.body_text = parsed.text
     message.internal = not public
     message.kind = "note" if internal else "agent_reply" if public else "commands"

@@ -7,6 +7,7 @@ or written by the real mutt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from tests.agents import (
     received,
     reply,
 )
-from tests.conftest import Desk, mail, running_desk, wait_until
+from tests.conftest import Desk, Sink, mail, running_desk, wait_until
 
 NEW = "I have restarted the spooler; please try again."
 
@@ -186,6 +187,10 @@ def test_every_command_applies_and_the_receipt_lists_it(desk: Desk) -> None:
         ("#nte forgot the o", "unknown command #nte"),
         ("#merge MD-999", "there is no ticket MD-999"),
         ("#link MD-999", "there is no ticket MD-999"),
+        ("#merge MD-1", "MD-1 is this ticket"),
+        ("#link MD-1", "MD-1 is this ticket"),
+        ("#unlink MD-1", "MD-1 is this ticket"),
+        ("#cc +support@example.com", "is a support address"),
     ],
 )
 def test_an_invalid_command_changes_nothing_and_says_why(desk: Desk, line: str, why: str) -> None:
@@ -206,9 +211,185 @@ def test_an_invalid_command_changes_nothing_and_says_why(desk: Desk, line: str, 
     assert kept["internal"] is True
     assert carol.nothing_new()  # never relayed
     [rejected] = events(desk, opened.ref, "commands_rejected")
-    assert rejected["data"]["errors"] == [
-        f'line 2 "{line}": {rejected["data"]["errors"][0].split(": ", 1)[1]}'
-    ]
+    [recorded] = rejected["data"]["errors"]
+    assert recorded.startswith(f'line 2 "{line}": ') and why in recorded
+
+
+def test_contradicting_commands_change_nothing(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    alice = Mailbox(desk, ALICE)
+    reply(desk, opened.notice, "#status open\n#priority P2\n#status closed\nDone.")
+    [error] = alice.next()
+    assert 'line 3 "#status closed": contradicts line 1 (#status open)' in error.get_content()
+    assert desk.ticket(opened.ref)["priority"] == "P3"
+
+
+def test_bottom_posted_reply_is_understood(desk: Desk, tmp_path: Path) -> None:
+    opened = open_ticket(desk)
+    carol = Mailbox(desk, CAROL)
+    quoted = "\n".join(f"> {line}" for line in opened.notice.get_content().splitlines())
+    msg = mail(
+        f"Re: {opened.notice['Subject']}",
+        f"On Sun, 22 Nov 2026, Test Desk wrote:\n{quoted}\n\n#priority P2\n{NEW}\n\n-- \nAlice",
+        sender=ALICE,
+        to=str(opened.notice["Reply-To"]),
+        in_reply_to=str(opened.notice["Message-ID"]),
+    )
+    desk.send(msg, to=[str(opened.notice["Reply-To"])])
+    [relayed] = carol.next()
+    body = relayed.get_body(("plain",)).get_content()
+    assert NEW in body and "New ticket" not in body and "#priority" not in body
+    assert desk.ticket(opened.ref)["priority"] == "P2"
+
+
+def test_bottom_posted_note_stays_internal(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
+    quoted = "\n".join(f"> {line}" for line in opened.notice.get_content().splitlines())
+    msg = mail(
+        f"Re: {opened.notice['Subject']}",
+        f"Test Desk wrote:\n{quoted}\n\n#note: firmware bug, vendor case 4711",
+        sender=ALICE,
+        to=str(opened.notice["Reply-To"]),
+    )
+    desk.send(msg, to=[str(opened.notice["Reply-To"])])
+    [receipt] = alice.next()
+    assert "internal note" in receipt.get_content()
+    assert carol.nothing_new()
+    [note] = [m for m in desk.ticket(opened.ref)["messages"] if m["kind"] == "note"]
+    assert note["body_text"] == "firmware bug, vendor case 4711"
+
+
+def test_a_misplaced_note_is_never_relayed(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
+    reply(desk, opened.notice, "Checked the logs.\n\n#note do not tell the customer yet")
+    [error] = alice.next()
+    assert "commands go at the top" in error.get_content()
+    assert carol.nothing_new()
+
+
+def test_agent_out_of_office_is_kept_not_relayed(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    carol = Mailbox(desk, CAROL)
+    msg = mail(
+        f"Automatic reply: {opened.notice['Subject']}",
+        "I am out of the office until Monday.",
+        sender=ALICE,
+        to=str(opened.notice["Reply-To"]),
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    desk.send(msg, to=[str(opened.notice["Reply-To"])])
+    wait_until(lambda: any(m["kind"] == "agent_auto" for m in desk.ticket(opened.ref)["messages"]))
+    detail = desk.ticket(opened.ref)
+    assert detail["status"] == "new"
+    assert carol.nothing_new()
+
+
+def test_agent_without_a_name_is_never_shown_by_address(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    extra = '[[agents]]\nemail = "zed@example.com"\nqueues = ["it"]\n'
+    with running_desk(write_config(db_url, sink.port, extra=extra), sink) as desk:
+        open_ticket(desk)
+        [notice] = wait_until(lambda: received(desk, "zed@example.com"))
+        carol = Mailbox(desk, CAROL)
+        reply(desk, notice, NEW, sender="zed@example.com")
+        [relayed] = carol.next()
+        assert "zed" not in relayed.as_string().lower()
+        assert relayed["From"].addresses[0].display_name == "Test Desk"
+
+
+def test_command_receipts_can_be_turned_off(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    extra = "[notify]\ncommand_receipts = false\n"
+    with running_desk(write_config(db_url, sink.port, extra=extra), sink) as desk:
+        opened = open_ticket(desk)
+        carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
+        reply(desk, opened.notice, f"#priority P2\n{NEW}")
+        carol.next()
+        desk.wait_processed(2)
+        wait_until(lambda: all(e["status"] == "sent" for e in desk.json("outbox")))
+        assert alice.nothing_new()
+        assert desk.ticket(opened.ref)["priority"] == "P2"
+
+
+def test_watchers_come_from_the_requesters_tied_replies_only(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    # A forged requester From with only the subject tag adds nobody.
+    desk.send(
+        mail(
+            f"Re: [{opened.ref}] x", "Add me.", sender=CAROL, headers={"Cc": "mallory@evil.example"}
+        )
+    )
+    desk.wait_processed(2)
+    assert desk.ticket(opened.ref)["watchers"] == []
+    # The requester answering our mail (In-Reply-To) with a colleague in Cc adds them.
+    plain_reply(
+        desk,
+        opened.ack,
+        "Adding my colleague.",
+        sender=CAROL,
+        headers={"Cc": "Erin <erin@example.org>"},
+    )
+    wait_until(lambda: desk.ticket(opened.ref)["watchers"] == ["erin@example.org"])
+    # An agent takes one off.
+    alice = Mailbox(desk, ALICE)
+    reply(desk, opened.notice, "#cc -erin@example.org")
+    alice.next()
+    assert desk.ticket(opened.ref)["watchers"] == []
+
+
+def test_requester_reply_notifies_the_assignee_and_a_reopen_says_so(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    alice, bob, carol = Mailbox(desk, ALICE), Mailbox(desk, "bob@example.com"), Mailbox(desk, CAROL)
+    reply(desk, opened.notice, "#assign bob\n#status resolved")
+    alice.next()
+    bob.next()  # assigned to you
+    [resolved] = carol.next()
+    plain_reply(desk, resolved, "Not fixed after all.", sender=CAROL)
+    [reopened] = bob.next()
+    assert "Reopened by" in str(reopened["Subject"])
+    assert "Not fixed after all." in reopened.get_content()
+    assert alice.nothing_new()  # the assignee hears of it, not the whole queue
+
+
+def test_notify_agents_off_is_recorded(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    extra = "[notify]\nnotify_agents = false\n"
+    with running_desk(write_config(db_url, sink.port, extra=extra), sink) as desk:
+        desk.send(mail("Printer on fire"))
+        [ticket] = desk.wait_tickets(1)
+        [event] = wait_until(lambda: events(desk, ticket["ref"], "notification_suppressed"))
+        assert event["data"] == {
+            "notification": "agent_new_ticket",
+            "reason": "[notify] notify_agents = false",
+        }
+
+
+def test_a_ticket_stops_mailing_at_the_hourly_cap(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    extra = "[notify]\nper_ticket_per_hour = 4\n"
+    with running_desk(write_config(db_url, sink.port, extra=extra), sink) as desk:
+        opened = open_ticket(desk)  # 2 mails: acknowledgement, notice
+        carol = Mailbox(desk, CAROL)
+        for n in range(3):
+            reply(desk, opened.notice, f"Answer {n}.")
+        desk.wait_processed(4)
+        carol_mails = carol.next(2)  # 2 relays fit under the cap of 4; the third does not
+        assert [m.get_content().split("\n")[0].strip() for m in carol_mails] == [
+            "Answer 0.",
+            "Answer 1.",
+        ]
+        capped = [
+            e
+            for e in events(desk, opened.ref, "notification_suppressed")
+            if "per_ticket_per_hour" in e["data"]["reason"]
+        ]
+        assert capped and capped[0]["data"]["notification"] == "relay"
 
 
 def test_internal_note_never_reaches_the_requester(desk: Desk) -> None:
@@ -243,30 +424,49 @@ def test_internal_note_never_reaches_the_requester(desk: Desk) -> None:
     assert copy["Message-ID"] == relayed["Message-ID"]
     for sent in (*received(desk, CAROL), *received(desk, "dave@example.org")):
         assert "firmware" not in sent.as_string()
-    assert not [e for e in desk.json("outbox") if "note" in e["kind"]]
+    requester_side = [e for e in desk.json("outbox") if {CAROL, "dave@example.org"} & set(e["to"])]
+    assert sorted(e["kind"] for e in requester_side) == ["acknowledgement", "relay"]
 
 
 def test_forged_agent_from_without_proof_is_a_requester_message(desk: Desk) -> None:
     opened = open_ticket(desk)
     carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
+    reply(desk, opened.notice, "#status resolved")  # resolved: a forged mail must not reopen
+    carol.next()  # the resolved notice
+    alice.next()  # the receipt
 
-    # Written to the plain support address with the subject tag: no token, no auth header.
+    # Answering the requester's thread (In-Reply-To the acknowledgement) to the plain
+    # support address: no agent token, no Authentication-Results.
     forged = mail(
         f"Re: [{opened.ref}] Printer on fire",
         "#status closed\nAll good, closing.",
         sender=f"Alice Admin <{ALICE}>",
+        in_reply_to=str(opened.ack["Message-ID"]),
     )
     desk.send(forged)
 
     [notice] = alice.next()  # the real alice is told, with a warning
     assert "WARNING: From claims agent alice@example.com" in notice.get_content()
     detail = desk.ticket(opened.ref)
-    assert detail["status"] == "new"  # no command ran
+    assert detail["status"] == "resolved"  # no command ran, and it did not reopen either
     [flag] = events(desk, opened.ref, "sender_unverified")
     assert "neither this ticket's agent reply token nor a trusted" in flag["data"]["reason"]
     assert carol.nothing_new()  # never relayed
     [msg] = [m for m in detail["messages"] if m["message_id"] == forged["Message-ID"]]
     assert msg["kind"] == "mail" and "#status closed" in msg["body_text"]
+
+
+def test_forged_agent_from_with_only_a_subject_ref_opens_a_new_ticket(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    forged = mail(
+        f"Re: [{opened.ref}] Printer on fire", "#status closed", sender=f"Alice <{ALICE}>"
+    )
+    desk.send(forged)
+    tickets = desk.wait_tickets(2)
+    new = next(t for t in tickets if t["ref"] != opened.ref)
+    [linked] = events(desk, new["ref"], "linked")
+    assert "From claims agent alice@example.com" in linked["data"]["reason"]
+    assert all(m["message_id"] != forged["Message-ID"] for m in desk.ticket(opened.ref)["messages"])
 
 
 def test_requester_token_does_not_prove_an_agent(desk: Desk) -> None:
@@ -293,36 +493,43 @@ def test_agent_token_of_another_ticket_is_no_proof(desk: Desk) -> None:
     assert desk.ticket(first.ref)["status"] == "new"
 
 
+@pytest.mark.parametrize(
+    ("header", "proof"),
+    [
+        ("mx.example.com; dmarc=pass header.from=example.com", "dmarc=pass by mx.example.com"),
+        ("mx.example.com; dkim=pass header.d=example.com", "dkim=pass (aligned) by mx.example.com"),
+        ("evil.example.net; dmarc=pass header.from=example.com", None),  # not trusted
+        ("mx.example.com; spf=pass smtp.mailfrom=alice@example.com", None),  # SPF alone
+        ("mx.example.com; dkim=pass header.d=evil.example.net", None),  # not aligned
+    ],
+)
 def test_trusted_authentication_results_prove_an_agent(
-    db_url: str, sink: object, write_config: object
+    db_url: str, sink: Sink, write_config: Callable[..., Path], header: str, proof: str | None
 ) -> None:
-    path = write_config(
-        db_url, sink.port, extra='[security]\ntrusted_authserv_ids = ["mx.example.com"]\n'
-    )  # type: ignore[operator,attr-defined]
-    with running_desk(path, sink) as desk:  # type: ignore[arg-type]
+    trust = '[security]\ntrusted_authserv_ids = ["mx.example.com"]\n'
+    with running_desk(write_config(db_url, sink.port, extra=trust), sink) as desk:
         opened = open_ticket(desk)
-        carol = Mailbox(desk, CAROL)
-        for authserv, proven in (("evil.example.net", False), ("mx.example.com", True)):
-            msg = mail(
-                f"Re: [{opened.ref}] Printer on fire",
-                f"#priority P1\nFrom {authserv}.",
-                sender=ALICE,
-                headers={
-                    "Authentication-Results": f"{authserv}; dmarc=pass header.from=example.com"
-                },
-            )
-            desk.send(msg)
-            if proven:
-                carol.next()
+        carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
+        # A fresh mail to the plain support address, answering the requester's thread.
+        msg = mail(
+            f"Re: [{opened.ref}] Printer on fire",
+            "#priority P1\nWe are on it.",
+            sender=ALICE,
+            in_reply_to=str(opened.ack["Message-ID"]),
+            headers={"Authentication-Results": header},
+        )
+        desk.send(msg)
+        if proof:
+            [relayed] = carol.next()
+            assert "We are on it." in relayed.get_content()
+        else:
+            [warned] = alice.next()
+            assert "WARNING: From claims agent" in warned.get_content()
         detail = desk.ticket(opened.ref)
-        assert detail["priority"] == "P1"
-        [flag] = events(desk, opened.ref, "sender_unverified")
-        message_events = events(desk, opened.ref, "message")
-        assert [e["data"].get("proof") for e in message_events] == [
-            None,
-            "dmarc=pass by mx.example.com",
-        ]
-        assert flag["data"]["message_id"] != message_events[1]["data"]["message_id"]
+        assert detail["priority"] == ("P1" if proof else "P3")
+        [event] = [e for e in events(desk, opened.ref, "message") if e["actor"] == ALICE]
+        assert event["data"].get("proof") == proof
+        assert bool(events(desk, opened.ref, "sender_unverified")) is (proof is None)
 
 
 def test_merge_moves_history_keeps_requesters_and_rethreads(desk: Desk) -> None:

@@ -81,6 +81,7 @@ def test_merge_and_link_name_their_ticket_number() -> None:
         ("#tag", "needs tags"),
         ("#tag +bad<tag>", "invalid tag"),
         ("#cc +not-an-address", "is not an email address"),
+        ('#cc +a"b;c@example.org', "is not an email address"),
         ("#cc +support+abc@example.com", "is a support address"),
         ("#merge XY-7", "is not a ticket like MD-7"),
         ("#link", "needs a ticket like MD-7"),
@@ -104,10 +105,42 @@ def test_contradicting_commands_are_an_error() -> None:
 
 
 def test_block_ends_at_the_first_text_line() -> None:
-    parsed = parse("\n#priority P2\n\n#tag x\nHello,\n#status closed is what I would do.")
+    parsed = parse("\n#priority P2\n\n#tag x\nHello,\nThe #monitoring channel says it is fixed.")
     assert [c.name for c in parsed.commands] == ["priority", "tag"]
-    assert parsed.text == "Hello,\n#status closed is what I would do."
+    assert parsed.text == "Hello,\nThe #monitoring channel says it is fixed."
     assert parsed.lines == ("#priority P2", "#tag x")
+    assert parsed.errors == ()
+
+
+def test_a_command_below_the_text_is_an_error_not_silently_ignored() -> None:
+    parsed = parse("Hello,\nall done.\n#status resolved")
+    [error] = parsed.errors
+    assert (error.line, error.text) == (3, "#status resolved")
+    assert "commands go at the top" in error.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#note: the vendor says it is a firmware bug",
+        "# note the vendor says it is a firmware bug",
+        "*#note* the vendor says it is a firmware bug",
+        "#note, the vendor says it is a firmware bug",
+        "#NOTE the vendor says it is a firmware bug",
+    ],
+)
+def test_note_spellings_all_keep_the_reply_internal(text: str) -> None:
+    parsed = parse(f"{text}\nMore.")
+    assert parsed.internal and parsed.errors == ()
+    assert parsed.text.startswith("the vendor says it is a firmware bug")
+
+
+def test_a_note_anywhere_keeps_the_reply_internal() -> None:
+    parsed = parse("Checked the logs.\n\n#note do not tell the customer yet")
+    assert parsed.internal  # and it is an error too: nothing is applied or sent
+    assert [e.reason for e in parsed.errors] == [
+        "commands go at the top of the reply, before any text"
+    ]
 
 
 def test_a_hash_number_is_text_not_a_command() -> None:

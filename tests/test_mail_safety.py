@@ -78,7 +78,12 @@ def test_rude_autoresponder_loop_stops_at_the_rate_limit(
         assert robot.answered == 3
         assert len(tickets) == 4
         last = desk.ticket(max(t["id"] for t in tickets))
-        [suppressed] = [e for e in last["events"] if e["kind"] == "notification_suppressed"]
+        [suppressed] = [
+            e
+            for e in last["events"]
+            if e["kind"] == "notification_suppressed"
+            and e["data"]["notification"] == "acknowledgement"
+        ]
         assert "rate limit: 3 acknowledgements" in suppressed["data"]["reason"]
         acks = [e for e in desk.json("outbox") if e["kind"] == "acknowledgement"]
         assert len(acks) == 3

@@ -53,6 +53,14 @@ def test_each_client_style_keeps_only_the_new_text(client: str) -> None:
             "Hi,\nThanks, but the printer still fails with this error:\nerror 42\nsee log",
             "Hi,\nThanks, but the printer still fails with this error:\nerror 42\nsee log",
         ),
+        # Bottom-posting: the quote and its attribution above the answer go.
+        (
+            "On Sun, Nov 22, 2026 at 10:00AM, Test Desk wrote:\n> New ticket.\n> Help.\n\n"
+            "#priority P2\nMy answer.\n\n-- \nAlice",
+            "#priority P2\nMy answer.",
+        ),
+        ("Test Desk wrote:\n> New ticket.\n\nMy answer.", "My answer."),
+        ("> New ticket.\n> Help.\n\nMy answer.", "My answer."),
         # Inline answers between quotes are kept.
         ("> Is it on?\nYes.\n> Cable?\nPlugged in.", "> Is it on?\nYes.\n> Cable?\nPlugged in."),
         ("", ""),

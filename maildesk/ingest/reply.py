@@ -35,6 +35,7 @@ def new_text(body: str) -> str:
         return ""
     if _FORWARD.search(text):
         return text.strip()  # a forward: what it forwards is the point
+    text = _drop_leading_quotes(text)
     try:
         reply = EmailMessage(text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
     except Exception:  # a pathological body: keep all of it rather than lose any
@@ -58,6 +59,30 @@ def _is_signature(block: str) -> bool:
     first = lines[0].strip()
     sentence_like = len(first.split()) > 5 or first.endswith((":", "?"))
     return not sentence_like and len(lines) <= MAX_SIGNATURE_LINES
+
+
+def _drop_leading_quotes(text: str) -> str:
+    """A bottom-posted reply: drop the quote (and its "… wrote:" line) above the answer.
+
+    Only when the answer below has no quotes of its own; answers interleaved with quotes
+    keep them, since there the quotes are the questions being answered.
+    """
+    lines = text.strip().splitlines()
+    first_quote = next((i for i, line in enumerate(lines[:4]) if _QUOTED.match(line)), None)
+    if first_quote is None:
+        return text
+    start = first_quote
+    if start and not (  # an attribution ("… wrote:", maybe wrapped) right above the quote
+        lines[start - 1].rstrip().endswith(":") and all(line.strip() for line in lines[:start])
+    ):
+        return text
+    end = start
+    while end < len(lines) and (_QUOTED.match(lines[end]) or not lines[end].strip()):
+        end += 1
+    rest = lines[end:]
+    if not rest or any(_QUOTED.match(line) for line in rest):
+        return text
+    return "\n".join(rest)
 
 
 def _drop_trailing_quotes(text: str) -> str:

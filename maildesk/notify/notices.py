@@ -118,8 +118,18 @@ def send(
     now: datetime,
     from_name: str | None = None,
     attachments: Sequence[OutgoingAttachment] = (),
-) -> Message:
-    """Render `template` for `to` and queue it (with `cc`), answering `answers`."""
+) -> Message | None:
+    """Render `template` for `to` and queue it (with `cc`), answering `answers`.
+
+    A ticket that has sent `[notify] per_ticket_per_hour` mails within the hour sends no
+    more (recorded): whatever loop two misbehaving autoresponders build through a ticket,
+    it stops there.
+    """
+    limit = app.config.notify.per_ticket_per_hour
+    if limit and repo.outbound_since(session, ticket.id, now - HOUR) >= limit:
+        reason = f"ticket sent {limit} mails within the hour ([notify] per_ticket_per_hour)"
+        suppressed(app, session, ticket, kind, f"{reason}; to {to.email}", now)
+        return None
     recipient = {"email": to.email, "name": to.name}
     rendered = app.templates.render(template, {**ctx, "recipient": recipient}, ticket.queue)
     in_reply_to = answers.message_id if answers is not None else None
@@ -133,7 +143,7 @@ def send(
         references=list(dict.fromkeys(chain)),
         auto_submitted=auto_submitted,
         internal=internal,
-        reply_to=app.reply_address(ticket.id, role),
+        reply_to=app.reply_address(ticket.id, role, to.email if role == "agent" else ""),
         from_name=from_name,
         attachments=attachments,
     )
@@ -154,7 +164,7 @@ def to_agents(
     app: App,
     session: Session,
     ticket: Ticket,
-    agents: Sequence[Agent],
+    agents: Sequence[Agent | Recipient],
     *,
     kind: str,
     template: str,
@@ -164,26 +174,40 @@ def to_agents(
     now: datetime,
     exclude: str | None = None,
 ) -> None:
-    """One internal notice to these agents (never to `exclude`, the one who acted)."""
-    agents = [a for a in dict.fromkeys(agents) if a.email != exclude]
-    if not app.config.notify.notify_agents or not agents:
+    """An internal notice to each of these agents (never to `exclude`, the one who acted).
+
+    One message per agent: each carries that agent's own reply token, so a reply proves
+    who wrote it (maildesk.proof).
+    """
+    unique: dict[str, Agent | Recipient] = {}
+    for agent in agents:
+        if agent.email != exclude:
+            unique.setdefault(agent.email, agent)
+    if not app.config.notify.notify_agents:
+        suppressed(app, session, ticket, kind, "[notify] notify_agents = false", now)
         return
-    send(
-        app,
-        session,
-        ticket,
-        kind=kind,
-        template=template,
-        ctx=ctx,
-        to=agents[0],
-        cc=[a.email for a in agents[1:]],
-        role="agent",
-        answers=answers,
-        references=references,
-        auto_submitted="auto-generated",
-        internal=True,
-        now=now,
-    )
+    if not unique:
+        reason = f"no agent to tell (queue {ticket.queue} has none" + (
+            ", or only the one who acted)" if exclude else ")"
+        )
+        suppressed(app, session, ticket, kind, reason, now)
+        return
+    for agent in unique.values():
+        send(
+            app,
+            session,
+            ticket,
+            kind=kind,
+            template=template,
+            ctx=ctx,
+            to=agent,
+            role="agent",
+            answers=answers,
+            references=references,
+            auto_submitted="auto-generated",
+            internal=True,
+            now=now,
+        )
 
 
 def _rate_limited(session: Session, limit: int, email: str, now: datetime) -> str | None:
@@ -301,7 +325,7 @@ def relay(
     reply: Message,
     agent: Agent,
     now: datetime,
-) -> Message:
+) -> Message | None:
     """An agent's public reply, to the requester and the watchers, from the desk's address."""
     thread = repo.public_thread(session, ticket.id)
     answers = thread[-1] if thread else None
@@ -313,7 +337,7 @@ def relay(
         ticket,
         kind="relay",
         template="requester/agent_reply",
-        ctx=context(app, ticket, reply, agent={"email": agent.email, "name": agent.name}),
+        ctx=context(app, ticket, reply, agent={"name": agent.name}),
         to=ticket.requester,
         cc=watchers,
         role="requester",
@@ -322,7 +346,8 @@ def relay(
         auto_submitted=None,  # a person's answer, not an automatic one
         internal=False,
         now=now,
-        from_name=f"{agent.name or agent.email} via {app.config.desk.name}",
+        # The agent's name, never their address: requesters only ever see the desk's.
+        from_name=f"{agent.name} via {app.config.desk.name}" if agent.name else None,
         attachments=[
             OutgoingAttachment(a.filename, a.content_type, a.content) for a in reply.attachments
         ],

@@ -33,6 +33,20 @@ from maildesk.guard import LOOP_HEADER
 _NEWLINES = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f]+")
 
 # Every template maildesk uses, with the context it gets; rendered at load to catch errors.
+# Each gets desk, ticket, message and recipient, plus the extra variables listed here.
+EXTRAS: Mapping[str, tuple[str, ...]] = {
+    "requester/agent_reply": ("agent",),
+    "requester/ticket_resolved": ("why",),
+    "requester/ticket_merged": ("merged_into",),
+    "requester/pending_reminder": ("resolve_after",),
+    "agent/requester_reply": ("flags",),
+    "agent/ticket_reopened": ("flags",),
+    "agent/ticket_assigned": ("assigned_by",),
+    "agent/command_error": ("errors", "commands"),
+    "agent/command_receipt": ("changes", "commands"),
+    "agent/sla_warning": ("sla",),
+    "agent/sla_breach": ("sla",),
+}
 TEMPLATES = (
     "requester/ticket_created",
     "requester/agent_reply",
@@ -88,21 +102,34 @@ class Templates:
         except TemplateNotFound:
             pass
         else:
-            html = html_template.render(dict(context))
+            # The HTML file has the same two blocks; only its body is the HTML part.
+            html_ctx = html_template.new_context(dict(context))
+            html = (
+                "".join(html_template.blocks["body"](html_ctx))
+                if "body" in html_template.blocks
+                else html_template.render(dict(context))
+            )
         return Rendered(subject=one_line(subject), text=body.strip() + "\n", html=html)
 
-    def check(self, sample: Mapping[str, Any], only: Sequence[str] = TEMPLATES) -> list[str]:
-        """Render templates (default: every one maildesk uses) with a sample context; for a
-        queue's own directory, the ones it overrides. Returns the problems found."""
-        problems = [p for name in only if (p := self._check_one(name, sample, None))]
-        for queue, directory in self._queue_dirs.items():
-            for name in only:
-                if (directory / f"{name}.txt.j2").exists() or (
-                    directory / f"{name}.html.j2"
-                ).exists():
-                    problem = self._check_one(name, sample, queue)
-                    if problem:
-                        problems.append(f"queue {queue!r}: {problem}")
+    def check(
+        self,
+        sample: Mapping[str, Any],
+        extras: Mapping[str, Any],
+        only: Sequence[str] = TEMPLATES,
+    ) -> list[str]:
+        """Render templates (default: every one maildesk uses) with a sample context, each
+        with just the extra variables it gets (EXTRAS), so a template using a variable it
+        will not have fails here and not when mail arrives; for a queue's own directory,
+        the ones it overrides. Returns the problems found."""
+        problems: list[str] = []
+        for name in only:
+            ctx = {**sample, **{k: extras[k] for k in EXTRAS.get(name, ())}}
+            if problem := self._check_one(name, ctx, None):
+                problems.append(problem)
+            for queue, directory in self._queue_dirs.items():
+                overridden = any((directory / f"{name}.{k}.j2").exists() for k in ("txt", "html"))
+                if overridden and (problem := self._check_one(name, ctx, queue)):
+                    problems.append(f"queue {queue!r}: {problem}")
         return problems
 
     def _check_one(self, name: str, sample: Mapping[str, Any], queue: str | None) -> str | None:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
+from maildesk.config import Agent
 from maildesk.notify import notices
 from maildesk.sla.clock import (
     PAUSED,
@@ -194,29 +195,18 @@ def _record(
         event.policy,
         event.priority,
     )
-    agents = notices.assignee_or_queue(app, ticket)
-    extra = [
-        a for a in result.notify if event.kind == "breach" and all(a != x.email for x in agents)
-    ]
-    recipients: list[notices.Recipient] = [notices.Recipient(a.email, a.name) for a in agents]
-    recipients += [notices.Recipient(a) for a in extra]
-    if not recipients:
-        notices.suppressed(
-            app, session, ticket, kind, f"no assignee, agents or lead for {queue}", now
-        )
-        return
-    notices.send(
+    agents: list[Agent | notices.Recipient] = list(notices.assignee_or_queue(app, ticket))
+    if event.kind == "breach":
+        agents += [notices.Recipient(a) for a in result.notify]
+    notices.to_agents(
         app,
         session,
         ticket,
+        agents,
         kind=kind,
         template=f"agent/sla_{event.kind}",
         ctx=notices.context(app, ticket, None, sla={**data, "escalated_to": list(result.notify)}),
-        to=recipients[0],
-        cc=[r.email for r in recipients[1:]],
-        role="agent",
-        auto_submitted="auto-generated",
-        internal=True,
+        answers=None,
         now=now,
     )
 

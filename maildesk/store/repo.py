@@ -94,9 +94,12 @@ class StoreThreadIndex:
     random and stored on the ticket, and still thread through that column.
     """
 
-    def __init__(self, session: Session, tokens: TokenCodec | None = None) -> None:
+    def __init__(
+        self, session: Session, tokens: TokenCodec | None = None, sender: str = ""
+    ) -> None:
         self.session = session
         self.tokens = tokens
+        self.sender = sender  # an agent token counts only for the agent it was minted for
 
     def ticket_exists(self, ticket_id: int) -> bool:
         return self.session.get(Ticket, ticket_id) is not None
@@ -112,7 +115,7 @@ class StoreThreadIndex:
         return next((found[m] for m in message_ids if m in found), None)
 
     def ticket_for_token(self, token: str) -> int | None:
-        verified = self.tokens.verify(token) if self.tokens is not None else None
+        verified = self.tokens.verify(token, self.sender) if self.tokens is not None else None
         if verified is not None:
             return verified.ticket_id if self.ticket_exists(verified.ticket_id) else None
         if "-" in token:
@@ -151,6 +154,20 @@ def auto_replies_since(session: Session, email: str, since: datetime) -> int:
             Contact.email == email,
             Message.direction == "out",
             Message.kind == "acknowledgement",
+            Message.created_at >= since,
+        )
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def outbound_since(session: Session, ticket_id: int, since: datetime) -> int:
+    """Mails this ticket queued since then (for the per-ticket loop cap)."""
+    stmt = (
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.direction == "out",
             Message.created_at >= since,
         )
     )
