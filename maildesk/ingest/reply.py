@@ -72,9 +72,11 @@ def _drop_leading_quotes(text: str) -> str:
     if first_quote is None:
         return text
     start = first_quote
-    if start and not (  # an attribution ("… wrote:", maybe wrapped) right above the quote
-        lines[start - 1].rstrip().endswith(":") and all(line.strip() for line in lines[:start])
-    ):
+    # Above the quote only an attribution ("… wrote:", maybe wrapped over two lines).
+    attribution = all(line.strip() for line in lines[:start]) and (
+        start == 0 or lines[start - 1].rstrip().endswith(":")
+    )
+    if not attribution:
         return text
     end = start
     while end < len(lines) and (_QUOTED.match(lines[end]) or not lines[end].strip()):
