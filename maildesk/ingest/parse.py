@@ -13,6 +13,7 @@ the store's columns.
 from __future__ import annotations
 
 import base64
+import codecs
 import email
 import email.policy
 import hashlib
@@ -176,7 +177,7 @@ def parse_message(
     if message_id is not None and len(message_id) > MAX_MESSAGE_ID:
         message_id = None
     from_name, from_addr = next(iter(_mailboxes(msg, "From", raw_headers)), ("", ""))
-    text, html = _bodies(mp, msg, parts)
+    text, html = _bodies(mp, parts)
     subject = _WS.sub(" ", _header(msg, "Subject", raw_headers)).strip()
     return ParsedMessage(
         message_id=message_id or minted_message_id(raw),
@@ -285,7 +286,7 @@ def _count_delimiters(raw: bytes, max_parts: int) -> None:
 def _email_tree(raw: bytes) -> Message:
     """The standard library's parse; never raises except for a tree nested past recursion."""
     try:
-        return email.message_from_bytes(raw)
+        msg = email.message_from_bytes(raw)
     except RecursionError as exc:
         raise MessageTooComplex(
             f"MIME parts nested too deeply to parse (limit MAX_DEPTH={MAX_DEPTH})"
@@ -297,6 +298,24 @@ def _email_tree(raw: bytes) -> Message:
         msg = _safe(lambda: email.message_from_bytes(head + b"\r\n\r\n"), None) or Message()
         msg.set_payload(_decode_8bit(rest))
         return msg
+    return _safe(lambda: _with_real_boundary(msg, raw), None) or msg
+
+
+def _with_real_boundary(msg: Message, raw: bytes) -> Message | None:
+    """A multipart whose declared boundary never appears, but whose body starts with another
+    delimiter line (some mailers write one boundary into the header and use another):
+    parsed again with the boundary the body uses. None when that is not the case."""
+    if msg.get_content_maintype() != "multipart" or isinstance(msg.get_payload(), list):
+        return None
+    body = raw[len(_header_block(raw)) :].lstrip(b"\r\n")
+    first = re.match(rb"--([0-9A-Za-z'()+_,./:=?-]{1,70})[ \t]*\r?\n", body)
+    if first is None:
+        return None
+    fixed = email.message_from_bytes(raw)
+    fixed.set_boundary(first.group(1).decode("ascii"))
+    head = fixed.as_bytes().split(b"\n\n", 1)[0]
+    reparsed = email.message_from_bytes(head + b"\n\n" + body)
+    return reparsed if isinstance(reparsed.get_payload(), list) else None
 
 
 @dataclass(frozen=True)
@@ -367,13 +386,36 @@ def _decode_8bit(value: bytes) -> str:
 
 
 def _decode_text(payload: bytes, charset: str | None) -> str:
-    """Bytes of a text part in its declared charset; unknown or wrong charsets fall back."""
-    if charset:
-        try:
-            return payload.decode(charset)
-        except (LookupError, UnicodeError, ValueError):
-            pass
-    return _decode_8bit(payload)
+    """Bytes of a text part in its declared charset; unknown or wrong charsets fall back.
+
+    Pure 7-bit bytes are decoded with the declared charset, leniently: stateful 7-bit
+    charsets (ISO-2022-JP, UTF-7, HZ) must be decoded, and for ASCII-compatible ones it
+    changes nothing. 8-bit bytes are tried as declared, then as UTF-8, then as cp1252
+    (the usual truth behind a missing or wrong label).
+    """
+    codec = _codec(charset)
+    if payload.isascii():
+        return payload.decode(codec or "ascii", "replace")
+    for candidate in (codec, "utf-8"):
+        if candidate:
+            try:
+                return payload.decode(candidate)
+            except (UnicodeError, ValueError):
+                pass
+    return payload.decode("cp1252", "replace")
+
+
+def _codec(charset: str | None) -> str | None:
+    """The Python codec for a MIME charset name, or None for an unknown one."""
+    if not charset:
+        return None
+    name = charset.strip().strip('"').lower()
+    try:
+        info = codecs.lookup(name)
+        b"".decode(info.name)  # refuses bytes-to-bytes codecs (base64, zlib, rot13 ...)
+    except Exception:
+        return None
+    return info.name
 
 
 def _header(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
@@ -391,10 +433,16 @@ def _undecoded(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
 
 
 def _decode_words(value: str) -> str:
+    """A header value with its encoded-words decoded; words in unknown charsets too."""
     try:
         return str(make_header(decode_header(value)))
     except Exception:
+        pass
+    try:
+        chunks = decode_header(value)
+    except Exception:
         return value
+    return "".join(c if isinstance(c, str) else _decode_text(c, charset) for c, charset in chunks)
 
 
 def _mailboxes(msg: Message, name: str, raw_headers: dict[str, bytes]) -> list[tuple[str, str]]:
@@ -452,19 +500,16 @@ def _all_headers(raw: bytes) -> list[tuple[str, str]]:
 # --- bodies and attachments -----------------------------------------------------------------
 
 
-def _bodies(mp: Any, msg: Message, parts: list[_Part]) -> tuple[str, str]:
-    text = "\n".join(_safe(lambda: [str(t) for t in mp.text_plain], [])).strip()
-    html = "\n".join(_safe(lambda: [str(t) for t in mp.text_html], [])).strip()
-    if mp is None:
-        text, html = _walked_bodies(parts)
-    if "\ufffd" in text and not _safe(lambda: msg.is_multipart(), True):
-        # An 8-bit body without a declared charset: retry as UTF-8, then cp1252.
-        payload = _safe(lambda: msg.get_payload(decode=True), None)
-        if isinstance(payload, bytes):
-            text = _decode_8bit(payload).strip()
+def _bodies(mp: Any, parts: list[_Part]) -> tuple[str, str]:
+    """Text and HTML bodies. Our walk decodes every charset (mail-parser leaves 7-bit ones
+    such as ISO-2022-JP and UTF-7 undecoded); mail-parser's own reading and any text left in
+    the tree are the fallbacks, so a body is only empty when the message has no text."""
+    text, html = _walked_bodies(parts)
     if not text and not html:
-        # mail-parser drops text it cannot place (a multipart without boundaries, text/*
-        # parts it does not know): keep whatever text the tree has.
+        text = "\n".join(_safe(lambda: [str(t) for t in mp.text_plain], None) or []).strip()
+        html = "\n".join(_safe(lambda: [str(t) for t in mp.text_html], None) or []).strip()
+    if not text and not html:
+        # A multipart without boundaries, text/* parts of unknown kinds: keep their text.
         text = _leftover_text(parts)
     if not text and html:
         text = _safe(lambda: html_to_text(html), "")
@@ -472,7 +517,7 @@ def _bodies(mp: Any, msg: Message, parts: list[_Part]) -> tuple[str, str]:
 
 
 def _walked_bodies(parts: list[_Part]) -> tuple[str, str]:
-    """Text and HTML bodies by our own walk (when mail-parser gave up on the message)."""
+    """The text/plain and text/html parts that are not attachments, each decoded."""
     plain: list[str] = []
     html: list[str] = []
     for p in parts:
@@ -480,16 +525,17 @@ def _walked_bodies(parts: list[_Part]) -> tuple[str, str]:
             continue
         ctype = _safe(lambda p=p: p.part.get_content_type(), "text/plain")
         if ctype in ("text/plain", "text/html"):
-            target = plain if ctype == "text/plain" else html
-            target.append(_part_text(p.part))
+            (plain if ctype == "text/plain" else html).append(_part_text(p.part))
     return "\n".join(t for t in plain if t).strip(), "\n".join(t for t in html if t).strip()
 
 
 def _leftover_text(parts: list[_Part]) -> str:
     texts = []
     for p in parts:
-        maintype = _safe(lambda p=p: p.part.get_content_maintype(), "text")
-        if not p.container and maintype in ("text", "multipart") and not _is_attachment(p.part):
+        ctype = _safe(lambda p=p: p.part.get_content_type(), "text/plain")
+        maintype, _, subtype = ctype.partition("/")
+        readable = maintype in ("text", "multipart") or subtype == "plain"
+        if not p.container and readable and not _is_attachment(p.part):
             texts.append(_part_text(p.part))
     return "\n".join(t for t in texts if t.strip()).strip()
 
@@ -545,20 +591,18 @@ def _mailparser_content(att: dict[str, Any]) -> bytes:
 
 
 def _walked_attachments(parts: list[_Part]) -> Iterator[ParsedAttachment]:
-    """Every part that is not body text, in document order; forwarded messages as .eml.
-
-    Parts inside a forwarded (message/rfc822) message are in its .eml, not listed again.
-    """
+    """Every part that is not body text, in document order. A forwarded message is kept
+    whole as an .eml, and its own attachments are listed too; a forward inside a forward is
+    not kept again (it is in the outer .eml), so nesting cannot multiply what is stored."""
     index = 0
-    skip_until = 0  # the parts of a forwarded message, which are in its .eml
+    forward_end = 0  # parts before this index are inside a forwarded message
     for i, p in enumerate(parts):
-        if i < skip_until:
-            continue
         ctype = _safe(lambda p=p: p.part.get_content_type(), "application/octet-stream")
         if ctype == "message/rfc822" and i > 0:
-            skip_until = _subtree_end(parts, i)
-            index += 1
-            yield _forwarded(p.part, index)
+            if i >= forward_end:
+                forward_end = _subtree_end(parts, i)
+                index += 1
+                yield _forwarded(p.part, index)
             continue
         if p.container:
             continue
