@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 MAX_PARTS = 1000
 MAX_DEPTH = 32
 # What the store's columns and the notifications can hold.
-MAX_MESSAGE_ID = 900  # messages.message_id is VARCHAR(998)
+# messages.message_id is VARCHAR(998) with a b-tree index (PostgreSQL: < 2,712 bytes a row)
+MAX_MESSAGE_ID = 900  # bytes in UTF-8
 MAX_ADDRESS = 320  # contacts.email, messages.from_addr
 MAX_NAME = 256  # contacts.name, messages.from_name
 MAX_SUBJECT = 1000
@@ -174,7 +175,7 @@ def parse_message(
     raw_headers = _raw_header_block(body)
 
     message_id = _first_id(_header(msg, "Message-ID", raw_headers))
-    if message_id is not None and len(message_id) > MAX_MESSAGE_ID:
+    if message_id is not None and not _fits_id(message_id):
         message_id = None
     from_name, from_addr = next(iter(_mailboxes(msg, "From", raw_headers)), ("", ""))
     text, html = _bodies(mp, parts)
@@ -486,7 +487,11 @@ def _first_id(value: str) -> str | None:
 
 
 def _ids(value: str) -> tuple[str, ...]:
-    return tuple(i for i in _MSGID.findall(value) if len(i) <= MAX_MESSAGE_ID)
+    return tuple(i for i in _MSGID.findall(value) if _fits_id(i))
+
+
+def _fits_id(message_id: str) -> bool:
+    return len(message_id.encode("utf-8", "replace")) <= MAX_MESSAGE_ID
 
 
 def _all_headers(raw: bytes) -> list[tuple[str, str]]:
