@@ -48,6 +48,16 @@ def app(db_url: str, write_config: Callable[..., Path]) -> Iterator[App]:
 
 
 @pytest.fixture
+def sqlite_app(tmp_path: Path, write_config: Callable[..., Path]) -> Iterator[App]:
+    """An App on SQLite only, for behaviour that does not depend on the store."""
+    built = App.build(load_config(write_config(f"sqlite:///{tmp_path / 'md.db'}")))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
 def sqlite_desk(tmp_path: Path, sink: Sink, write_config: Callable[..., Path]) -> Iterator[Desk]:
     """A running desk on SQLite only: the SMTP behaviour does not depend on the store."""
     with running_desk(write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port), sink) as d:
@@ -299,14 +309,14 @@ def test_poison_headers_fit_the_store(app: App) -> None:
     reason="bounce.py's _TEXT_RECIPIENT starts with ^\\s* under re.M, which spans blank lines: "
     "quadratic on a bounce-shaped message full of blank lines (it stalls the one pipeline worker)",
 )
-def test_bounce_shaped_message_with_many_blank_lines_is_processed_quickly(app: App) -> None:
+def test_bounce_shaped_message_with_many_blank_lines_is_processed_quickly(sqlite_app: App) -> None:
     raw = (
         b"From: MAILER-DAEMON@example.org\r\nTo: support@example.com\r\n"
-        b"Subject: Undelivered Mail Returned to Sender\r\n\r\nx" + b" \r\n" * 12_000
+        b"Subject: Undelivered Mail Returned to Sender\r\n\r\nx" + b" \r\n" * 8_000
     )
     started = time.monotonic()
-    process(app, raw, envelope_from="")
-    assert time.monotonic() - started < 1.5
+    process(sqlite_app, raw, envelope_from="")
+    assert time.monotonic() - started < 1.0  # about 4 s as it is; milliseconds when linear
 
 
 # --- SMTP: a raw client for what smtplib will not do ----------------------------------------
@@ -529,8 +539,8 @@ def test_listener_defaults() -> None:
     assert smtp_listener.MAX_CONNECTIONS == 100
 
 
-def test_silent_client_is_disconnected_after_the_timeout(app: App) -> None:
-    with listener(app, timeout=1.0) as port:
+def test_silent_client_is_disconnected_after_the_timeout(sqlite_app: App) -> None:
+    with listener(sqlite_app, timeout=1.0) as port:
         client = RawClient(port)
         try:
             assert client.replies(1)[0].startswith("220")
@@ -541,8 +551,8 @@ def test_silent_client_is_disconnected_after_the_timeout(app: App) -> None:
             client.close()
 
 
-def test_slow_trickle_in_data_is_cut_off(app: App) -> None:
-    with listener(app, timeout=1.0) as port:
+def test_slow_trickle_in_data_is_cut_off(sqlite_app: App) -> None:
+    with listener(sqlite_app, timeout=1.0) as port:
         client = RawClient(port)
         try:
             client.send(b"HELO slow\r\nMAIL FROM:<slow@example.org>\r\n")
@@ -562,12 +572,12 @@ def test_slow_trickle_in_data_is_cut_off(app: App) -> None:
             assert cut and time.monotonic() - started < 6
         finally:
             client.close()
-    with app.sessions() as s:
+    with sqlite_app.sessions() as s:
         assert s.scalars(select(RawMessage)).all() == [], "nothing half-stored"
 
 
-def test_connection_limit_refuses_then_recovers(app: App) -> None:
-    with listener(app, max_connections=3) as port:
+def test_connection_limit_refuses_then_recovers(sqlite_app: App) -> None:
+    with listener(sqlite_app, max_connections=3) as port:
         held = [RawClient(port) for _ in range(3)]
         try:
             assert all(c.replies(1)[0].startswith("220") for c in held)
@@ -584,8 +594,8 @@ def test_connection_limit_refuses_then_recovers(app: App) -> None:
                 c.close()
 
 
-def test_recipient_limit_is_per_message(app: App) -> None:
-    with listener(app, max_recipients=2) as port, smtplib.SMTP("127.0.0.1", port) as smtp:
+def test_recipient_limit_is_per_message(sqlite_app: App) -> None:
+    with listener(sqlite_app, max_recipients=2) as port, smtplib.SMTP("127.0.0.1", port) as smtp:
         refused = smtp.sendmail(
             "a@example.org",
             ["support@example.com", "helpdesk@example.com", "support+t@example.com"],
@@ -596,7 +606,7 @@ def test_recipient_limit_is_per_message(app: App) -> None:
             and refused["support+t@example.com"][0] == 452
         )
         smtp.sendmail("a@example.org", ["support+t@example.com"], b"Subject: later\r\n\r\nbody\r\n")
-    with app.sessions() as s:
+    with sqlite_app.sessions() as s:
         rows = s.scalars(select(RawMessage).order_by(RawMessage.id)).all()
         assert [len(r.envelope_to) for r in rows] == [2, 1]
 
