@@ -193,7 +193,7 @@ def parse_message(
         references=_ids(_header(msg, "References", raw_headers))[-MAX_REFERENCES:],
         body_text=_clean(text),
         body_html=_clean(html),
-        attachments=tuple(_attachments(parts, mp)),
+        attachments=tuple(_attachments(parts, mp, body)),
         headers=tuple(_all_headers(body)),
         content_type=_clean(_safe(lambda: msg.get_content_type(), "text/plain"))[:MAX_CONTENT_TYPE],
         defects=tuple(_clean(d) for d in _defects(mp)),
@@ -413,10 +413,11 @@ def _codec(charset: str | None) -> str | None:
     name = charset.strip().strip('"').lower()
     try:
         info = codecs.lookup(name)
-        b"".decode(info.name)  # refuses bytes-to-bytes codecs (base64, zlib, rot13 ...)
     except Exception:
         return None
-    return info.name
+    # Python also has bytes-to-bytes and str-to-str codecs (base64, zlib, rot13 ...), which
+    # it marks as not text encodings; bytes.decode refuses them.
+    return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
 def _header(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
@@ -566,25 +567,41 @@ def _filename(part: Message) -> str:
     return _decode_words(str(name)) if name else ""
 
 
-def _attachments(parts: list[_Part], mp: Any) -> list[ParsedAttachment]:
+def _attachments(parts: list[_Part], mp: Any, raw: bytes) -> list[ParsedAttachment]:
     """Our walk's attachments, plus any mail-parser recovered from a broken tree (it reads
-    parts lost in an epilogue, for one) that the walk did not find."""
+    parts lost in an epilogue, for one) that the walk did not see at all."""
     found = list(_walked_attachments(parts))
     seen = {hashlib.sha256(a.content).digest() for a in found}
+    seen |= {_wire_key(p.part) for p in parts}
     for att in _safe(lambda: list(mp.attachments), None) or []:
         content = _safe(lambda att=att: _mailparser_content(att), b"")
-        if content and hashlib.sha256(content).digest() not in seen:
-            ctype = _clean(str(att.get("mail_content_type") or "application/octet-stream"))
-            found.append(
-                ParsedAttachment(
-                    filename=sanitise_filename(
-                        _clean(str(att.get("filename") or "")), ctype, len(found) + 1
-                    ),
-                    content_type=ctype.lower()[:MAX_CONTENT_TYPE],
-                    content=content,
-                )
+        wire = _squeeze(str(att.get("payload") or "").encode("utf-8", "replace"))
+        if not content or wire in seen or hashlib.sha256(content).digest() in seen:
+            continue
+        ctype = _clean(str(att.get("mail_content_type") or "application/octet-stream"))
+        name = _clean(str(att.get("filename") or ""))
+        if name.encode("utf-8", "replace") not in raw:  # mail-parser made it up (randomly)
+            name = ""
+        found.append(
+            ParsedAttachment(
+                filename=sanitise_filename(name, ctype, len(found) + 1),
+                content_type=ctype.lower()[:MAX_CONTENT_TYPE],
+                content=content,
             )
+        )
     return found
+
+
+def _wire_key(part: Message) -> bytes:
+    payload = _safe(lambda: part.get_payload(), None)
+    if not isinstance(payload, str):
+        return b""
+    return _squeeze(payload.encode("utf-8", "surrogateescape"))
+
+
+def _squeeze(data: bytes) -> bytes:
+    """Transfer-encoded text without its whitespace, for telling the same part seen twice."""
+    return hashlib.sha256(re.sub(rb"\s+", b"", data)).digest()
 
 
 def _mailparser_content(att: dict[str, Any]) -> bytes:
