@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import glob
+import json
 import os
 import re
 import shutil
@@ -489,3 +490,21 @@ def test_a_message_the_database_refuses_does_not_stop_the_pipeline(
         assert send(desk.port, mail("Healthy one")) == 250
         wait_until(lambda: any(t["subject"] == "Healthy one" for t in desk.tickets()), 8)
         wait_until(lambda: desk.json("quarantine"), 8)
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_short_soak_counts_match() -> None:
+    """bench/soak.py, briefly: what got 250 is what the store holds, and the daemon stays flat."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "soak.py"), "--minutes", "0.25", "--clients", "6",
+         "--json"],
+        capture_output=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    [row] = report["results"]
+    assert done.returncode == 0, (report["checks"], report["errors"], done.stderr[-2000:])
+    assert row["accepted"] > 50 and row["replies"] > 0
+    assert row["tickets"] == row["new"] and row["inbound"] == row["accepted"]
