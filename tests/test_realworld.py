@@ -274,6 +274,13 @@ EXPECT: dict[str, Expect] = {
         (),
         ("door7-log.pdf",),
     ),
+    "utf7-outlook-express.eml": Expect(
+        "created",
+        "Drucker im 2. Stock: Papierstau – dringend",
+        ("Grüße aus Zürich", "„Papierstau“ — seit gestern"),
+        ("+APw",),
+        from_name="Marie Keller",
+    ),
     "missing-headers-script.eml": Expect("quarantined", reason="no usable From address"),
     "broken-boundary-phpmailer.eml": Expect(
         "created",

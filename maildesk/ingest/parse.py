@@ -171,7 +171,10 @@ def parse_message(
     _count_delimiters(body, max_parts)
     msg = _email_tree(body)
     parts = _walk(msg, max_parts, max_depth)
-    mp = _safe(lambda: mailparser.MailParser(msg), None)
+    defects = _defects(parts)
+    # mail-parser's second reading only helps where the tree is broken (it recovers parts
+    # lost in an epilogue, for one); well-formed mail is read by our walk alone.
+    mp = _safe(lambda: mailparser.MailParser(msg), None) if defects else None
     raw_headers = _raw_header_block(body)
 
     message_id = _first_id(_header(msg, "Message-ID", raw_headers))
@@ -196,7 +199,7 @@ def parse_message(
         attachments=tuple(_attachments(parts, mp, body)),
         headers=tuple(_all_headers(body)),
         content_type=_clean(_safe(lambda: msg.get_content_type(), "text/plain"))[:MAX_CONTENT_TYPE],
-        defects=tuple(_clean(d) for d in _defects(mp)),
+        defects=tuple(_clean(d) for d in defects),
         size=len(raw),
         charsets=tuple(_clean(c) for c in _safe(lambda: _charsets(parts), ())),
     )
@@ -682,10 +685,11 @@ def _charsets(parts: list[_Part]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.lower() for c in found if isinstance(c, str) and c))
 
 
-def _defects(mp: Any) -> list[str]:
+def _defects(parts: list[_Part]) -> list[str]:
+    """What the email package noticed was wrong, per part: "content/type: DefectName"."""
     out: list[str] = []
-    for entry in _safe(lambda: mp.defects, None) or []:
-        if isinstance(entry, dict):
-            for part, items in entry.items():
-                out.extend(f"{part}: {item}" for item in items)
+    for p in parts:
+        for defect in _safe(lambda p=p: list(p.part.defects), []):
+            ctype = _safe(lambda p=p: p.part.get_content_type(), "?")
+            out.append(f"{ctype}: {type(defect).__name__}")
     return out
