@@ -121,14 +121,18 @@ def new_request(rnd: random.Random, client: int, n: int) -> EmailMessage:
     return msg
 
 
-def reply_to(rnd: random.Random, client: int, n: int, original: EmailMessage) -> EmailMessage:
+Sent = tuple[str, str, str]  # From, Subject, Message-ID of a request a client sent
+
+
+def reply_to(rnd: random.Random, client: int, n: int, original: Sent) -> EmailMessage:
+    sender, subject, message_id = original
     msg = EmailMessage()
-    msg["From"] = original["From"]
+    msg["From"] = sender
     msg["To"] = "support@example.com"
-    msg["Subject"] = f"Re: {original['Subject']}"
+    msg["Subject"] = f"Re: {subject}"
     msg["Message-ID"] = f"<soak-{client}-{n}@client.example.org>"
-    msg["In-Reply-To"] = original["Message-ID"]
-    msg["References"] = original["Message-ID"]
+    msg["In-Reply-To"] = message_id
+    msg["References"] = message_id
     msg.set_content("Any news? " + " ".join(rnd.choice(WORDS) for _ in range(20)))
     return msg
 
@@ -167,7 +171,7 @@ def client_loop(
     port: int, client: int, deadline: float, args: argparse.Namespace, tally: Tally
 ) -> None:
     rnd = random.Random(client)
-    sent: list[EmailMessage] = []
+    sent: list[Sent] = []  # only what a reply needs, so a long run stays small
     smtp: smtplib.SMTP | None = None
     n = 0
     while time.monotonic() < deadline:
@@ -187,7 +191,7 @@ def client_loop(
             smtp.send_message(msg)
             tally.ok(kind, time.monotonic() - started)
             if kind == "new":
-                sent.append(msg)
+                sent.append((str(msg["From"]), str(msg["Subject"]), str(msg["Message-ID"])))
         except smtplib.SMTPResponseException as exc:
             tally.error(f"{exc.smtp_code} {kind}")
         except (OSError, smtplib.SMTPException) as exc:
