@@ -33,7 +33,7 @@ from maildesk.routing.rules import route
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, transaction, upgrade
 from maildesk.store.models import RawMessage, Ticket
-from maildesk.store.repo import SET_ASIDE
+from maildesk.store.repo import LISTABLE, SET_ASIDE
 
 log = logging.getLogger("maildesk")
 
@@ -528,32 +528,11 @@ def _outbox_retry(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     action = args.action or "list"
     if action == "list":
-        rows = _with_session(
-            args,
-            lambda app, s: [
-                views.quarantine_json(r) for r in repo.list_quarantine(s, _set_aside(args))
-            ],
-        )
-        if args.json:
-            _print_json(rows)
-            return EX_OK
-        table = Table("id", "received", "origin", "size", "from", "subject", "reason")
-        for r in rows:
-            table.add_row(
-                str(r["id"]),
-                (r["received_at"] or "")[:19],
-                r["origin"],
-                str(r["size"]),
-                r["from"] or "?",
-                r["subject"] or "?",
-                (r["reason"] or "")[:80],
-            )
-        _print_table(table)
-        return EX_OK
+        return _quarantine_list(args)
     if action == "retry" and args.all:
-        ids = _with_session(
-            args, lambda app, s: [r.id for r in repo.list_quarantine(s, _set_aside(args))]
-        )
+        if args.status not in SET_ASIDE:
+            raise MaildeskError(f"quarantine retry --all: cannot retry {args.status} messages")
+        ids = _with_session(args, lambda app, s: repo.quarantined_ids(s, _set_aside(args)))
     elif args.id and args.id.isdigit():
         ids = [int(args.id)]
     else:
@@ -565,35 +544,88 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(raw)
         return EX_OK
     if action == "drop":
+        return _quarantine_drop(args, ids[0])
+    return _quarantine_retry(args, ids)
 
-        def drop(app: App, session: Any) -> None:
-            row = _quarantined(session, ids[0])
-            row.status, row.raw = "dropped", b""
-            row.reason = f"dropped by operator at {app.now().isoformat()} (was: {row.reason})"
 
-        _with_session(args, drop)
-        print(f"quarantined message {ids[0]} dropped")
+def _quarantine_list(args: argparse.Namespace) -> int:
+    rows = _with_session(
+        args,
+        lambda app, s: [
+            views.quarantine_json(r) for r in repo.list_quarantine(s, _set_aside(args))
+        ],
+    )
+    if args.json:
+        _print_json(rows)
         return EX_OK
+    table = Table("id", "received", "origin", "size", "from", "subject", "reason")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            (r["received_at"] or "")[:19],
+            r["origin"],
+            str(r["size"]),
+            r["from"] or r["envelope_from"] or "?",
+            r["subject"] or "?",
+            (r["reason"] or "")[:80],
+        )
+    _print_table(table)
+    return EX_OK
+
+
+def _quarantine_drop(args: argparse.Namespace, raw_id: int) -> int:
+    actor = _operator()
+
+    def drop(app: App, session: Session) -> str:
+        row = _quarantined(session, raw_id, lock=True)
+        return repo.drop_quarantined(
+            session, row, actor=actor, why=args.reason or "", now=app.now()
+        )
+
+    reason = _with_session(args, drop)
+    log.warning("raw message %s removed from quarantine: %s", raw_id, reason)
+    print(f"quarantined message {raw_id} dropped ({reason})")
+    return EX_OK
+
+
+def _quarantine_retry(args: argparse.Namespace, ids: list[int]) -> int:
     app = _app(args)
+    counts: dict[str, int] = {}
     try:
         for raw_id in ids:
             with transaction(app.sessions) as session:
-                row = _quarantined(session, raw_id)
-                row.status, row.reason = "pending", None
+                repo.requeue_quarantined(session, _quarantined(session, raw_id, lock=True))
             outcome = pipeline.process(app, raw_id)
-            print(f"{raw_id}: {outcome.status} {outcome.ref or ''} {outcome.reason}".rstrip())
+            status, detail = outcome.status, f"{outcome.ref or ''} {outcome.reason}".strip()
+            if status == "skipped":  # a running daemon took it first: report where it went
+                with transaction(app.sessions) as session:
+                    row = session.get_one(RawMessage, raw_id)
+                    status, detail = row.status, "processed by the running daemon"
+            counts[status] = counts.get(status, 0) + 1
+            print(f"{raw_id}: {status} {detail}".rstrip())
     finally:
         app.close()
+    if len(ids) != 1:
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        print(f"retried {len(ids)} messages: {summary or 'nothing to retry'}")
     return EX_OK
+
+
+def _operator() -> str:
+    """Who runs this command, for the record a drop leaves."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "operator"
 
 
 def _set_aside(args: argparse.Namespace) -> str:
     return "spam" if args.spam else str(args.status)
 
 
-def _quarantined(session: Session, raw_id: int) -> RawMessage:
-    row = session.get(RawMessage, raw_id)
-    if row is None or row.status not in repo.SET_ASIDE:
+def _quarantined(session: Session, raw_id: int, *, lock: bool = False) -> RawMessage:
+    row = repo.set_aside_message(session, raw_id, lock=lock)
+    if row is None:
         raise NotFound(f"no quarantined message {raw_id}")
     return row
 
@@ -794,12 +826,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", nargs="?", choices=["list", "show", "retry", "drop"])
     sp.add_argument("id", nargs="?")
     sp.add_argument("--all", action="store_true", help="with retry: every quarantined message")
+    sp.add_argument("--reason", help="with drop: why, kept in the record the drop leaves")
     sp.add_argument(
         "--status",
-        choices=SET_ASIDE,
+        choices=LISTABLE,
         default="quarantined",
         help="which set-aside messages: failed processing (default), dropped by a rule (spam), "
-        "held from a flooding sender (flood), bounces of mail on no ticket (bounce)",
+        "held from a flooding sender (flood), bounces of mail on no ticket (bounce), "
+        "and the records dropped ones leave (dropped)",
     )
     sp.add_argument("--spam", action="store_true", help="the same as --status spam")
 

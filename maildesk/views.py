@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from maildesk.ingest.parse import parse_message
+from maildesk.ingest.parse import summarise
 from maildesk.routing.rules import STRATEGIES, RoutingDecision
 from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket
 
@@ -111,21 +111,25 @@ def outbox_json(entry: OutboxEntry, prefix: str) -> dict[str, Any]:
 
 
 def quarantine_json(raw: RawMessage) -> dict[str, Any]:
-    subject = sender = None
-    try:
-        parsed = parse_message(raw.raw)
-        subject, sender = parsed.subject, parsed.from_addr
-    except Exception:  # unreadable is exactly why it may be here
-        pass
+    """A set-aside message as `maildesk quarantine --json` shows it.
+
+    From, Subject and Message-ID come from the header block alone, so a message whose body
+    could not be parsed (the usual reason it is here) still says who sent it and what about.
+    """
+    summary = summarise(raw.raw) if raw.raw else None
     return {
         "id": raw.id,
+        "status": raw.status,
         "received_at": iso(raw.received_at),
+        "processed_at": iso(raw.processed_at),
         "origin": raw.origin,
         "size": raw.size,
+        "sha256": raw.sha256,
         "envelope_from": raw.envelope_from,
         "envelope_to": list(raw.envelope_to),
-        "from": sender,
-        "subject": subject,
+        "from": (summary.from_addr or None) if summary else None,
+        "subject": (summary.subject or None) if summary else None,
+        "message_id": (summary.message_id or None) if summary else None,
         "reason": raw.reason,
     }
 

@@ -400,12 +400,15 @@ def next_outbox_due(session: Session) -> datetime | None:
 # Raw messages kept but not on a ticket: processing failed, a rule dropped it, a sender
 # flooded the desk, or a bounce of mail that is on no ticket.
 SET_ASIDE = ("quarantined", "spam", "flood", "bounce")
+# What `maildesk quarantine drop` leaves: the row without its bytes, saying who dropped it.
+DROPPED = "dropped"
+LISTABLE = (*SET_ASIDE, DROPPED)
 
 
 def list_quarantine(
     session: Session, status: str = "quarantined", limit: int = 1000
 ) -> list[RawMessage]:
-    """Raw messages set aside with this status (see SET_ASIDE), newest first."""
+    """Raw messages set aside with this status (see LISTABLE), newest first."""
     stmt = (
         select(RawMessage)
         .where(RawMessage.status == status)
@@ -413,6 +416,52 @@ def list_quarantine(
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def quarantined_ids(session: Session, status: str = "quarantined") -> list[int]:
+    """Ids of every raw message set aside with this status, oldest first (for retry --all)."""
+    stmt = select(RawMessage.id).where(RawMessage.status == status).order_by(RawMessage.id)
+    return list(session.scalars(stmt))
+
+
+def set_aside_message(session: Session, raw_id: int, *, lock: bool = False) -> RawMessage | None:
+    """The raw message with this id if it is set aside (any SET_ASIDE status), else None."""
+    stmt = select(RawMessage).where(RawMessage.id == raw_id, RawMessage.status.in_(SET_ASIDE))
+    if lock and session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return session.scalar(stmt)
+
+
+def drop_quarantined(
+    session: Session, row: RawMessage, *, actor: str, why: str, now: datetime
+) -> str:
+    """Remove a set-aside message's bytes, keeping a tombstone that says who, when and why
+    (and an event on its ticket, if it has one). Returns the recorded reason."""
+    reason = (
+        f"dropped by {actor} at {now.isoformat()}: {why or 'no reason given'} "
+        f"(was {row.status}: {row.reason or 'no reason recorded'})"
+    )
+    if row.ticket_id is not None:
+        ticket = session.get(Ticket, row.ticket_id)
+        if ticket is not None:
+            add_event(
+                session,
+                ticket,
+                "quarantine_dropped",
+                now,
+                actor=actor,
+                raw_id=row.id,
+                sha256=row.sha256,
+                was=row.status,
+                reason=why,
+            )
+    row.status, row.raw, row.reason, row.processed_at = DROPPED, b"", reason[:4000], now
+    return reason
+
+
+def requeue_quarantined(session: Session, row: RawMessage) -> None:
+    """Put a set-aside message back in line for the pipeline."""
+    row.status, row.reason, row.processed_at = "pending", None, None
 
 
 def checkpoint(session: Session, mailbox: str) -> ImapCheckpoint | None:
