@@ -31,7 +31,9 @@ _STATUS = re.compile(rb"^Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.I | re.M)
 _ACTION = re.compile(rb"^Action:\s*(\w+)", re.I | re.M)
 _DIAGNOSTIC = re.compile(rb"^Diagnostic-Code:\s*(.+(?:\r?\n[ \t].+)*)", re.I | re.M)
 # Non-standard: "<user@host>:" (qmail, Postfix) or an indented address line (Exim).
-_TEXT_RECIPIENT = re.compile(rb"^\s*<?([\w.+'-]+@[\w.-]+\.\w+)>?:?\s*$", re.M)
+# [ \t]*, not \s*: under re.M, \s* also spans blank lines, which is quadratic on a long
+# run of them.
+_TEXT_RECIPIENT = re.compile(rb"^[ \t]*<?([\w.+'-]+@[\w.-]+\.\w+)>?:?[ \t\r]*$", re.M)
 _SMTP_ANSWER = re.compile(rb"\b([45]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})?[^\r\n]*", re.M)
 
 

@@ -76,9 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    # aiosmtpd logs every SMTP command at INFO, alembic every migration step: too chatty.
-    for noisy in ("mail.log", "alembic"):
+    # aiosmtpd logs every SMTP command at INFO, alembic every migration step, APScheduler
+    # every run: too chatty. mail-parser warns about every odd message it reads; maildesk
+    # logs what matters about those itself (one line per quarantined message).
+    for noisy in ("mail.log", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logging.getLogger("mailparser").setLevel(max(level, logging.ERROR))
     try:
         code: int = args.func(args)
         return code

@@ -65,6 +65,9 @@ class SmtpConfig:
     port: int
     accept: tuple[str, ...]
     max_message_size: int
+    max_recipients: int = 100  # per transaction; more get 452 (the client sends them later)
+    timeout: float = 300.0  # seconds a client may stay silent before it is disconnected
+    max_connections: int = 100  # open at once; one more gets 421
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -420,6 +423,11 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         accept=accept or (desk.address,),
         max_message_size=r.take(t, "[smtp]", "max_message_size", parse_size, 25 * 1000**2)
         or 25 * 1000**2,
+        max_recipients=r.take(t, "[smtp]", "max_recipients", int_between(1, 10_000), 100) or 100,
+        timeout=(
+            r.take(t, "[smtp]", "timeout", parse_duration, None) or timedelta(minutes=5)
+        ).total_seconds(),
+        max_connections=r.take(t, "[smtp]", "max_connections", int_between(1, 100_000), 100) or 100,
     )
     r.done(t, "[smtp]")
 

@@ -75,7 +75,10 @@ class Daemon:
             )
 
         handler = IngestHandler(
-            store, accept=lambda: frozenset(self.app.config.smtp.accept), on_stored=self._wake
+            store,
+            accept=lambda: frozenset(self.app.config.smtp.accept),
+            on_stored=self._wake,
+            max_recipients=cfg.smtp.max_recipients,
         )
         server = await start_smtp_server(
             handler,
@@ -83,6 +86,8 @@ class Daemon:
             cfg.smtp.port,
             max_message_size=cfg.smtp.max_message_size,
             hostname=socket.getfqdn(),
+            timeout=cfg.smtp.timeout,
+            max_connections=cfg.smtp.max_connections,
         )
         self.port = server.sockets[0].getsockname()[1]
         if install_signals:

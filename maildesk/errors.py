@@ -4,6 +4,7 @@
     ├── ConfigError               maildesk.toml is unreadable or invalid (carries every problem)
     ├── StoreUnavailable          the database cannot be reached or is locked; callers retry later
     ├── NotMail                   input is not an email message at all (deliver exits 65)
+    ├── MessageTooComplex         a MIME tree past the parse limits (the message is quarantined)
     └── NotFound                  a ticket, outbox entry or quarantined message does not exist
 
 Expected outcomes of the pipeline (duplicate, ignored, quarantined) are values, not exceptions.
@@ -45,6 +46,10 @@ class StoreUnavailable(MaildeskError):
 
 class NotMail(MaildeskError):
     """The input is not an email message (no header block at all)."""
+
+
+class MessageTooComplex(MaildeskError):
+    """The MIME structure is past the part or depth limit; the message is quarantined."""
 
 
 class NotFound(MaildeskError):

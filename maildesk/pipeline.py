@@ -23,7 +23,7 @@ from maildesk.app import App
 from maildesk.bounce import Bounce
 from maildesk.bounce import recognise as recognise_bounce
 from maildesk.config import Agent
-from maildesk.errors import NotMail, StoreUnavailable
+from maildesk.errors import MessageTooComplex, NotMail, StoreUnavailable
 from maildesk.guard import automatic, is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
 from maildesk.ingest.reply import new_text
@@ -92,7 +92,9 @@ def process(app: App, raw_id: int) -> Outcome:
         try:
             with transaction(app.sessions) as session:
                 return _process(app, session, raw_id)
-        except StoreUnavailable:
+        except StoreUnavailable as exc:
+            if _refused(exc):
+                return quarantine(app, raw_id, f"the database refused this message: {exc}")
             raise  # stays pending; retried when the store is back
         except IntegrityError as exc:
             # Another worker stored the same Message-ID at the same moment: run again,
@@ -101,10 +103,23 @@ def process(app: App, raw_id: int) -> Outcome:
                 return quarantine(app, raw_id, f"database integrity error: {exc.orig}")
         except NotMail as exc:
             return quarantine(app, raw_id, f"not an email message: {exc}")
+        except (MessageTooComplex, NoSender) as exc:
+            return quarantine(app, raw_id, str(exc))
         except Exception as exc:
             log.exception("raw message %s failed in the pipeline", raw_id)
             return quarantine(app, raw_id, f"{type(exc).__name__}: {exc}")
     raise AssertionError("unreachable")
+
+
+class NoSender(Exception):
+    """Neither a From address nor an envelope sender: nobody to answer (quarantined)."""
+
+
+def _refused(exc: StoreUnavailable) -> bool:
+    """A database error about this message (PostgreSQL class 54, a program limit such as
+    an index row too large), not about the database: retrying would block the queue."""
+    sqlstate = getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None) or ""
+    return str(sqlstate).startswith("54")
 
 
 def quarantine(app: App, raw_id: int, reason: str) -> Outcome:
@@ -157,7 +172,7 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
     requester = msg.from_addr or (raw.envelope_from or "").lower()
     repo.clear_bouncing(session, requester)
     if "@" not in requester:
-        raise ValueError("message has no usable From address or envelope sender")
+        raise NoSender("message has no usable From address or envelope sender")
 
     match = thread_message(
         msg,

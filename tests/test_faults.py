@@ -462,12 +462,6 @@ def pg_url(pg_reason: str | None) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.process re-raises every StoreUnavailable, and a statement error PostgreSQL "
-    "raises for one message (class 54, program limit exceeded) maps to it: the message stays "
-    "pending and process_pending retries it first forever, so nothing after it is processed",
-)
 def test_a_message_the_database_refuses_does_not_stop_the_pipeline(
     pg_url: str, sink: Sink, write_config: Callable[..., Path]
 ) -> None:

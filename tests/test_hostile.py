@@ -304,11 +304,6 @@ def test_poison_headers_fit_the_store(app: App) -> None:
         assert outcome.status == "created", (name, outcome)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bounce.py's _TEXT_RECIPIENT starts with ^\\s* under re.M, which spans blank lines: "
-    "quadratic on a bounce-shaped message full of blank lines (it stalls the one pipeline worker)",
-)
 def test_bounce_shaped_message_with_many_blank_lines_is_processed_quickly(sqlite_app: App) -> None:
     raw = (
         b"From: MAILER-DAEMON@example.org\r\nTo: support@example.com\r\n"

@@ -490,11 +490,6 @@ def test_serve_logs_one_clear_line_per_quarantined_message(
     assert re.search(r"raw message 2 quarantined: .*more than 1000 MIME parts", lines[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.process logs a traceback (log.exception) for every quarantine that is not "
-    "NotMail, although a message past the MIME limits or without a sender is an expected outcome",
-)
 def test_serve_logs_no_traceback_for_expected_quarantines(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

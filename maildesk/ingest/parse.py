@@ -31,7 +31,7 @@ from typing import Any
 import mailparser
 from bs4 import BeautifulSoup
 
-from maildesk.errors import NotMail
+from maildesk.errors import MessageTooComplex, NotMail
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,6 @@ _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _RESERVED_NAMES = re.compile(
     r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)", re.I
 )
-
-
-class MessageTooComplex(ValueError):
-    """The MIME structure is past MAX_PARTS or MAX_DEPTH; the message is quarantined."""
 
 
 @dataclass(frozen=True, kw_only=True)
