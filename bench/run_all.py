@@ -69,8 +69,10 @@ def main() -> int:
         if done.returncode != 0:
             failed.append(name)
             console.print(f"[red]{name} failed[/red]:\n{done.stderr[-4000:]}")
-            continue
-        report = json.loads(done.stdout)
+        try:
+            report = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            continue  # failed before it could report anything
         report["run_seconds"] = round(time.monotonic() - start)
         reports.append(report)
         detail(console, report)

@@ -74,7 +74,7 @@ SQLITE = {
     "false": "0",
 }
 POSTGRES = {
-    "series": "SELECT {cols} FROM generate_series(1, {n}) AS s(i)",
+    "series": "SELECT {cols} FROM generate_series(1::bigint, {n}::bigint) AS s(i)",
     "ts": "(timestamptz '2024-01-01 00:00:00+00' + ({expr}) * interval '1 minute')",
     "pad": "lpad(({expr})::text, 19, '0')",
     "hex64": "md5(i::text) || md5((i + 7)::text)",
@@ -426,7 +426,7 @@ def measure(
 
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    by = {(r["backend"], r["stored_tickets"]): r for r in rows}
+    by = {(r["backend"], r["stored_tickets"]): r for r in rows if "error" not in r}
     if ("sqlite", 0) in by and ("postgres", 0) in by:
         ratio = round(by[("postgres", 0)]["ms_per_msg"] / by[("sqlite", 0)]["ms_per_msg"], 2)
         out.append(target("import time PostgreSQL / SQLite (empty)", ratio, "<= 1.5", ratio <= 1.5))
@@ -465,7 +465,11 @@ def main() -> int:
     with work_dir("scale", args.keep) as work:
         for backend in backends:
             for n in sizes:
-                rows.append(measure(backend, n, messages, probes, args.seed, work))
+                try:
+                    rows.append(measure(backend, n, messages, probes, args.seed, work))
+                except Exception as exc:  # keep the other rows; the error is reported
+                    print(f"scale {backend} {n}: {exc!r}", file=sys.stderr)
+                    rows.append({"backend": backend, "stored_tickets": n, "error": repr(exc)})
     report: dict[str, Any] = {
         "benchmark": "scale",
         "messages": messages,
@@ -480,9 +484,10 @@ def main() -> int:
         "backend", "stored_tickets", "seed_s", "msgs_per_s", "ms_per_msg", "peak_rss_mib",
         "verified", "lookup_p50_us", "lookup_p99_us", "tag_p50_us", "in-reply-to_p50_us",
         "references_p50_us", "reply-token_p50_us", "new_p50_us", "others_cores", "busy",
+        "error",
     ]  # fmt: skip
     emit(report, args.json, columns)
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":
