@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= maildesk.toml
 
-.PHONY: run test test-quick lint type check bench clean
+.PHONY: run test test-quick lint type check bench bench-quick clean
 
 $(BIN)/maildesk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,12 @@ type: $(BIN)/maildesk
 
 check: lint type test
 
+# Benchmarks (never part of `make test`): BENCH_ARGS=--quick for a run of a few minutes.
 bench: $(BIN)/maildesk
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-quick: $(BIN)/maildesk
+	$(BIN)/python bench/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
