@@ -302,10 +302,12 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _with_session(args: argparse.Namespace, fn: Callable[[App, Any], Any]) -> Any:
+def _with_session(
+    args: argparse.Namespace, fn: Callable[[App, Any], Any], *, readonly: bool = False
+) -> Any:
     app = _app(args)
     try:
-        with transaction(app.sessions) as session:
+        with transaction(app.sessions, readonly=readonly) as session:
             return fn(app, session)
     finally:
         app.close()
@@ -317,7 +319,7 @@ def cmd_tickets(args: argparse.Namespace) -> int:
         rows = repo.list_tickets(session, status=args.status, queue=args.queue, limit=args.limit)
         return prefix, [views.ticket_json(t, prefix) for t in rows]
 
-    _prefix, tickets = _with_session(args, load)
+    _prefix, tickets = _with_session(args, load, readonly=True)
     if args.json:
         _print_json(tickets)
         return EX_OK
@@ -357,7 +359,7 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
             links=repo.links(session, ticket.id),
         )
 
-    detail = _with_session(args, load)
+    detail = _with_session(args, load, readonly=True)
     if args.json:
         _print_json(detail)
         return EX_OK
@@ -482,7 +484,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         prefix = app.config.desk.ref_prefix
         return [views.outbox_json(e, prefix) for e in repo.list_outbox(session, status=args.status)]
 
-    entries = _with_session(args, load)
+    entries = _with_session(args, load, readonly=True)
     if args.json:
         _print_json(entries)
         return EX_OK
@@ -678,7 +680,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
         order = {"breached": 0, "at risk": 1, "ok": 2, "paused": 3}
         return sorted(rows, key=lambda r: (order[r["state"]], r["resolution_due"] or "9", r["id"]))
 
-    rows = _with_session(args, load)
+    rows = _with_session(args, load, readonly=True)
     if args.json:
         _print_json(rows)
         return EX_OK

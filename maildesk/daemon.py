@@ -275,7 +275,7 @@ class Daemon:
             await _wait(self._send, next_due)
 
     def _next_due(self) -> float:
-        with transaction(self.app.sessions) as session:
+        with transaction(self.app.sessions, readonly=True) as session:
             due = repo.next_outbox_due(session)
         if due is None:
             return MAX_SEND_WAIT

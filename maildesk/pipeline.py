@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, defer
 
 from maildesk import lifecycle, views
 from maildesk.app import App
 from maildesk.bounce import Bounce
 from maildesk.bounce import recognise as recognise_bounce
 from maildesk.config import Agent
-from maildesk.errors import MessageTooComplex, NotMail, StoreUnavailable
+from maildesk.errors import MessageTooComplex, NotMail
 from maildesk.guard import automatic, is_own_loop, may_auto_reply
 from maildesk.ingest.parse import ParsedMessage, parse_message
 from maildesk.ingest.reply import new_text
@@ -41,6 +42,9 @@ from maildesk.thread import ThreadMatch, corroborated, reply_tokens, strip_ref_t
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+# A write transaction of the pipeline commits once it has been open this long: several
+# messages share a commit (one disk sync), and SMTP never waits long for the write lock.
+WRITE_BUDGET = 0.015
 MAX_WATCHERS = 20  # CCs kept as watchers of one ticket, at most
 
 
@@ -80,58 +84,124 @@ def store_raw(
 
 def process_pending(app: App, limit: int = 100) -> list[Outcome]:
     """Process stored messages still pending, oldest first (crash recovery and batching)."""
-    with transaction(app.sessions) as session:
+    with transaction(app.sessions, readonly=True) as session:
         ids = repo.pending_raw_ids(session, limit)
-    return [process(app, raw_id) for raw_id in ids]
+    return process_many(app, ids)
 
 
 def process(app: App, raw_id: int) -> Outcome:
     """Run the pipeline for one stored message; quarantine it if anything goes wrong."""
-    app = app.pinned()  # a config reload mid-message does not change this message's rules
+    return process_many(app, [raw_id])[0]
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A stored message read and parsed (outside any write transaction)."""
+
+    raw_id: int
+    raw: bytes
+    msg: ParsedMessage | None
+    error: Exception | None = None
+
+
+def process_many(
+    app: App, raw_ids: Sequence[int], *, budget: float = WRITE_BUDGET
+) -> list[Outcome]:
+    """Run the pipeline for stored messages, in order, committing several per transaction.
+
+    Messages are read and parsed first, outside any write transaction (on SQLite, mail
+    being accepted over SMTP never waits for a parse). Each one then runs in a savepoint
+    of a write transaction that is committed once it has been open for `budget` seconds:
+    fewer commits (disk syncs), and a message that fails rolls back only itself and is
+    quarantined in the same transaction. A store that is unavailable leaves the rest
+    pending for the next run.
+    """
+    app = app.pinned()  # a config reload mid-batch does not change these messages' rules
+    with transaction(app.sessions, readonly=True) as session:
+        stored = dict(repo.raw_bytes(session, raw_ids))
+    work = [_parse(raw_id, stored.get(raw_id)) for raw_id in raw_ids]
+    outcomes: list[Outcome] = []
+    while len(outcomes) < len(work):
+        with transaction(app.sessions) as session:
+            started = time.monotonic()
+            for item in work[len(outcomes) :]:
+                outcomes.append(_run(app, session, item))
+                if time.monotonic() - started > budget:
+                    break
+    for outcome in outcomes:
+        if outcome.status == "quarantined":
+            log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
+    return outcomes
+
+
+def _parse(raw_id: int, raw: bytes | None) -> _Work:
+    if raw is None:
+        return _Work(raw_id, b"", None, LookupError("no such stored message"))
+    try:
+        return _Work(raw_id, raw, parse_message(raw))
+    except (NotMail, MessageTooComplex) as exc:
+        return _Work(raw_id, raw, None, exc)
+    except Exception as exc:  # parsing is defensive; anything left is a bug to see
+        log.exception("raw message %s could not be parsed", raw_id)
+        return _Work(raw_id, raw, None, exc)
+
+
+def _run(app: App, session: Session, item: _Work) -> Outcome:
+    """One message in its own savepoint; a failure rolls back to it and quarantines."""
+    raw_id = item.raw_id
+    if item.msg is None:
+        error = item.error
+        if isinstance(error, LookupError):
+            return Outcome(raw_id, "skipped", reason=str(error))
+        reason = (
+            f"not an email message: {error}"
+            if isinstance(error, NotMail)
+            else str(error)
+            if isinstance(error, MessageTooComplex)
+            else f"{type(error).__name__}: {error}"
+        )
+        return _quarantined(app, session, raw_id, reason)
     for attempt in (1, 2):
         try:
-            with transaction(app.sessions) as session:
-                return _process(app, session, raw_id)
-        except StoreUnavailable as exc:
-            if _refused(exc):
-                return quarantine(app, raw_id, f"the database refused this message: {exc}")
-            raise  # stays pending; retried when the store is back
+            with session.begin_nested():
+                return _process(app, session, raw_id, item.msg, item.raw)
         except IntegrityError as exc:
             # Another worker stored the same Message-ID at the same moment: run again,
             # and this time the message is a duplicate.
             if attempt == 2:
-                return quarantine(app, raw_id, f"database integrity error: {exc.orig}")
-        except NotMail as exc:
-            return quarantine(app, raw_id, f"not an email message: {exc}")
-        except (MessageTooComplex, NoSender) as exc:
-            return quarantine(app, raw_id, str(exc))
+                return _quarantined(app, session, raw_id, f"database integrity error: {exc.orig}")
+        except NoSender as exc:
+            return _quarantined(app, session, raw_id, str(exc))
+        except (OperationalError, DBAPIError) as exc:
+            if _refused(exc):
+                reason = f"the database refused this message: {exc.orig or exc}"
+                return _quarantined(app, session, raw_id, reason)
+            raise  # the store itself failed: the transaction goes, the rest stays pending
         except Exception as exc:
             log.exception("raw message %s failed in the pipeline", raw_id)
-            return quarantine(app, raw_id, f"{type(exc).__name__}: {exc}")
+            return _quarantined(app, session, raw_id, f"{type(exc).__name__}: {exc}")
     raise AssertionError("unreachable")
+
+
+def _quarantined(app: App, session: Session, raw_id: int, reason: str) -> Outcome:
+    session.execute(
+        update(RawMessage)
+        .where(RawMessage.id == raw_id, RawMessage.status == "pending")
+        .values(status="quarantined", reason=reason[:4000], processed_at=app.now())
+        .execution_options(synchronize_session=False)
+    )
+    return Outcome(raw_id, "quarantined", reason=reason)
 
 
 class NoSender(Exception):
     """Neither a From address nor an envelope sender: nobody to answer (quarantined)."""
 
 
-def _refused(exc: StoreUnavailable) -> bool:
+def _refused(exc: DBAPIError) -> bool:
     """A database error about this message (PostgreSQL class 54, a program limit such as
     an index row too large), not about the database: retrying would block the queue."""
-    sqlstate = getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None) or ""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     return str(sqlstate).startswith("54")
-
-
-def quarantine(app: App, raw_id: int, reason: str) -> Outcome:
-    """Set a stored message aside with the reason; it can be retried later."""
-    with transaction(app.sessions) as session:
-        session.execute(
-            update(RawMessage)
-            .where(RawMessage.id == raw_id)
-            .values(status="quarantined", reason=reason[:4000], processed_at=app.now())
-        )
-    log.warning("raw message %s quarantined: %s", raw_id, reason)
-    return Outcome(raw_id, "quarantined", reason=reason)
 
 
 @dataclass(frozen=True)
@@ -144,12 +214,13 @@ class Sender:
     doubt: str = ""  # the From claims an agent but nothing proves it: why not believed
 
 
-def _process(app: App, session: Session, raw_id: int) -> Outcome:
+def _process(
+    app: App, session: Session, raw_id: int, msg: ParsedMessage, raw_bytes: bytes
+) -> Outcome:
     now = app.now()
     if not repo.claim_raw(session, raw_id, "processed", now):
         return Outcome(raw_id, "skipped", reason="not pending (already processed)")
-    raw = session.get_one(RawMessage, raw_id)
-    msg = parse_message(raw.raw)
+    raw = session.get_one(RawMessage, raw_id, options=[defer(RawMessage.raw)])
     desk = app.config.desk
 
     if is_own_loop(msg, desk.address):
@@ -165,12 +236,12 @@ def _process(app: App, session: Session, raw_id: int) -> Outcome:
         log.info("duplicate %s for %s (raw %s)", msg.message_id, app.ref(existing), raw_id)
         return Outcome(raw_id, "duplicate", existing, app.ref(existing), raw.reason)
 
-    bounce = recognise_bounce(msg, raw.raw, raw.envelope_from)
+    bounce = recognise_bounce(msg, raw_bytes, raw.envelope_from)
     if bounce is not None:
         return _bounced(app, session, raw, msg, bounce, now)
 
     requester = msg.from_addr or (raw.envelope_from or "").lower()
-    repo.clear_bouncing(session, requester)
+    repo.clear_bouncing(session, requester)  # mail from an address proves it receives mail
     if "@" not in requester:
         raise NoSender("message has no usable From address or envelope sender")
 
@@ -313,6 +384,7 @@ def _new_ticket(
         assignee = repo.pick_agent(session, assignee, candidates)
     contact = repo.contact_for(session, requester, msg.from_name, now)
     ticket = Ticket(
+        requester=contact,
         subject=strip_ref_tag(msg.subject, config.desk.ref_prefix) or "(no subject)",
         status="new",
         priority=decision.priority,
@@ -320,7 +392,6 @@ def _new_ticket(
         type=decision.type,
         category=decision.category,
         assignee=assignee,
-        requester_id=contact.id,
         tags=list(decision.tags),
         reply_token=secrets.token_hex(10),  # legacy column; tokens are HMACs now
         created_at=now,
@@ -364,6 +435,8 @@ def _add_cc_watchers(
         and f"{a.partition('@')[0].partition('+')[0]}@{a.partition('@')[2]}" not in own
         and app.config.agent(a) is None
     ]
+    if not candidates:
+        return
     room = MAX_WATCHERS - len(repo.watchers(session, ticket.id))
     added = repo.add_watchers(session, ticket.id, candidates[: max(room, 0)], requester, now)
     if added:
@@ -574,5 +647,4 @@ def _store_message(
         for a in msg.attachments
     ]
     session.add(message)
-    session.flush()
     return message

@@ -147,7 +147,9 @@ def send(
         from_name=from_name,
         attachments=attachments,
     )
-    return enqueue(session, ticket, note, ref=app.ref(ticket.id), desk=app.config.desk, now=now)
+    message = enqueue(session, ticket, note, ref=app.ref(ticket.id), desk=app.config.desk, now=now)
+    repo.count_outbound(session, ticket.id)
+    return message
 
 
 def suppressed(
@@ -227,7 +229,7 @@ def ticket_created(
 ) -> None:
     """A new ticket: the acknowledgement to the requester, the notice to the queue."""
     config = app.config
-    session.refresh(ticket, ["requester"])
+    repo.no_outbound_yet(session, ticket.id)
     ctx = context(app, ticket, inbound, decision.matched)
     requester = ticket.requester
     queue = config.queue(ticket.queue)

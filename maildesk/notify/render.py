@@ -201,9 +201,11 @@ _UTF8_QP.body_encoding = QP
 
 
 def _header_text(value: str) -> str | Header:
-    """A free-text header value (subject, name): plain when ASCII, RFC 2047 otherwise."""
+    """A free-text header value: plain when ASCII and foldable at spaces into lines SMTP
+    takes (under 998 characters), RFC 2047 encoded-words (which split anywhere) otherwise."""
     value = one_line(value)
-    return value if value.isascii() else Header(value, "utf-8")
+    foldable = value.isascii() and all(len(word) < 900 for word in value.split())
+    return value if foldable else Header(value, "utf-8")
 
 
 def compose(
@@ -239,7 +241,7 @@ def compose(
             mixed.attach(part)
         body = mixed
     msg = body
-    name = one_line(env.from_name)
+    name = one_line(env.from_name)[:200]
     msg["From"] = formataddr((name, env.from_addr), charset="utf-8")
     msg["To"] = ", ".join(env.to)
     if env.cc:

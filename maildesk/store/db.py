@@ -44,8 +44,10 @@ def create_db_engine(url: str, *, busy_timeout: float = 10.0) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so two writers queue instead of deadlocking.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front, so two writers queue instead of
+        # deadlocking; a read-only transaction takes no lock (WAL readers never wait).
+        readonly = conn.get_execution_options().get(READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -58,11 +60,20 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+READONLY = "maildesk_readonly"
+
+
 @contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work; database-unavailable errors surface as StoreUnavailable."""
+def transaction(sessions: sessionmaker[Session], *, readonly: bool = False) -> Iterator[Session]:
+    """One unit of work; database-unavailable errors surface as StoreUnavailable.
+
+    `readonly`: the work only reads, so on SQLite it takes no write lock and waits for no
+    writer (mail being accepted over SMTP never waits for a listing or a due-time check).
+    """
     try:
         with sessions.begin() as session:
+            if readonly:
+                session.connection(execution_options={READONLY: True})
             yield session
     except OperationalError as exc:
         raise StoreUnavailable(str(exc.orig or exc).strip()) from exc

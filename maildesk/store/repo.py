@@ -53,6 +53,16 @@ def save_raw(
     return row
 
 
+def raw_bytes(session: Session, raw_ids: Sequence[int]) -> list[tuple[int, bytes]]:
+    """(id, raw bytes) of stored messages still pending."""
+    if not raw_ids:
+        return []
+    stmt = select(RawMessage.id, RawMessage.raw).where(
+        RawMessage.id.in_(list(raw_ids)), RawMessage.status == "pending"
+    )
+    return [(int(i), bytes(r)) for i, r in session.execute(stmt)]
+
+
 def raw_exists(session: Session, sha256: str) -> bool:
     return (
         session.scalar(select(RawMessage.id).where(RawMessage.sha256 == sha256).limit(1))
@@ -71,6 +81,7 @@ def claim_raw(session: Session, raw_id: int, status: str, now: datetime) -> bool
         update(RawMessage)
         .where(RawMessage.id == raw_id, RawMessage.status == "pending")
         .values(status=status, processed_at=now)
+        .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
 
@@ -124,11 +135,11 @@ class StoreThreadIndex:
 
 
 def contact_for(session: Session, email: str, name: str, now: datetime) -> Contact:
+    """The contact of an address, made if new (inserted with whatever refers to it)."""
     contact = session.scalar(select(Contact).where(Contact.email == email))
     if contact is None:
         contact = Contact(email=email, name=name, created_at=now)
         session.add(contact)
-        session.flush()
     elif name and not contact.name:
         contact.name = name
     return contact
@@ -140,6 +151,7 @@ def clear_bouncing(session: Session, email: str) -> None:
         update(Contact)
         .where(Contact.email == email, Contact.bounced_at.is_not(None))
         .values(bounced_at=None, bounce_reason=None)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -161,7 +173,13 @@ def auto_replies_since(session: Session, email: str, since: datetime) -> int:
 
 
 def outbound_since(session: Session, ticket_id: int, since: datetime) -> int:
-    """Mails this ticket queued since then (for the per-ticket loop cap)."""
+    """Mails this ticket queued since then (for the per-ticket loop cap).
+
+    Counted once per transaction and then kept up to date by `count_outbound`.
+    """
+    cache: dict[int, int] = session.info.setdefault("outbound_since", {})
+    if ticket_id in cache:
+        return cache[ticket_id]
     stmt = (
         select(func.count())
         .select_from(Message)
@@ -171,7 +189,20 @@ def outbound_since(session: Session, ticket_id: int, since: datetime) -> int:
             Message.created_at >= since,
         )
     )
-    return int(session.scalar(stmt) or 0)
+    cache[ticket_id] = int(session.scalar(stmt) or 0)
+    return cache[ticket_id]
+
+
+def count_outbound(session: Session, ticket_id: int) -> None:
+    """One more mail queued for a ticket."""
+    cache: dict[int, int] = session.info.setdefault("outbound_since", {})
+    if ticket_id in cache:
+        cache[ticket_id] += 1
+
+
+def no_outbound_yet(session: Session, ticket_id: int) -> None:
+    """A ticket made in this transaction has sent nothing: no need to count."""
+    session.info.setdefault("outbound_since", {})[ticket_id] = 0
 
 
 def tickets_opened_since(session: Session, email: str, since: datetime) -> int:
