@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
-import hashlib
 import json
 import logging
-import mailbox
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from maildesk.app import App
 from maildesk.commands import AgentRef, find_agent
 from maildesk.config import Agent, load_config, resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
+from maildesk.ingest.mailbox import read_mailbox
 from maildesk.ingest.parse import looks_like_mail, parse_message
 from maildesk.lifecycle import Actor
 from maildesk.routing.rules import route
@@ -198,7 +196,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     try:
         with (
-            _open_mailbox(path) as box,
             Progress(
                 TextColumn("[bold]importing"),
                 BarColumn(),
@@ -208,10 +205,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 disable=args.quiet,
             ) as progress,
         ):
-            keys = _mailbox_keys(box)
-            task = progress.add_task("import", total=len(keys))
-            for key in keys:  # one message in memory at a time
-                status = _import_one(app, box.get_bytes(key))
+            total, messages = read_mailbox(path)
+            task = progress.add_task("import", total=total)
+            for status in pipeline.import_many(app, messages):
                 counts[status] = counts.get(status, 0) + 1
                 progress.advance(task)
     finally:
@@ -219,44 +215,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"imported {sum(counts.values())} messages from {path}: {summary or 'nothing'}")
     return EX_OK
-
-
-@contextlib.contextmanager
-def _open_mailbox(path: Path) -> Iterator[mailbox.Mailbox[Any]]:
-    """An mbox file or a Maildir directory, opened read-only in spirit and always closed."""
-    box: mailbox.Mailbox[Any]
-    if path.is_dir():
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise MaildeskError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
-        box = mailbox.Maildir(path, factory=None, create=False)
-    else:
-        box = mailbox.mbox(path, factory=None, create=False)
-    try:
-        yield box
-    finally:
-        box.close()
-
-
-def _mailbox_keys(box: mailbox.Mailbox[Any]) -> list[str]:
-    """Keys in delivery order: file order for mbox, name order (delivery time) for Maildir."""
-    keys = list(box.keys())
-    return sorted(keys) if isinstance(box, mailbox.Maildir) else keys
-
-
-def _import_one(app: App, raw: bytes) -> str:
-    sha = hashlib.sha256(raw).hexdigest()
-    with transaction(app.sessions) as session:
-        if repo.raw_exists(session, sha):
-            return "already imported"
-        if looks_like_mail(raw):
-            try:
-                message_id = parse_message(raw).message_id
-            except Exception:
-                message_id = None
-            if message_id and repo.message_exists(session, message_id):
-                return "already imported"
-    raw_id = pipeline.store_raw(app, raw, origin="import", envelope_to=())
-    return pipeline.process(app, raw_id).status
 
 
 def cmd_route_test(args: argparse.Namespace) -> int:

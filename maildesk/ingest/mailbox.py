@@ -1,0 +1,57 @@
+"""Read an mbox file or a Maildir for `maildesk import`, one message at a time.
+
+Python's mailbox module indexes a whole mbox before handing out the first message; this
+reader streams it (memory stays flat however large the file), and for a Maildir lists the
+file names only. Messages come in delivery order: file order for mbox, name order (the
+delivery time maildir names start with) for Maildir.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from maildesk.errors import MaildeskError
+
+
+def read_mailbox(path: Path) -> tuple[int, Iterator[bytes]]:
+    """How many messages there are, and the messages' raw bytes one by one."""
+    if path.is_dir():
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise MaildeskError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
+        files = sorted(
+            (f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir()),
+            key=lambda f: f.name,
+        )
+        files = [f for f in files if f.is_file() and not f.name.startswith(".")]
+        return len(files), (f.read_bytes() for f in files)
+    return _count_mbox(path), _stream_mbox(path)
+
+
+def _count_mbox(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.startswith(b"From "))
+
+
+def _stream_mbox(path: Path) -> Iterator[bytes]:
+    """Messages of an mbox: the text between "From " lines (a "From " inside a message is
+    written as ">From " by mbox writers), without the "From " line and the blank line that
+    ends each message; as Python's mailbox module reads them."""
+    lines: list[bytes] = []
+    started = False
+    with path.open("rb") as f:
+        for line in f:
+            if line.startswith(b"From "):
+                if started:
+                    yield _message(lines)
+                lines, started = [], True
+            elif started:
+                lines.append(line)
+    if started:
+        yield _message(lines)
+
+
+def _message(lines: list[bytes]) -> bytes:
+    if lines and not lines[-1].strip():
+        lines = lines[:-1]  # the separator's blank line belongs to the mbox, not the message
+    return b"".join(lines)
