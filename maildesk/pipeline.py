@@ -37,7 +37,7 @@ from maildesk.routing.rules import STRATEGIES, route
 from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.db import transaction
-from maildesk.store.models import Attachment, Message, RawMessage, Ticket
+from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
 from maildesk.thread import ThreadMatch, corroborated, reply_tokens, strip_ref_tag, thread_message
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,9 @@ def _process(
         return _bounced(app, session, raw, msg, bounce, now)
 
     requester = msg.from_addr or (raw.envelope_from or "").lower()
-    repo.clear_bouncing(session, requester)  # mail from an address proves it receives mail
+    contact = repo.contact(session, requester)
+    if contact is not None and contact.bounced_at is not None:
+        contact.bounced_at = contact.bounce_reason = None  # mail from it proves it receives
     if "@" not in requester:
         raise NoSender("message has no usable From address or envelope sender")
 
@@ -292,7 +294,7 @@ def _process(
         desk_addresses=app.config.own_addresses,
     )
     if match.ticket_id is None:
-        return _new_ticket(app, session, raw, msg, requester, now)
+        return _new_ticket(app, session, raw, msg, requester, contact, now)
     named = session.get_one(Ticket, match.ticket_id)
     ticket = lifecycle.resolve_merged(session, named)
     sender = _sender(app, session, ticket, named, msg, raw)
@@ -324,13 +326,23 @@ def _process(
                 "requester, a watcher or an agent, and neither In-Reply-To/References nor a "
                 "reply token ties the mail to it"
             )
-        return _new_ticket(app, session, raw, msg, requester, now, related=(ticket, reason))
+        return _new_ticket(
+            app, session, raw, msg, requester, contact, now, related=(ticket, reason)
+        )
     if ticket.status in lifecycle.REOPENABLE:
         since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
         if now - since > desk.reopen_window:
             reason = f"reply to a ticket {ticket.status} longer than the reopen window"
             return _new_ticket(
-                app, session, raw, msg, requester, now, related=(ticket, reason), follow_up=True
+                app,
+                session,
+                raw,
+                msg,
+                requester,
+                contact,
+                now,
+                related=(ticket, reason),
+                follow_up=True,
             )
     return _append(app, session, raw, msg, ticket, match, sender, now, tied=tied)
 
@@ -388,6 +400,7 @@ def _new_ticket(
     raw: RawMessage,
     msg: ParsedMessage,
     requester: str,
+    known: Contact | None,
     now: datetime,
     *,
     related: tuple[Ticket, str] | None = None,
@@ -395,7 +408,7 @@ def _new_ticket(
 ) -> Outcome:
     config = app.config
     flood_limit = config.notify.new_tickets_per_hour
-    if flood_limit and repo.tickets_opened_since(session, requester, now - HOUR) >= flood_limit:
+    if flood_limit and repo.tickets_opened_since(session, known, now - HOUR) >= flood_limit:
         raw.status = "flood"
         raw.reason = (
             f"{requester} opened {flood_limit} tickets within the last hour "
@@ -421,7 +434,7 @@ def _new_ticket(
     if assignee in STRATEGIES:
         candidates = [a.email for a in config.agents_of(decision.queue)]
         assignee = repo.pick_agent(session, assignee, candidates)
-    contact = repo.contact_for(session, requester, msg.from_name, now)
+    contact = repo.contact_for(session, requester, msg.from_name, now, known)
     ticket = Ticket(
         requester=contact,
         subject=strip_ref_tag(msg.subject, config.desk.ref_prefix) or "(no subject)",

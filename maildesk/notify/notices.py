@@ -27,7 +27,7 @@ from maildesk.notify.render import OutgoingAttachment
 from maildesk.proof import Role
 from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
-from maildesk.store.models import Message, Ticket
+from maildesk.store.models import Contact, Message, Ticket
 from maildesk.views import iso
 
 log = logging.getLogger(__name__)
@@ -212,9 +212,9 @@ def to_agents(
         )
 
 
-def _rate_limited(session: Session, limit: int, email: str, now: datetime) -> str | None:
-    if limit and repo.auto_replies_since(session, email, now - HOUR) >= limit:
-        return f"rate limit: {limit} acknowledgements to {email} within the last hour"
+def _rate_limited(session: Session, limit: int, contact: Contact, now: datetime) -> str | None:
+    if limit and repo.auto_replies_since(session, contact, now - HOUR) >= limit:
+        return f"rate limit: {limit} acknowledgements to {contact.email} within the last hour"
     return None
 
 
@@ -243,7 +243,7 @@ def ticket_created(
         if not verdict.allowed
         else f"requester address bounces: {requester.bounce_reason}"
         if requester.bounced_at is not None
-        else _rate_limited(session, config.notify.auto_replies_per_hour, requester.email, now)
+        else _rate_limited(session, config.notify.auto_replies_per_hour, requester, now)
     )
     if reason:
         suppressed(app, session, ticket, "acknowledgement", reason, now)

@@ -134,36 +134,35 @@ class StoreThreadIndex:
         return self.session.scalar(select(Ticket.id).where(Ticket.reply_token == token))
 
 
-def contact_for(session: Session, email: str, name: str, now: datetime) -> Contact:
-    """The contact of an address, made if new (inserted with whatever refers to it)."""
-    contact = session.scalar(select(Contact).where(Contact.email == email))
-    if contact is None:
-        contact = Contact(email=email, name=name, created_at=now)
-        session.add(contact)
-    elif name and not contact.name:
-        contact.name = name
-    return contact
+def contact_for(
+    session: Session, email: str, name: str, now: datetime, known: Contact | None = None
+) -> Contact:
+    """The contact of an address (`known`, if already looked up), made if new (inserted
+    with whatever refers to it)."""
+    found = known or session.scalar(select(Contact).where(Contact.email == email))
+    if found is None:
+        found = Contact(email=email, name=name, created_at=now)
+        session.add(found)
+        session.info.setdefault("new_contacts", set()).add(email)
+    elif name and not found.name:
+        found.name = name
+    return found
 
 
-def clear_bouncing(session: Session, email: str) -> None:
-    """Mail from an address proves it receives mail again."""
-    session.execute(
-        update(Contact)
-        .where(Contact.email == email, Contact.bounced_at.is_not(None))
-        .values(bounced_at=None, bounce_reason=None)
-        .execution_options(synchronize_session=False)
-    )
+def contact(session: Session, email: str) -> Contact | None:
+    return session.scalar(select(Contact).where(Contact.email == email))
 
 
-def auto_replies_since(session: Session, email: str, since: datetime) -> int:
-    """Acknowledgements sent to this address since then (for the auto-reply rate limit)."""
+def auto_replies_since(session: Session, contact: Contact, since: datetime) -> int:
+    """Acknowledgements sent to this contact since then (for the auto-reply rate limit)."""
+    if contact.email in session.info.get("new_contacts", ()):
+        return 0  # a contact made in this transaction has had no mail yet
     stmt = (
         select(func.count())
         .select_from(Message)
         .join(Ticket, Message.ticket_id == Ticket.id)
-        .join(Contact, Ticket.requester_id == Contact.id)
         .where(
-            Contact.email == email,
+            Ticket.requester_id == contact.id,
             Message.direction == "out",
             Message.kind == "acknowledgement",
             Message.created_at >= since,
@@ -205,13 +204,14 @@ def no_outbound_yet(session: Session, ticket_id: int) -> None:
     session.info.setdefault("outbound_since", {})[ticket_id] = 0
 
 
-def tickets_opened_since(session: Session, email: str, since: datetime) -> int:
+def tickets_opened_since(session: Session, contact: Contact | None, since: datetime) -> int:
     """New tickets this sender opened since then (for the flood guard)."""
+    if contact is None or contact.id is None:
+        return 0  # no such contact yet: no tickets
     stmt = (
         select(func.count())
         .select_from(Ticket)
-        .join(Contact, Ticket.requester_id == Contact.id)
-        .where(Contact.email == email, Ticket.created_at >= since)
+        .where(Ticket.requester_id == contact.id, Ticket.created_at >= since)
     )
     return int(session.scalar(stmt) or 0)
 
