@@ -25,6 +25,7 @@ from maildesk import pipeline
 from maildesk.app import App
 from maildesk.errors import StoreUnavailable
 from maildesk.ingest import imap
+from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 from maildesk.notify.sender import send_due
 from maildesk.sla import jobs
@@ -47,7 +48,6 @@ class Daemon:
         self.app = app
         self.port: int | None = None
         self.ready = threading.Event()
-        self._ingest_pool = ThreadPoolExecutor(2, thread_name_prefix="md-ingest")
         self._work_pool = ThreadPoolExecutor(1, thread_name_prefix="md-pipeline")
         self._send_pool = ThreadPoolExecutor(1, thread_name_prefix="md-sender")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,13 +66,15 @@ class Daemon:
         self._stop, self._work, self._send = asyncio.Event(), asyncio.Event(), asyncio.Event()
         cfg = self.app.config
 
+        # Mail from all SMTP sessions is committed together (group commit): one
+        # transaction, one disk sync, for every message waiting at that moment.
+        writer: GroupCommit[pipeline.Incoming, int] = GroupCommit(
+            lambda items: pipeline.store_raws(self.app, items), name="md-ingest"
+        )
+
         async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
-            return await self._in(
-                self._ingest_pool,
-                lambda: pipeline.store_raw(
-                    self.app, raw, origin="smtp", envelope_from=mail_from, envelope_to=rcpts
-                ),
-            )
+            item = pipeline.Incoming(raw, "smtp", mail_from, tuple(rcpts))
+            return await asyncio.wrap_future(writer.submit(item))
 
         handler = IngestHandler(
             store,
@@ -125,10 +127,11 @@ class Daemon:
         log.info("stopping: no longer accepting mail, finishing stored work")
         server.close()
         await server.wait_closed()
+        await asyncio.get_running_loop().run_in_executor(None, writer.close)
         self._work.set()
         self._send.set()
         await asyncio.gather(*workers, return_exceptions=True)
-        for pool in (self._ingest_pool, self._work_pool, self._send_pool):
+        for pool in (self._work_pool, self._send_pool):
             pool.shutdown(wait=True)
         log.info("maildesk stopped")
 

@@ -34,7 +34,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
-from maildesk.notify.sender import LEASE
+from maildesk.config import load_config
+from maildesk.notify.sender import lease_for
 from maildesk.store.models import Attachment, Message, OutboxEntry, RawMessage
 from tests.conftest import (
     PG_URL,
@@ -192,7 +193,8 @@ def test_kill_9_mid_burst_then_restart(
 
             # Every notification is sent exactly once, or marked: leased by the killed
             # sender (sent again once the lease runs out) and received at most once so far.
-            lease_end = killed_at + LEASE + timedelta(seconds=5)
+            lease = lease_for(load_config(config).outbound)
+            lease_end = killed_at + lease + timedelta(seconds=5)
 
             def outbox() -> list[Any]:
                 return store.rows(

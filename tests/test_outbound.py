@@ -150,6 +150,9 @@ class FlakyTransport:
             raise RuntimeError("transport bug")
         self.real.send(sender, recipients, raw)
 
+    def close(self) -> None:
+        self.real.close()
+
 
 def test_unexpected_transport_error_is_retried_not_fatal(
     db_url: str, sink: Sink, write_config: Callable[..., Path]

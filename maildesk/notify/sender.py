@@ -25,7 +25,16 @@ from maildesk.store.models import OutboxEntry
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
+# A claimed entry is not claimed again for at least this long (by another sender, or
+# after a crash), and longer when a batch could take longer to send.
+LEASE = timedelta(minutes=1)
+RECORD_EVERY = 10  # outcomes recorded together
+BATCH = 10  # entries claimed at once
+
+
+def lease_for(cfg: OutboundConfig, limit: int = BATCH) -> timedelta:
+    """How long claimed entries stay claimed: a whole batch may take the SMTP timeout each."""
+    return max(LEASE, timedelta(seconds=cfg.timeout * limit))
 
 
 class DeliveryError(Exception):
@@ -40,24 +49,34 @@ class Transport(Protocol):
     def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
         """Deliver one message or raise DeliveryError."""
 
+    def close(self) -> None:
+        """Let go of any connection kept between messages."""
+
 
 class SmtpTransport:
-    """Hand messages to an SMTP server (smarthost), with optional STARTTLS and login."""
+    """Hand messages to an SMTP server (smarthost), with optional STARTTLS and login.
+
+    One connection serves a whole batch of the outbox (no TCP, TLS and login per message);
+    a kept connection the server has meanwhile dropped is opened again once.
+    """
 
     def __init__(self, cfg: OutboundConfig) -> None:
         self.cfg = cfg
+        self._smtp: smtplib.SMTP | None = None
 
     def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
         cfg = self.cfg
+        reused = self._smtp is not None
         try:
-            with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout) as smtp:
-                if cfg.starttls:
-                    cafile = str(cfg.ca_file) if cfg.ca_file else None
-                    smtp.starttls(context=ssl.create_default_context(cafile=cafile))
-                if cfg.username and cfg.password is not None:
-                    smtp.login(cfg.username, cfg.password)
-                refused = smtp.sendmail(sender, recipients, raw)
+            try:
+                refused = self._session().sendmail(sender, recipients, raw)
+            except (smtplib.SMTPServerDisconnected, ConnectionError):
+                if not reused:
+                    raise
+                self.close()  # a kept connection went stale: once more on a fresh one
+                refused = self._session().sendmail(sender, recipients, raw)
         except smtplib.SMTPAuthenticationError as exc:
+            self.close()
             # A configuration problem, not the message's: keep it queued (with backoff) so
             # it goes out once the credentials are fixed, instead of failing every message.
             raise DeliveryError(
@@ -75,12 +94,41 @@ class SmtpTransport:
                 if isinstance(exc.smtp_error, bytes)
                 else str(exc.smtp_error)
             )
+            if exc.smtp_code in (421, 554) or exc.smtp_code < 0:
+                self.close()  # the server is closing or refused the session itself
             raise DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            self.close()
             raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
         if refused:
             # Some recipients were refused; the rest got it. Record, do not resend to all.
             log.warning("SMTP server refused some recipients: %s", refused)
+
+    def _session(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
+        cfg = self.cfg
+        smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+        try:
+            if cfg.starttls:
+                cafile = str(cfg.ca_file) if cfg.ca_file else None
+                smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+            if cfg.username and cfg.password is not None:
+                smtp.login(cfg.username, cfg.password)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
 
 
 class MaildirTransport:
@@ -94,6 +142,9 @@ class MaildirTransport:
             mailbox.Maildir(self.path, create=True).add(raw)
         except OSError as exc:
             raise DeliveryError(f"cannot write to {self.path}: {exc}", permanent=False) from exc
+
+    def close(self) -> None:
+        pass
 
 
 def transport_for(cfg: OutboundConfig) -> Transport:
@@ -121,58 +172,77 @@ def send_due(
     cfg: OutboundConfig,
     now: Callable[[], datetime],
     *,
-    limit: int = 50,
+    limit: int = BATCH,
 ) -> SendReport:
-    """Send every due entry once; failures are rescheduled or marked failed."""
+    """Send every due entry once; failures are rescheduled or marked failed.
+
+    The outcomes are recorded together, one transaction per RECORD_EVERY messages, not
+    one per message: a crash in between only means those few are sent again, with the
+    same Message-ID (at-least-once, as the outbox promises).
+    """
     report = SendReport()
+    # Claimed entries are not claimed again (by another daemon) while this batch may still
+    # be sending them: every one of them could take the full SMTP timeout.
+    lease = lease_for(cfg, limit)
     with transaction(sessions) as session:
         claimed = repo.due_outbox(session, now(), limit)
         for entry in claimed:
             entry.attempts += 1
-            entry.next_attempt_at = now() + LEASE
+            entry.next_attempt_at = now() + lease
         batch = [(e.id, e.sender, list(e.recipients), e.raw, e.attempts) for e in claimed]
-    for entry_id, sender, recipients, raw, attempts in batch:
-        try:
-            transport.send(sender, recipients, raw)
-        except Exception as exc:
-            if not isinstance(exc, DeliveryError):  # a bug or an odd transport: retry later
-                log.exception("outbox %s: unexpected error while sending", entry_id)
-                exc = DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
-            outcome = _record_failure(sessions, entry_id, attempts, exc, cfg, now())
-            setattr(report, outcome, getattr(report, outcome) + 1)
-        else:
-            with transaction(sessions) as session:
-                entry = session.get_one(OutboxEntry, entry_id)
-                entry.status, entry.sent_at, entry.last_error = "sent", now(), None
-            report.sent += 1
-            log.info("sent outbox %s to %s", entry_id, ", ".join(recipients))
+    done: list[tuple[int, int, DeliveryError | None]] = []
+    try:
+        for entry_id, sender, recipients, raw, attempts in batch:
+            try:
+                transport.send(sender, recipients, raw)
+            except Exception as exc:
+                if not isinstance(exc, DeliveryError):  # a bug or an odd transport: retry
+                    log.exception("outbox %s: unexpected error while sending", entry_id)
+                    exc = DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
+                done.append((entry_id, attempts, exc))
+            else:
+                done.append((entry_id, attempts, None))
+                log.info("sent outbox %s to %s", entry_id, ", ".join(recipients))
+            if len(done) >= RECORD_EVERY:
+                _record(sessions, done, cfg, now(), report)
+                done = []
+    finally:
+        transport.close()
+        if done:
+            _record(sessions, done, cfg, now(), report)
     return report
 
 
-def _record_failure(
+def _record(
     sessions: sessionmaker[Session],
-    entry_id: int,
-    attempts: int,
-    exc: DeliveryError,
+    done: list[tuple[int, int, DeliveryError | None]],
     cfg: OutboundConfig,
     now: datetime,
-) -> str:
+    report: SendReport,
+) -> None:
+    """Mark entries sent, or reschedule or fail them, in one transaction."""
     with transaction(sessions) as session:
-        entry = session.get_one(OutboxEntry, entry_id)
-        entry.last_error = str(exc)[:2000]
-        if exc.permanent or attempts >= cfg.max_attempts:
-            entry.status = "failed"
-            log.error("outbox %s failed after %d attempt(s): %s", entry_id, attempts, exc)
-            return "failed"
-        entry.next_attempt_at = now + backoff_delay(attempts, cfg)
-        log.warning(
-            "outbox %s attempt %d failed, retry at %s: %s",
-            entry_id,
-            attempts,
-            entry.next_attempt_at.isoformat(),
-            exc,
-        )
-        return "retrying"
+        for entry_id, attempts, exc in done:
+            entry = session.get_one(OutboxEntry, entry_id)
+            if exc is None:
+                entry.status, entry.sent_at, entry.last_error = "sent", now, None
+                report.sent += 1
+                continue
+            entry.last_error = str(exc)[:2000]
+            if exc.permanent or attempts >= cfg.max_attempts:
+                entry.status = "failed"
+                report.failed += 1
+                log.error("outbox %s failed after %d attempt(s): %s", entry_id, attempts, exc)
+                continue
+            entry.next_attempt_at = now + backoff_delay(attempts, cfg)
+            report.retrying += 1
+            log.warning(
+                "outbox %s attempt %d failed, retry at %s: %s",
+                entry_id,
+                attempts,
+                entry.next_attempt_at.isoformat(),
+                exc,
+            )
 
 
 def retry_entry(session: Session, entry_id: int, now: datetime) -> OutboxEntry | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,22 +57,64 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+class WriteGate:
+    """One SQLite writer at a time within this process: urgent ones first, the others in
+    turn, each woken the moment the gate is free.
+
+    SQLite has one write lock, and a writer that finds it taken sleeps and polls (its busy
+    handler backs off up to 100 ms), so a steady writer such as the pipeline starves the
+    others. Writers of one process queue here instead; storing mail that an SMTP client is
+    waiting for is urgent and goes before the pipeline's next batch.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def hold(self, *, urgent: bool = False) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._owner == me:  # nested: the database itself will say it is busy
+            yield
+            return
+        with self._cond:
+            self._urgent_waiting += urgent
+            try:
+                while self._owner is not None or (not urgent and self._urgent_waiting):
+                    self._cond.wait()
+            finally:
+                self._urgent_waiting -= urgent
+            self._owner = me
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._owner = None
+                self._cond.notify_all()
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    info = {"write_gate": WriteGate()} if is_sqlite(engine) else {}
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 READONLY = "maildesk_readonly"
 
 
 @contextmanager
-def transaction(sessions: sessionmaker[Session], *, readonly: bool = False) -> Iterator[Session]:
+def transaction(
+    sessions: sessionmaker[Session], *, readonly: bool = False, urgent: bool = False
+) -> Iterator[Session]:
     """One unit of work; database-unavailable errors surface as StoreUnavailable.
 
     `readonly`: the work only reads, so on SQLite it takes no write lock and waits for no
     writer (mail being accepted over SMTP never waits for a listing or a due-time check).
+    `urgent`: someone is waiting for this write (an SMTP client): on SQLite it goes first.
     """
+    gate: WriteGate | None = None if readonly else sessions.kw.get("info", {}).get("write_gate")
     try:
-        with sessions.begin() as session:
+        with gate.hold(urgent=urgent) if gate else nullcontext(), sessions.begin() as session:
             if readonly:
                 session.connection(execution_options={READONLY: True})
             yield session

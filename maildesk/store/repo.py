@@ -36,8 +36,10 @@ def save_raw(
     now: datetime,
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
+    flush: bool = True,
 ) -> RawMessage:
-    """Store raw bytes exactly as received, status pending. The caller commits."""
+    """Store raw bytes exactly as received, status pending. The caller commits (flush
+    False: the caller flushes, several rows at once)."""
     row = RawMessage(
         received_at=now,
         origin=origin,
@@ -49,7 +51,8 @@ def save_raw(
         status="pending",
     )
     session.add(row)
-    session.flush()
+    if flush:
+        session.flush()
     return row
 
 
