@@ -27,3 +27,11 @@ def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:
         assert tuple(row) == ("carol@example.org", "Carol", None)
     finally:
         engine.dispose()
+
+
+def test_head_revision_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from maildesk.store.db import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()

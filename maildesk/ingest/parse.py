@@ -28,9 +28,6 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Any
 
-import mailparser
-from bs4 import BeautifulSoup
-
 from maildesk.errors import MessageTooComplex, NotMail
 
 log = logging.getLogger(__name__)
@@ -173,7 +170,7 @@ def parse_message(
     defects = _defects(parts)
     # mail-parser's second reading only helps where the tree is broken (it recovers parts
     # lost in an epilogue, for one); well-formed mail is read by our walk alone.
-    mp = _safe(lambda: mailparser.MailParser(msg), None) if defects else None
+    mp = _safe(lambda: _mailparser(msg), None) if defects else None
     raw_headers = _raw_header_block(body)
 
     message_id = _first_id(_header(msg, "Message-ID", raw_headers))
@@ -204,6 +201,13 @@ def parse_message(
     )
 
 
+def _mailparser(msg: Message) -> Any:
+    """mail-parser's reading of a broken tree (loaded only when a tree is broken)."""
+    import mailparser
+
+    return mailparser.MailParser(msg)
+
+
 def summarise(raw: bytes) -> Summary:
     """From, Subject and Message-ID read from the header block alone; never raises."""
     try:
@@ -220,6 +224,8 @@ def summarise(raw: bytes) -> Summary:
 
 def html_to_text(html: str) -> str:
     """Readable text from an HTML body: scripts and styles dropped, blocks on their own lines."""
+    from bs4 import BeautifulSoup  # loaded only for mail that has HTML and no text
+
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "head"]):
         tag.decompose()

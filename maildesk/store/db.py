@@ -7,16 +7,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,20 +133,40 @@ def run_in_transaction(sessions: sessionmaker[Session], fn: Callable[[Session], 
 
 
 def alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "maildesk.store:migrations")
     return cfg
 
 
+def head_revision() -> str:
+    """The newest migration's revision id (files are named after it: 0005_sla.py)."""
+    versions = Path(__file__).parent / "migrations" / "versions"
+    return max(p.name.partition("_")[0] for p in versions.glob("[0-9]*_*.py"))
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to date (idempotent)."""
-    cfg = alembic_config()
+    """Bring the schema up to date (idempotent). A database already at the newest revision
+    is recognised with one query, without loading Alembic (every CLI run does this)."""
     try:
+        if revision == "head" and _stored_revision(engine) == head_revision():
+            return
+        from alembic import command
+
+        cfg = alembic_config()
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
         raise StoreUnavailable(str(exc.orig or exc).strip()) from exc
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(engine: Engine) -> str | None:
