@@ -80,6 +80,10 @@ max_attempts = 20
 [notify]
 auto_replies_per_hour = 0
 new_tickets_per_hour = 0
+per_ticket_per_hour = 0
+
+[security]
+trusted_authserv_ids = ["mx.soak.example"]
 
 [[agents]]
 email = "alice@example.com"
@@ -137,12 +141,30 @@ def reply_to(rnd: random.Random, client: int, n: int, original: Sent) -> EmailMe
     return msg
 
 
-def agent_command(rnd: random.Random, client: int, n: int, ticket_ref: str) -> EmailMessage | None:
-    """AGENT COMMANDS GO HERE. Commands by mail (#status, #assign, #note ...) are being built;
-    once they exist, return an agent's reply carrying one (with the ticket's reply token or
-    a trusted Authentication-Results header, as SPEC requires) and raise --agent-ratio above
-    0. Until then there is nothing to send, and the soak counts stay as they are."""
-    return None
+AGENT_REPLIES = [
+    "#priority P2\nLooking into it now.",
+    "#tag +soak\n#status on-hold\nWaiting on the vendor.",
+    "#note checked the logs, nothing yet",
+    "#assign me\nI will take this one; please try again in ten minutes.",
+    "#type request\n#category hardware\nOrdered a replacement.",
+]
+
+
+def agent_command(rnd: random.Random, client: int, n: int, original: Sent) -> EmailMessage:
+    """An agent's answer to a request, with commands at the top. It is proven by a trusted
+    Authentication-Results header (as the desk's own mail server would add) and threads by
+    In-Reply-To to the request, which the client sent (and got 250 for) before."""
+    _sender, subject, message_id = original
+    msg = EmailMessage()
+    msg["Authentication-Results"] = "mx.soak.example; dmarc=pass header.from=example.com"
+    msg["From"] = "Alice <alice@example.com>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = f"Re: {subject}"
+    msg["Message-ID"] = f"<soak-agent-{client}-{n}@example.com>"
+    msg["In-Reply-To"] = message_id
+    msg["References"] = message_id
+    msg.set_content(rnd.choice(AGENT_REPLIES))
+    return msg
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -178,7 +200,7 @@ def client_loop(
         kind = "new"
         msg = None
         if sent and rnd.random() < args.agent_ratio:
-            msg, kind = agent_command(rnd, client, n, "SK-1"), "agent"
+            msg, kind = agent_command(rnd, client, n, rnd.choice(sent)), "agent"
         if msg is None and sent and rnd.random() < args.reply_ratio:
             msg, kind = reply_to(rnd, client, n, rnd.choice(sent)), "replies"
         if msg is None:
@@ -394,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--reply-ratio", type=float, default=0.25)
     parser.add_argument(
-        "--agent-ratio", type=float, default=0.0, help="agent commands (see agent_command)"
+        "--agent-ratio", type=float, default=0.1, help="share of agent replies with commands"
     )
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument("--sample-every", type=float, default=2.0, help="RSS sampling, seconds")
