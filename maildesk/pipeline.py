@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from maildesk import lifecycle, views
 from maildesk.app import App
@@ -282,9 +282,9 @@ def _process(
     app: App, session: Session, raw_id: int, msg: ParsedMessage, raw_bytes: bytes
 ) -> Outcome:
     now = app.now()
-    if not repo.claim_raw(session, raw_id, "processed", now):
+    raw = repo.claim_raw(session, raw_id, now)
+    if raw is None:
         return Outcome(raw_id, "skipped", reason="not pending (already processed)")
-    raw = session.get_one(RawMessage, raw_id, options=[defer(RawMessage.raw)])
     desk = app.config.desk
 
     if is_own_loop(msg, desk.address):
@@ -306,6 +306,8 @@ def _process(
 
     requester = msg.from_addr or (raw.envelope_from or "").lower()
     contact = repo.contact(session, requester)
+    if contact is not None and msg.from_name and not contact.name:
+        contact.name = msg.from_name
     if contact is not None and contact.bounced_at is not None:
         contact.bounced_at = contact.bounce_reason = None  # mail from it proves it receives
     if "@" not in requester:
@@ -459,7 +461,7 @@ def _new_ticket(
     if assignee in STRATEGIES:
         candidates = [a.email for a in config.agents_of(decision.queue)]
         assignee = repo.pick_agent(session, assignee, candidates)
-    contact = repo.contact_for(session, requester, msg.from_name, now, known)
+    contact = known or repo.new_contact(session, requester, msg.from_name, now)
     ticket = Ticket(
         requester=contact,
         subject=strip_ref_tag(msg.subject, config.desk.ref_prefix) or "(no subject)",

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from maildesk.ingest.parse import MINTED_ID_DOMAIN
 from maildesk.proof import TokenCodec
@@ -78,15 +78,18 @@ def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
     return list(session.scalars(stmt.limit(limit)))
 
 
-def claim_raw(session: Session, raw_id: int, status: str, now: datetime) -> bool:
-    """Move a pending raw message to its final status; False if another worker got there first."""
-    result = session.execute(
-        update(RawMessage)
-        .where(RawMessage.id == raw_id, RawMessage.status == "pending")
-        .values(status=status, processed_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None:
+    """Take a pending raw message for processing (its bytes not loaded); None if another
+    worker got there first. On PostgreSQL the row is locked, so a second daemon waits
+    and then finds it processed."""
+    stmt = select(RawMessage).where(RawMessage.id == raw_id).options(defer(RawMessage.raw))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None or row.status != "pending":
+        return None
+    row.status, row.processed_at = "processed", now
+    return row
 
 
 def message_exists(session: Session, message_id: str) -> bool:
@@ -114,9 +117,15 @@ class StoreThreadIndex:
         self.session = session
         self.tokens = tokens
         self.sender = sender  # an agent token counts only for the agent it was minted for
+        # The session's identity map holds objects weakly: keep the tickets looked up here,
+        # so the pipeline's next get() of the same ticket needs no second query.
+        self._seen: dict[int, Ticket] = {}
 
     def ticket_exists(self, ticket_id: int) -> bool:
-        return self.session.get(Ticket, ticket_id) is not None
+        ticket = self.session.get(Ticket, ticket_id)
+        if ticket is not None:
+            self._seen[ticket_id] = ticket
+        return ticket is not None
 
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None:
         if not message_ids:
@@ -137,19 +146,12 @@ class StoreThreadIndex:
         return self.session.scalar(select(Ticket.id).where(Ticket.reply_token == token))
 
 
-def contact_for(
-    session: Session, email: str, name: str, now: datetime, known: Contact | None = None
-) -> Contact:
-    """The contact of an address (`known`, if already looked up), made if new (inserted
-    with whatever refers to it)."""
-    found = known or session.scalar(select(Contact).where(Contact.email == email))
-    if found is None:
-        found = Contact(email=email, name=name, created_at=now)
-        session.add(found)
-        session.info.setdefault("new_contacts", set()).add(email)
-    elif name and not found.name:
-        found.name = name
-    return found
+def new_contact(session: Session, email: str, name: str, now: datetime) -> Contact:
+    """A contact for an address that has none (inserted with whatever refers to it)."""
+    contact = Contact(email=email, name=name, created_at=now)
+    session.add(contact)
+    session.info.setdefault("new_contacts", set()).add(email)
+    return contact
 
 
 def contact(session: Session, email: str) -> Contact | None:
