@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ CONFIG_WATCH = 1.0  # seconds between checks of the config file for changes
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
 MAX_SEND_WAIT = 5.0  # also how soon `maildesk outbox retry` from another process is seen
 STORE_RETRY = 2.0
+SWITCH_INTERVAL = 0.001  # seconds
 
 
 class Daemon:
@@ -302,6 +304,10 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
 
 def serve(app: App) -> int:
     """Run the daemon in this thread until a signal stops it; return the exit code."""
+    # The event loop answering SMTP clients and the group-commit writer wait on the GIL
+    # while the pipeline computes; a shorter switch interval lets them in sooner (the
+    # default 5 ms would be most of the DATA->250 budget), at a small cost in throughput.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     daemon = Daemon(app)
     asyncio.run(daemon.run())
     return 0

@@ -36,7 +36,7 @@ from maildesk.replies import agent_reply
 from maildesk.routing.rules import STRATEGIES, route
 from maildesk.sla import hooks as sla
 from maildesk.store import repo
-from maildesk.store.db import transaction
+from maildesk.store.db import transaction, write_gate
 from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
 from maildesk.thread import ThreadMatch, corroborated, reply_tokens, strip_ref_tag, thread_message
 
@@ -185,13 +185,14 @@ def process_many(
         stored = dict(repo.raw_bytes(session, raw_ids))
     work = [_parse(raw_id, stored.get(raw_id)) for raw_id in raw_ids]
     outcomes: list[Outcome] = []
+    gate = write_gate(app.sessions)
     while len(outcomes) < len(work):
         with transaction(app.sessions) as session:
             started = time.monotonic()
             for item in work[len(outcomes) :]:
                 outcomes.append(_run(app, session, item))
-                if time.monotonic() - started > budget:
-                    break
+                if time.monotonic() - started > budget or (gate and gate.urgent_waiting):
+                    break  # commit now: mail being accepted goes next
     for outcome in outcomes:
         if outcome.status == "quarantined":
             log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)

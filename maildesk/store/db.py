@@ -73,6 +73,11 @@ class WriteGate:
         self._owner: int | None = None
         self._urgent_waiting = 0
 
+    @property
+    def urgent_waiting(self) -> bool:
+        """Someone urgent waits: a long writer should end its transaction soon."""
+        return self._urgent_waiting > 0
+
     @contextmanager
     def hold(self, *, urgent: bool = False) -> Iterator[None]:
         me = threading.get_ident()
@@ -95,6 +100,11 @@ class WriteGate:
                 self._cond.notify_all()
 
 
+def write_gate(sessions: sessionmaker[Session]) -> WriteGate | None:
+    gate = sessions.kw.get("info", {}).get("write_gate")
+    return gate if isinstance(gate, WriteGate) else None
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     info = {"write_gate": WriteGate()} if is_sqlite(engine) else {}
     return sessionmaker(engine, expire_on_commit=False, info=info)
@@ -113,7 +123,7 @@ def transaction(
     writer (mail being accepted over SMTP never waits for a listing or a due-time check).
     `urgent`: someone is waiting for this write (an SMTP client): on SQLite it goes first.
     """
-    gate: WriteGate | None = None if readonly else sessions.kw.get("info", {}).get("write_gate")
+    gate = None if readonly else write_gate(sessions)
     try:
         with gate.hold(urgent=urgent) if gate else nullcontext(), sessions.begin() as session:
             if readonly:
