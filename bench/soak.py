@@ -1,13 +1,15 @@
 """Soak: many SMTP clients against `maildesk serve` for minutes, then count everything.
 
-    python bench/soak.py                       # 20 clients, 10 minutes, SQLite, a table
+    python bench/soak.py                       # 20 clients, 40 msgs/s, 10 minutes, SQLite
     python bench/soak.py --minutes 0.5 --json  # a short run, machine-readable
+    python bench/soak.py --rate 0 --minutes 2  # unpaced: as fast as the desk answers 250
     python bench/soak.py --database-url postgresql+psycopg://postgres@127.0.0.1/soak
 
 `maildesk serve` runs as a real process with its outbound mail going to a local aiosmtpd
-sink. Each client keeps one SMTP connection and sends, as fast as it is answered, new
-requests and (--reply-ratio of them) replies to its own earlier messages, which must thread
-onto the same ticket. Reported: accepted messages per second, SMTP latency (DATA sent to
+sink. Each client keeps one SMTP connection and sends, together at --rate messages/s (or,
+with --rate 0, as fast as it is answered), new requests, replies (--reply-ratio) to its
+own earlier messages, which must thread onto the same ticket, and agent replies with
+commands (--agent-ratio). Reported: accepted messages per second, SMTP latency (DATA sent to
 the 250) p50/p99/max, errors by kind, the daemon's RSS over time (and whether it grew), and
 after the daemon has drained: tickets, inbound messages and notifications in the store
 against what was sent and answered 250. Exit status 1 when a count does not match or a
@@ -196,7 +198,16 @@ def client_loop(
     sent: list[Sent] = []  # only what a reply needs, so a long run stays small
     smtp: smtplib.SMTP | None = None
     n = 0
+    # --rate paces the clients (together) to a steady load the desk can sustain end to
+    # end; without it they send as fast as they are answered (an overload test).
+    interval = args.clients / args.rate if args.rate else 0.0
+    next_send = time.monotonic()
     while time.monotonic() < deadline:
+        if interval:
+            next_send += interval
+            pause = next_send - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
         kind = "new"
         msg = None
         if sent and rnd.random() < args.agent_ratio:
@@ -354,6 +365,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "benchmark": "soak",
         "minutes": args.minutes,
         "clients": args.clients,
+        "rate": args.rate,
         "database": url.split(":", 1)[0],
         "results": [
             {
@@ -391,7 +403,10 @@ def print_table(report: dict[str, Any]) -> None:
 
     console = Console(width=160)
     [row] = report["results"]
-    title = f"soak: {report['clients']} clients, {report['minutes']} min, {report['database']}"
+    rate = f"{report['rate']}/s" if report["rate"] else "unpaced"
+    title = (
+        f"soak: {report['clients']} clients, {rate}, {report['minutes']} min, {report['database']}"
+    )
     table = Table("figure", "value", title=title)
     for key, value in row.items():
         table.add_row(key, str(value))
@@ -417,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reply-ratio", type=float, default=0.25)
     parser.add_argument(
         "--agent-ratio", type=float, default=0.1, help="share of agent replies with commands"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=40.0,
+        help="messages/s from all clients together (0: as fast as accepted, an overload run)",
     )
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument("--sample-every", type=float, default=2.0, help="RSS sampling, seconds")

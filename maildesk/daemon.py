@@ -244,9 +244,12 @@ class Daemon:
                 continue
             if outcomes:
                 self._send.set()
-                continue  # more may be pending
             if stopping:
+                # The batch in hand is done; whatever else is stored stays pending, safe on
+                # disk, for the next start (a long backlog must not hold up a shutdown).
                 return
+            if outcomes:
+                continue  # more may be pending
             await _wait(self._work, IDLE_POLL)
 
     async def _sender_worker(self) -> None:

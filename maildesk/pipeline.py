@@ -545,18 +545,8 @@ def _append(
     text = new_text(msg.body_text) or msg.body_text
     inbound = _store_message(session, ticket, raw, msg, now, text=text)
     automatic = may_auto_reply(msg, app.config.own_addresses)
-    repo.add_event(
-        session,
-        ticket,
-        "message",
-        now,
-        actor=msg.from_addr,
-        message_id=msg.message_id,
-        threaded_by=match.via,
-        detail=match.detail,
-        sender=sender.kind,
-        **({"automatic": automatic.reason} if not automatic.allowed else {}),
-    )
+    extra = {"automatic": automatic.reason} if not automatic.allowed else {}
+    _message_event(session, ticket, msg, match, sender.kind, now, **extra)
     flags = []
     if sender.doubt:
         flags.append(sender.doubt)
@@ -600,6 +590,30 @@ def _append(
     return Outcome(raw.id, status, ticket.id, ref)
 
 
+def _message_event(
+    session: Session,
+    ticket: Ticket,
+    msg: ParsedMessage,
+    match: ThreadMatch,
+    sender: str,
+    now: datetime,
+    **extra: str,
+) -> None:
+    """The event of a message on an existing ticket: who, how it threaded, as whom."""
+    repo.add_event(
+        session,
+        ticket,
+        "message",
+        now,
+        actor=msg.from_addr,
+        message_id=msg.message_id,
+        threaded_by=match.via,
+        detail=match.detail,
+        sender=sender,
+        **extra,
+    )
+
+
 def _agent_mail(
     app: App,
     session: Session,
@@ -616,35 +630,12 @@ def _agent_mail(
     machine = automatic(msg)
     if machine is not None:
         # An agent's out-of-office answer is kept for the record, never relayed or obeyed.
-        inbound = _store_message(
-            session, ticket, raw, msg, now, kind="agent_auto", internal=True, text=text
-        )
-        repo.add_event(
-            session,
-            ticket,
-            "message",
-            now,
-            actor=msg.from_addr,
-            message_id=msg.message_id,
-            threaded_by=match.via,
-            sender="agent",
-            automatic=machine,
-        )
+        _store_message(session, ticket, raw, msg, now, kind="agent_auto", internal=True, text=text)
+        _message_event(session, ticket, msg, match, "agent", now, automatic=machine)
         raw.ticket_id = ticket.id
         return Outcome(raw.id, "appended", ticket.id, app.ref(ticket.id), machine)
     inbound = _store_message(session, ticket, raw, msg, now, kind="agent_reply", text=text)
-    repo.add_event(
-        session,
-        ticket,
-        "message",
-        now,
-        actor=msg.from_addr,
-        message_id=msg.message_id,
-        threaded_by=match.via,
-        detail=match.detail,
-        sender="agent",
-        proof=sender.proof,
-    )
+    _message_event(session, ticket, msg, match, "agent", now, proof=sender.proof)
     actor = Actor(sender.agent.email, "mail", sender.agent)
     result = agent_reply(app, session, ticket, actor, inbound, text, now)
     raw.ticket_id = ticket.id

@@ -329,24 +329,14 @@ def relay(
     now: datetime,
 ) -> Message | None:
     """An agent's public reply, to the requester and the watchers, from the desk's address."""
-    thread = repo.public_thread(session, ticket.id)
-    answers = thread[-1] if thread else None
-    references = [m.message_id for m in thread[:-1]]
-    watchers = [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
-    return send(
+    return _to_requester_side(
         app,
         session,
         ticket,
         kind="relay",
         template="requester/agent_reply",
         ctx=context(app, ticket, reply, agent={"name": agent.name}),
-        to=ticket.requester,
-        cc=watchers,
-        role="requester",
-        answers=answers,
-        references=references,
         auto_submitted=None,  # a person's answer, not an automatic one
-        internal=False,
         now=now,
         # The agent's name, never their address: requesters only ever see the desk's.
         from_name=f"{agent.name} via {app.config.desk.name}" if agent.name else None,
@@ -371,23 +361,52 @@ def to_requester(
     if requester.bounced_at is not None:
         suppressed(app, session, ticket, kind, f"requester address bounces: {requester.email}", now)
         return
-    thread = repo.public_thread(session, ticket.id)
-    watchers = [w for w in repo.watchers(session, ticket.id) if w != requester.email]
-    send(
+    _to_requester_side(
         app,
         session,
         ticket,
         kind=kind,
         template=template,
         ctx=context(app, ticket, None, **extra),
-        to=requester,
+        auto_submitted="auto-generated",
+        now=now,
+    )
+
+
+def _to_requester_side(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    *,
+    kind: str,
+    template: str,
+    ctx: dict[str, Any],
+    auto_submitted: str | None,
+    now: datetime,
+    from_name: str | None = None,
+    attachments: Sequence[OutgoingAttachment] = (),
+) -> Message | None:
+    """Mail to the requester, Cc the watchers, answering the last mail of their thread (never
+    an internal one, so no agent-side Message-ID reaches them)."""
+    thread = repo.public_thread(session, ticket.id)
+    watchers = [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
+    return send(
+        app,
+        session,
+        ticket,
+        kind=kind,
+        template=template,
+        ctx=ctx,
+        to=ticket.requester,
         cc=watchers,
         role="requester",
         answers=thread[-1] if thread else None,
         references=[m.message_id for m in thread[:-1]],
-        auto_submitted="auto-generated",
+        auto_submitted=auto_submitted,
         internal=False,
         now=now,
+        from_name=from_name,
+        attachments=attachments,
     )
 
 

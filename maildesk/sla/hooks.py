@@ -10,7 +10,7 @@ on a new ticket; an agent's first public reply records the first response.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -111,21 +111,22 @@ def first_response(app: App, session: Session, ticket: Ticket, now: datetime) ->
     """An agent answered the requester: the first-response target is met (or was late)."""
     if ticket.first_response_at is not None:
         return
-    check = record_first_response(
-        state_of(ticket),
-        app.config.sla,
-        status=ticket.status,
-        priority=ticket.priority,
-        queue=ticket.queue,
-        assignee=ticket.assignee,
-        now=now,
-    )
-    apply_check(app, session, ticket, check, now)
+    _checked(app, session, ticket, now, record_first_response)
 
 
 def check(app: App, session: Session, ticket: Ticket, now: datetime) -> SlaCheck:
     """Warnings and breaches due now, recorded with their notices and escalations."""
-    result = check_sla(
+    return _checked(app, session, ticket, now, check_sla)
+
+
+def _checked(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    now: datetime,
+    how: Callable[..., SlaCheck],
+) -> SlaCheck:
+    result = how(
         state_of(ticket),
         app.config.sla,
         status=ticket.status,
