@@ -187,11 +187,12 @@ def _record(
     data = sla_context(event)
     repo.add_event(session, ticket, kind, now, actor=SLA_ACTOR, via="scheduler", **data)
     log.warning(
-        "%s SLA %s: %s %s of %s used (policy %s, %s)",
+        "%s SLA %s: %s %s used, %s %s (policy %s, %s)",
         app.ref(ticket.id),
         event.kind,
         event.target,
         data["consumed"],
+        "warns at" if event.kind == "warning" else "target",
         data["limit"],
         event.policy,
         event.priority,
