@@ -456,7 +456,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             str(e["attempts"]),
             ", ".join(e["to"]),
             e["subject"],
-            (e["last_error"] or "")[:60],
+            e["last_error"] or "",  # the server's whole answer (wrapped)
         )
     _print_table(table)
     return EX_OK
