@@ -314,6 +314,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def results_table(report: dict[str, Any], keys: Sequence[str]) -> Any:
+    """A report's results as a rich table, titled with its scalar settings."""
+    from rich.table import Table
+
+    about = ", ".join(
+        f"{k} {v}"
+        for k, v in report.items()
+        if k not in ("benchmark", "results", "targets") and not isinstance(v, dict | list)
+    )
+    table = Table(*keys, title=f"{report['benchmark']} ({about})")
+    for row in report["results"]:
+        table.add_row(*(str(row.get(k, "")) for k in keys))
+    return table
+
+
 def emit(report: dict[str, Any], as_json: bool, columns: Sequence[str] | None = None) -> None:
     """Print a report as JSON (for run_all.py) or as a table (for people)."""
     if as_json:
@@ -323,17 +338,9 @@ def emit(report: dict[str, Any], as_json: bool, columns: Sequence[str] | None = 
     from rich.table import Table
 
     rows = report["results"]
-    keys = list(columns or dict.fromkeys(k for row in rows for k in row))
-    about = ", ".join(
-        f"{k} {v}"
-        for k, v in report.items()
-        if k not in ("benchmark", "results", "targets") and not isinstance(v, dict | list)
-    )
-    table = Table(*keys, title=f"{report['benchmark']} ({about})")
-    for row in rows:
-        table.add_row(*(str(row.get(k, "")) for k in keys))
     console = Console(width=max(200, Console().width))
-    console.print(table)
+    keys = list(columns or dict.fromkeys(k for row in rows for k in row))
+    console.print(results_table(report, keys))
     if report.get("targets"):
         targets = Table("target", "measured", "wanted", "met", title="targets")
         for t in report["targets"]:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import CACHE, check_run, free_port, maildesk_bin, run_measured, write_config
@@ -41,19 +42,23 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({path})" if path else name
 
 
-def summarise(path: Path, thread: str | None = None, top: int = 25) -> str:
-    """Top functions by self and total share of the samples (of one thread, if given)."""
-    self_count: Counter[str] = Counter()
-    total_count: Counter[str] = Counter()
-    samples = 0
+def _stacks(path: Path, thread: str | None) -> Iterator[tuple[list[str], int]]:
+    """The (frames, count) lines of py-spy's collapsed output, of one thread if given."""
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         frames = stack.split(";")
-        if thread is not None and not any(thread in f for f in frames[:2]):
-            continue
-        count = int(count_text)
+        if thread is None or any(thread in f for f in frames[:2]):
+            yield frames, int(count_text)
+
+
+def summarise(path: Path, thread: str | None = None, top: int = 25) -> str:
+    """Top functions by self and total share of the samples (of one thread, if given)."""
+    self_count: Counter[str] = Counter()
+    total_count: Counter[str] = Counter()
+    samples = 0
+    for frames, count in _stacks(path, thread):
         samples += count
         names = [_frame_name(f) for f in frames if " (" in f]
         if names:
@@ -101,17 +106,11 @@ def stages(path: Path, thread: str | None = None) -> str:
     """Inclusive share of the samples spent in each step of STAGES."""
     counts = dict.fromkeys((label for label, _ in STAGES), 0)
     samples = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        frames = stack.split(";")
-        if thread is not None and not any(thread in f for f in frames[:2]):
-            continue
-        samples += int(count_text)
+    for frames, count in _stacks(path, thread):
+        samples += count
         for label, wanted in STAGES:
             if _in_order(frames, wanted):
-                counts[label] += int(count_text)
+                counts[label] += count
     lines = [f"{'total %':>7}  step"]
     for label, count in counts.items():
         if count:

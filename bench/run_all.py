@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import results_table
 from rich.console import Console
 from rich.table import Table
 
@@ -37,15 +38,7 @@ def detail(console: Console, report: dict[str, Any]) -> None:
     rows = report["results"]
     keys = [k for k in dict.fromkeys(k for row in rows for k in row) if not k.startswith("_")]
     keys = [k for k in keys if not any(isinstance(row.get(k), dict | list) for row in rows)]
-    about = ", ".join(
-        f"{k} {v}"
-        for k, v in report.items()
-        if k not in ("benchmark", "results", "targets") and not isinstance(v, dict | list)
-    )
-    table = Table(*keys, title=f"{report['benchmark']} ({about})")
-    for row in rows:
-        table.add_row(*(str(row.get(k, "")) for k in keys))
-    console.print(table)
+    console.print(results_table(report, keys))
 
 
 def markdown(reports: list[dict[str, Any]], quick: bool) -> str:
