@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -34,6 +34,7 @@ from maildesk.store.models import RawMessage, Ticket
 from maildesk.store.repo import LISTABLE, SET_ASIDE
 
 log = logging.getLogger("maildesk")
+T = TypeVar("T")
 
 AGENT_ENV = "MAILDESK_AGENT"
 # `ticket set` keys and the mail command each one is.
@@ -372,11 +373,19 @@ def _ticket_for_change(app: App, session: Session, value: str) -> Ticket:
     return final
 
 
+def _read(path: str, read: Callable[[Path], T]) -> T:
+    """A file named on the command line; a missing or unreadable one is a clear error."""
+    try:
+        return read(Path(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MaildeskError(f"{path}: {exc}") from exc
+
+
 def _reply_text(args: argparse.Namespace) -> str:
     if args.message is not None:
         return str(args.message)
     if args.file:
-        return Path(args.file).read_text(encoding="utf-8")
+        return _read(args.file, lambda p: p.read_text(encoding="utf-8"))
     if sys.stdin.isatty():
         _err("type the text, then Ctrl-D:")
     return sys.stdin.read()
@@ -388,7 +397,7 @@ def cmd_ticket_reply(args: argparse.Namespace) -> int:
     note = args.ticket_command == "note"
     if not text:
         raise MaildeskError("empty text: nothing to " + ("note" if note else "send"))
-    attachments = [(Path(p).name, Path(p).read_bytes()) for p in args.attach or []]
+    attachments = [(Path(p).name, _read(p, Path.read_bytes)) for p in args.attach or []]
 
     def act(app: App, session: Session) -> replies.ReplyResult:
         agent = _agent_for(app, args.as_agent, required=True)
@@ -420,7 +429,7 @@ def cmd_ticket_set(args: argparse.Namespace) -> int:
 
     def act(app: App, session: Session) -> replies.ReplyResult:
         agent = _agent_for(app, args.as_agent, required=False)
-        who = agent.email if agent else f"cli:{getpass.getuser()}"
+        who = agent.email if agent else f"cli:{_operator()}"
         ticket = _ticket_for_change(app, session, args.id)
         actor = Actor(who, "cli", agent)
         result = replies.set_fields(app, session, ticket, actor, "\n".join(lines), app.now())

@@ -122,7 +122,8 @@ class Daemon:
         scheduler = self._start_scheduler()
         self.ready.set()
         await self._stop.wait()
-        scheduler.shutdown(wait=True)
+        # A running SLA job finishes off the event loop: SMTP clients are still served.
+        await asyncio.get_running_loop().run_in_executor(None, scheduler.shutdown, True)
         imap_stop.set()
         for watcher in watchers:
             await asyncio.get_running_loop().run_in_executor(None, watcher.join, 30)
@@ -158,8 +159,8 @@ class Daemon:
         app = self.app
         try:
             if self._sla_stale:
-                self._sla_stale = False
                 jobs.refresh_all(app, app.now())
+                self._sla_stale = False  # only once done: a failed refresh runs again
             report = jobs.run_due(app, app.now())
         except StoreUnavailable as exc:
             log.error("store unavailable, SLA job skipped: %s", exc)

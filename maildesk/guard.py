@@ -58,11 +58,10 @@ def automatic(msg: ParsedMessage) -> str | None:
 
 def may_auto_reply(msg: ParsedMessage, own_addresses: Collection[str]) -> Verdict:
     """Decide whether an acknowledgement may be sent in answer to this message."""
-    auto = (msg.header("auto-submitted") or "").strip().lower()
-    if auto and not auto.startswith("no"):
-        return Verdict(False, f"Auto-Submitted: {auto}")
+    if why := automatic(msg):
+        return Verdict(False, why)
     precedence = (msg.header("precedence") or "").strip().lower()
-    if precedence in ("bulk", "junk", "list", "auto_reply"):
+    if precedence == "list":
         return Verdict(False, f"Precedence: {precedence}")
     for header in ("list-id", "list-unsubscribe", "x-loop", LOOP_HEADER.lower()):
         if msg.header(header) is not None:

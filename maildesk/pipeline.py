@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from maildesk import lifecycle, views
@@ -201,7 +201,7 @@ def process_many(
 
 def _parse(raw_id: int, raw: bytes | None) -> _Work:
     if raw is None:
-        return _Work(raw_id, b"", None, LookupError("no such stored message"))
+        return _Work(raw_id, b"", None)  # no such stored message: nothing to do
     try:
         return _Work(raw_id, raw, parse_message(raw))
     except (NotMail, MessageTooComplex) as exc:
@@ -216,8 +216,8 @@ def _run(app: App, session: Session, item: _Work) -> Outcome:
     raw_id = item.raw_id
     if item.msg is None:
         error = item.error
-        if isinstance(error, LookupError):
-            return Outcome(raw_id, "skipped", reason=str(error))
+        if error is None:
+            return Outcome(raw_id, "skipped", reason="no such stored message")
         reason = (
             f"not an email message: {error}"
             if isinstance(error, NotMail)
@@ -237,7 +237,7 @@ def _run(app: App, session: Session, item: _Work) -> Outcome:
                 return _quarantined(app, session, raw_id, f"database integrity error: {exc.orig}")
         except NoSender as exc:
             return _quarantined(app, session, raw_id, str(exc))
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:
             if _refused(exc):
                 reason = f"the database refused this message: {exc.orig or exc}"
                 return _quarantined(app, session, raw_id, reason)
@@ -263,8 +263,11 @@ class NoSender(Exception):
 
 
 def _refused(exc: DBAPIError) -> bool:
-    """A database error about this message (PostgreSQL class 54, a program limit such as
-    an index row too large), not about the database: retrying would block the queue."""
+    """A database error about this message's data (a DataError, PostgreSQL class 22; or
+    class 54, a program limit such as an index row too large), not about the database:
+    retrying would block the queue."""
+    if isinstance(exc, DataError) and not exc.connection_invalidated:
+        return True
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     return str(sqlstate).startswith("54")
 

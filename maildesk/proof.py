@@ -11,7 +11,8 @@ the agent's only with one of two proofs:
   forged From, that one agent's on that one ticket). The requester's mail carries a
   *requester* token, which threads replies but never proves an agent.
 - a pass in an `Authentication-Results` header added by a mail server we trust (its
-  authserv-id is configured): DMARC pass, or DKIM / SPF pass aligned with the From domain.
+  authserv-id is configured): DMARC pass, or DKIM pass aligned with the From domain (SPF
+  alone proves only the envelope, never the From).
   Headers with other authserv-ids are the sender's to forge and are ignored; only the
   topmost trusted header counts, and the server must strip incoming copies of its own
   (RFC 8601 section 5), as Postfix, Exim and rspamd do.

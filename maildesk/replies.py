@@ -40,8 +40,6 @@ class ReplyResult:
     status: str  # relayed, note, commands, rejected
     changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    relay: Message | None = None
-    merged_into: Ticket | None = None
 
 
 def command_context(app: App, actor: str | None) -> CommandContext:
@@ -142,23 +140,23 @@ def agent_reply(
         applied.changes.append("kept as an internal note (not sent to the requester)")
     result = ReplyResult(kind, applied.changes)
     if public:
-        result.relay = notices.relay(app, session, ticket, message, actor.agent, now)
+        notices.relay(app, session, ticket, message, actor.agent, now)
         sla.first_response(app, session, ticket, now)
-        applied.changes.append(f"reply sent to {ticket.requester.email}")
+        result.changes.append(f"reply sent to {ticket.requester.email}")
+    merged_into: Ticket | None = None
     if merge and merge[0].target is not None:
-        target = session.get_one(Ticket, merge[0].target)
-        result.changes.append(lifecycle.merge_into(app, session, ticket, target, actor, now))
-        result.merged_into = target
+        merged_into = session.get_one(Ticket, merge[0].target)
+        result.changes.append(lifecycle.merge_into(app, session, ticket, merged_into, actor, now))
     ticket.updated_at = now
     if parsed.commands and actor.via == "mail" and app.config.notify.command_receipts:
         notices.to_agent(
             app,
             session,
-            result.merged_into or ticket,
+            merged_into or ticket,
             actor.agent,
             kind="command_receipt",
             template="agent/command_receipt",
-            answers=message if result.merged_into is None else None,
+            answers=message if merged_into is None else None,
             now=now,
             changes=result.changes,
             commands=list(parsed.lines),
@@ -228,4 +226,4 @@ def set_fields(
         if implied and applied.changes:
             change = lifecycle.set_status(app, session, ticket, implied, actor, now)
             applied.changes.extend([change] if change else [])
-    return ReplyResult("commands", applied.changes, merged_into=applied.merged_into)
+    return ReplyResult("commands", applied.changes)

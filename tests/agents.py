@@ -45,6 +45,9 @@ class Mailbox:
         return found
 
     def nothing_new(self) -> bool:
+        """Nothing more came, once the outbox has sent all it holds (a wrongly queued mail
+        would otherwise still be on its way when this is asked)."""
+        wait_until(lambda: all(e["status"] != "queued" for e in self.desk.json("outbox")))
         return len(received(self.desk, self.address)) == self.seen
 
 

@@ -110,6 +110,9 @@ def test_days_can_differ_and_ranges_wrap_over_the_weekend() -> None:
     shop = calendar({"thu-sat": "10:00-18:00", "mon": "12:00-14:00"})
     # Saturday 17:00 + 3h: 1h on Saturday, Sunday closed, 2h on Monday from noon.
     assert shop.add_business_time(at("2026-03-07 17:00"), 3 * H) == at("2026-03-09 14:00")
+    # "fri-mon" runs over the weekend: Friday, Saturday, Sunday and Monday, 8h each.
+    weekend = calendar({"fri-mon": "10:00-18:00"})
+    assert weekend.business_time_between(at("2026-03-06 00:00"), at("2026-03-10 00:00")) == 32 * H
 
 
 # --- night shifts ----------------------------------------------------------------------------

@@ -3,11 +3,12 @@ warning then breach exactly once, escalations, reminders, auto-resolve and auto-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -564,4 +565,6 @@ def test_policies_override_and_tickets_without_policy_use_the_desk_calendar() ->
 
 def test_state_is_plain_frozen_data() -> None:
     state = SlaState()
-    assert replace(state, policy="x") != state and state.running_since is None
+    with pytest.raises(FrozenInstanceError):
+        state.policy = "x"  # type: ignore[misc]
+    assert replace(state, policy="x").policy == "x" and state.running_since is None

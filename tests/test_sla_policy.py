@@ -136,6 +136,7 @@ CAL = {"name": "office", "hours": {"mon-fri": "09:00-17:00"}}
 POLICY = {"name": "p", "resolution": {"P1": "4h"}}
 
 PROBLEMS = [
+    ({"sla": {"check_interval": "2h"}}, "[sla] key 'check_interval'", "from 1s to 1h"),
     # [[calendars]]
     ({"calendars": [{"hours": {"mon": "09:00-17:00"}}]}, "[[calendars]] #1 key 'name'", "required"),
     ({"calendars": [CAL, CAL]}, "[[calendars]] 'office'", "duplicate calendar name"),

@@ -94,7 +94,7 @@ def test_cli_set_refuses_bad_input_and_changes_nothing(desk: Desk) -> None:
     code, out = desk.cli("ticket", "set", opened.ref, "colour=red")
     assert code == 1 and "expected key=value with key one of status" in out
     code, out = desk.cli("ticket", "set", opened.ref, "assignee=me")  # "me" needs --as
-    assert code == 1
+    assert code == 1 and "'me' needs an agent: say who you are (--as)" in out
     after = desk.ticket(opened.ref)
     assert (after["status"], after["priority"], after["events"]) == (
         before["status"],
@@ -103,7 +103,7 @@ def test_cli_set_refuses_bad_input_and_changes_nothing(desk: Desk) -> None:
     )
 
 
-def test_cli_reply_needs_a_known_agent(desk: Desk, monkeypatch: object) -> None:
+def test_cli_reply_needs_a_known_agent(desk: Desk) -> None:
     opened = open_ticket(desk)
     code, out = desk.cli("ticket", "reply", opened.ref, "-m", "hello")
     assert code == 1 and "--as ADDRESS" in out

@@ -579,6 +579,8 @@ def _attachments(parts: list[_Part], mp: Any, raw: bytes) -> list[ParsedAttachme
     """Our walk's attachments, plus any mail-parser recovered from a broken tree (it reads
     parts lost in an epilogue, for one) that the walk did not see at all."""
     found = list(_walked_attachments(parts))
+    if mp is None:  # a well-formed tree: the walk saw every part
+        return found
     seen = {hashlib.sha256(a.content).digest() for a in found}
     seen |= {_wire_key(p.part) for p in parts}
     for att in _safe(lambda: list(mp.attachments), None) or []:

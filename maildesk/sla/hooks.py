@@ -170,7 +170,8 @@ def apply_check(
             **{"from": old, "to": result.queue},
             reason="SLA escalation",
         )
-        queue_changed(app, session, ticket, now)
+        queue_changed(app, session, ticket, now)  # refreshes the due times itself
+        return
     refresh(app, ticket, now)
 
 

@@ -92,7 +92,7 @@ class SlaPolicy:
     calendar: Calendar = ALWAYS
     first_response: Mapping[str, timedelta] = field(default_factory=dict)  # priority -> target
     resolution: Mapping[str, timedelta] = field(default_factory=dict)
-    warn_at: float | None = 0.8  # fraction of a target that warns; None: no warnings
+    warn_at: float | None = DEFAULT_WARN_AT  # fraction of a target that warns; None: no warnings
     escalations: tuple[Escalation, ...] = ()
     lifecycle: Lifecycle = Lifecycle()  # [sla] values unless the policy sets its own
     queues: tuple[str, ...] = ()  # tickets in these queues get this policy ...

@@ -150,7 +150,6 @@ def new_contact(session: Session, email: str, name: str, now: datetime) -> Conta
     """A contact for an address that has none (inserted with whatever refers to it)."""
     contact = Contact(email=email, name=name, created_at=now)
     session.add(contact)
-    session.info.setdefault("new_contacts", set()).add(email)
     return contact
 
 
@@ -160,8 +159,8 @@ def contact(session: Session, email: str) -> Contact | None:
 
 def auto_replies_since(session: Session, contact: Contact, since: datetime) -> int:
     """Acknowledgements sent to this contact since then (for the auto-reply rate limit)."""
-    if contact.email in session.info.get("new_contacts", ()):
-        return 0  # a contact made in this transaction has had no mail yet
+    if contact.id is None:
+        return 0  # not even flushed yet: no mail has gone to it
     stmt = (
         select(func.count())
         .select_from(Message)
