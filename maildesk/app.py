@@ -58,6 +58,7 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "from": "requester@example.org",
         "from_name": "Requester",
         "body_text": "It is burning.",
+        "body_omitted": 2500,  # as in a notice quoting part of a long message
         "attachments": [{"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1}],
     }
     recipient = {"email": "requester@example.org", "name": "Requester"}

@@ -107,6 +107,9 @@ class OutboundConfig:
     max_backoff: timedelta
 
 
+AGENT_NOTICE_MAX_BODY = 64 * 1024  # [notify] agent_notice_max_body, "64KiB"
+
+
 @dataclass(frozen=True, kw_only=True)
 class NotifyConfig:
     templates: Path | None
@@ -117,6 +120,9 @@ class NotifyConfig:
     # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
     auto_replies_per_hour: int = 5  # acknowledgements to one address
     new_tickets_per_hour: int = 30  # more new tickets from one sender are held as "flood"
+    # How much of a message's text an agent notice quotes (bytes of UTF-8); the rest stays
+    # on the ticket, so a big message is not copied into every agent's notice.
+    agent_notice_max_body: int = AGENT_NOTICE_MAX_BODY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -447,6 +453,9 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         ),
         new_tickets_per_hour=_limit(
             r.take(t, "[notify]", "new_tickets_per_hour", int_between(0, 1_000_000), 30), 30
+        ),
+        agent_notice_max_body=_limit(
+            r.take(t, "[notify]", "agent_notice_max_body", parse_size), AGENT_NOTICE_MAX_BODY
         ),
     )
     if notify.templates is not None and not notify.templates.is_dir():

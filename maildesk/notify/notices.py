@@ -63,15 +63,27 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
     }
 
 
-def message_context(message: Message | None) -> dict[str, Any]:
-    """The `message` variable: the message that caused the notification."""
+def message_context(message: Message | None, max_body: int | None = None) -> dict[str, Any]:
+    """The `message` variable: the message that caused the notification, its text cut to
+    `max_body` bytes when given (`body_omitted` says how many bytes were left out)."""
     if message is None:
-        return {"subject": "", "from": "", "from_name": "", "body_text": "", "attachments": []}
+        return {
+            "subject": "",
+            "from": "",
+            "from_name": "",
+            "body_text": "",
+            "body_omitted": 0,
+            "attachments": [],
+        }
+    text, omitted = (
+        clip_text(message.body_text, max_body) if max_body is not None else (message.body_text, 0)
+    )
     return {
         "subject": message.subject,
         "from": message.from_addr,
         "from_name": message.from_name,
-        "body_text": message.body_text,
+        "body_text": text,
+        "body_omitted": omitted,
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size}
             for a in message.attachments
@@ -79,14 +91,35 @@ def message_context(message: Message | None) -> dict[str, Any]:
     }
 
 
+def clip_text(text: str, limit: int) -> tuple[str, int]:
+    """The start of `text` in at most `limit` bytes of UTF-8, and how many bytes are left out.
+
+    The cut falls between characters, and at the end of a line when one ends in the second
+    half of what is kept, so a quote does not stop mid-sentence without need.
+    """
+    if len(text) * 4 <= limit:  # no character is longer than 4 bytes: it fits, skip encoding
+        return text, 0
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text, 0
+    head = data[:limit].decode("utf-8", "ignore")  # "ignore" drops a character cut in two
+    line_end = head.rfind("\n")
+    if line_end >= len(head) // 2:
+        head = head[:line_end]
+    return head, len(data) - len(head.encode("utf-8", "replace"))
+
+
 def context(
     app: App,
     ticket: Ticket,
     message: Message | None,
     matched: Sequence[str] = (),
+    *,
+    max_body: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The template context (docs/templates.md) for a notification about a ticket."""
+    """The template context (docs/templates.md) for a notification about a ticket;
+    `max_body` caps the quoted message text (see message_context)."""
     config = app.config
     return {
         "desk": {
@@ -95,9 +128,23 @@ def context(
             "reopen_days": config.desk.reopen_window.days,
         },
         "ticket": ticket_context(app, ticket, matched),
-        "message": message_context(message),
+        "message": message_context(message, max_body),
         **extra,
     }
+
+
+def agent_context(
+    app: App,
+    ticket: Ticket,
+    message: Message | None,
+    matched: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """The context of a notice to agents: the message's text only up to `[notify]
+    agent_notice_max_body`, so a big message is stored once (on the ticket), not again in
+    every agent's notice; the template points to `maildesk ticket show` for the rest."""
+    cap = app.config.notify.agent_notice_max_body
+    return context(app, ticket, message, matched, max_body=cap, **extra)
 
 
 def send(
@@ -279,7 +326,7 @@ def ticket_created(
         agents,
         kind="agent_new_ticket",
         template="agent/ticket_created",
-        ctx=ctx,
+        ctx=agent_context(app, ticket, inbound, decision.matched),
         answers=inbound,
         references=msg.references,
         now=now,
@@ -312,7 +359,7 @@ def requester_replied(
         assignee_or_queue(app, ticket),
         kind="agent_ticket_reopened" if reopened else "agent_requester_reply",
         template="agent/ticket_reopened" if reopened else "agent/requester_reply",
-        ctx=context(app, ticket, inbound, flags=list(flags)),
+        ctx=agent_context(app, ticket, inbound, flags=list(flags)),
         answers=inbound,
         references=msg.references,
         now=now,
@@ -429,7 +476,7 @@ def to_agent(
         ticket,
         kind=kind,
         template=template,
-        ctx=context(app, ticket, answers, **extra),
+        ctx=agent_context(app, ticket, answers, **extra),
         to=agent,
         role="agent",
         answers=answers,
