@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from maildesk.config import load_config
 from maildesk.notify.notices import clip_text
@@ -171,6 +172,40 @@ def test_clip_text_keeps_whole_characters_and_lines(
 ) -> None:
     assert clip_text(text, limit) == (kept, omitted)
     assert len(kept.encode()) + omitted == len(text.encode())
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL every engine in this process runs meanwhile (the daemon's and the CLI's)."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def _reads_raw(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT") and "outbox.raw" in s]
+
+
+def test_outbox_bytes_are_read_only_to_be_sent(big_desk: Desk) -> None:
+    def all_sent() -> list[dict[str, object]] | None:
+        rows: list[dict[str, object]] = big_desk.json("outbox")
+        return rows if rows and all(e["status"] == "sent" for e in rows) else None
+
+    with _statements() as seen:
+        big_desk.send(mail("Printer prints twice"))
+        wait_until(lambda: len(big_desk.sink.messages) >= 1 + len(AGENTS))
+        assert len(wait_until(all_sent)) == 1 + len(AGENTS)
+    # Claiming due entries reads their bytes (to send them); recording the outcomes and
+    # `maildesk outbox` do not, however big the queued mail is.
+    claims = _reads_raw(seen)
+    assert claims and all("next_attempt_at <=" in s for s in claims), claims
 
 
 def test_a_small_body_is_quoted_whole(desk: Desk) -> None:

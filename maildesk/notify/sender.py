@@ -222,8 +222,9 @@ def _record(
 ) -> None:
     """Mark entries sent, or reschedule or fail them, in one transaction."""
     with transaction(sessions) as session:
+        entries = repo.outbox_entries(session, [entry_id for entry_id, _, _ in done])
         for entry_id, attempts, exc in done:
-            entry = session.get_one(OutboxEntry, entry_id)
+            entry = entries[entry_id]
             if exc is None:
                 entry.status, entry.sent_at, entry.last_error = "sent", now, None
                 report.sent += 1
@@ -247,7 +248,7 @@ def _record(
 
 def retry_entry(session: Session, entry_id: int, now: datetime) -> OutboxEntry | None:
     """Put a failed (or queued) entry back in line for immediate delivery."""
-    entry = session.get(OutboxEntry, entry_id)
+    entry = repo.outbox_entries(session, [entry_id]).get(entry_id)
     if entry is None:
         return None
     entry.status, entry.next_attempt_at, entry.attempts = "queued", now, 0

@@ -405,13 +405,25 @@ def ticket_with_history(session: Session, ticket_id: int) -> Ticket | None:
     return session.scalar(stmt)
 
 
+# The composed mail (attachments and all) is read only to be sent: listing entries and
+# recording what became of them leave `raw` in the database.
+_NO_RAW = defer(OutboxEntry.raw, raiseload=True)
+
+
 def list_outbox(
     session: Session, *, status: str | None = None, limit: int = 1000
 ) -> list[OutboxEntry]:
-    stmt = select(OutboxEntry).order_by(OutboxEntry.id.desc()).limit(limit)
+    """The newest entries, without their bytes."""
+    stmt = select(OutboxEntry).options(_NO_RAW).order_by(OutboxEntry.id.desc()).limit(limit)
     if status:
         stmt = stmt.where(OutboxEntry.status == status)
     return list(session.scalars(stmt))
+
+
+def outbox_entries(session: Session, ids: Sequence[int]) -> dict[int, OutboxEntry]:
+    """These entries by id, without their bytes (to record an outcome or requeue one)."""
+    stmt = select(OutboxEntry).options(_NO_RAW).where(OutboxEntry.id.in_(ids))
+    return {e.id: e for e in session.scalars(stmt)}
 
 
 def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxEntry]:
