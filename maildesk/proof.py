@@ -109,6 +109,11 @@ def _prop(result: authres.core.AuthenticationResult, ptype: str, name: str) -> s
 
 
 _AUTHSERV_ID = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^\s;()"]+)')
+# Trace fields milters insert next to their Authentication-Results (OpenARC, policyd-spf):
+# passed over in the run below the border server's Received line.
+_MILTER_TRACE = frozenset(
+    {"arc-seal", "arc-message-signature", "arc-authentication-results", "received-spf"}
+)
 _BY = re.compile(r"(?:^|\s)by\s+([^\s;]+)", re.I)
 
 
@@ -188,9 +193,10 @@ def authentication_results(
     `headers` is the message's whole header block in order, as (lower-cased name, value as
     sent: unfolded, never decoded). Walking from the top, the trace our servers added
     ends with the first Received line whose "by" is a trusted authserv-id (the border
-    server's own), followed by the Authentication-Results its milters inserted directly
-    below it; the first one with a trusted authserv-id on the way decides. Headers past
-    that, and any mail without that Received line, are the sender's.
+    server's own), followed by the Authentication-Results (and ARC, Received-SPF) its
+    milters inserted directly below it; the first one with a trusted authserv-id on the
+    way decides. Headers past that, and any mail without that Received line, are the
+    sender's.
     """
     trusted = {t.lower().rstrip(".") for t in trusted_ids}
     from_domain = from_addr.rpartition("@")[2].lower()
@@ -206,7 +212,7 @@ def authentication_results(
         elif name == "authentication-results":
             if decided is None:
                 decided = _judge(value, trusted, from_domain)
-        elif border:
+        elif border and name not in _MILTER_TRACE:
             break  # the sender's own headers start here
     if not border:
         detail = "no Received line of a trusted server above the sender's headers"

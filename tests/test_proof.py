@@ -116,6 +116,16 @@ def test_authentication_results(header: str, passed: bool) -> None:
             ],
             id="postfix-two-milters",
         ),
+        pytest.param(
+            [
+                OURS,
+                "ARC-Seal: i=1; a=rsa-sha256; d=example.com; s=arc; cv=none; b=AAAA",
+                "Received-SPF: pass (mx.example.com: domain of alice@example.com)",
+                PASS,
+                *SENDER,
+            ],
+            id="postfix-openarc-policyd-spf",
+        ),
         # Exim: add_header = :at_start:${authresults {mx.example.com}} puts it above.
         pytest.param([PASS, OURS, *SENDER], id="exim-at-start"),
         # Fetched over IMAP: Dovecot's LMTP added its own Received (and more) on top.
