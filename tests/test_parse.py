@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import email
 import quopri
+import sysconfig
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -582,3 +585,23 @@ def test_non_mail_raises_not_mail(raw: bytes) -> None:
 def test_looks_like_mail_accepts_header_blocks(raw: bytes) -> None:
     assert looks_like_mail(raw) is True
     assert parse_message(raw).message_id
+
+
+CORPORA = [
+    Path(__file__).parent / "data" / "realworld",
+    Path(__file__).parent / "data" / "bounces",
+    Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data",
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for d in CORPORA if d.is_dir() for p in d.iterdir() if p.suffix in (".eml", ".txt")),
+    ids=lambda p: p.name,
+)
+def test_fields_are_the_ones_the_email_package_sees(path: Path) -> None:
+    raw = path.read_bytes()
+    if not looks_like_mail(raw):
+        pytest.skip("not a message")
+    expected = [name.lower() for name in email.message_from_bytes(raw.lstrip(b"\r\n"))]
+    assert [name for name, _ in parse_message(raw).raw_headers] == expected[:1000]
