@@ -395,9 +395,7 @@ def _sender(
             if token is not None and token.role == "agent" and token.ticket_id in mine:
                 return Sender("agent", agent, proof="the ticket's agent reply token")
         auth = authentication_results(
-            [v for k, v in msg.headers if k == "authentication-results"],
-            config.security.trusted_authserv_ids,
-            address,
+            msg.raw_headers, config.security.trusted_authserv_ids, address
         )
         if auth.passed:
             return Sender("agent", agent, proof=auth.detail)

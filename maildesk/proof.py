@@ -12,10 +12,13 @@ the agent's only with one of two proofs:
   *requester* token, which threads replies but never proves an agent.
 - a pass in an `Authentication-Results` header added by a mail server we trust (its
   authserv-id is configured): DMARC pass, or DKIM pass aligned with the From domain (SPF
-  alone proves only the envelope, never the From).
-  Headers with other authserv-ids are the sender's to forge and are ignored; only the
-  topmost trusted header counts, and the server must strip incoming copies of its own
-  (RFC 8601 section 5), as Postfix, Exim and rspamd do.
+  alone proves only the envelope, never the From). The header is read as sent (never
+  RFC 2047-decoded) and only where that server writes it: in the trace it added on top of
+  the message, i.e. above its own Received line (Exim) or in the run of
+  Authentication-Results directly below it (Postfix milters). The first header with a
+  trusted authserv-id there decides; one that cannot be read is no proof. Everything
+  below is the sender's to forge, so the server must also strip incoming copies of its
+  own (RFC 8601 section 5); docs/agents.md gives the settings.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,30 +108,113 @@ def _prop(result: authres.core.AuthenticationResult, ptype: str, name: str) -> s
     return None
 
 
+_AUTHSERV_ID = re.compile(r'\s*("(?:[^"\\]|\\.)*"|[^\s;()"]+)')
+# Trace fields milters insert next to their Authentication-Results (OpenARC, policyd-spf):
+# passed over in the run below the border server's Received line.
+_MILTER_TRACE = frozenset(
+    {"arc-seal", "arc-message-signature", "arc-authentication-results", "received-spf"}
+)
+_BY = re.compile(r"(?:^|\s)by\s+([^\s;]+)", re.I)
+
+
+def _without_comments(text: str) -> str:
+    """RFC 5322 comments (nested, with quoted pairs) replaced by a space; quoted strings kept."""
+    out: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+            if depth == 0:
+                out.append(ch)
+            continue
+        if ch == "\\":
+            escaped = True
+            if depth == 0:
+                out.append(ch)
+        elif quoted:
+            out.append(ch)
+            quoted = ch != '"'
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append(" ")
+        elif depth == 0:
+            out.append(ch)
+            quoted = ch == '"'
+    return "".join(out)
+
+
+def received_by(value: str) -> str | None:
+    """The host a Received line names after "by" (lower-cased), or None."""
+    found = _BY.search(_without_comments(value).partition(";")[0])
+    return found.group(1).lower().rstrip(".") if found else None
+
+
+def _authserv_id(value: str) -> str | None:
+    """The authserv-id an Authentication-Results value starts with, or None if unreadable."""
+    found = _AUTHSERV_ID.match(_without_comments(value))
+    if found is None:
+        return None
+    token = found.group(1)
+    return token[1:-1] if token.startswith('"') else token
+
+
+def _judge(value: str, trusted: set[str], from_domain: str) -> AuthVerdict | None:
+    """The verdict of one Authentication-Results value; None when another server wrote it."""
+    authserv_id = _authserv_id(value)
+    if authserv_id is None:
+        return AuthVerdict(False, "an Authentication-Results header without a readable authserv-id")
+    if authserv_id.lower() not in trusted:
+        return None
+    try:
+        parsed = authres.AuthenticationResultsHeader.parse_value(value)
+    except Exception:  # a trusted header we cannot read proves nothing, nor does one below
+        return AuthVerdict(False, f"an unreadable Authentication-Results from {authserv_id}")
+    if str(parsed.authserv_id).lower() != authserv_id.lower():
+        return AuthVerdict(False, f"an unreadable Authentication-Results from {authserv_id}")
+    for result in parsed.results:
+        method, outcome = str(result.method).lower(), str(result.result).lower()
+        if outcome != "pass":
+            continue
+        if method == "dmarc" and _aligned(_prop(result, "header", "from"), from_domain):
+            return AuthVerdict(True, f"dmarc=pass by {parsed.authserv_id}")
+        if method == "dkim" and _aligned(_prop(result, "header", "d"), from_domain):
+            return AuthVerdict(True, f"dkim=pass (aligned) by {parsed.authserv_id}")
+    return AuthVerdict(False, f"no aligned pass from {parsed.authserv_id}")
+
+
 def authentication_results(
-    header_values: Iterable[str], trusted_ids: Collection[str], from_addr: str
+    headers: Sequence[tuple[str, str]], trusted_ids: Collection[str], from_addr: str
 ) -> AuthVerdict:
-    """Did a trusted server's Authentication-Results pass the From address's domain?"""
-    trusted = {t.lower() for t in trusted_ids}
+    """Did a trusted server's Authentication-Results pass the From address's domain?
+
+    `headers` is the message's whole header block in order, as (lower-cased name, value as
+    sent: unfolded, never decoded). Walking from the top, the trace our servers added
+    ends with the first Received line whose "by" is a trusted authserv-id (the border
+    server's own), followed by the Authentication-Results (and ARC, Received-SPF) its
+    milters inserted directly below it; the first one with a trusted authserv-id on the
+    way decides. Headers past that, and any mail without that Received line, are the
+    sender's.
+    """
+    trusted = {t.lower().rstrip(".") for t in trusted_ids}
     from_domain = from_addr.rpartition("@")[2].lower()
     if not trusted or not from_domain:
         return AuthVerdict(False)
-    for value in header_values:
-        try:
-            parsed = authres.AuthenticationResultsHeader.parse_value(value)
-        except Exception:  # a malformed header proves nothing, whoever wrote it
-            continue
-        if str(parsed.authserv_id).lower() not in trusted:
-            continue
-        # Only the topmost trusted header counts: our own server adds its header above
-        # whatever came with the message, so a forged one can only sit below it.
-        for result in parsed.results:
-            method, outcome = str(result.method).lower(), str(result.result).lower()
-            if outcome != "pass":
-                continue
-            if method == "dmarc" and _aligned(_prop(result, "header", "from"), from_domain):
-                return AuthVerdict(True, f"dmarc=pass by {parsed.authserv_id}")
-            if method == "dkim" and _aligned(_prop(result, "header", "d"), from_domain):
-                return AuthVerdict(True, f"dkim=pass (aligned) by {parsed.authserv_id}")
-        return AuthVerdict(False, f"no aligned pass from {parsed.authserv_id}")
-    return AuthVerdict(False)
+    decided: AuthVerdict | None = None  # the first header on the way that is not another's
+    border = False  # passed the trusted server's own Received line
+    for name, value in headers:
+        if name == "received":
+            if border:
+                break  # an older hop's line: it came with the message
+            border = received_by(value) in trusted
+        elif name == "authentication-results":
+            if decided is None:
+                decided = _judge(value, trusted, from_domain)
+        elif border and name not in _MILTER_TRACE:
+            break  # the sender's own headers start here
+    if not border:
+        detail = "no Received line of a trusted server above the sender's headers"
+        return AuthVerdict(False, detail if decided is not None else "")
+    return decided or AuthVerdict(False)

@@ -510,15 +510,21 @@ def test_trusted_authentication_results_prove_an_agent(
     with running_desk(write_config(db_url, sink.port, extra=trust), sink) as desk:
         opened = open_ticket(desk)
         carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
-        # A fresh mail to the plain support address, answering the requester's thread.
+        # A fresh mail to the plain support address, answering the requester's thread,
+        # with the trace the border server adds on top (Postfix: its Received line, then
+        # the milter's Authentication-Results).
         msg = mail(
             f"Re: [{opened.ref}] Printer on fire",
             "#priority P1\nWe are on it.",
             sender=ALICE,
             in_reply_to=str(opened.ack["Message-ID"]),
-            headers={"Authentication-Results": header},
         )
-        desk.send(msg)
+        trace = (
+            "Received: from mail.example.com (mail.example.com [192.0.2.1]) by mx.example.com"
+            f" (Postfix) with ESMTPS id 4Xy9; Tue, 1 Dec 2026 20:00:00 +0000\r\n"
+            f"Authentication-Results: {header}\r\n"
+        )
+        desk.send(trace.encode() + msg.as_bytes())
         if proof:
             [relayed] = carol.next()
             assert "We are on it." in relayed.get_content()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import email
 import quopri
+import sysconfig
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,7 @@ from maildesk.ingest.parse import (
     minted_message_id,
     parse_message,
     sanitise_filename,
+    summarise,
 )
 
 
@@ -143,6 +147,181 @@ def test_address_inside_an_encoded_word_is_not_added_to_cc() -> None:
         raw_mail(b"Cc: =?utf-8?q?Team_<alice@example.com>?= <mallory@attacker.test>")
     )
     assert parsed.cc == ("mallory@attacker.test",)
+
+
+@pytest.mark.parametrize(
+    ("value", "addr", "name"),
+    [
+        # An encoded-word is display text, never an address (RFC 2047 section 5), and the
+        # angle address is the address, whatever the phrase before it looks like.
+        (
+            b"=?utf-8?q?agent=40example.com?= <attacker@evil.example>",
+            "attacker@evil.example",
+            "agent@example.com",
+        ),
+        (
+            b"agent@example.com <attacker@evil.example>",
+            "attacker@evil.example",
+            "agent@example.com",
+        ),
+        (
+            b"attacker@evil.example <agent@example.com>",
+            "agent@example.com",
+            "attacker@evil.example",
+        ),
+        (
+            b'"agent@example.com" <attacker@evil.example>',
+            "attacker@evil.example",
+            "agent@example.com",
+        ),
+        (
+            b"=?utf-8?q?a=40b.example_=3Cagent=40example.com=3E?= <attacker@evil.example>",
+            "attacker@evil.example",
+            "a@b.example <agent@example.com>",
+        ),
+        # An encoded-word alone, even one that decodes to an address, names no address.
+        (b"=?utf-8?q?a=40b.example_=3Cagent=40example.com=3E?=", "", ""),
+        (b"=?utf-8?b?YWdlbnRAZXhhbXBsZS5jb20=?=", "", ""),
+        # Inside an address it stays the literal atom the MTA routes on.
+        (b"=?utf-8?q?agent?=@example.com", "=?utf-8?q?agent?=@example.com", ""),
+        (b"<=?utf-8?q?agent?=@example.com>", "=?utf-8?q?agent?=@example.com", ""),
+        (b"agent@=?utf-8?q?example.com?=", "agent@=?utf-8?q?example.com?=", ""),
+        (b"=?utf-8?q?x?= agent@example.com", "", ""),
+        # Legitimate forms.
+        (b"Alice Admin <Alice@Example.COM>", "alice@example.com", "Alice Admin"),
+        (b"<alice@example.com>", "alice@example.com", ""),
+        (b"alice@example.com", "alice@example.com", ""),
+        (b"alice@example.com (Alice Admin)", "alice@example.com", "Alice Admin"),
+        (b'"Admin, Alice (IT)" <alice@example.com>', "alice@example.com", "Admin, Alice (IT)"),
+        (b'"Alice \\"the admin\\"" <alice@example.com>', "alice@example.com", 'Alice "the admin"'),
+        (
+            b"=?utf-8?q?M=C3=BCller=2C_J=C3=BCrgen?= <jm@client.example.org>",
+            "jm@client.example.org",
+            "M\u00fcller, J\u00fcrgen",
+        ),
+        (
+            "J\u00fcrgen Wei\u00df <jw@client.example.org>".encode(),
+            "jw@client.example.org",
+            "J\u00fcrgen Wei\u00df",
+        ),
+        (
+            b"=?utf-8?q?J=C3=BCrgen?= =?utf-8?q?_Wei=C3=9F?= <jw@client.example.org>",
+            "jw@client.example.org",
+            "J\u00fcrgen Wei\u00df",
+        ),
+        (b"J. R. Smith <jrs@client.example.org>", "jrs@client.example.org", "J. R. Smith"),
+        (b"Alice <alice@example.com> (IT)", "alice@example.com", "Alice"),
+        (b"<@relay.example.net:alice@example.com>", "alice@example.com", ""),
+        (b"IT team: alice@example.com, Bob <bob@example.com>;", "alice@example.com", ""),
+        (b"undisclosed-recipients:;, carol@client.example.org", "carol@client.example.org", ""),
+        (b"Alice <alice@example.com", "alice@example.com", "Alice"),
+        (b"Alice <alice@[192.0.2.1]>", "alice@[192.0.2.1]", "Alice"),
+        # Not an address at all.
+        (b"Alice", "", ""),
+        (b"Alice <>", "", ""),
+        (b"<alice@example.com@evil.example>", "", ""),
+        (b"a <b <alice@example.com>>", "", ""),
+    ],
+)
+def test_from_is_read_as_the_mta_reads_it(value: bytes, addr: str, name: str) -> None:
+    parsed = parse_message(raw_mail(b"From: " + value, b"Subject: hi"))
+    assert (parsed.from_addr, parsed.from_name) == (addr, name)
+
+
+def test_recipient_lists_take_the_angle_address_of_each_mailbox() -> None:
+    parsed = parse_message(
+        raw_mail(
+            b'To: agent@example.com <attacker@evil.example>, "Support, IT" <support@example.com>',
+            b"Cc: Team: =?utf-8?q?x=40y.example?= <dave@client.example.org>, "
+            b"erin@client.example.org;",
+        )
+    )
+    assert parsed.to == ("attacker@evil.example", "support@example.com")
+    assert parsed.cc == ("dave@client.example.org", "erin@client.example.org")
+
+
+# --- where the header block ends -----------------------------------------------------------
+
+FORGED = (
+    b"From: alice@example.com",
+    b"Message-ID: <forged@attacker.test>",
+    b"In-Reply-To: <ticket-1@example.com>",
+    b"Auto-Submitted: auto-replied",
+    b"Authentication-Results: mx.example.com; dmarc=pass header.from=example.com",
+)
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        b"This line has no colon",
+        b"X-Spaced Name: a field name may not hold a space",
+        b"Subject : nor a space before the colon",
+        b"\x00Nul: control characters are not field names",
+        b"<html>",
+    ],
+)
+def test_a_line_that_is_no_header_ends_the_header_block(breaker: bytes) -> None:
+    # Python's email package (and an MTA) reads the rest as body: so must every field.
+    raw = raw_mail(b"From: Carol <carol@client.example.org>", b"Subject: hi", breaker, *FORGED)
+    parsed = parse_message(raw)
+    assert parsed.from_addr == "carol@client.example.org"
+    assert parsed.message_id_minted
+    assert parsed.in_reply_to == ()
+    names = [name for name, _ in parsed.headers]
+    assert names == [name for name, _ in parsed.raw_headers] == ["from", "subject"]
+    assert parsed.header("auto-submitted") is None
+    assert summarise(raw).from_addr == "carol@client.example.org"
+
+
+def test_first_field_after_a_breaker_is_not_the_sender() -> None:
+    parsed = parse_message(
+        b"Subject: hi\r\nno colon here\r\n" + b"\r\n".join(FORGED) + b"\r\n\r\nx"
+    )
+    assert parsed.from_addr == ""
+    assert parsed.headers == (("subject", "hi"),)
+
+
+def test_header_fields_are_split_where_python_splits_them() -> None:
+    # A bare CR ends a line for the email package; a space-only line continues a field.
+    raw = (
+        b"From: carol@client.example.org\rAuto-Submitted: auto-replied\r\n"
+        b"Subject: a\r\n \r\n b\r\n\r\nbody"
+    )
+    parsed = parse_message(raw)
+    assert parsed.header("auto-submitted") == "auto-replied"
+    assert parsed.subject == "a b"
+    assert parsed.body_text == "body"
+
+
+def test_a_misplaced_mbox_line_is_not_a_field() -> None:
+    raw = (
+        b"Subject: hi\r\nFrom alice@example.com Tue Dec  1 20:00:00 2026\r\n"
+        b"To: support@example.com\r\n\r\nx"
+    )
+    parsed = parse_message(raw)
+    assert [name for name, _ in parsed.headers] == ["subject", "to"]
+    assert parsed.from_addr == ""
+
+
+def test_raw_headers_keep_encoded_words_and_order() -> None:
+    parsed = parse_message(
+        raw_mail(
+            b"Received: from a by mx.example.com; Tue, 1 Dec 2026 20:00:00 +0000",
+            b"Authentication-Results: mx.example.com; spf=fail\r\n\t(sender =?utf-8?q?x=29?=)"
+            b" smtp.mailfrom=evil.example",
+            b"Subject: =?utf-8?q?h=C3=A9?=",
+        )
+    )
+    assert parsed.raw_headers[1:] == (
+        ("received", "from a by mx.example.com; Tue, 1 Dec 2026 20:00:00 +0000"),
+        (
+            "authentication-results",
+            "mx.example.com; spf=fail\t(sender =?utf-8?q?x=29?=) smtp.mailfrom=evil.example",
+        ),
+        ("subject", "=?utf-8?q?h=C3=A9?="),
+    )
+    assert parsed.header("subject") == "hé"
 
 
 # --- Message-ID --------------------------------------------------------------------------
@@ -406,3 +585,23 @@ def test_non_mail_raises_not_mail(raw: bytes) -> None:
 def test_looks_like_mail_accepts_header_blocks(raw: bytes) -> None:
     assert looks_like_mail(raw) is True
     assert parse_message(raw).message_id
+
+
+CORPORA = [
+    Path(__file__).parent / "data" / "realworld",
+    Path(__file__).parent / "data" / "bounces",
+    Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data",
+]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for d in CORPORA if d.is_dir() for p in d.iterdir() if p.suffix in (".eml", ".txt")),
+    ids=lambda p: p.name,
+)
+def test_fields_are_the_ones_the_email_package_sees(path: Path) -> None:
+    raw = path.read_bytes()
+    if not looks_like_mail(raw):
+        pytest.skip("not a message")
+    expected = [name.lower() for name in email.message_from_bytes(raw.lstrip(b"\r\n"))]
+    assert [name for name, _ in parse_message(raw).raw_headers] == expected[:1000]

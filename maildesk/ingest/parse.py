@@ -16,6 +16,7 @@ import base64
 import codecs
 import email
 import email.policy
+import email.utils
 import hashlib
 import logging
 import mimetypes
@@ -25,10 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
-from email.utils import getaddresses
 from typing import Any
 
 from maildesk.errors import MessageTooComplex, NotMail
+from maildesk.ingest.addresses import mailbox_list
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ MAX_CONTENT_ID = 500
 MAX_CONTENT_TYPE = 200
 
 _HEADER_LINE = re.compile(rb"^(From |[\x21-\x39\x3b-\x7e]+:)")
+# What the email package's feedparser takes for a header line (a field, an mbox "From "
+# line or a continuation); the first other line ends the header block.
+_FIELD_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)?")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
 _MSGID = re.compile(r"<[^<>\s]+>")
 _WS = re.compile(r"\s+")
@@ -120,6 +126,9 @@ class ParsedMessage:
     defects: tuple[str, ...] = ()
     size: int = 0  # bytes of the raw message
     charsets: tuple[str, ...] = ()  # declared charsets of the text parts, lower-cased
+    # (lower-cased name, value as sent: unfolded, encoded-words left encoded), in order;
+    # what trace headers such as Authentication-Results must be read from.
+    raw_headers: tuple[tuple[str, str], ...] = ()
 
     def header(self, name: str) -> str | None:
         """First value of a header (case-insensitive), or None."""
@@ -171,33 +180,35 @@ def parse_message(
     # mail-parser's second reading only helps where the tree is broken (it recovers parts
     # lost in an epilogue, for one); well-formed mail is read by our walk alone.
     mp = _safe(lambda: _mailparser(msg), None) if defects else None
-    raw_headers = _raw_header_block(body)
+    fields = _header_fields(body)
+    first = _first_values(fields)
 
-    message_id = _first_id(_header(msg, "Message-ID", raw_headers))
+    message_id = _first_id(_header(first, "Message-ID"))
     if message_id is not None and not _fits_id(message_id):
         message_id = None
-    from_name, from_addr = next(iter(_mailboxes(msg, "From", raw_headers)), ("", ""))
+    from_name, from_addr = next(iter(_mailboxes(first, "From")), ("", ""))
     text, html = _bodies(mp, parts)
-    subject = _WS.sub(" ", _header(msg, "Subject", raw_headers)).strip()
+    subject = _WS.sub(" ", _header(first, "Subject")).strip()
     return ParsedMessage(
         message_id=message_id or minted_message_id(raw),
         message_id_minted=message_id is None,
         subject=_clean(subject)[:MAX_SUBJECT],
         from_addr=from_addr,
         from_name=from_name,
-        to=_addresses(msg, "To", raw_headers),
-        cc=_addresses(msg, "Cc", raw_headers),
-        reply_to=_addresses(msg, "Reply-To", raw_headers),
-        in_reply_to=_ids(_header(msg, "In-Reply-To", raw_headers))[-MAX_REFERENCES:],
-        references=_ids(_header(msg, "References", raw_headers))[-MAX_REFERENCES:],
+        to=_addresses(first, "To"),
+        cc=_addresses(first, "Cc"),
+        reply_to=_addresses(first, "Reply-To"),
+        in_reply_to=_ids(_header(first, "In-Reply-To"))[-MAX_REFERENCES:],
+        references=_ids(_header(first, "References"))[-MAX_REFERENCES:],
         body_text=_clean(text),
         body_html=_clean(html),
         attachments=tuple(_attachments(parts, mp, body)),
-        headers=tuple(_all_headers(body)),
+        headers=tuple((name, _clean(_decode_words(value))) for name, value in _as_sent(fields)),
         content_type=_clean(_safe(lambda: msg.get_content_type(), "text/plain"))[:MAX_CONTENT_TYPE],
         defects=tuple(_clean(d) for d in defects),
         size=len(raw),
         charsets=tuple(_clean(c) for c in _safe(lambda: _charsets(parts), ())),
+        raw_headers=tuple(_as_sent(fields)),
     )
 
 
@@ -211,12 +222,10 @@ def _mailparser(msg: Message) -> Any:
 def summarise(raw: bytes) -> Summary:
     """From, Subject and Message-ID read from the header block alone; never raises."""
     try:
-        head = _strip_leading_blank_lines(raw[:256_000])
-        raw_headers = _raw_header_block(head)
-        msg = email.message_from_bytes(_header_block(head) + b"\r\n\r\n")
-        from_addr = next(iter(_mailboxes(msg, "From", raw_headers)), ("", ""))[1]
-        subject = _WS.sub(" ", _header(msg, "Subject", raw_headers)).strip()
-        message_id = _first_id(_header(msg, "Message-ID", raw_headers)) or ""
+        first = _first_values(_header_fields(_strip_leading_blank_lines(raw[:256_000])))
+        from_addr = next(iter(_mailboxes(first, "From")), ("", ""))[1]
+        subject = _WS.sub(" ", _header(first, "Subject")).strip()
+        message_id = _first_id(_header(first, "Message-ID")) or ""
         return Summary(from_addr, _clean(subject)[:MAX_SUBJECT], _clean(message_id)[:998])
     except Exception:  # a summary is a courtesy; unreadable is a fine answer
         return Summary("", "", "")
@@ -361,30 +370,67 @@ def _walk(msg: Message, max_parts: int, max_depth: int) -> list[_Part]:
     return out
 
 
+def _header_lines(raw: bytes) -> list[bytes]:
+    """The lines of the header block as the email package's feedparser reads it: lines end
+    at CRLF, CR or LF, and the first line that is neither a field, a continuation nor an
+    mbox "From " line ends the block (a blank line, or the body's first line when the
+    separator is missing). An MTA ends the header there too."""
+    lines: list[bytes] = []
+    pos = 0
+    while pos < len(raw):
+        found = _LINE.match(raw, pos)
+        line = found.group(0) if found else b""
+        if not line or not _FIELD_LINE.match(line):
+            break
+        lines.append(line)
+        pos += len(line)
+    return lines
+
+
 def _header_block(raw: bytes) -> bytes:
-    end = re.search(rb"\r?\n\r?\n", raw)
-    return raw[: end.start()] if end else raw
+    """The bytes of the header block (see _header_lines), without the separator line."""
+    return raw[: sum(len(line) for line in _header_lines(raw))]
 
 
-def _raw_header_lines(raw: bytes) -> list[tuple[str, bytes]]:
-    """(name lower-cased, raw unfolded value) for every header line, in order."""
+def _header_fields(raw: bytes) -> list[tuple[str, bytes]]:
+    """(name lower-cased, value unfolded, nothing decoded) for every field, in order, split
+    as the email package splits them, so every header-derived value comes from the same
+    fields the standard library (and the MTA) saw."""
+    lines = _header_lines(raw)
+    fields: list[list[bytes]] = []
+    current: list[bytes] | None = None
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:  # a continuation of nothing is dropped, as Python does
+                current.append(line)
+            continue
+        current = None
+        if line.startswith(b"From ") or line.startswith(b":"):
+            continue  # an mbox envelope line, or a field without a name: not a field
+        current = [line]
+        fields.append(current)
+        if len(fields) >= MAX_HEADERS:
+            break
     out: list[tuple[str, bytes]] = []
-    for line in re.split(rb"\r?\n(?![ \t])", _header_block(raw)):
-        name, sep, value = line.partition(b":")
-        if sep and name and b" " not in name.strip():
-            unfolded = re.sub(rb"\r?\n(?=[ \t])", b"", value).strip()
-            out.append((name.strip().lower().decode("ascii", "replace"), unfolded))
-            if len(out) >= MAX_HEADERS:
-                break
+    for field in fields:
+        name, _, value = b"".join(field).partition(b":")
+        # Unfolding removes the line breaks before continuation whitespace, nothing else.
+        out.append((name.lower().decode("ascii", "replace"), _LINE_BREAK.sub(b"", value).strip()))
     return out
 
 
-def _raw_header_block(raw: bytes) -> dict[str, bytes]:
-    """Header name (lower) -> its first raw value, for recovering raw 8-bit header values."""
+def _first_values(fields: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """Field name -> its first value, as the email package's msg.get answers."""
     out: dict[str, bytes] = {}
-    for name, value in _raw_header_lines(raw):
+    for name, value in fields:
         out.setdefault(name, value)
     return out
+
+
+def _as_sent(fields: list[tuple[str, bytes]]) -> Iterator[tuple[str, str]]:
+    """Every field as text, encoded-words left encoded (raw 8-bit bytes decoded)."""
+    for name, value in fields:
+        yield _clean(name), _clean(_decode_8bit(value[:MAX_HEADER_VALUE]))
 
 
 def _decode_8bit(value: bytes) -> str:
@@ -428,18 +474,15 @@ def _codec(charset: str | None) -> str | None:
     return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
-def _header(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
+def _header(first: dict[str, bytes], name: str) -> str:
     """A header as text: encoded-words decoded; raw 8-bit bytes decoded as UTF-8 or cp1252."""
-    return _clean(_decode_words(_undecoded(msg, name, raw_headers)))
+    return _clean(_decode_words(_undecoded(first, name)))
 
 
-def _undecoded(msg: Message, name: str, raw_headers: dict[str, bytes]) -> str:
+def _undecoded(first: dict[str, bytes], name: str) -> str:
     """A header as text with its encoded-words still encoded (raw 8-bit bytes decoded)."""
-    raw_value = raw_headers.get(name.lower())
-    if raw_value is not None and any(b > 0x7F for b in raw_value):
-        return _decode_8bit(raw_value)
-    value = _safe(lambda: msg.get(name), None)
-    return "" if value is None else _safe(lambda: str(value), "")
+    value = first.get(name.lower())
+    return "" if value is None else _decode_8bit(value[:MAX_HEADER_VALUE])
 
 
 def _decode_words(value: str) -> str:
@@ -455,19 +498,15 @@ def _decode_words(value: str) -> str:
     return "".join(c if isinstance(c, str) else _decode_text(c, charset) for c, charset in chunks)
 
 
-def _mailboxes(msg: Message, name: str, raw_headers: dict[str, bytes]) -> list[tuple[str, str]]:
+def _mailboxes(first: dict[str, bytes], name: str) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header, addresses lower-cased.
 
-    The header is split into addresses *before* encoded-words are decoded, so a display
-    name like =?utf-8?q?M=C3=BCller=2C_J=C3=BCrgen?= or one that spells out an address
-    can never change which address the header names.
+    The header is read as an MTA reads it (see maildesk.ingest.addresses): split into
+    mailboxes before any encoded-word is decoded, the angle address taken as the address
+    whatever the phrase before it says, and an encoded-word never read as an address.
     """
-    value = _undecoded(msg, name, raw_headers)[:MAX_HEADER_VALUE]
-    pairs = _safe(lambda: _modern_addresses(name, value), None)
-    if pairs is None:
-        pairs = _safe(lambda: getaddresses([value]), [])
     out = []
-    for display, addr in pairs:
+    for display, addr in _safe(lambda: mailbox_list(_undecoded(first, name)), []):
         addr = _clean(addr).strip().lower()
         if "@" in addr and len(addr) <= MAX_ADDRESS and not _WS.search(addr):
             name_text = _clean(_WS.sub(" ", _decode_words(display)).strip())
@@ -477,14 +516,8 @@ def _mailboxes(msg: Message, name: str, raw_headers: dict[str, bytes]) -> list[t
     return out
 
 
-def _modern_addresses(name: str, value: str) -> list[tuple[str, str]]:
-    """The standard library's RFC 5322 address parser (encoded-words are atoms in it)."""
-    header = email.policy.default.header_factory(name, value)
-    return [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
-
-
-def _addresses(msg: Message, name: str, raw_headers: dict[str, bytes]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(addr for _, addr in _mailboxes(msg, name, raw_headers)))
+def _addresses(first: dict[str, bytes], name: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(addr for _, addr in _mailboxes(first, name)))
 
 
 def _first_id(value: str) -> str | None:
@@ -501,14 +534,6 @@ def _ids(value: str) -> tuple[str, ...]:
 
 def _fits_id(message_id: str) -> bool:
     return len(message_id.encode("utf-8", "replace")) <= MAX_MESSAGE_ID
-
-
-def _all_headers(raw: bytes) -> list[tuple[str, str]]:
-    """Every header, repeated ones included, in order, decoded."""
-    return [
-        (_clean(name), _clean(_decode_words(_decode_8bit(value[:MAX_HEADER_VALUE]))))
-        for name, value in _raw_header_lines(raw)
-    ]
 
 
 # --- bodies and attachments -----------------------------------------------------------------
