@@ -595,11 +595,15 @@ def _requester_unproven(app: App, msg: ParsedMessage, ties: frozenset[str]) -> s
     )
     if auth.passed:
         return ""
-    how = "In-Reply-To/References" if "headers" in ties else "its subject tag"
+    how = (
+        "In-Reply-To/References (a Message-ID travels with every forward)"
+        if "headers" in ties
+        else "its subject tag"
+    )
     return (
-        f"the mail is tied to the ticket only by {how} (a Message-ID travels with every "
-        "forward), not by the requester's reply token or a trusted Authentication-Results "
-        "pass, so its From is not proven; an agent can add them with #cc +address"
+        f"the mail is tied to the ticket only by {how}, not by the requester's reply token "
+        "or a trusted Authentication-Results pass, so its From is not proven; an agent can "
+        "add them with #cc +address"
     )
 
 
@@ -661,7 +665,7 @@ def _append(
             session, ticket, "stranger", now, actor=who, message_id=msg.message_id, reason=reason
         )
         log.warning("%s: %s (%s, raw %s)", ref, reason, msg.message_id, raw.id)
-    if sender.kind == "requester" and ties:
+    if sender.kind == "requester":
         unproven = _requester_unproven(app, msg, ties)
         _add_cc_watchers(app, session, ticket, msg, ticket.requester.email, now, unproven=unproven)
     status, reopened = "appended", False
