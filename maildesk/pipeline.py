@@ -331,7 +331,7 @@ def _process(
     sender = _sender(app, session, ticket, named, msg, raw)
     if sender.kind == "agent":
         return _agent_mail(app, session, raw, msg, ticket, match, sender, now)
-    tie = ties(
+    tied_by = ties(
         msg,
         index,
         {named.id, ticket.id},
@@ -339,10 +339,10 @@ def _process(
         desk_addresses=app.config.own_addresses,
     )
     if match.via in ("in-reply-to", "references"):
-        tie |= {"headers"}
+        tied_by |= {"headers"}
     elif match.via == "reply-token":
-        tie |= {"reply-token"}
-    tied = bool(tie)
+        tied_by |= {"reply-token"}
+    tied = bool(tied_by)
     if (
         not tied
         and sender.kind in ("stranger", "unverified-agent")
@@ -366,7 +366,7 @@ def _process(
         # Someone not on the ticket holding one of its Message-IDs or its reply token (a
         # forward, a mailing list), or naming it with "append": recorded, changes nothing,
         # whatever the ticket's status or the reopen window.
-        return _append(app, session, raw, msg, ticket, match, sender, now, ties=tie)
+        return _append(app, session, raw, msg, ticket, match, sender, now, tied_by=tied_by)
     if ticket.status in lifecycle.REOPENABLE:
         since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
         if now - since > desk.reopen_window:
@@ -382,7 +382,7 @@ def _process(
                 related=(ticket, reason),
                 follow_up=True,
             )
-    return _append(app, session, raw, msg, ticket, match, sender, now, ties=tie)
+    return _append(app, session, raw, msg, ticket, match, sender, now, tied_by=tied_by)
 
 
 def _sender(
@@ -578,14 +578,14 @@ def _watchers_held(
     )
 
 
-def _requester_unproven(app: App, msg: ParsedMessage, ties: frozenset[str]) -> str:
+def _requester_unproven(app: App, msg: ParsedMessage, tied_by: frozenset[str]) -> str:
     """Why mail with the requester's From is not proven theirs ("" if it is).
 
     Proof is the ticket's reply token in a recipient (mailed only to the requester and the
     watchers), or a trusted Authentication-Results pass for the requester's domain. A
     matching In-Reply-To/References is not: a Message-ID travels with every forward.
     """
-    if "reply-token" in ties:
+    if "reply-token" in tied_by:
         return ""
     address = msg.from_addr
     auth = authentication_results(
@@ -597,7 +597,7 @@ def _requester_unproven(app: App, msg: ParsedMessage, ties: frozenset[str]) -> s
         return ""
     how = (
         "In-Reply-To/References (a Message-ID travels with every forward)"
-        if "headers" in ties
+        if "headers" in tied_by
         else "its subject tag"
     )
     return (
@@ -617,11 +617,11 @@ def _append(
     sender: Sender,
     now: datetime,
     *,
-    ties: frozenset[str],
+    tied_by: frozenset[str],
 ) -> Outcome:
     """A requester, watcher or anyone else (a stranger, a forged agent) writes on a ticket.
 
-    `ties`: what besides its subject tag ties the mail to the ticket (see thread.ties).
+    `tied_by`: what besides its subject tag ties the mail to the ticket (see thread.ties).
     Only the requester's proven mail adds its CCs as watchers; a stranger's mail and mail
     claiming an agent's From without proof never change the ticket: they are flagged, and
     the agents' notice shows the flag.
@@ -651,9 +651,9 @@ def _append(
         who = inbound.from_addr
         how = (
             "its reply token"
-            if "reply-token" in ties
+            if "reply-token" in tied_by
             else "In-Reply-To/References"
-            if ties
+            if tied_by
             else "its subject tag alone ([threading] subject_ref_from_strangers = append)"
         )
         reason = f"{who} is not its requester, a watcher or an agent; tied to it by {how}"
@@ -666,7 +666,7 @@ def _append(
         )
         log.warning("%s: %s (%s, raw %s)", ref, reason, msg.message_id, raw.id)
     if sender.kind == "requester":
-        unproven = _requester_unproven(app, msg, ties)
+        unproven = _requester_unproven(app, msg, tied_by)
         _add_cc_watchers(app, session, ticket, msg, ticket.requester.email, now, unproven=unproven)
     status, reopened = "appended", False
     actor = Actor(msg.from_addr, "mail")
