@@ -47,6 +47,7 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "tags": ["sample"],
         "requester": "requester@example.org",
         "requester_name": "Requester",
+        "watchers": ["watcher@example.org"],
         "matched_rules": ["sample rule"],
         "reply_address": config.desk.address,
         "sla_policy": "standard",

@@ -38,7 +38,7 @@ from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.db import transaction, write_gate
 from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
-from maildesk.thread import ThreadMatch, corroborated, reply_tokens, strip_ref_tag, thread_message
+from maildesk.thread import ThreadMatch, reply_tokens, strip_ref_tag, thread_message, ties
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +331,18 @@ def _process(
     sender = _sender(app, session, ticket, named, msg, raw)
     if sender.kind == "agent":
         return _agent_mail(app, session, raw, msg, ticket, match, sender, now)
-    tied = match.via != "subject" or any(
-        corroborated(
-            msg,
-            index,
-            ticket_id,
-            recipients=raw.envelope_to,
-            desk_addresses=app.config.own_addresses,
-        )
-        for ticket_id in {named.id, ticket.id}
+    tied_by = ties(
+        msg,
+        index,
+        {named.id, ticket.id},
+        recipients=raw.envelope_to,
+        desk_addresses=app.config.own_addresses,
     )
+    if match.via in ("in-reply-to", "references"):
+        tied_by |= {"headers"}
+    elif match.via == "reply-token":
+        tied_by |= {"reply-token"}
+    tied = bool(tied_by)
     if (
         not tied
         and sender.kind in ("stranger", "unverified-agent")
@@ -360,6 +362,11 @@ def _process(
         return _new_ticket(
             app, session, raw, msg, requester, contact, now, related=(ticket, reason)
         )
+    if sender.kind == "stranger":
+        # Someone not on the ticket holding one of its Message-IDs or its reply token (a
+        # forward, a mailing list), or naming it with "append": recorded, changes nothing,
+        # whatever the ticket's status or the reopen window.
+        return _append(app, session, raw, msg, ticket, match, sender, now, tied_by=tied_by)
     if ticket.status in lifecycle.REOPENABLE:
         since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
         if now - since > desk.reopen_window:
@@ -375,7 +382,7 @@ def _process(
                 related=(ticket, reason),
                 follow_up=True,
             )
-    return _append(app, session, raw, msg, ticket, match, sender, now, tied=tied)
+    return _append(app, session, raw, msg, ticket, match, sender, now, tied_by=tied_by)
 
 
 def _sender(
@@ -505,23 +512,95 @@ def _new_ticket(
 
 
 def _add_cc_watchers(
-    app: App, session: Session, ticket: Ticket, msg: ParsedMessage, requester: str, now: datetime
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    msg: ParsedMessage,
+    requester: str,
+    now: datetime,
+    *,
+    unproven: str = "",
 ) -> None:
-    """The requester's CCs (never the desk's own addresses or agents) watch the ticket."""
+    """The requester's CCs (never the desk's own addresses or agents) watch the ticket.
+
+    On an existing ticket only from mail proven the requester's (`unproven` says why this
+    one is not), and never one an agent removed (`#cc -x`) until an agent adds them back:
+    each address held back is recorded with the reason.
+    """
     own = app.config.own_addresses
+    present = set(repo.watchers(session, ticket.id))
     candidates = [
         a
-        for a in (*msg.to, *msg.cc)
+        for a in dict.fromkeys((*msg.to, *msg.cc))
         if a != requester
+        and a not in present
         and f"{a.partition('@')[0].partition('+')[0]}@{a.partition('@')[2]}" not in own
         and app.config.agent(a) is None
     ]
     if not candidates:
         return
-    room = MAX_WATCHERS - len(repo.watchers(session, ticket.id))
+    if unproven:
+        _watchers_held(app, session, ticket, requester, candidates, unproven, now)
+        return
+    removed = repo.removed_watchers(session, ticket.id)
+    if held := [a for a in candidates if a in removed]:
+        reason = "removed by an agent; only an agent's #cc +address adds them back"
+        _watchers_held(app, session, ticket, requester, held, reason, now)
+        candidates = [a for a in candidates if a not in removed]
+    room = MAX_WATCHERS - len(present)
     added = repo.add_watchers(session, ticket.id, candidates[: max(room, 0)], requester, now)
     if added:
         repo.add_event(session, ticket, "watchers", now, actor=requester, added=added, removed=[])
+
+
+def _watchers_held(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    requester: str,
+    addresses: list[str],
+    reason: str,
+    now: datetime,
+) -> None:
+    repo.add_event(
+        session,
+        ticket,
+        "watchers_not_added",
+        now,
+        actor=requester,
+        addresses=addresses,
+        reason=reason,
+    )
+    log.info(
+        "%s: CCs %s not added as watchers: %s", app.ref(ticket.id), ", ".join(addresses), reason
+    )
+
+
+def _requester_unproven(app: App, msg: ParsedMessage, tied_by: frozenset[str]) -> str:
+    """Why mail with the requester's From is not proven theirs ("" if it is).
+
+    Proof is the ticket's reply token in a recipient (mailed only to the requester and the
+    watchers), or a trusted Authentication-Results pass for the requester's domain. A
+    matching In-Reply-To/References is not: a Message-ID travels with every forward.
+    """
+    if "reply-token" in tied_by:
+        return ""
+    address = msg.from_addr
+    auth = authentication_results(
+        msg.raw_headers, app.config.security.trusted_authserv_ids, address
+    )
+    if auth.passed:
+        return ""
+    how = (
+        "In-Reply-To/References (a Message-ID travels with every forward)"
+        if "headers" in tied_by
+        else "its subject tag"
+    )
+    return (
+        f"the mail is tied to the ticket only by {how}, not by the requester's reply token "
+        "or a trusted Authentication-Results pass, so its From is not proven; an agent can "
+        "add them with #cc +address"
+    )
 
 
 def _append(
@@ -534,13 +613,14 @@ def _append(
     sender: Sender,
     now: datetime,
     *,
-    tied: bool,
+    tied_by: frozenset[str],
 ) -> Outcome:
-    """A requester, watcher or (with append) anyone else writes on an existing ticket.
+    """A requester, watcher or anyone else (a stranger, a forged agent) writes on a ticket.
 
-    `tied`: In-Reply-To/References or a reply token ties the mail to the ticket, not only
-    its subject tag. Only such mail from the requester adds its CCs as watchers, and mail
-    claiming an agent's From without proof never changes the ticket's status.
+    `tied_by`: what besides its subject tag ties the mail to the ticket (see thread.ties).
+    Only the requester's proven mail adds its CCs as watchers; a stranger's mail and mail
+    claiming an agent's From without proof never change the ticket: they are flagged, and
+    the agents' notice shows the flag.
     """
     ref = app.ref(ticket.id)
     text = new_text(msg.body_text) or msg.body_text
@@ -548,9 +628,10 @@ def _append(
     automatic = may_auto_reply(msg, app.config.own_addresses)
     extra = {"automatic": automatic.reason} if not automatic.allowed else {}
     _message_event(session, ticket, msg, match, sender.kind, now, **extra)
-    flags = []
+    flags: list[str] = []
+    reason = ""
     if sender.doubt:
-        flags.append(sender.doubt)
+        flags.append(f"{sender.doubt}. Treat it as written by the requester side")
         repo.add_event(
             session,
             ticket,
@@ -561,19 +642,40 @@ def _append(
             reason=sender.doubt,
         )
         log.warning("%s: %s (raw %s)", ref, sender.doubt, raw.id)
-    if sender.kind == "requester" and tied:
-        _add_cc_watchers(app, session, ticket, msg, ticket.requester.email, now)
+    stranger = sender.kind == "stranger"
+    if stranger:
+        who = inbound.from_addr
+        how = (
+            "its reply token"
+            if "reply-token" in tied_by
+            else "In-Reply-To/References"
+            if tied_by
+            else "its subject tag alone ([threading] subject_ref_from_strangers = append)"
+        )
+        reason = f"{who} is not its requester, a watcher or an agent; tied to it by {how}"
+        flags.append(
+            f"{who} is not on {ref} (not its requester, a watcher or an agent): the mail "
+            "changed nothing, and your reply does not go to them"
+        )
+        repo.add_event(
+            session, ticket, "stranger", now, actor=who, message_id=msg.message_id, reason=reason
+        )
+        log.warning("%s: %s (%s, raw %s)", ref, reason, msg.message_id, raw.id)
+    if sender.kind == "requester":
+        unproven = _requester_unproven(app, msg, tied_by)
+        _add_cc_watchers(app, session, ticket, msg, ticket.requester.email, now, unproven=unproven)
     status, reopened = "appended", False
     actor = Actor(msg.from_addr, "mail")
+    if not stranger:
+        ticket.updated_at = now  # a stranger's mail does not even touch the ticket
     if not automatic.allowed:
         # An out-of-office or other automatic answer is kept, but it does not reopen the
         # ticket or page anyone.
-        ticket.updated_at = now
         notices.suppressed(
             app, session, ticket, "agent_requester_reply", f"automatic: {automatic.reason}", now
         )
-    elif sender.doubt:
-        ticket.updated_at = now  # a forged agent From changes nothing; agents are warned
+    elif flags:
+        # A forged agent From or a stranger changes nothing; the agents are warned.
         notices.requester_replied(
             app, session, ticket, inbound, msg, now, reopened=False, flags=flags
         )
@@ -582,13 +684,12 @@ def _append(
             reopened = ticket.status in lifecycle.REOPENABLE
             lifecycle.set_status(app, session, ticket, "open", actor, now)
             status = "reopened" if reopened else status
-        ticket.updated_at = now
         notices.requester_replied(
             app, session, ticket, inbound, msg, now, reopened=reopened, flags=flags
         )
     raw.ticket_id = ticket.id
     log.info("%s %s to %s via %s (raw %s)", status, msg.message_id, ref, match.via, raw.id)
-    return Outcome(raw.id, status, ticket.id, ref)
+    return Outcome(raw.id, status, ticket.id, ref, reason)
 
 
 def _message_event(

@@ -98,6 +98,32 @@ def thread_message(
     return ThreadMatch(None)
 
 
+def ties(
+    msg: ParsedMessage,
+    index: ThreadIndex,
+    ticket_ids: Iterable[int],
+    *,
+    recipients: Sequence[str],
+    desk_addresses: Iterable[str],
+) -> frozenset[str]:
+    """What besides the subject ties this message to one of these tickets: "headers"
+    (In-Reply-To/References of its messages), "reply-token" (its token in a recipient).
+
+    A token was mailed only to the ticket's side (requester and watchers, or one agent);
+    a Message-ID travels with every copy and forward of a mail, so it proves less.
+    """
+    wanted = set(ticket_ids)
+    found: set[str] = set()
+    if msg.thread_ids and index.ticket_for_message_ids(list(msg.thread_ids)) in wanted:
+        found.add("headers")
+    if any(
+        index.ticket_for_token(token) in wanted
+        for token in reply_tokens([*recipients, *msg.to, *msg.cc], desk_addresses)
+    ):
+        found.add("reply-token")
+    return frozenset(found)
+
+
 def corroborated(
     msg: ParsedMessage,
     index: ThreadIndex,
@@ -107,9 +133,4 @@ def corroborated(
     desk_addresses: Iterable[str],
 ) -> bool:
     """Does anything but the subject tie this message to the ticket (headers or a token)?"""
-    if msg.thread_ids and index.ticket_for_message_ids(list(msg.thread_ids)) == ticket_id:
-        return True
-    return any(
-        index.ticket_for_token(token) == ticket_id
-        for token in reply_tokens([*recipients, *msg.to, *msg.cc], desk_addresses)
-    )
+    return bool(ties(msg, index, [ticket_id], recipients=recipients, desk_addresses=desk_addresses))

@@ -325,7 +325,10 @@ def test_watchers_come_from_the_requesters_tied_replies_only(desk: Desk) -> None
     )
     desk.wait_processed(2)
     assert desk.ticket(opened.ref)["watchers"] == []
-    # The requester answering our mail (In-Reply-To) with a colleague in Cc adds them.
+    [held] = events(desk, opened.ref, "watchers_not_added")
+    assert held["data"]["addresses"] == ["mallory@evil.example"]
+    assert "only by its subject tag" in held["data"]["reason"]
+    # The requester answering our mail (to its reply token) with a colleague in Cc adds them.
     plain_reply(
         desk,
         opened.ack,

@@ -16,6 +16,7 @@ from maildesk.thread import (
     strip_reply_prefixes,
     subject_refs,
     thread_message,
+    ties,
 )
 
 DESK = "support@example.com"
@@ -270,3 +271,50 @@ def test_unknown_token_falls_through_to_a_known_one() -> None:
 
 def test_token_of_another_local_part_does_not_thread() -> None:
     assert thread(message(), recipients=[f"alice+{TOKEN_7}@example.com"]).ticket_id is None
+
+
+# --- what ties a message to a ticket besides its subject -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "recipients", "tickets", "expected"),
+    [
+        ({"subject": "[MD-7] x"}, [DESK], {7}, set()),  # the subject tag alone
+        ({"in_reply_to": ("<in-3@client.example.org>",)}, [DESK], {3}, {"headers"}),
+        ({"references": ("<out-5@desk.example.com>",)}, [DESK], {5}, {"headers"}),
+        ({}, [f"support+{TOKEN_7}@example.com"], {7}, {"reply-token"}),
+        ({"cc": (f"helpdesk+{TOKEN_7}@example.com",)}, [DESK], {7}, {"reply-token"}),
+        (
+            {"in_reply_to": ("<in-3@client.example.org>",)},
+            [f"support+{TOKEN_7}@example.com"],
+            {3, 7},
+            {"headers", "reply-token"},
+        ),
+        # Another ticket's Message-ID or token ties nothing to this one.
+        ({"in_reply_to": ("<in-3@client.example.org>",)}, [DESK], {7}, set()),
+        ({}, [f"support+{TOKEN_9}@example.com"], {7}, set()),
+        ({}, [f"alice+{TOKEN_7}@example.com"], {7}, set()),  # not a desk address
+    ],
+    ids=[
+        "subject-only",
+        "in-reply-to",
+        "references",
+        "token",
+        "token-in-cc",
+        "both",
+        "other-ticket-id",
+        "other-ticket-token",
+        "foreign-plus-address",
+    ],
+)
+def test_ties(
+    fields: dict[str, object], recipients: list[str], tickets: set[int], expected: set[str]
+) -> None:
+    found = ties(
+        message(**fields),
+        index(),
+        tickets,
+        recipients=recipients,
+        desk_addresses=DESK_ADDRESSES,
+    )
+    assert found == expected

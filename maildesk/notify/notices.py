@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from maildesk.app import App
 from maildesk.config import Agent
@@ -55,12 +55,21 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "tags": list(ticket.tags),
         "requester": ticket.requester.email,
         "requester_name": ticket.requester.name,
+        "watchers": _watchers(ticket),
         "matched_rules": list(matched),
         "reply_address": app.reply_address(ticket.id),
         "sla_policy": ticket.sla_policy,
         "response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),
     }
+
+
+def _watchers(ticket: Ticket) -> list[str]:
+    """Who gets the requester side's mail besides the requester (as relays Cc them)."""
+    session = object_session(ticket)
+    if session is None:
+        return []
+    return [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
 
 
 def message_context(message: Message | None, max_body: int | None = None) -> dict[str, Any]:

@@ -298,6 +298,24 @@ def remove_watchers(session: Session, ticket_id: int, emails: Sequence[str]) -> 
     return gone
 
 
+def removed_watchers(session: Session, ticket_id: int) -> set[str]:
+    """Addresses taken off the ticket's watchers (`#cc -x`) and not added back since.
+
+    The audit log is the record: a `watchers` event lists who was added and who removed,
+    in order, so no second table has to agree with it.
+    """
+    stmt = (
+        select(Event.data)
+        .where(Event.ticket_id == ticket_id, Event.kind == "watchers")
+        .order_by(Event.id)
+    )
+    removed: set[str] = set()
+    for data in session.scalars(stmt):
+        removed.difference_update(data.get("added") or ())
+        removed.update(data.get("removed") or ())
+    return removed
+
+
 def links(session: Session, ticket_id: int) -> list[tuple[int, str]]:
     """(linked ticket id, relation) pairs of a ticket."""
     stmt = (
