@@ -306,8 +306,9 @@ class _Listener(SMTP):
         self._close_with("421 4.4.2 Timeout, closing connection")
 
     def _close_with(self, reply: str) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # already on its way out
         self._writer.write(reply.encode("ascii") + b"\r\n")
-        assert self.transport is not None
         self.transport.close()
 
     # --- progress and junk: every final reply ends one command (RFC 5321 4.2) ------------
@@ -334,7 +335,7 @@ class _Listener(SMTP):
             self._reset_timeout()
             return
         self._junk += 1
-        if self._junk >= self._limits.max_junk_commands and self.transport is not None:
+        if self._junk == self._limits.max_junk_commands:
             assert self.session is not None
             log.info(
                 "SMTP client %s sent %d commands without progress: 421",
