@@ -367,6 +367,16 @@ def test_data_over_the_size_limit_gets_552_and_the_session_goes_on() -> None:
         assert len(stored.raws) == 2
 
 
+def test_lines_that_end_with_a_dot_cost_time_in_proportion() -> None:
+    with listener(max_message_size=10_000_000) as (port, stored):
+        started = time.monotonic()
+        replies = _deliver(port, [b"x.\r\n" * 500_000])  # 2 MB, each line a false end
+        took = time.monotonic() - started
+    print(f"2 MB of 'x.' lines: {took:.2f} s")
+    assert replies[0].startswith("250") and stored.raws[0] == b"x.\r\n" * 500_000
+    assert took < 8
+
+
 # --- a real daemon with its default limits, measured from outside --------------------------
 
 

@@ -404,7 +404,7 @@ class _Listener(SMTP):
                 block = await reader.read(exc.consumed)  # leaves what may start ".\r\n"
                 dot = False
             if dot:
-                before = block[-5:-3] if len(block) >= 5 else (bytes(data) + block[:-3])[-2:]
+                before = block[-5:-3] if len(block) >= 5 else (data[-2:] + block[:-3])[-2:]
                 dot = before == b"\r\n"  # else a line that merely ends with a dot
             if dot:
                 block = block[:-3]
