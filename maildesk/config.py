@@ -6,6 +6,7 @@ rule name and key. Unknown keys are errors, so a typo never silently does nothin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -66,8 +67,12 @@ class SmtpConfig:
     accept: tuple[str, ...]
     max_message_size: int
     max_recipients: int = 100  # per transaction; more get 452 (the client sends them later)
-    timeout: float = 300.0  # seconds a client may stay silent before it is disconnected
+    timeout: float = 300.0  # seconds a client may go without progress (NOOPs are none); 421
     max_connections: int = 100  # open at once; one more gets 421
+    max_connections_per_client: int = 20  # open at once from one address; one more gets 421
+    per_client_exceptions: tuple[str, ...] = ("127.0.0.1", "::1")  # networks not held to that
+    max_junk_commands: int = 100  # commands without progress in a session; then 421
+    min_data_rate: int = 1000  # bytes/s a client keeps up in DATA after the first `timeout`
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,6 +428,15 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         2525,
     )
     accept = tuple(_checked_emails(r, r.strings(t, "[smtp]", "accept"), "[smtp] key 'accept'"))
+    exceptions = (
+        _checked_networks(
+            r,
+            r.strings(t, "[smtp]", "per_client_exceptions"),
+            "[smtp] key 'per_client_exceptions'",
+        )
+        if "per_client_exceptions" in t
+        else SmtpConfig.per_client_exceptions
+    )
     smtp = SmtpConfig(
         host=host,
         port=port,
@@ -434,6 +448,14 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
             r.take(t, "[smtp]", "timeout", parse_duration, None) or timedelta(minutes=5)
         ).total_seconds(),
         max_connections=r.take(t, "[smtp]", "max_connections", int_between(1, 100_000), 100) or 100,
+        max_connections_per_client=r.take(
+            t, "[smtp]", "max_connections_per_client", int_between(1, 100_000), 20
+        )
+        or 20,
+        per_client_exceptions=exceptions,
+        max_junk_commands=r.take(t, "[smtp]", "max_junk_commands", int_between(1, 100_000), 100)
+        or 100,
+        min_data_rate=r.take(t, "[smtp]", "min_data_rate", parse_size, 1000) or 1000,
     )
     r.done(t, "[smtp]")
 
@@ -663,6 +685,15 @@ def _checked_emails(r: _Reader, values: tuple[str, ...], place: str) -> list[str
         except ValueError as exc:
             r.problem(place, str(exc))
     return out
+
+
+def _checked_networks(r: _Reader, values: tuple[str, ...], place: str) -> tuple[str, ...]:
+    for v in values:
+        try:
+            ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            r.problem(place, f"expected an IP address or network like '10.0.0.0/8', got {v!r}")
+    return values
 
 
 def _database_url(r: _Reader, url: str, base: Path) -> str:

@@ -92,6 +92,10 @@ class Daemon:
             hostname=socket.getfqdn(),
             timeout=cfg.smtp.timeout,
             max_connections=cfg.smtp.max_connections,
+            max_connections_per_client=cfg.smtp.max_connections_per_client,
+            per_client_exceptions=cfg.smtp.per_client_exceptions,
+            max_junk_commands=cfg.smtp.max_junk_commands,
+            min_data_rate=cfg.smtp.min_data_rate,
         )
         self.port = server.sockets[0].getsockname()[1]
         if install_signals:
