@@ -157,7 +157,7 @@ def parse_reply(text: str, ctx: CommandContext) -> ParsedReply:
     internal = (
         any(c.name == "note" for c in commands)
         or bool(_NOTE_ANYWHERE.search("\n".join(lines[body_start:])))
-        or any(e.reason.startswith(_NOTE_ERROR) for e in errors)
+        or any(e.reason.startswith(NOTE_ERROR) for e in errors)
     )
     return ParsedReply(
         commands=tuple(commands),
@@ -174,7 +174,7 @@ def normalise(line: str) -> str:
     return unicodedata.normalize("NFKC", line).translate(_HASH_LIKE)
 
 
-_NOTE_ERROR = "looks like a note"
+NOTE_ERROR = "looks like a note"
 
 
 def _note_lookalikes(
@@ -196,7 +196,7 @@ def _note_lookalikes(
                 CommandError(
                     i + 1,
                     stripped,
-                    f"{_NOTE_ERROR}{where}, so nothing was sent; to keep the reply internal "
+                    f"{NOTE_ERROR}{where}, so nothing was sent; to keep the reply internal "
                     "start it with a #note line, or reword the line",
                 )
             )

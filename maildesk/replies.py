@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from maildesk import lifecycle
 from maildesk.app import App
-from maildesk.commands import AgentRef, CommandContext, parse_reply
+from maildesk.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
 from maildesk.config import Agent
 from maildesk.ingest.parse import sanitise_filename
 from maildesk.lifecycle import Actor
@@ -71,7 +71,11 @@ def agent_reply(
     assert actor.agent is not None
     ref = app.ref(ticket.id)
     parsed = parse_reply(text, command_context(app, actor.email))
-    errors = list(parsed.errors) or lifecycle.check(session, ticket, parsed.commands, app)
+    # A look-alike note is refused lest it be relayed; in a reply kept internal anyway (a
+    # real #note, `ticket note`) it is harmless text.
+    noted = internal or any(c.name == "note" for c in parsed.commands)
+    errors = [e for e in parsed.errors if not (noted and e.reason.startswith(NOTE_ERROR))]
+    errors = errors or lifecycle.check(session, ticket, parsed.commands, app)
     internal = internal or parsed.internal
     public = not internal and (bool(parsed.text.strip()) or bool(message.attachments))
     problems = [str(e) for e in errors] + (leaks(ticket, message, text) if public else [])

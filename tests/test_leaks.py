@@ -10,12 +10,13 @@ import random
 import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
 from maildesk.notify.render import mint_message_id
 from tests.agents import ALICE, CAROL, Mailbox, events, open_ticket, received, reply
-from tests.conftest import Desk, mail
+from tests.conftest import Desk, mail, wait_until
 
 NEW = "I have restarted the spooler; please try again."
 AGENT_TOKEN = re.compile(rb"\d{1,18}-a[0-9a-f]{20}")
@@ -222,3 +223,23 @@ def test_a_reply_quoting_the_notice_is_not_relayed_and_the_agent_is_told(
     [kept] = [m for m in desk.ticket(opened.ref)["messages"] if m["kind"] == "agent_rejected"]
     assert kept["internal"] is True
     assert events(desk, opened.ref, "commands_rejected")
+
+
+def test_a_look_alike_line_inside_a_real_note_is_just_text(desk: Desk) -> None:
+    opened = open_ticket(desk)
+    carol = Mailbox(desk, CAROL)
+    code, out = desk.cli(
+        "ticket", "note", opened.ref, "--as", "alice", "-m", "--note from the vendor: firmware"
+    )
+    assert code == 0 and "internal note" in out, out
+    reply(desk, opened.notice, "#note checked the logs\nVendor call:\n#ntoe firmware bug")
+    [note, mailed] = wait_until(
+        lambda: _two([m for m in desk.ticket(opened.ref)["messages"] if m["kind"] == "note"])
+    )
+    assert note["body_text"] == "--note from the vendor: firmware"
+    assert "#ntoe firmware bug" in mailed["body_text"]
+    assert carol.nothing_new()
+
+
+def _two(items: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    return items if len(items) == 2 else None
