@@ -52,6 +52,14 @@ def test_acknowledgement_message_ids_are_unguessable(desk: Desk) -> None:
         assert re.fullmatch(rf"<[0-9a-f]{{32}}\.{opened.ref}@example\.com>", sent["Message-ID"])
 
 
+def test_every_agent_notice_ends_with_its_own_marker_line(desk: Desk) -> None:
+    first, second = open_ticket(desk), open_ticket(desk, "VPN broken")
+    markers = [n.get_content().rstrip().splitlines()[-1] for n in (first.notice, second.notice)]
+    for opened, marker in zip((first, second), markers, strict=True):
+        assert re.fullmatch(rf"-- maildesk notice {opened.ref} [0-9a-f]{{8}} --", marker)
+    assert "maildesk notice" not in first.ack.get_content()  # requesters never see one
+
+
 def _reply_with(opened_notice: EmailMessage, how: str) -> EmailMessage:
     msg = mail(
         f"Re: {opened_notice['Subject']}",
