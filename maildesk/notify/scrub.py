@@ -35,6 +35,8 @@ NOT_RELAYED = "not relayed to the requester"
 def scrub_attachment(filename: str, content_type: str, content: bytes) -> bytes | None:
     """The attachment as it may be relayed (agent addresses made plain), or None if an
     agent token remains that cannot be removed."""
+    if AGENT_TOKEN.search(filename):
+        return None
     if _readable(filename, content_type):
         content = _PLUS_ADDRESS.sub(rb"\1\2", content)
     return None if carries_agent_token(filename, content_type, content) else content
