@@ -394,7 +394,7 @@ def _reply_text(args: argparse.Namespace) -> str:
 def cmd_ticket_reply(args: argparse.Namespace) -> int:
     """An agent's reply or note from the command line: the same path as one by mail."""
     text = _reply_text(args).strip()
-    note = args.ticket_command == "note"
+    note = args.ticket_command == "note" or bool(args.note)
     if not text:
         raise MaildeskError("empty text: nothing to " + ("note" if note else "send"))
     attachments = [(Path(p).name, _read(p, Path.read_bytes)) for p in args.attach or []]
@@ -778,7 +778,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--file", "-f", help="read the text from this file")
         if name == "reply":
             sp.add_argument("--attach", action="append", help="attach a file (repeatable)")
-        sp.set_defaults(func=cmd_ticket_reply, attach=None)
+            sp.add_argument(
+                "--note", action="store_true", help="keep it internal (as `ticket note`)"
+            )
+        sp.set_defaults(func=cmd_ticket_reply, attach=None, note=False)
     sp = ticket_sub.add_parser(
         "set",
         help="change fields: status=resolved priority=P2 assignee=me queue=infra tags=+x,-y ...",

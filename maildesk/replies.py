@@ -1,10 +1,12 @@
 """An agent's reply, by mail or by `maildesk ticket reply/note`: commands, note or relay.
 
 The reply's new text (history and signature already stripped) starts with an optional
-command block. If any command is invalid nothing changes: the reply is kept as an internal
-message and the agent gets one error mail naming each bad line. Otherwise the commands are
-applied, a `#note` keeps the whole reply internal, any other text is relayed to the
-requester and watchers, and the agent gets a receipt of what was applied.
+command block. If any command is invalid, or a reply to relay would hand the requester
+something of the agent's side (an agent reply token, a quoted notice: maildesk.notify.scrub),
+nothing changes: the reply is kept as an internal message and the agent gets one error mail
+naming each bad line. Otherwise the commands are applied, a `#note` keeps the whole reply
+internal, any other text is relayed to the requester and watchers, and the agent gets a
+receipt of what was applied.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from sqlalchemy.orm import Session
 
 from maildesk import lifecycle
 from maildesk.app import App
-from maildesk.commands import AgentRef, CommandContext, parse_reply
+from maildesk.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
 from maildesk.config import Agent
 from maildesk.ingest.parse import sanitise_filename
 from maildesk.lifecycle import Actor
 from maildesk.notify import notices
 from maildesk.notify.render import mint_message_id
+from maildesk.notify.scrub import quoted_notice_problems, scrub_attachment
 from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
@@ -68,10 +71,16 @@ def agent_reply(
     assert actor.agent is not None
     ref = app.ref(ticket.id)
     parsed = parse_reply(text, command_context(app, actor.email))
-    errors = list(parsed.errors) or lifecycle.check(session, ticket, parsed.commands, app)
-    if errors:
+    # A look-alike note is refused lest it be relayed; in a reply kept internal anyway (a
+    # real #note, `ticket note`) it is harmless text.
+    noted = internal or any(c.name == "note" for c in parsed.commands)
+    errors = [e for e in parsed.errors if not (noted and e.reason.startswith(NOTE_ERROR))]
+    errors = errors or lifecycle.check(session, ticket, parsed.commands, app)
+    internal = internal or parsed.internal
+    public = not internal and (bool(parsed.text.strip()) or bool(message.attachments))
+    problems = [str(e) for e in errors] + (leaks(ticket, message, text) if public else [])
+    if problems:
         message.kind, message.internal, message.body_text = "agent_rejected", True, text
-        problems = [str(e) for e in errors]
         repo.add_event(
             session,
             ticket,
@@ -98,8 +107,6 @@ def agent_reply(
         log.info("%s: commands from %s rejected: %s", ref, actor.email, "; ".join(problems))
         return ReplyResult("rejected", errors=problems)
 
-    internal = internal or parsed.internal
-    public = not internal and (bool(parsed.text.strip()) or bool(message.attachments))
     message.body_text = parsed.text
     message.internal = not public
     message.kind = "note" if internal else "agent_reply" if public else "commands"
@@ -163,6 +170,19 @@ def agent_reply(
         )
     log.info("%s: %s by %s (%s): %s", ref, kind, actor.email, actor.via, "; ".join(result.changes))
     return result
+
+
+def leaks(ticket: Ticket, reply: Message, text: str) -> list[str]:
+    """Why relaying `reply` (new text `text`) would hand the requester the agent's side."""
+    notices = [m.body_text for m in ticket.messages if m.direction == "out" and m.internal]
+    problems = quoted_notice_problems(text, notices)
+    for a in reply.attachments:
+        if scrub_attachment(a.filename, a.content_type, a.content) is None:
+            problems.append(
+                f'attachment "{a.filename}": carries an agent reply address that cannot be '
+                "removed; not relayed to the requester: resend without it"
+            )
+    return problems
 
 
 def cli_message(

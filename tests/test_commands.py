@@ -166,3 +166,64 @@ def test_no_commands() -> None:
 )
 def test_ticket_number(value: str, number: int | None) -> None:
     assert ticket_number(value, "MD") == number
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#notes the vendor says it is a firmware bug",
+        "#internal the vendor says it is a firmware bug",
+        "#private the vendor says it is a firmware bug",
+        "\uff03note the vendor says it is a firmware bug",  # full-width number sign
+        "\u266fnote the vendor says it is a firmware bug",  # music sharp sign
+        "#Note: the vendor says it is a firmware bug",
+        "# note the vendor says it is a firmware bug",
+    ],
+)
+def test_every_note_spelling_keeps_the_reply_internal(text: str) -> None:
+    parsed = parse(f"{text}\nMore.")
+    assert parsed.internal and parsed.errors == ()
+    assert parsed.text.startswith("the vendor says it is a firmware bug")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("#ntoe the vendor says it is a firmware bug", 1),
+        ("#nots the vendor says it is a firmware bug", 1),
+        ("#intrenal the vendor says it is a firmware bug", 1),
+        ("Checked.\n#ntoe the vendor says it is a firmware bug", 2),
+        ("Checked.\n\n\uff03ntoe the vendor says", 3),
+        ("Checked.\n\n*#notes* the vendor says", 3),
+        ("--note the vendor says it is a firmware bug", 1),
+        ("-note the vendor says it is a firmware bug", 1),
+        ("Checked.\n--note the vendor says", 2),
+        ("Checked. #note the vendor says it is a firmware bug", 1),
+        ("#priority P2\nChecked, and #internal: the vendor says", 2),
+    ],
+)
+def test_a_misspelt_or_misplaced_note_is_refused_naming_its_line(text: str, line: int) -> None:
+    parsed = parse(text)
+    assert parsed.errors, "a look-alike note must never pass as a public reply"
+    assert line in [e.line for e in parsed.errors]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#1 priority is the printer.",
+        "Hello,\nThe #monitoring channel says it is fixed.",
+        "- Note that the printer needs a reboot.\n- Then print.",
+        "Notes: the printer needs a reboot.",
+        "#tag printer\nThe new toner is on its way.",
+        "Thanks,\n-- \nAlice",
+    ],
+)
+def test_text_that_only_resembles_a_note_is_a_public_reply(text: str) -> None:
+    parsed = parse(text)
+    assert (parsed.errors, parsed.internal) == ((), False)
+
+
+def test_normalisation_is_for_matching_only() -> None:
+    parsed = parse("#priority P2\nＡＢＣ ﬁle")  # full-width letters, a ligature
+    assert parsed.text == "ＡＢＣ ﬁle"

@@ -77,3 +77,21 @@ def test_a_forward_keeps_what_it_forwards() -> None:
         "Toner low."
     )
     assert new_text(body) == body
+
+
+def test_the_notice_marker_ends_the_new_text() -> None:
+    body = (
+        "My answer.\n\nNew ticket MD-1 in queue it.\n\nHelp, it is burning.\n\n-- \n"
+        "Reply to this message to answer the requester.\n-- maildesk notice MD-1 0a1b2c3d --\n"
+        "---------- Forwarded message ---------\nFrom: Carol <carol@example.org>\n\nmore"
+    )
+    # Cut at the marker: the forward below it is gone (the notice above is caught later).
+    assert new_text(body) == "My answer.\n\nNew ticket MD-1 in queue it.\n\nHelp, it is burning."
+
+
+def test_a_quoted_notice_marker_leaves_the_answer_below_it() -> None:
+    body = (
+        "Test Desk wrote:\n> New ticket MD-1 in queue it.\n> -- maildesk notice MD-1 0a1b2c3d --"
+        "\n\nMy answer."
+    )
+    assert new_text(body) == "My answer."

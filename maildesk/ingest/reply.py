@@ -5,7 +5,9 @@ mail-parser-reply splits a body at the reply headers mail clients write ("On …
 languages, and finds signatures. Two guards are ours: a trailing block of ">" quotes with
 no header is history too, and a "signature" that starts with a closing phrase but reads
 like a sentence ("Thanks, but the printer still fails:") is kept, so text is never lost to
-an eager pattern. The full message always stays stored raw.
+an eager pattern. Everything from the marker line that ends each agent notice down is
+history as well: a client that quotes a notice without ">" (Outlook) or forwards inside it
+loses it there. The full message always stays stored raw.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ _FORWARD = re.compile(
     r"|begin forwarded message:|anfang der weitergeleiteten nachricht:)",
     re.IGNORECASE | re.MULTILINE,
 )
+# The last line of every agent notice (maildesk.notify.render.notice_marker). Anywhere in a
+# reply it means a quoted notice; unquoted at a line start, what follows is that notice's
+# history (a ">"-quoted one is left to the quote rules: the answer may be below it).
+NOTICE_MARKER = re.compile(r"-- maildesk notice \S+ [0-9a-f]{8} --")
+_MARKER_LINE = re.compile(r"^[ \t]*" + NOTICE_MARKER.pattern + r"[ \t]*$", re.MULTILINE)
 _SIGNATURE_SEPARATOR = re.compile(r"^\s*(--\s*|[-_]{2,}.*|sent from .*|get outlook .*)$", re.I)
 MAX_SIGNATURE_LINES = 12
 
@@ -31,6 +38,9 @@ MAX_SIGNATURE_LINES = 12
 def new_text(body: str) -> str:
     """The part of a reply its author wrote now, without history or signature."""
     text = body.replace("\r\n", "\n")
+    marker = _MARKER_LINE.search(text)
+    if marker:
+        text = text[: marker.start()]
     if not text.strip():
         return ""
     if _FORWARD.search(text):

@@ -24,6 +24,7 @@ from maildesk.guard import may_auto_reply
 from maildesk.ingest.parse import ParsedMessage
 from maildesk.notify.outbox import Notification, enqueue
 from maildesk.notify.render import OutgoingAttachment
+from maildesk.notify.scrub import scrub_attachment
 from maildesk.proof import Role
 from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
@@ -384,7 +385,16 @@ def relay(
     agent: Agent,
     now: datetime,
 ) -> Message | None:
-    """An agent's public reply, to the requester and the watchers, from the desk's address."""
+    """An agent's public reply, to the requester and the watchers, from the desk's address.
+
+    Attachments go with every agent reply address in them made plain (an attached notice
+    carries the agent's token); one that cannot be cleaned was refused before (replies.leaks).
+    """
+    attachments = []
+    for a in reply.attachments:
+        content = scrub_attachment(a.filename, a.content_type, a.content)
+        if content is not None:
+            attachments.append(OutgoingAttachment(a.filename, a.content_type, content))
     return _to_requester_side(
         app,
         session,
@@ -396,9 +406,7 @@ def relay(
         now=now,
         # The agent's name, never their address: requesters only ever see the desk's.
         from_name=f"{agent.name} via {app.config.desk.name}" if agent.name else None,
-        attachments=[
-            OutgoingAttachment(a.filename, a.content_type, a.content) for a in reply.attachments
-        ],
+        attachments=attachments,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,7 @@ def _environment(loaders: list[FileSystemLoader]) -> tuple[Environment, Environm
         autoescape=False,
         keep_trailing_newline=True,
     )
+    text.globals["notice_marker"] = notice_marker
     return text, text.overlay(autoescape=True)
 
 
@@ -164,8 +166,19 @@ def one_line(value: str) -> str:
 
 
 def mint_message_id(domain: str, ref: str) -> str:
-    """A fresh Message-ID that names the ticket, e.g. <...MD-42@example.com>."""
-    return make_msgid(idstring=ref, domain=domain)
+    """A fresh Message-ID that names the ticket, e.g. <3f…9a.MD-42@example.com>.
+
+    128 bits from `secrets`: Message-IDs tie mail to threads, so they must not be guessable
+    (email.utils.make_msgid draws on Python's `random`, which can be predicted from its
+    output).
+    """
+    return f"<{secrets.token_hex(16)}.{ref}@{domain}>"
+
+
+def notice_marker(ref: str) -> str:
+    """The unique last line of an agent notice (templates call it as `notice_marker`): a
+    reply is cut there, and a reply still carrying one quotes a notice (never relayed)."""
+    return f"-- maildesk notice {ref} {secrets.token_hex(4)} --"
 
 
 @dataclass(frozen=True, kw_only=True)
