@@ -137,7 +137,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    engine = create_db_engine(config.database.url, busy_timeout=config.database.busy_timeout)
+    engine = create_db_engine(
+        config.database.url,
+        busy_timeout=config.database.busy_timeout,
+        connect_timeout=config.database.connect_timeout,
+    )
     try:
         upgrade(engine)
     finally:

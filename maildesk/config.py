@@ -56,7 +56,8 @@ class DeskConfig:
 @dataclass(frozen=True, kw_only=True)
 class DatabaseConfig:
     url: str
-    busy_timeout: float
+    busy_timeout: float  # a write waits this long for a lock (SQLite busy, PostgreSQL lock)
+    connect_timeout: float = 10.0  # PostgreSQL: give up connecting after this long
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +69,7 @@ class SmtpConfig:
     max_recipients: int = 100  # per transaction; more get 452 (the client sends them later)
     timeout: float = 300.0  # seconds a client may stay silent before it is disconnected
     max_connections: int = 100  # open at once; one more gets 421
+    commit_timeout: float = 30.0  # DATA waits this long for its commit, then gets 451
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -408,6 +410,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
             r.take(t, "[database]", "busy_timeout", parse_duration, timedelta(seconds=10))
             or timedelta(seconds=10)
         ).total_seconds(),
+        connect_timeout=_seconds(r, t, "[database]", "connect_timeout", 10.0),
     )
     r.done(t, "[database]")
 
@@ -428,6 +431,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
             r.take(t, "[smtp]", "timeout", parse_duration, None) or timedelta(minutes=5)
         ).total_seconds(),
         max_connections=r.take(t, "[smtp]", "max_connections", int_between(1, 100_000), 100) or 100,
+        commit_timeout=_seconds(r, t, "[smtp]", "commit_timeout", 30.0),
     )
     r.done(t, "[smtp]")
 
@@ -631,6 +635,17 @@ def _directory(r: _Reader, place: str, base: Path, value: str | None) -> Path | 
 
 def _limit(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def _seconds(r: _Reader, t: dict[str, Any], place: str, key: str, default: float) -> float:
+    """A duration key that must be more than zero, in seconds."""
+    value = r.take(t, place, key, parse_duration, None)
+    if value is None:
+        return default
+    if value <= timedelta(0):
+        r.problem(f"{place} key '{key}'", "must be more than 0")
+        return default
+    return value.total_seconds()
 
 
 def _vip(r: _Reader, value: str) -> bool:
