@@ -65,11 +65,12 @@ def store_status(session: Session, now: datetime) -> dict[str, Any]:
     quarantined = session.scalar(
         select(func.count()).select_from(RawMessage).where(RawMessage.status == "quarantined")
     )
-    outbox = dict(
-        session.execute(
+    outbox: dict[str, int] = {
+        status: count
+        for status, count in session.execute(
             select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
-        ).tuples()
-    )
+        )
+    }
     oldest_at = _utc(oldest) if oldest is not None else None
     return {
         "pending": int(pending),
