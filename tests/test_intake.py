@@ -348,3 +348,24 @@ def test_daemons_starting_together_on_an_empty_database_both_migrate(
         upgrade(engine)  # and a later start finds it at head
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "place"),
+    [
+        ("[smtp]", 'commit_timeout = "0s"', "[smtp] key 'commit_timeout'"),
+        ("[database]", 'connect_timeout = "soon"', "[database] key 'connect_timeout'"),
+    ],
+)
+def test_timeouts_are_checked(
+    tmp_path: Path, write_config: Callable[..., Path], section: str, line: str, place: str
+) -> None:
+    from maildesk.config import load_config
+    from maildesk.errors import ConfigError
+
+    config = write_config(f"sqlite:///{tmp_path / 'm.db'}")
+    body = config.read_text(encoding="utf-8")
+    config.write_text(body.replace(f"{section}\n", f"{section}\n{line}\n", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert str(config) in str(caught.value) and place in str(caught.value)
