@@ -378,7 +378,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         drained = time.monotonic() - started - sending
         with engine.connect() as conn:
             stored_ids = set(conn.scalars(select(Message.message_id)))
-        lost = len({mid.strip("<>") for mid in tally.accepted_ids} - stored_ids)
+        lost = len(tally.accepted_ids - stored_ids)  # both as <id@host>
         stop_sampling.set()
         sampler.join()
     finally:
