@@ -132,7 +132,11 @@ class App:
     ) -> App:
         """Build the app from config; bring the schema up to date unless migrate is False."""
         templates = load_templates(config)
-        engine = create_db_engine(config.database.url, busy_timeout=config.database.busy_timeout)
+        engine = create_db_engine(
+            config.database.url,
+            busy_timeout=config.database.busy_timeout,
+            connect_timeout=config.database.connect_timeout,
+        )
         if migrate:
             upgrade(engine)
         app = cls(

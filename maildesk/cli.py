@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -137,7 +137,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    engine = create_db_engine(config.database.url, busy_timeout=config.database.busy_timeout)
+    engine = create_db_engine(
+        config.database.url,
+        busy_timeout=config.database.busy_timeout,
+        connect_timeout=config.database.connect_timeout,
+    )
     try:
         upgrade(engine)
     finally:
@@ -695,6 +699,48 @@ def _local(value: str | None, zone: ZoneInfo) -> str:
     )
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from maildesk.store import health
+
+    def load(app: App, session: Any) -> dict[str, Any]:
+        report = health.store_status(session, app.now())
+        now = datetime.now(UTC)
+        daemons = []
+        for beat in health.heartbeats(session):
+            try:
+                age = (now - datetime.fromisoformat(beat["updated_at"])).total_seconds()
+            except (KeyError, TypeError, ValueError):
+                continue
+            daemons.append(
+                {**beat, "age_seconds": round(age, 1), "stale": age > health.STALE_AFTER}
+            )
+        return {**report, "daemons": daemons}
+
+    report = _with_session(args, load, readonly=True)
+    if args.json:
+        _print_json(report)
+        return EX_OK
+    oldest = report["oldest_pending_seconds"]
+    print(
+        f"backlog: {report['pending']} pending"
+        + (f" (oldest {oldest:.0f}s)" if oldest is not None else "")
+        + f", {report['quarantined']} quarantined"
+    )
+    print("outbox: " + ", ".join(f"{n} {status}" for status, n in report["outbox"].items()))
+    if not report["daemons"]:
+        print("daemons: none running (no heartbeat)")
+    for d in report["daemons"]:
+        state = "STALE" if d["stale"] else "alive"
+        print(
+            f"daemon {d['host']} pid {d['pid']} port {d.get('port')}: {state}, "
+            f"heartbeat {d['age_seconds']:.0f}s ago"
+        )
+        for name, w in d.get("workers", {}).items():
+            error = f", last error: {w['last_error']}" if w.get("last_error") else ""
+            print(f"  {name}: {w.get('restarts', 0)} restarts{error}")
+    return EX_OK
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return cmd_init(args)
 
@@ -817,6 +863,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = add("poll", cmd_poll, "read the IMAP mailboxes once and exit (for cron)")
     sp.add_argument("name", nargs="?", help="only this [[mailboxes]] entry")
+
+    add("status", cmd_status, "backlog, quarantine, outbox and running daemons", [json_flag])
 
     db_p = sub.add_parser("db", help="database maintenance")
     db_sub = db_p.add_subparsers(dest="db_command", metavar="ACTION", required=True)

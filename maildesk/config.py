@@ -57,7 +57,8 @@ class DeskConfig:
 @dataclass(frozen=True, kw_only=True)
 class DatabaseConfig:
     url: str
-    busy_timeout: float
+    busy_timeout: float  # a write waits this long for a lock (SQLite busy, PostgreSQL lock)
+    connect_timeout: float = 10.0  # PostgreSQL: give up connecting after this long
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +74,7 @@ class SmtpConfig:
     per_client_exceptions: tuple[str, ...] = ("127.0.0.1", "::1")  # networks not held to that
     max_junk_commands: int = 100  # commands without progress in a session; then 421
     min_data_rate: int = 1000  # bytes/s a client keeps up in DATA after the first `timeout`
+    commit_timeout: float = 30.0  # DATA waits this long for its commit, then gets 451
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -419,6 +421,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
             r.take(t, "[database]", "busy_timeout", parse_duration, timedelta(seconds=10))
             or timedelta(seconds=10)
         ).total_seconds(),
+        connect_timeout=_seconds(r, t, "[database]", "connect_timeout", 10.0),
     )
     r.done(t, "[database]")
 
@@ -456,6 +459,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         max_junk_commands=r.take(t, "[smtp]", "max_junk_commands", int_between(1, 100_000), 100)
         or 100,
         min_data_rate=r.take(t, "[smtp]", "min_data_rate", parse_size, 1000) or 1000,
+        commit_timeout=_seconds(r, t, "[smtp]", "commit_timeout", 30.0),
     )
     r.done(t, "[smtp]")
 
@@ -662,6 +666,17 @@ def _directory(r: _Reader, place: str, base: Path, value: str | None) -> Path | 
 
 def _limit(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def _seconds(r: _Reader, t: dict[str, Any], place: str, key: str, default: float) -> float:
+    """A duration key that must be more than zero, in seconds."""
+    value = r.take(t, place, key, parse_duration, None)
+    if value is None:
+        return default
+    if value <= timedelta(0):
+        r.problem(f"{place} key '{key}'", "must be more than 0")
+        return default
+    return value.total_seconds()
 
 
 def _vip(r: _Reader, value: str) -> bool:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,13 +27,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from maildesk import pipeline
 from maildesk.app import App
+from maildesk.config import MailboxConfig
 from maildesk.errors import StoreUnavailable
 from maildesk.ingest import imap
 from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 from maildesk.notify.sender import send_due
 from maildesk.sla import jobs
-from maildesk.store import repo
+from maildesk.store import health, repo
 from maildesk.store.db import transaction
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,18 @@ CONFIG_WATCH = 1.0  # seconds between checks of the config file for changes
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
 MAX_SEND_WAIT = 5.0  # also how soon `maildesk outbox retry` from another process is seen
 STORE_RETRY = 2.0
+SUPERVISE_INTERVAL = 1.0  # seconds between checks for dead workers
+HEARTBEAT_INTERVAL = health.HEARTBEAT_INTERVAL
+HEARTBEAT_DROP = 5.0  # at most this long at shutdown to remove the heartbeat row
 SWITCH_INTERVAL = 0.001  # seconds
+
+
+@dataclass
+class WorkerState:
+    """One worker of the daemon as the supervisor sees it."""
+
+    restarts: int = 0
+    last_error: str | None = None
 
 
 class Daemon:
@@ -58,6 +73,17 @@ class Daemon:
         self._send: asyncio.Event | None = None
         self._sla_stale = True  # recompute every clock's due times on the first run
         self._scheduler: BackgroundScheduler | None = None
+        self.writer: GroupCommit[pipeline.Incoming, int] | None = None
+        self.workers: dict[str, WorkerState] = {}  # by name: restarts and the last error
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._thread_errors: dict[str, BaseException] = {}
+        self._boxes: dict[str, MailboxConfig] = {}
+        self._beat_pool = ThreadPoolExecutor(1, thread_name_prefix="md-heartbeat")
+        self._beat: asyncio.Future[None] | None = None
+        self._host = socket.gethostname()
+        self._beat_key = health.heartbeat_key(self._host, os.getpid())
+        self._started_at = datetime.now(UTC)
 
     async def _in(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -70,13 +96,19 @@ class Daemon:
 
         # Mail from all SMTP sessions is committed together (group commit): one
         # transaction, one disk sync, for every message waiting at that moment.
-        writer: GroupCommit[pipeline.Incoming, int] = GroupCommit(
+        self.writer = writer = GroupCommit[pipeline.Incoming, int](
             lambda items: pipeline.store_raws(self.app, items), name="md-ingest"
         )
 
         async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
             item = pipeline.Incoming(raw, "smtp", mail_from, tuple(rcpts))
-            return await asyncio.wrap_future(writer.submit(item))
+            timeout = self.app.config.smtp.commit_timeout
+            try:
+                return await asyncio.wait_for(asyncio.wrap_future(writer.submit(item)), timeout)
+            except TimeoutError:
+                # The client hears 451 while it still listens. The write may yet commit:
+                # the sender's retry is then a duplicate, which the pipeline recognises.
+                raise StoreUnavailable(f"commit not done within {timeout:g}s") from None
 
         handler = IngestHandler(
             store,
@@ -106,30 +138,27 @@ class Daemon:
             self.port,
             self.app.engine.url.render_as_string(hide_password=True),
         )
-        workers = [
-            asyncio.create_task(self._pipeline_worker(), name="pipeline"),
-            asyncio.create_task(self._sender_worker(), name="sender"),
-            asyncio.create_task(self._config_watcher(), name="config-watcher"),
-        ]
+        tasks = {
+            "pipeline": self._pipeline_worker,
+            "sender": self._sender_worker,
+            "config-watcher": self._config_watcher,
+        }
+        for name, work in tasks.items():
+            self._tasks[name] = asyncio.create_task(work(), name=name)
+            self.workers[name] = WorkerState()
         imap_stop = threading.Event()
-        watchers = [
-            threading.Thread(
-                target=imap.watch,
-                args=(lambda: self.app, box, imap_stop, self._wake_threadsafe),
-                name=f"md-imap-{box.name}",
-                daemon=True,
-            )
-            for box in cfg.mailboxes
-        ]
-        for watcher in watchers:
-            watcher.start()
+        for box in cfg.mailboxes:
+            self._start_watcher(box, imap_stop)
+        self.workers["ingest-writer"] = WorkerState()
+        supervisor = asyncio.create_task(self._supervise(tasks, imap_stop), name="supervisor")
         scheduler = self._start_scheduler()
         self.ready.set()
         await self._stop.wait()
+        await supervisor
         # A running SLA job finishes off the event loop: SMTP clients are still served.
         await asyncio.get_running_loop().run_in_executor(None, scheduler.shutdown, True)
         imap_stop.set()
-        for watcher in watchers:
+        for watcher in self._threads.values():
             await asyncio.get_running_loop().run_in_executor(None, watcher.join, 30)
         log.info("stopping: no longer accepting mail, finishing stored work")
         server.close()
@@ -137,10 +166,124 @@ class Daemon:
         await asyncio.get_running_loop().run_in_executor(None, writer.close)
         self._work.set()
         self._send.set()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._drop_heartbeat()
         for pool in (self._work_pool, self._send_pool):
             pool.shutdown(wait=True)
+        self._beat_pool.shutdown(wait=False)  # a heartbeat stuck on a frozen store is let go
         log.info("maildesk stopped")
+
+    # --- supervision: no worker stays dead --------------------------------------------------
+
+    def _start_watcher(self, box: MailboxConfig, stop: threading.Event) -> None:
+        name = f"imap-{box.name}"
+
+        def watch() -> None:
+            try:
+                imap.watch(lambda: self.app, box, stop, self._wake_threadsafe)
+            except BaseException as exc:  # the supervisor reports it and restarts
+                self._thread_errors[name] = exc
+
+        thread = threading.Thread(target=watch, name=f"md-{name}", daemon=True)
+        self._threads[name] = thread
+        self._boxes[name] = box
+        self.workers.setdefault(name, WorkerState())
+        thread.start()
+
+    async def _supervise(
+        self, tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]], imap_stop: threading.Event
+    ) -> None:
+        """Every SUPERVISE_INTERVAL: restart any worker that died (logging why), and write
+        this daemon's heartbeat (when a worker changed, else every HEARTBEAT_INTERVAL)."""
+        assert self._stop is not None
+        last_beat = -HEARTBEAT_INTERVAL
+        owed = False  # a change not yet in a heartbeat (the last write was still running)
+        while not self._stop.is_set():
+            try:
+                owed = self._restart_dead(tasks, imap_stop) or owed
+                now = time.monotonic()
+                due = owed or now - last_beat >= HEARTBEAT_INTERVAL
+                if due and (self._beat is None or self._beat.done()):
+                    self._beat = asyncio.get_running_loop().run_in_executor(
+                        self._beat_pool, self._write_heartbeat, self._snapshot()
+                    )
+                    last_beat, owed = now, False
+            except Exception:  # the supervisor itself must keep going
+                log.exception("supervisor error")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), SUPERVISE_INTERVAL)
+
+    def _restart_dead(
+        self, tasks: dict[str, Callable[[], Coroutine[Any, Any, None]]], imap_stop: threading.Event
+    ) -> bool:
+        assert self._stop is not None
+        changed = False
+        for name, task in list(self._tasks.items()):
+            if self._stop.is_set() or not task.done():
+                continue
+            error = None if task.cancelled() else task.exception()
+            self._died(name, error or "returned")
+            self._tasks[name] = asyncio.create_task(tasks[name](), name=name)
+            changed = True
+        if self.writer is not None and not self.writer.alive and not self._stop.is_set():
+            self._died("ingest-writer", self.writer.error or "stopped")
+            self.writer.restart()
+            changed = True
+        for name, thread in list(self._threads.items()):
+            if thread.is_alive() or imap_stop.is_set():
+                continue
+            self._died(name, self._thread_errors.pop(name, "returned"))
+            self._start_watcher(self._boxes[name], imap_stop)
+            changed = True
+        return changed
+
+    def _died(self, name: str, error: BaseException | str) -> None:
+        state = self.workers.setdefault(name, WorkerState())
+        state.restarts += 1
+        if isinstance(error, BaseException):
+            state.last_error = f"{type(error).__name__}: {error}"
+            log.error(
+                "worker %s died (restart %d), restarting it",
+                name,
+                state.restarts,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+        else:
+            state.last_error = error
+            log.error(
+                "worker %s %s unexpectedly (restart %d), restarting it", name, error, state.restarts
+            )
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "host": self._host,
+            "pid": os.getpid(),
+            "port": self.port,
+            "started_at": self._started_at.isoformat(),
+            "updated_at": datetime.now(UTC).isoformat(),
+            "workers": {
+                name: {"restarts": w.restarts, "last_error": w.last_error}
+                for name, w in sorted(self.workers.items())
+            },
+        }
+
+    def _write_heartbeat(self, state: dict[str, Any]) -> None:
+        try:
+            with transaction(self.app.sessions) as session:
+                health.write_heartbeat(session, self._beat_key, state)
+        except Exception as exc:  # a heartbeat is best effort; the store may be down
+            log.warning("heartbeat not written: %s", exc)
+
+    async def _drop_heartbeat(self) -> None:
+        def drop() -> None:
+            with transaction(self.app.sessions) as session:
+                health.drop_heartbeat(session, self._beat_key)
+
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.run_in_executor(self._beat_pool, drop), HEARTBEAT_DROP)
+        except Exception as exc:  # the row goes stale instead; status shows its age
+            log.warning("heartbeat row not removed: %s", exc)
 
     def _start_scheduler(self) -> BackgroundScheduler:
         """APScheduler runs the time-driven jobs: SLA clocks, reminders, auto-close."""

@@ -8,12 +8,13 @@ Every caller still gets its answer only after its own item is committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -23,13 +24,36 @@ MAX_BATCH = 64
 
 
 class GroupCommit(Generic[T, R]):
-    """submit() an item, wait on the future; one thread calls write(batch) for all waiting."""
+    """submit() an item, wait on the future; one thread calls write(batch) for all waiting.
+
+    A caller may stop waiting (an SMTP client that disconnects or times out cancels its
+    future): an item not yet in a batch is then skipped (its sender never heard 250 and
+    sends it again); one already in a batch is committed with the rest. Nothing a caller
+    does can stop the writer thread; should it die anyway, restart() starts another one on
+    the same queue (the daemon's supervisor checks `alive`).
+    """
 
     def __init__(self, write: Callable[[Sequence[T]], Sequence[R]], *, name: str) -> None:
         self._write = write
+        self._name = name
         self._queue: queue.Queue[tuple[T, Future[R]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self.error: BaseException | None = None  # what ended the last thread, if not close()
+        self._thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run_logged, name=self._name, daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def restart(self) -> None:
+        """Start a new writer thread if the current one has died (items queued stay)."""
+        if not self._thread.is_alive():
+            self._thread = self._start()
+            self.error = None
 
     def submit(self, item: T) -> Future[R]:
         future: Future[R] = Future()
@@ -40,6 +64,12 @@ class GroupCommit(Generic[T, R]):
         """Write what is queued, then stop the thread."""
         self._queue.put(None)
         self._thread.join()
+
+    def _run_logged(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # kept for the supervisor to report
+            self.error = exc
 
     def _run(self) -> None:
         while True:
@@ -57,16 +87,33 @@ class GroupCommit(Generic[T, R]):
                     stop = True
                     break
                 batch.append(more)
-            self._flush(batch)
+            # From here a caller can no longer cancel: its item is written with the batch.
+            # One that already gave up is left out.
+            batch = [entry for entry in batch if entry[1].set_running_or_notify_cancel()]
+            if batch:
+                self._flush(batch)
             if stop:
                 return
 
     def _flush(self, batch: list[tuple[T, Future[R]]]) -> None:
         try:
-            results = self._write([item for item, _ in batch])
+            results = list(self._write([item for item, _ in batch]))
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
         except BaseException as exc:  # every caller hears of the failure (SMTP: 451)
             for _, future in batch:
-                future.set_exception(exc)
+                with _settling(future):
+                    future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            future.set_result(result)
+            with _settling(future):
+                future.set_result(result)
+
+
+@contextlib.contextmanager
+def _settling(future: Future[Any]) -> Iterator[None]:
+    """Give a waiting caller its answer; a future settled already is left as it is."""
+    try:
+        yield
+    except InvalidStateError:
+        log.warning("%r was settled already; answer dropped", future)

@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,11 +23,36 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def create_db_engine(url: str, *, busy_timeout: float = 10.0) -> Engine:
-    """An engine for url; SQLite gets WAL, full fsync on commit and a busy timeout."""
+# PostgreSQL links that go quiet: TCP keepalives notice a dead peer when idle, and
+# tcp_user_timeout a peer that stops acknowledging what was sent, so a blocked call fails
+# (StoreUnavailable) instead of waiting for the kernel's retransmissions (15+ minutes).
+PG_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
+MIGRATION_LOCK = 0x6D61696C6465736B  # pg_advisory_lock key for schema upgrades ("maildesk")
+
+
+def create_db_engine(
+    url: str, *, busy_timeout: float = 10.0, connect_timeout: float = 10.0
+) -> Engine:
+    """An engine for url; SQLite gets WAL, full fsync on commit and a busy timeout;
+    PostgreSQL a connect timeout, TCP keepalives and a lock timeout of busy_timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        connect_args: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            connect_args = {
+                "connect_timeout": max(1, round(connect_timeout)),
+                **PG_KEEPALIVES,
+                "options": f"-c lock_timeout={int(busy_timeout * 1000)}",
+            }
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": busy_timeout})
@@ -166,6 +191,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
         cfg = alembic_config()
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two daemons (or `maildesk init`s) starting on an empty database would both
+                # create the tables; the second waits here, then finds them in place.
+                # Released at commit; SQLite's BEGIN IMMEDIATE already serialises this.
+                conn.execute(text("SET LOCAL lock_timeout = 0"))  # migrations wait their turn
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                if revision == "head" and _revision_in(conn) == head_revision():
+                    return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except OperationalError as exc:
@@ -174,9 +207,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def _stored_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision_in(conn)
+
+
+def _revision_in(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,0 +1,86 @@
+"""What `maildesk status` reports: the backlog, quarantine and outbox from the store, and
+each running daemon's heartbeat.
+
+A daemon's supervisor writes one heartbeat row (in `settings`, key `heartbeat:HOST:PID`)
+every few seconds and whenever a worker changes state: its workers' states and restart
+counts, as JSON. It deletes the row when it stops; a row not refreshed for a while is a
+daemon that died without stopping (its age tells since when).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from maildesk.store.models import OutboxEntry, RawMessage, Setting
+
+HEARTBEAT_PREFIX = "heartbeat:"
+HEARTBEAT_INTERVAL = 5.0  # seconds between a daemon's heartbeats
+STALE_AFTER = 30.0  # a heartbeat older than this: that daemon is gone or stuck
+
+
+def heartbeat_key(host: str, pid: int) -> str:
+    suffix = f":{pid}"
+    return f"{HEARTBEAT_PREFIX}{host[: 64 - len(HEARTBEAT_PREFIX) - len(suffix)]}{suffix}"
+
+
+def write_heartbeat(session: Session, key: str, state: dict[str, Any]) -> None:
+    """Insert or replace this daemon's heartbeat row."""
+    value = json.dumps(state, sort_keys=True)
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+
+
+def drop_heartbeat(session: Session, key: str) -> None:
+    session.execute(delete(Setting).where(Setting.key == key))
+
+
+def heartbeats(session: Session) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Setting).where(Setting.key.startswith(HEARTBEAT_PREFIX)).order_by(Setting.key)
+    )
+    beats = []
+    for row in rows:
+        try:
+            beat = json.loads(row.value)
+        except ValueError:
+            continue
+        if isinstance(beat, dict):
+            beats.append(beat)
+    return beats
+
+
+def store_status(session: Session, now: datetime) -> dict[str, Any]:
+    """Pending backlog, its oldest message's age, quarantined count, outbox by status."""
+    pending, oldest = session.execute(
+        select(func.count(), func.min(RawMessage.received_at)).where(RawMessage.status == "pending")
+    ).one()
+    quarantined = session.scalar(
+        select(func.count()).select_from(RawMessage).where(RawMessage.status == "quarantined")
+    )
+    outbox: dict[str, int] = {
+        status: count
+        for status, count in session.execute(
+            select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)
+        )
+    }
+    oldest_at = _utc(oldest) if oldest is not None else None
+    return {
+        "pending": int(pending),
+        "oldest_pending_seconds": (
+            round((now - oldest_at).total_seconds(), 1) if oldest_at is not None else None
+        ),
+        "quarantined": int(quarantined or 0),
+        "outbox": {status: int(outbox.get(status, 0)) for status in ("queued", "sent", "failed")},
+    }
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
