@@ -596,12 +596,16 @@ CORPORA = [
 
 @pytest.mark.parametrize(
     "path",
-    sorted(p for d in CORPORA if d.is_dir() for p in d.iterdir() if p.suffix in (".eml", ".txt")),
+    sorted(
+        p
+        for d in CORPORA
+        if d.is_dir()
+        for p in d.iterdir()
+        if p.suffix in (".eml", ".txt") and looks_like_mail(p.read_bytes())
+    ),
     ids=lambda p: p.name,
 )
 def test_fields_are_the_ones_the_email_package_sees(path: Path) -> None:
     raw = path.read_bytes()
-    if not looks_like_mail(raw):
-        pytest.skip("not a message")
     expected = [name.lower() for name in email.message_from_bytes(raw.lstrip(b"\r\n"))]
     assert [name for name, _ in parse_message(raw).raw_headers] == expected[:1000]
