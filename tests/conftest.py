@@ -409,3 +409,37 @@ def mail(
         msg[name] = value
     msg.set_content(body)
     return msg
+
+
+@contextlib.contextmanager
+def listener_thread(
+    handler_for: Callable[[asyncio.AbstractEventLoop], Any], **options: Any
+) -> Iterator[int]:
+    """maildesk's SMTP listener in an event loop of its own (in a thread); yields its port.
+
+    `handler_for(loop)` builds the IngestHandler; `options` go to start_smtp_server."""
+    from maildesk.ingest.smtp import start_smtp_server
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    options.setdefault("max_message_size", 1_000_000)
+    server = asyncio.run_coroutine_threadsafe(
+        start_smtp_server(handler_for(loop), "127.0.0.1", 0, hostname="test", **options), loop
+    ).result(10)
+
+    async def shutdown() -> None:
+        server.close()
+        await server.wait_closed()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

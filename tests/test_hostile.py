@@ -12,7 +12,6 @@ import io
 import re
 import smtplib
 import socket
-import threading
 import time
 import tracemalloc
 import zipfile
@@ -31,9 +30,9 @@ from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.ingest import smtp as smtp_listener
 from maildesk.ingest.parse import MAX_DEPTH, MAX_PARTS, parse_message
-from maildesk.ingest.smtp import IngestHandler, start_smtp_server
+from maildesk.ingest.smtp import IngestHandler
 from maildesk.store.models import Attachment, Message, RawMessage
-from tests.conftest import Desk, Sink, mail, running_desk, wait_until
+from tests.conftest import Desk, Sink, listener_thread, mail, running_desk, wait_until
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\.|$)", re.I)
 
@@ -487,45 +486,23 @@ def _greets(port: int) -> bool:
 @contextmanager
 def listener(app: App, **limits: Any) -> Iterator[int]:
     """The maildesk SMTP listener in its own event loop, storing into `app`."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    max_recipients = limits.pop("max_recipients", smtp_listener.MAX_RECIPIENTS)
 
-    async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
-        return await loop.run_in_executor(
-            None,
-            lambda: pipeline.store_raw(
-                app, raw, origin="smtp", envelope_from=mail_from, envelope_to=rcpts
-            ),
+    def handler_for(loop: asyncio.AbstractEventLoop) -> IngestHandler:
+        async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
+            return await loop.run_in_executor(
+                None,
+                lambda: pipeline.store_raw(
+                    app, raw, origin="smtp", envelope_from=mail_from, envelope_to=rcpts
+                ),
+            )
+
+        return IngestHandler(
+            store, accept=lambda: frozenset(app.config.smtp.accept), max_recipients=max_recipients
         )
 
-    handler = IngestHandler(
-        store,
-        accept=lambda: frozenset(app.config.smtp.accept),
-        max_recipients=limits.pop("max_recipients", smtp_listener.MAX_RECIPIENTS),
-    )
-    server = asyncio.run_coroutine_threadsafe(
-        start_smtp_server(
-            handler, "127.0.0.1", 0, max_message_size=1_000_000, hostname="test", **limits
-        ),
-        loop,
-    ).result(10)
-
-    async def shutdown() -> None:
-        server.close()
-        await server.wait_closed()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with listener_thread(handler_for, **limits) as port:
+        yield port
 
 
 def test_listener_defaults() -> None:

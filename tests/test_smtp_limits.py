@@ -10,7 +10,6 @@ mechanism tests run the listener in-process with small limits.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import smtplib
 import socket
@@ -28,8 +27,8 @@ from aiosmtpd.smtp import SMTP
 from maildesk.config import load_config
 from maildesk.errors import ConfigError
 from maildesk.ingest import smtp as smtp_listener
-from maildesk.ingest.smtp import IngestHandler, start_smtp_server
-from tests.conftest import free_port, serve_process, wait_until
+from maildesk.ingest.smtp import IngestHandler
+from tests.conftest import free_port, listener_thread, serve_process, wait_until
 
 ACCEPT = frozenset({"support@example.com"})
 MESSAGE = b"From: probe@example.org\r\nSubject: probe\r\n\r\nhello\r\n"
@@ -125,31 +124,10 @@ class Stored:
 @contextmanager
 def listener(**limits: Any) -> Iterator[tuple[int, Stored]]:
     """The maildesk SMTP listener in its own event loop (in a thread)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     stored = Stored()
     handler = IngestHandler(stored.store, accept=lambda: ACCEPT)
-    limits.setdefault("max_message_size", 1_000_000)
-    server = asyncio.run_coroutine_threadsafe(
-        start_smtp_server(handler, "127.0.0.1", 0, hostname="test", **limits), loop
-    ).result(10)
-
-    async def shutdown() -> None:
-        server.close()
-        await server.wait_closed()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    try:
-        yield server.sockets[0].getsockname()[1], stored
-    finally:
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with listener_thread(lambda _loop: handler, **limits) as port:
+        yield port, stored
 
 
 def start_transaction(client: RawClient) -> None:

@@ -51,7 +51,7 @@ def _tokens(value: str) -> list[_Token]:
             text, i = _delimited(value, i + 1, '"')
             out.append(_Token("quoted", text))
         elif ch == "(":
-            text, i = _comment(value, i + 1)
+            text, i = _delimited(value, i + 1, ")", "(")
             out.append(_Token("comment", text))
         elif ch == "[":
             end = value.find("]", i)
@@ -74,24 +74,9 @@ def _tokens(value: str) -> list[_Token]:
     return out
 
 
-def _delimited(value: str, i: int, close: str) -> tuple[str, int]:
-    """The content up to an unescaped `close` (or the end), and the index after it."""
-    text: list[str] = []
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            text.append(value[i + 1])
-            i += 2
-            continue
-        i += 1
-        if ch == close:
-            break
-        text.append(ch)
-    return "".join(text), i
-
-
-def _comment(value: str, i: int) -> tuple[str, int]:
-    """A comment's content (nested comments included as text) and the index after it."""
+def _delimited(value: str, i: int, close: str, opens: str = "") -> tuple[str, int]:
+    """The content up to an unescaped `close` (or the end), and the index after it; with
+    `opens` (comments), nested pairs are counted and kept as text."""
     text: list[str] = []
     depth = 1
     while i < len(value):
@@ -101,9 +86,9 @@ def _comment(value: str, i: int) -> tuple[str, int]:
             i += 2
             continue
         i += 1
-        if ch == "(":
+        if opens and ch == opens:
             depth += 1
-        elif ch == ")":
+        elif ch == close:
             depth -= 1
             if depth == 0:
                 break
