@@ -295,10 +295,10 @@ def lookup_probes(url: str, count: int, seed: int) -> dict[str, list[float]]:
     """Time threading's store lookups for random stored tickets, per kind of probe."""
     from sqlalchemy import text
 
-    from maildesk.ingest.parse import parse_message
+    from maildesk.parse.parser import parse_message
+    from maildesk.routing.thread import thread_message
     from maildesk.store.db import create_db_engine, session_factory, transaction
     from maildesk.store.repo import StoreThreadIndex
-    from maildesk.thread import thread_message
 
     engine = create_db_engine(url)
     sessions = session_factory(engine)

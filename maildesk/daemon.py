@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from maildesk import pipeline
+from maildesk import jobs, pipeline
 from maildesk.app import App
 from maildesk.config import MailboxConfig
 from maildesk.errors import StoreUnavailable
@@ -33,7 +33,6 @@ from maildesk.ingest import imap
 from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 from maildesk.notify.sender import send_due
-from maildesk.sla import jobs
 from maildesk.store import health, repo
 from maildesk.store.db import transaction
 

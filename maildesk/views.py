@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from maildesk.ingest.parse import summarise
+from maildesk.parse.parser import summarise
 from maildesk.routing.rules import STRATEGIES, RoutingDecision
 from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket
 

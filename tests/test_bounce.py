@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from maildesk.bounce import recognise
-from maildesk.ingest.parse import parse_message
+from maildesk.parse.parser import parse_message
+from maildesk.routing.bounce import recognise
 from maildesk.store.models import Contact
 from tests.conftest import Desk, mail
 

@@ -1,10 +1,10 @@
-"""Commands by mail, parsed and checked without a database (maildesk.commands)."""
+"""Commands by mail, parsed and checked without a database (maildesk.tickets.commands)."""
 
 from __future__ import annotations
 
 import pytest
 
-from maildesk.commands import AgentRef, CommandContext, parse_reply, ticket_number
+from maildesk.tickets.commands import AgentRef, CommandContext, parse_reply, ticket_number
 
 CTX = CommandContext(
     actor="alice@example.com",

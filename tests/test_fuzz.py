@@ -26,7 +26,7 @@ from maildesk import pipeline
 from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.errors import NotMail
-from maildesk.ingest.parse import (
+from maildesk.parse.parser import (
     MAX_ADDRESS,
     MAX_NAME,
     MAX_SUBJECT,

@@ -1,11 +1,11 @@
-"""maildesk.guard: never answer auto-replies, bounces, lists, bulk mail or ourselves."""
+"""maildesk.routing.guard: never answer auto-replies, bounces, lists, bulk mail or ourselves."""
 
 from __future__ import annotations
 
 import pytest
 
-from maildesk.guard import LOOP_HEADER, is_own_loop, may_auto_reply
-from maildesk.ingest.parse import ParsedMessage, parse_message
+from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.routing.guard import LOOP_HEADER, is_own_loop, may_auto_reply
 
 OWN = frozenset({"support@example.com", "helpdesk@example.com"})
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from maildesk.notify.render import mint_message_id
+from maildesk.mail.render import mint_message_id
 from tests.agents import ALICE, CAROL, Mailbox, events, open_ticket, received, reply
 from tests.conftest import Desk, mail, wait_until
 
@@ -219,7 +219,7 @@ def test_a_reply_quoting_the_notice_is_not_relayed_and_the_agent_is_told(
         in_reply_to=str(opened.notice["Message-ID"]),
     )
     if layout == "notice-attached-as-message":
-        # An attached message's text is read into the reply's text (maildesk.ingest.parse),
+        # An attached message's text is read into the reply's text (maildesk.parse.parser),
         # so relaying it would send the notice as the answer.
         msg.add_attachment(opened.notice)
     desk.send(msg, to=[str(opened.notice["Reply-To"])])

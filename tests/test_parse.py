@@ -1,4 +1,4 @@
-"""maildesk.ingest.parse: raw RFC 5322 bytes in, a ParsedMessage out, whatever the input."""
+"""maildesk.parse.parser: raw RFC 5322 bytes in, a ParsedMessage out, whatever the input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from maildesk.errors import NotMail
-from maildesk.ingest.parse import (
+from maildesk.parse.parser import (
     html_to_text,
     looks_like_mail,
     minted_message_id,

@@ -1,10 +1,10 @@
-"""Agent proof: HMAC reply tokens and trusted Authentication-Results (maildesk.proof)."""
+"""Agent proof: HMAC reply tokens and trusted Authentication-Results (maildesk.routing.proof)."""
 
 from __future__ import annotations
 
 import pytest
 
-from maildesk.proof import Token, TokenCodec, authentication_results, plus_address
+from maildesk.routing.proof import Token, TokenCodec, authentication_results, plus_address
 
 CODEC = TokenCodec(b"0123456789abcdef0123456789abcdef")
 

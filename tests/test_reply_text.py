@@ -1,4 +1,4 @@
-"""The new text of a reply: quoted history and signatures stripped (maildesk.ingest.reply)."""
+"""The new text of a reply: quoted history and signatures stripped (maildesk.parse.reply)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from string import Template
 
 import pytest
 
-from maildesk.ingest.parse import parse_message
-from maildesk.ingest.reply import new_text
+from maildesk.parse.parser import parse_message
+from maildesk.parse.reply import new_text
 
 REPLIES = Path(__file__).parent / "data" / "replies"
 NEW = "#priority P2\nI have restarted the spooler; please try again."

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from maildesk.ingest.parse import ParsedMessage, parse_message
+from maildesk.parse.parser import ParsedMessage, parse_message
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.rules import (
     DEFAULT_MATRIX,

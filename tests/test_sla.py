@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from maildesk import pipeline
+from maildesk import jobs, pipeline
 from maildesk.app import App
 from maildesk.config import load_config
-from maildesk.sla import jobs
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry, Ticket
 from tests.conftest import Sink, mail, run_cli, running_desk, wait_until

@@ -1,4 +1,4 @@
-"""maildesk.thread: which ticket a message belongs to, with lookups from a small in-memory index."""
+"""maildesk.routing.thread: which ticket a message belongs to, from a small in-memory index."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from maildesk.ingest.parse import ParsedMessage
-from maildesk.thread import (
+from maildesk.parse.parser import ParsedMessage
+from maildesk.routing.thread import (
     ThreadIndex,
     ThreadMatch,
     reply_tokens,

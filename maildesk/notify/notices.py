@@ -3,7 +3,7 @@
 Every notification maildesk sends is one function here, named for its event; each picks its
 template (`templates/<audience>/<event>.txt.j2`, see docs/templates.md), its recipients,
 its threading headers and its reply address. Mail to agents carries the ticket's agent
-reply token (which proves an agent's reply, see maildesk.proof); mail to requesters and
+reply token (which proves an agent's reply, see maildesk.routing.proof); mail to requesters and
 watchers carries the requester token. Guards that may suppress a notification record an
 event with the reason.
 """
@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, object_session
 
 from maildesk.app import App
 from maildesk.config import Agent
-from maildesk.guard import may_auto_reply
-from maildesk.ingest.parse import ParsedMessage
+from maildesk.mail.render import OutgoingAttachment
 from maildesk.notify.outbox import Notification, enqueue
-from maildesk.notify.render import OutgoingAttachment
 from maildesk.notify.scrub import scrub_attachment
-from maildesk.proof import Role
+from maildesk.parse.parser import ParsedMessage
+from maildesk.routing.guard import may_auto_reply
+from maildesk.routing.proof import Role
 from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
 from maildesk.store.models import Contact, Message, Ticket
@@ -236,7 +236,7 @@ def to_agents(
     """An internal notice to each of these agents (never to `exclude`, the one who acted).
 
     One message per agent: each carries that agent's own reply token, so a reply proves
-    who wrote it (maildesk.proof).
+    who wrote it (maildesk.routing.proof).
     """
     unique: dict[str, Agent | Recipient] = {}
     for agent in agents:

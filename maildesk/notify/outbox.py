@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from maildesk.config import DeskConfig
-from maildesk.notify.render import (
+from maildesk.mail.render import (
     Envelope,
     OutgoingAttachment,
     Rendered,

@@ -1,6 +1,6 @@
 """What an agent's reply must not hand the requester: agent tokens and quoted notices. Pure.
 
-An agent reply token proves an agent (maildesk.proof): a requester who got one could act
+An agent reply token proves an agent (maildesk.routing.proof): a requester who got one could act
 as that agent. So before a reply is relayed its attachments (text parts, attached messages,
 .eml files) get every `support+<agent token>@` address replaced by the plain address, and
 an attachment that still carries a token after that (say, in an encoded part of an
@@ -18,9 +18,9 @@ from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.policy import compat32
 
-from maildesk.ingest.reply import NOTICE_MARKER
+from maildesk.parse.reply import NOTICE_MARKER
 
-# The token of maildesk.proof with the agent's role letter, and its plus-address.
+# The token of maildesk.routing.proof with the agent's role letter, and its plus-address.
 AGENT_TOKEN = re.compile(r"(?<![0-9A-Za-z])\d{1,18}-a[0-9a-f]{20}(?![0-9A-Za-z])", re.I)
 _AGENT_TOKEN_BYTES = re.compile(AGENT_TOKEN.pattern.encode(), re.I)
 _PLUS_ADDRESS = re.compile(

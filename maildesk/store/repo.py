@@ -12,8 +12,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
-from maildesk.ingest.parse import MINTED_ID_DOMAIN
-from maildesk.proof import TokenCodec
+from maildesk.parse.parser import MINTED_ID_DOMAIN
+from maildesk.routing.proof import TokenCodec
 from maildesk.store.models import (
     Contact,
     Event,
@@ -105,7 +105,7 @@ def message_ids_exist(session: Session, message_ids: Sequence[str]) -> set[str]:
 
 
 class StoreThreadIndex:
-    """The ThreadIndex of maildesk.thread, answered from the database.
+    """The ThreadIndex of maildesk.routing.thread, answered from the database.
 
     A reply token is checked by its HMAC (no lookup); tokens made before HMAC tokens were
     random and stored on the ticket, and still thread through that column.

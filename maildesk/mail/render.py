@@ -34,7 +34,7 @@ from jinja2 import (
     TemplateNotFound,
 )
 
-from maildesk.guard import LOOP_HEADER
+from maildesk.routing.guard import LOOP_HEADER
 
 _NEWLINES = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f]+")
 

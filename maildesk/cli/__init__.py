@@ -19,19 +19,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from maildesk import lifecycle, pipeline, replies, views
+from maildesk import pipeline, views
 from maildesk.app import App
-from maildesk.commands import AgentRef, find_agent
 from maildesk.config import Agent, load_config, resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
 from maildesk.ingest.mailbox import read_mailbox
-from maildesk.ingest.parse import looks_like_mail, parse_message
-from maildesk.lifecycle import Actor
+from maildesk.parse.parser import looks_like_mail, parse_message
 from maildesk.routing.rules import route
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, transaction, upgrade
 from maildesk.store.models import RawMessage, Ticket
 from maildesk.store.repo import LISTABLE, SET_ASIDE
+from maildesk.tickets import lifecycle, replies
+from maildesk.tickets.commands import AgentRef, find_agent
+from maildesk.tickets.lifecycle import Actor
 
 log = logging.getLogger("maildesk")
 T = TypeVar("T")
@@ -638,7 +639,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 def cmd_sla(args: argparse.Namespace) -> int:
     """Tickets at risk of missing their SLA, and those in breach (or all, with --all)."""
-    from maildesk.sla import hooks
+    from maildesk.tickets import sla as hooks
 
     def load(app: App, session: Session) -> list[dict[str, Any]]:
         now, prefix = app.now(), app.config.desk.ref_prefix

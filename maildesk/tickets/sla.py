@@ -3,7 +3,7 @@
 The pure clock (maildesk.sla.clock) works on `SlaState`; this module reads and writes that
 state on a stored ticket, recomputes the due columns and `sla_next_check` (what the
 scheduler selects on) after every change, and turns an `SlaCheck` into events, notices and
-escalations. maildesk.lifecycle calls it on status, priority and queue changes; the pipeline
+escalations. maildesk.tickets.lifecycle calls it on status, priority and queue changes; the pipeline
 on a new ticket; an agent's first public reply records the first response.
 """
 

@@ -134,7 +134,7 @@ class NotifyConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SecurityConfig:
-    """Who is trusted to vouch for an agent's From address (see maildesk.proof)."""
+    """Who is trusted to vouch for an agent's From address (see maildesk.routing.proof)."""
 
     trusted_authserv_ids: tuple[str, ...] = ()
 

@@ -20,25 +20,25 @@ from sqlalchemy import update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from maildesk import lifecycle, views
+from maildesk import views
 from maildesk.app import App
-from maildesk.bounce import Bounce
-from maildesk.bounce import recognise as recognise_bounce
 from maildesk.config import Agent
 from maildesk.errors import MessageTooComplex, NotMail
-from maildesk.guard import automatic, is_own_loop, may_auto_reply
-from maildesk.ingest.parse import ParsedMessage, parse_message
-from maildesk.ingest.reply import new_text
-from maildesk.lifecycle import Actor
 from maildesk.notify import notices
-from maildesk.proof import authentication_results
-from maildesk.replies import agent_reply
+from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.parse.reply import new_text
+from maildesk.routing.bounce import Bounce
+from maildesk.routing.bounce import recognise as recognise_bounce
+from maildesk.routing.guard import automatic, is_own_loop, may_auto_reply
+from maildesk.routing.proof import authentication_results
 from maildesk.routing.rules import STRATEGIES, route
-from maildesk.sla import hooks as sla
+from maildesk.routing.thread import ThreadMatch, reply_tokens, strip_ref_tag, thread_message, ties
 from maildesk.store import repo
 from maildesk.store.db import transaction, write_gate
 from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
-from maildesk.thread import ThreadMatch, reply_tokens, strip_ref_tag, thread_message, ties
+from maildesk.tickets import lifecycle, sla
+from maildesk.tickets.lifecycle import Actor
+from maildesk.tickets.replies import agent_reply
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ def _process(
 def _sender(
     app: App, session: Session, ticket: Ticket, named: Ticket, msg: ParsedMessage, raw: RawMessage
 ) -> Sender:
-    """Classify the sender; an agent only with a proof (see maildesk.proof)."""
+    """Classify the sender; an agent only with a proof (see maildesk.routing.proof)."""
     config = app.config
     address = msg.from_addr
     agent = config.agent(address) if address else None

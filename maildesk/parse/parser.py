@@ -29,7 +29,7 @@ from email.message import Message
 from typing import Any
 
 from maildesk.errors import MessageTooComplex, NotMail
-from maildesk.ingest.addresses import mailbox_list
+from maildesk.mail.address import mailbox_list
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +501,7 @@ def _decode_words(value: str) -> str:
 def _mailboxes(first: dict[str, bytes], name: str) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header, addresses lower-cased.
 
-    The header is read as an MTA reads it (see maildesk.ingest.addresses): split into
+    The header is read as an MTA reads it (see maildesk.mail.address): split into
     mailboxes before any encoded-word is decoded, the angle address taken as the address
     whatever the phrase before it says, and an encoded-word never read as an address.
     """

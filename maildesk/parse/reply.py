@@ -26,7 +26,7 @@ _FORWARD = re.compile(
     r"|begin forwarded message:|anfang der weitergeleiteten nachricht:)",
     re.IGNORECASE | re.MULTILINE,
 )
-# The last line of every agent notice (maildesk.notify.render.notice_marker). Anywhere in a
+# The last line of every agent notice (maildesk.mail.render.notice_marker). Anywhere in a
 # reply it means a quoted notice; unquoted at a line start, what follows is that notice's
 # history (a ">"-quoted one is left to the quote rules: the answer may be below it).
 NOTICE_MARKER = re.compile(r"-- maildesk notice \S+ [0-9a-f]{8} --")

@@ -19,12 +19,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.commands import Command, CommandError
 from maildesk.config import Agent
 from maildesk.notify import notices
-from maildesk.sla import hooks as sla
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
+from maildesk.tickets import sla
+from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
 

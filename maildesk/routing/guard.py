@@ -10,7 +10,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from maildesk.ingest.parse import ParsedMessage
+from maildesk.parse.parser import ParsedMessage
 
 LOOP_HEADER = "X-Maildesk-Loop"
 

@@ -19,18 +19,17 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from maildesk import lifecycle
 from maildesk.app import App
-from maildesk.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
 from maildesk.config import Agent
-from maildesk.ingest.parse import sanitise_filename
-from maildesk.lifecycle import Actor
+from maildesk.mail.render import mint_message_id
 from maildesk.notify import notices
-from maildesk.notify.render import mint_message_id
 from maildesk.notify.scrub import quoted_notice_problems, scrub_attachment
-from maildesk.sla import hooks as sla
+from maildesk.parse.parser import sanitise_filename
 from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
+from maildesk.tickets import lifecycle, sla
+from maildesk.tickets.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
+from maildesk.tickets.lifecycle import Actor
 
 log = logging.getLogger(__name__)
 

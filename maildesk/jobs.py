@@ -15,15 +15,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from maildesk import lifecycle
 from maildesk.app import App
-from maildesk.lifecycle import Actor
 from maildesk.notify import notices
-from maildesk.sla import hooks
 from maildesk.sla.lifecycle import lifecycle_due
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
+from maildesk.tickets import lifecycle
+from maildesk.tickets import sla as hooks
+from maildesk.tickets.lifecycle import Actor
 
 log = logging.getLogger(__name__)
 

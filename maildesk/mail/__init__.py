@@ -1,0 +1,1 @@
+"""Mail as data: parsed messages, addresses, composing outgoing MIME, transports. No database."""

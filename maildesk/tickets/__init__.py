@@ -1,0 +1,1 @@
+"""Ticket life: lifecycle, agent commands, replies relayed, SLA hooks on ticket changes."""
