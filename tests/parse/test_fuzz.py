@@ -36,7 +36,7 @@ from maildesk.parse.parser import (
 )
 from maildesk.store.models import Message, RawMessage
 
-REALWORLD = Path(__file__).resolve().parent / "data" / "realworld"
+REALWORLD = Path(__file__).resolve().parents[1] / "data" / "realworld"
 CPYTHON = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
 SEEDS = sorted(REALWORLD.glob("*.eml")) + sorted(CPYTHON.glob("msg_*.txt"))[:48]
 FINAL = {"processed", "duplicate", "ignored", "quarantined", "spam", "flood", "bounce"}

@@ -47,7 +47,7 @@ from tests.conftest import (
     wait_until,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def listening_port(log: Path) -> int:

@@ -19,7 +19,7 @@ from maildesk.config import (
 )
 from maildesk.errors import ConfigError, ConfigProblem
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 MINIMAL = """
 [desk]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli import REPO, maildesk
 from tests.conftest import free_port, require_tool, serve_process, wait_until
-from tests.test_cli import REPO, maildesk
 
 
 def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:

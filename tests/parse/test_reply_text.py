@@ -10,7 +10,7 @@ import pytest
 from maildesk.parse.parser import parse_message
 from maildesk.parse.reply import new_text
 
-REPLIES = Path(__file__).parent / "data" / "replies"
+REPLIES = Path(__file__).resolve().parents[1] / "data" / "replies"
 NEW = "#priority P2\nI have restarted the spooler; please try again."
 
 

@@ -3,7 +3,7 @@ ticket for the rest, instead of copying a message's bulk into every agent's noti
 outbound message row and again as its outbox bytes).
 
 Figures for the issue (10 MB body / 10 MB attachment, a queue of 3 agents), printed with -s:
-    MAILDESK_BIG_MAIL_MB=10 pytest tests/test_big_mail.py -k "stored_once" -s
+    MAILDESK_BIG_MAIL_MB=10 pytest tests/e2e/test_big_mail.py -k "stored_once" -s
 """
 
 from __future__ import annotations

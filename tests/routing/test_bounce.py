@@ -14,7 +14,7 @@ from maildesk.routing.bounce import recognise
 from maildesk.store.models import Contact
 from tests.conftest import Desk, mail
 
-DATA = Path(__file__).parent / "data" / "bounces"
+DATA = Path(__file__).resolve().parents[1] / "data" / "bounces"
 ORIGINAL = "<179534713069.1.2.MD-1@example.com>"
 
 

@@ -34,7 +34,7 @@ from maildesk.parse.parser import sanitise_filename
 from maildesk.store.models import Message, RawMessage
 from tests.conftest import Desk, mail, serve_process, skip_or_fail, wait_until
 
-REALWORLD = Path(__file__).resolve().parent / "data" / "realworld"
+REALWORLD = Path(__file__).resolve().parents[1] / "data" / "realworld"
 FINAL = {"processed", "duplicate", "ignored", "quarantined", "spam", "flood", "bounce"}
 TICKETED = {"created", "appended", "reopened", "followup"}
 

@@ -141,7 +141,7 @@ def test_config_file_change_reloads_rules_without_a_signal(
 def test_route_test_explains_each_rule_at_a_given_time(tmp_path: Path) -> None:
     eml = tmp_path / "m.eml"
     eml.write_bytes(mail("VPN broken", sender="ceo@example.com").as_bytes())
-    example = str(Path(__file__).resolve().parent.parent / "maildesk.toml")
+    example = str(Path(__file__).resolve().parents[2] / "maildesk.toml")
 
     code, out = run_cli(
         "route", "test", str(eml), "--at", "2026-11-21T23:00", "--json", "--config", example

@@ -33,7 +33,7 @@ from tests.conftest import (
     wait_until,
 )
 
-SCRIPT = Path(__file__).parent / "servers" / "dovecot-test-server.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "servers" / "dovecot-test-server.sh"
 USER, PASSWORD = "support@example.com", "secret"
 
 

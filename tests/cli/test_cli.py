@@ -30,7 +30,7 @@ from tests.conftest import (
     wait_until,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def maildesk(

@@ -588,8 +588,8 @@ def test_looks_like_mail_accepts_header_blocks(raw: bytes) -> None:
 
 
 CORPORA = [
-    Path(__file__).parent / "data" / "realworld",
-    Path(__file__).parent / "data" / "bounces",
+    Path(__file__).resolve().parents[1] / "data" / "realworld",
+    Path(__file__).resolve().parents[1] / "data" / "bounces",
     Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data",
 ]
 

@@ -23,7 +23,7 @@ from maildesk.sla.policy import (
 QUEUES = {"it", "infra"}
 AGENTS = {"alice@example.com", "bob@example.com"}
 RULES = {"VIP senders", "outages are P1 for infra"}
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "sla.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "sla.md"
 H = timedelta(hours=1)
 
 
