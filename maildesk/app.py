@@ -18,6 +18,7 @@ from maildesk.notify.sender import Transport, transport_for
 from maildesk.routing.proof import Role, TokenCodec, plus_address
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, session_factory, transaction, upgrade
+from maildesk.terms import Status
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "id": 42,
         "ref": f"{config.desk.ref_prefix}-42",
         "subject": "Printer on fire",
-        "status": "new",
+        "status": Status.NEW,
         "priority": "P3",
         "queue": config.default_queue.name,
         "type": "incident",

@@ -21,6 +21,7 @@ from maildesk.sla.lifecycle import lifecycle_due
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
+from maildesk.terms import Status
 from maildesk.tickets import lifecycle
 from maildesk.tickets import sla as hooks
 from maildesk.tickets.lifecycle import Actor
@@ -107,7 +108,7 @@ def _tick(app: App, session: Session, ticket: Ticket, now: datetime, report: Job
             app,
             session,
             ticket,
-            "resolved",
+            Status.RESOLVED,
             SCHEDULER,
             now,
             reason="no answer from the requester",
@@ -118,7 +119,7 @@ def _tick(app: App, session: Session, ticket: Ticket, now: datetime, report: Job
             app,
             session,
             ticket,
-            "closed",
+            Status.CLOSED,
             SCHEDULER,
             now,
             reason=f"resolved for {settings.close_after}",

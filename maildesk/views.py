@@ -13,6 +13,7 @@ from typing import Any
 from maildesk.parse.parser import summarise
 from maildesk.routing.rules import STRATEGIES, RoutingDecision
 from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket
+from maildesk.terms import OutboxStatus
 
 
 def iso(value: datetime | None) -> str | None:
@@ -103,7 +104,9 @@ def outbox_json(entry: OutboxEntry, prefix: str) -> dict[str, Any]:
         "subject": entry.subject,
         "message_id": entry.message_id,
         "attempts": entry.attempts,
-        "next_attempt_at": iso(entry.next_attempt_at) if entry.status == "queued" else None,
+        "next_attempt_at": iso(entry.next_attempt_at)
+        if entry.status == OutboxStatus.QUEUED
+        else None,
         "last_error": entry.last_error,
         "created_at": iso(entry.created_at),
         "sent_at": iso(entry.sent_at),

@@ -29,7 +29,8 @@ from maildesk.routing.rules import route
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, transaction, upgrade
 from maildesk.store.models import RawMessage, Ticket
-from maildesk.store.repo import LISTABLE, SET_ASIDE
+from maildesk.store.repo import LISTABLE
+from maildesk.terms import OUTBOX_STATUSES, SET_ASIDE, OutboxStatus
 from maildesk.tickets import lifecycle, replies
 from maildesk.tickets.commands import AgentRef, find_agent
 from maildesk.tickets.lifecycle import Actor
@@ -482,7 +483,7 @@ def _outbox_retry(args: argparse.Namespace) -> int:
     if args.failed:
 
         def act(app: App, session: Any) -> list[int]:
-            ids = [e.id for e in repo.list_outbox(session, status="failed")]
+            ids = [e.id for e in repo.list_outbox(session, status=OutboxStatus.FAILED)]
             for entry_id in ids:
                 retry_entry(session, entry_id, app.now())
             return ids
@@ -841,7 +842,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("outbox", cmd_outbox, "queued, sent and failed notifications", [json_flag])
     sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
     sp.add_argument("id", nargs="?")
-    sp.add_argument("--status", choices=["queued", "sent", "failed"])
+    sp.add_argument("--status", choices=OUTBOX_STATUSES)
     sp.add_argument("--failed", action="store_true", help="with retry: every failed entry")
 
     sp = add("quarantine", cmd_quarantine, "messages that could not be processed", [json_flag])

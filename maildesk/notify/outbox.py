@@ -22,6 +22,7 @@ from maildesk.mail.render import (
     mint_message_id,
 )
 from maildesk.store.models import Message, OutboxEntry, Ticket
+from maildesk.terms import OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def enqueue(
             recipients=recipients,
             subject=subject,
             raw=raw,
-            status="queued",
+            status=OutboxStatus.QUEUED,
             attempts=0,
             next_attempt_at=now,
             created_at=now,

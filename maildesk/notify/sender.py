@@ -22,6 +22,7 @@ from maildesk.config import OutboundConfig
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry
+from maildesk.terms import OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +227,12 @@ def _record(
         for entry_id, attempts, exc in done:
             entry = entries[entry_id]
             if exc is None:
-                entry.status, entry.sent_at, entry.last_error = "sent", now, None
+                entry.status, entry.sent_at, entry.last_error = OutboxStatus.SENT, now, None
                 report.sent += 1
                 continue
             entry.last_error = str(exc)[:2000]
             if exc.permanent or attempts >= cfg.max_attempts:
-                entry.status = "failed"
+                entry.status = OutboxStatus.FAILED
                 report.failed += 1
                 log.error("outbox %s failed after %d attempt(s): %s", entry_id, attempts, exc)
                 continue
@@ -251,5 +252,5 @@ def retry_entry(session: Session, entry_id: int, now: datetime) -> OutboxEntry |
     entry = repo.outbox_entries(session, [entry_id]).get(entry_id)
     if entry is None:
         return None
-    entry.status, entry.next_attempt_at, entry.attempts = "queued", now, 0
+    entry.status, entry.next_attempt_at, entry.attempts = OutboxStatus.QUEUED, now, 0
     return entry

@@ -36,6 +36,7 @@ from maildesk.routing.thread import ThreadMatch, reply_tokens, strip_ref_tag, th
 from maildesk.store import repo
 from maildesk.store.db import transaction, write_gate
 from maildesk.store.models import Attachment, Contact, Message, RawMessage, Ticket
+from maildesk.terms import REOPENABLE_STATUSES, RawStatus, Status
 from maildesk.tickets import lifecycle, sla
 from maildesk.tickets.lifecycle import Actor
 from maildesk.tickets.replies import agent_reply
@@ -251,8 +252,8 @@ def _run(app: App, session: Session, item: _Work) -> Outcome:
 def _quarantined(app: App, session: Session, raw_id: int, reason: str) -> Outcome:
     session.execute(
         update(RawMessage)
-        .where(RawMessage.id == raw_id, RawMessage.status == "pending")
-        .values(status="quarantined", reason=reason[:4000], processed_at=app.now())
+        .where(RawMessage.id == raw_id, RawMessage.status == RawStatus.PENDING)
+        .values(status=RawStatus.QUARANTINED, reason=reason[:4000], processed_at=app.now())
         .execution_options(synchronize_session=False)
     )
     return Outcome(raw_id, "quarantined", reason=reason)
@@ -367,7 +368,7 @@ def _process(
         # forward, a mailing list), or naming it with "append": recorded, changes nothing,
         # whatever the ticket's status or the reopen window.
         return _append(app, session, raw, msg, ticket, match, sender, now, tied_by=tied_by)
-    if ticket.status in lifecycle.REOPENABLE:
+    if ticket.status in REOPENABLE_STATUSES:
         since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
         if now - since > desk.reopen_window:
             reason = f"reply to a ticket {ticket.status} longer than the reopen window"
@@ -474,7 +475,7 @@ def _new_ticket(
     ticket = Ticket(
         requester=contact,
         subject=strip_ref_tag(msg.subject, config.desk.ref_prefix) or "(no subject)",
-        status="new",
+        status=Status.NEW,
         priority=decision.priority,
         queue=decision.queue,
         type=decision.type,
@@ -680,9 +681,9 @@ def _append(
             app, session, ticket, inbound, msg, now, reopened=False, flags=flags
         )
     else:
-        if ticket.status not in ("new", "open"):
-            reopened = ticket.status in lifecycle.REOPENABLE
-            lifecycle.set_status(app, session, ticket, "open", actor, now)
+        if ticket.status not in (Status.NEW, Status.OPEN):
+            reopened = ticket.status in REOPENABLE_STATUSES
+            lifecycle.set_status(app, session, ticket, Status.OPEN, actor, now)
             status = "reopened" if reopened else status
         notices.requester_replied(
             app, session, ticket, inbound, msg, now, reopened=reopened, flags=flags

@@ -23,11 +23,10 @@ from maildesk.routing.conditions import (
     compile_condition,
     compile_match,
 )
+from maildesk.terms import PRIORITIES, TYPES
 
 __all__ = ["Routable", "RouteContext", "RoutingDecision", "Rule", "compile_rules", "route"]
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
-TYPES = ("incident", "request", "problem", "change")
 LEVELS = ("high", "medium", "low")  # impact and urgency
 STRATEGIES = ("round-robin", "least-open")  # assignee strategies among the queue's agents
 SET_KEYS = (

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from maildesk.routing.rules import PRIORITIES
 from maildesk.sla.policy import TARGETS, SlaConfig, SlaPolicy
+from maildesk.terms import DONE_STATUSES, PAUSED_STATUSES, PRIORITIES
 
 __all__ = [
     "Deadlines",
@@ -35,9 +35,9 @@ __all__ = [
     "start_clock",
 ]
 
-PAUSED = ("pending", "on-hold")  # waiting on the requester or on hold: the clock stands still
+PAUSED = PAUSED_STATUSES  # waiting on the requester or on hold: the clock stands still
 # Done: no target applies; reopening runs the clock on. A merged ticket lives on in another.
-STOPPED = ("resolved", "closed", "merged")
+STOPPED = DONE_STATUSES
 ZERO = timedelta(0)
 
 

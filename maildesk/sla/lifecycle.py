@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from maildesk.sla.policy import SlaConfig
+from maildesk.terms import Status
 
 __all__ = ["LifecycleStep", "lifecycle_due", "next_lifecycle_step"]
 
@@ -41,7 +42,7 @@ def next_lifecycle_step(
     """The next step for a ticket in its current status, however far ahead; None if none."""
     settings = sla.lifecycle_of(policy)
     calendar = sla.calendar_of(policy)
-    if status == "pending":
+    if status == Status.PENDING:
         reminded = reminded_at if reminded_at and reminded_at >= status_since else None
         if settings.remind_after and reminded is None:
             at = calendar.add_business_days(status_since, settings.remind_after)
@@ -49,7 +50,7 @@ def next_lifecycle_step(
         if settings.resolve_after:
             at = calendar.add_business_days(reminded or status_since, settings.resolve_after)
             return LifecycleStep(action="resolve", at=at)
-    elif status == "resolved" and settings.close_after is not None:
+    elif status == Status.RESOLVED and settings.close_after is not None:
         return LifecycleStep(action="close", at=status_since + settings.close_after)
     return None
 

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maildesk.routing.conditions import WEEKDAYS, Problems
-from maildesk.routing.rules import PRIORITIES
 from maildesk.sla.calendar import ALWAYS, MINUTES_PER_DAY, Calendar, Shift
+from maildesk.terms import PRIORITIES
 
 __all__ = [
     "SECTIONS",

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from maildesk.store.models import OutboxEntry, RawMessage, Setting
+from maildesk.terms import OUTBOX_STATUSES, RawStatus
 
 HEARTBEAT_PREFIX = "heartbeat:"
 HEARTBEAT_INTERVAL = 5.0  # seconds between a daemon's heartbeats
@@ -60,10 +61,14 @@ def heartbeats(session: Session) -> list[dict[str, Any]]:
 def store_status(session: Session, now: datetime) -> dict[str, Any]:
     """Pending backlog, its oldest message's age, quarantined count, outbox by status."""
     pending, oldest = session.execute(
-        select(func.count(), func.min(RawMessage.received_at)).where(RawMessage.status == "pending")
+        select(func.count(), func.min(RawMessage.received_at)).where(
+            RawMessage.status == RawStatus.PENDING
+        )
     ).one()
     quarantined = session.scalar(
-        select(func.count()).select_from(RawMessage).where(RawMessage.status == "quarantined")
+        select(func.count())
+        .select_from(RawMessage)
+        .where(RawMessage.status == RawStatus.QUARANTINED)
     )
     outbox: dict[str, int] = {
         status: count
@@ -78,7 +83,7 @@ def store_status(session: Session, now: datetime) -> dict[str, Any]:
             round((now - oldest_at).total_seconds(), 1) if oldest_at is not None else None
         ),
         "quarantined": int(quarantined or 0),
-        "outbox": {status: int(outbox.get(status, 0)) for status in ("queued", "sent", "failed")},
+        "outbox": {status: int(outbox.get(status, 0)) for status in OUTBOX_STATUSES},
     }
 
 

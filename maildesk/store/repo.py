@@ -26,6 +26,14 @@ from maildesk.store.models import (
     TicketLink,
     Watcher,
 )
+from maildesk.terms import (
+    DONE_STATUSES,
+    SET_ASIDE,
+    WORKING_STATUSES,
+    OutboxStatus,
+    RawStatus,
+    Status,
+)
 
 
 def save_raw(
@@ -48,7 +56,7 @@ def save_raw(
         size=len(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
         raw=raw,
-        status="pending",
+        status=RawStatus.PENDING,
     )
     session.add(row)
     if flush:
@@ -61,7 +69,7 @@ def raw_bytes(session: Session, raw_ids: Sequence[int]) -> list[tuple[int, bytes
     if not raw_ids:
         return []
     stmt = select(RawMessage.id, RawMessage.raw).where(
-        RawMessage.id.in_(list(raw_ids)), RawMessage.status == "pending"
+        RawMessage.id.in_(list(raw_ids)), RawMessage.status == RawStatus.PENDING
     )
     return [(int(i), bytes(r)) for i, r in session.execute(stmt)]
 
@@ -74,7 +82,9 @@ def raw_exists(session: Session, sha256: str) -> bool:
 
 
 def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
-    stmt = select(RawMessage.id).where(RawMessage.status == "pending").order_by(RawMessage.id)
+    stmt = (
+        select(RawMessage.id).where(RawMessage.status == RawStatus.PENDING).order_by(RawMessage.id)
+    )
     return list(session.scalars(stmt.limit(limit)))
 
 
@@ -86,9 +96,9 @@ def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     row = session.scalar(stmt)
-    if row is None or row.status != "pending":
+    if row is None or row.status != RawStatus.PENDING:
         return None
-    row.status, row.processed_at = "processed", now
+    row.status, row.processed_at = RawStatus.PROCESSED, now
     return row
 
 
@@ -373,9 +383,6 @@ def public_thread(session: Session, ticket_id: int, limit: int = 20) -> list[Mes
     return list(reversed(list(session.scalars(stmt))))
 
 
-OPEN_STATUSES = ("new", "open", "pending", "on-hold")  # "working" states, for least-open
-
-
 def pick_agent(session: Session, strategy: str, candidates: Sequence[str]) -> str | None:
     """An assignee among candidates: round-robin (longest since last assigned) or least-open.
 
@@ -387,7 +394,7 @@ def pick_agent(session: Session, strategy: str, candidates: Sequence[str]) -> st
     if strategy == "least-open":
         stmt = (
             select(Ticket.assignee, func.count())
-            .where(Ticket.assignee.in_(candidates), Ticket.status.in_(OPEN_STATUSES))
+            .where(Ticket.assignee.in_(candidates), Ticket.status.in_(WORKING_STATUSES))
             .group_by(Ticket.assignee)
         )
     else:
@@ -447,7 +454,7 @@ def outbox_entries(session: Session, ids: Sequence[int]) -> dict[int, OutboxEntr
 def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxEntry]:
     stmt = (
         select(OutboxEntry)
-        .where(OutboxEntry.status == "queued", OutboxEntry.next_attempt_at <= now)
+        .where(OutboxEntry.status == OutboxStatus.QUEUED, OutboxEntry.next_attempt_at <= now)
         .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
         .limit(limit)
     )
@@ -458,20 +465,21 @@ def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxE
 
 
 def next_outbox_due(session: Session) -> datetime | None:
-    stmt = select(func.min(OutboxEntry.next_attempt_at)).where(OutboxEntry.status == "queued")
+    stmt = select(func.min(OutboxEntry.next_attempt_at)).where(
+        OutboxEntry.status == OutboxStatus.QUEUED
+    )
     return session.scalar(stmt)
 
 
 # Raw messages kept but not on a ticket: processing failed, a rule dropped it, a sender
 # flooded the desk, or a bounce of mail that is on no ticket.
-SET_ASIDE = ("quarantined", "spam", "flood", "bounce")
 # What `maildesk quarantine drop` leaves: the row without its bytes, saying who dropped it.
 DROPPED = "dropped"
 LISTABLE = (*SET_ASIDE, DROPPED)
 
 
 def list_quarantine(
-    session: Session, status: str = "quarantined", limit: int = 1000
+    session: Session, status: str = RawStatus.QUARANTINED, limit: int = 1000
 ) -> list[RawMessage]:
     """Raw messages set aside with this status (see LISTABLE), newest first."""
     stmt = (
@@ -483,7 +491,7 @@ def list_quarantine(
     return list(session.scalars(stmt))
 
 
-def quarantined_ids(session: Session, status: str = "quarantined") -> list[int]:
+def quarantined_ids(session: Session, status: str = RawStatus.QUARANTINED) -> list[int]:
     """Ids of every raw message set aside with this status, oldest first (for retry --all)."""
     stmt = select(RawMessage.id).where(RawMessage.status == status).order_by(RawMessage.id)
     return list(session.scalars(stmt))
@@ -526,7 +534,7 @@ def drop_quarantined(
 
 def requeue_quarantined(session: Session, row: RawMessage) -> None:
     """Put a set-aside message back in line for the pipeline."""
-    row.status, row.reason, row.processed_at = "pending", None, None
+    row.status, row.reason, row.processed_at = RawStatus.PENDING, None, None
 
 
 def checkpoint(session: Session, mailbox: str) -> ImapCheckpoint | None:
@@ -581,7 +589,11 @@ def next_sla_due(session: Session, now: datetime, skip: Sequence[int] = ()) -> T
 
 def live_tickets(session: Session) -> list[Ticket]:
     """Tickets that a clock or an automatic step can still touch (not closed or merged)."""
-    stmt = select(Ticket).where(Ticket.status.not_in(("closed", "merged"))).order_by(Ticket.id)
+    stmt = (
+        select(Ticket)
+        .where(Ticket.status.not_in((Status.CLOSED, Status.MERGED)))
+        .order_by(Ticket.id)
+    )
     return list(session.scalars(stmt))
 
 
@@ -591,7 +603,7 @@ def sla_tickets(session: Session) -> list[Ticket]:
         select(Ticket)
         .where(
             Ticket.sla_policy.is_not(None),
-            Ticket.status.not_in(("resolved", "closed", "merged")),
+            Ticket.status.not_in(DONE_STATUSES),
         )
         .order_by(Ticket.id)
     )

@@ -21,9 +21,8 @@ import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from maildesk.routing.rules import PRIORITIES, TYPES
+from maildesk.terms import PRIORITIES, SETTABLE_STATUSES, TYPES
 
-STATUSES = ("open", "pending", "on-hold", "resolved", "closed")
 _STATUS_ALIASES = {"onhold": "on-hold", "on_hold": "on-hold", "hold": "on-hold"}
 _TYPE_ALIASES = {"service-request": "request", "service_request": "request"}
 SINGLE = ("status", "priority", "assign", "queue", "type", "merge", "category")
@@ -267,8 +266,8 @@ def _one_arg(arg: str, what: str) -> str:
 def _status(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
     value = _one_arg(arg, "a status").lower()
     value = _STATUS_ALIASES.get(value, value)
-    if value not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+    if value not in SETTABLE_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(SETTABLE_STATUSES)}")
     return Command(name="status", line=line, text=text, value=value)
 
 

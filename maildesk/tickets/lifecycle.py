@@ -23,12 +23,12 @@ from maildesk.config import Agent
 from maildesk.notify import notices
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
+from maildesk.terms import REOPENABLE_STATUSES, Status
 from maildesk.tickets import sla
 from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
 
-REOPENABLE = ("resolved", "closed")
 MAX_MERGE_DEPTH = 20
 
 
@@ -76,14 +76,16 @@ def set_status(
         return None
     ticket.status, ticket.updated_at = status, now
     sla.status_changed(app, ticket, now)
-    if status == "resolved":
+    if status == Status.RESOLVED:
         ticket.resolved_at = now
-    elif status == "closed":
+    elif status == Status.CLOSED:
         ticket.closed_at = now
         ticket.resolved_at = ticket.resolved_at or now
     else:
         ticket.closed_at = ticket.resolved_at = None
-    kind = "reopened" if old in REOPENABLE and status not in REOPENABLE else "status"
+    kind = (
+        "reopened" if old in REOPENABLE_STATUSES and status not in REOPENABLE_STATUSES else "status"
+    )
     repo.add_event(
         session,
         ticket,
@@ -94,7 +96,7 @@ def set_status(
         **{"from": old, "to": status},
         **({"reason": reason} if reason else {}),
     )
-    if status == "resolved" and notify_requester:
+    if status == Status.RESOLVED and notify_requester:
         notices.to_requester(
             app,
             session,
@@ -111,7 +113,7 @@ def set_status(
 
 def first_agent_action(ticket: Ticket) -> str | None:
     """The status an agent's first touch implies: a new ticket becomes open."""
-    return "open" if ticket.status == "new" else None
+    return Status.OPEN if ticket.status == Status.NEW else None
 
 
 def check(
@@ -316,7 +318,7 @@ def merge_into(
     kept = repo.add_watchers(session, target.id, keep, actor.email, now)
     moved = repo.move_messages(session, source.id, target.id)
     old = source.status
-    source.status, source.merged_into_id = "merged", target.id
+    source.status, source.merged_into_id = Status.MERGED, target.id
     source.closed_at = source.updated_at = target.updated_at = now
     sla.status_changed(app, source, now)
     who = {"actor": actor.email, "via": actor.via}

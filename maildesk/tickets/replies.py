@@ -27,6 +27,7 @@ from maildesk.notify.scrub import quoted_notice_problems, scrub_attachment
 from maildesk.parse.parser import sanitise_filename
 from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
+from maildesk.terms import WORKING_STATUSES
 from maildesk.tickets import lifecycle, sla
 from maildesk.tickets.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
 from maildesk.tickets.lifecycle import Actor
@@ -34,7 +35,7 @@ from maildesk.tickets.lifecycle import Actor
 log = logging.getLogger(__name__)
 
 # Statuses an agent's public reply moves to pending (waiting on the requester).
-AWAITS_REQUESTER = ("new", "open", "pending", "on-hold")
+AWAITS_REQUESTER = WORKING_STATUSES
 
 
 @dataclass
