@@ -25,6 +25,7 @@ test-quick: $(BIN)/maildesk
 lint: $(BIN)/maildesk
 	$(BIN)/ruff check maildesk tests bench
 	$(BIN)/ruff format --check maildesk tests bench
+	$(BIN)/lint-imports
 
 type: $(BIN)/maildesk
 	$(BIN)/mypy

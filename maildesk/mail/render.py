@@ -34,7 +34,9 @@ from jinja2 import (
     TemplateNotFound,
 )
 
-from maildesk.routing.guard import LOOP_HEADER
+# Set on every message the desk sends; mail that comes back with our own marker is a loop.
+LOOP_HEADER = "X-Maildesk-Loop"
+
 
 _NEWLINES = re.compile(r"[\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f]+")
 

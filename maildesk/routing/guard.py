@@ -10,9 +10,10 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from maildesk.mail.render import LOOP_HEADER
 from maildesk.parse.parser import ParsedMessage
 
-LOOP_HEADER = "X-Maildesk-Loop"
+__all__ = ["LOOP_HEADER", "automatic", "is_own_loop", "may_auto_reply"]
 
 _ROBOT_LOCALS = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|daemon|"
