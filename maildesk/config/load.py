@@ -1,0 +1,305 @@
+"""Load maildesk.toml into a validated `Config`: one small reader per section.
+
+Every problem is collected (not just the first) and reported with its place: file, section,
+rule name and key. Unknown sections and keys are errors, so a typo never silently does
+nothing. The sections read elsewhere: mail in and out (`mail.py`), routing (`rules.py`) and
+service levels (`sla.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+# make_url only parses the URL (no SQL, no connection), to resolve a relative SQLite path.
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
+from maildesk.config.model import (
+    AGENT_NOTICE_MAX_BODY,
+    STRANGER_POLICIES,
+    Agent,
+    Config,
+    DatabaseConfig,
+    DeskConfig,
+    NotifyConfig,
+    Queue,
+    SecurityConfig,
+    ThreadingConfig,
+)
+from maildesk.config.reader import (
+    Reader,
+    int_between,
+    parse_duration,
+    parse_email,
+    parse_size,
+    zone_name,
+)
+from maildesk.config.rules import read_matrix, read_rules, read_vips
+from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.sla.policy import SECTIONS as SLA_SECTIONS
+from maildesk.sla.policy import compile_sla
+
+DEFAULT_CONFIG = "maildesk.toml"
+DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"
+CONFIG_ENV = "MAILDESK_CONFIG"
+
+_SECTIONS = {
+    *SLA_SECTIONS,
+    "mailboxes",
+    "security",
+    "threading",
+    "desk",
+    "database",
+    "smtp",
+    "outbound",
+    "notify",
+    "agents",
+    "queues",
+    "rules",
+    "routing",
+    "priority_matrix",
+}
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
+    """The config file to use: explicit path, else $MAILDESK_CONFIG, else ./maildesk.toml."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    cfg_path = resolve_config_path(path)
+    file = str(cfg_path)
+    try:
+        data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(file, "file", "not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(file, "file", f"cannot read: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "file", f"not valid TOML: {exc}")]) from None
+    return parse_config(data, cfg_path)
+
+
+def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
+    """Validate an already-parsed TOML document (see load_config)."""
+    r = Reader(str(cfg_path))
+    base = cfg_path.resolve().parent
+    for section in data:
+        if section not in _SECTIONS:
+            r.problem(f"[{section}]", f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
+    desk = _desk(r, r.table(data, "desk"))
+    database = _database(r, r.table(data, "database"), base)
+    smtp = read_smtp(r, r.table(data, "smtp"), desk.address)
+    outbound = read_outbound(r, r.table(data, "outbound"), base)
+    notify = _notify(r, r.table(data, "notify"), base)
+    queues = _queues(r, r.array(data, "queues"), base)
+    agents = _agents(r, r.array(data, "agents"), {q.name for q in queues})
+    queue_names, agent_names = {q.name for q in queues}, {a.email for a in agents}
+    rules = read_rules(r, r.array(data, "rules"), queues=queue_names, agents=agent_names)
+    matrix = read_matrix(r, data.get("priority_matrix"))
+    vips = read_vips(r, r.table(data, "routing"))
+    mailboxes = read_mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size, base)
+    security = _security(r, r.table(data, "security"))
+    threading = _threading(r, r.table(data, "threading"))
+    sla, sla_problems = compile_sla(
+        data,
+        queues=queue_names,
+        agents=agent_names,
+        rules={rule.name for rule in rules},
+        desk_timezone=desk.timezone,
+    )
+    r.extend(sla_problems)
+    r.check()
+    return Config(
+        path=cfg_path,
+        desk=desk,
+        database=database,
+        smtp=smtp,
+        outbound=outbound,
+        notify=notify,
+        agents=tuple(agents),
+        queues=tuple(queues),
+        rules=rules,
+        vips=vips,
+        priority_matrix=matrix,
+        mailboxes=tuple(mailboxes),
+        security=security,
+        threading=threading,
+        sla=sla,
+    )
+
+
+def _desk(r: Reader, t: dict[str, Any]) -> DeskConfig:
+    """[desk]: the desk's name, address, reference prefix, timezone and reply secret."""
+    desk = DeskConfig(
+        name=r.take(t, "[desk]", "name", str, "maildesk") or "maildesk",
+        ref_prefix=r.take(t, "[desk]", "ref_prefix", _ref_prefix, "MD") or "MD",
+        address=r.take(t, "[desk]", "address", parse_email, required=True)
+        or "support@invalid.test",
+        timezone=r.take(t, "[desk]", "timezone", zone_name, "UTC") or "UTC",
+        reopen_window=r.take(t, "[desk]", "reopen_window", parse_duration, timedelta(days=14))
+        or timedelta(0),
+        secret=_secret(r, t),
+        assign_on_reply=bool(r.take(t, "[desk]", "assign_on_reply", bool, True)),
+    )
+    r.done(t, "[desk]")
+    return desk
+
+
+def _secret(r: Reader, t: dict[str, Any]) -> str | None:
+    secret = r.take(t, "[desk]", "secret", str, None)
+    secret_env = r.take(t, "[desk]", "secret_env", str, None)
+    if secret_env:
+        secret = os.environ.get(secret_env)
+        if secret is None:
+            r.problem("[desk] key 'secret_env'", f"environment variable {secret_env} unset")
+    if secret is not None and len(secret.encode()) < 16:
+        r.problem("[desk] key 'secret'", "must be at least 16 characters (use 32 random ones)")
+    return secret
+
+
+def _ref_prefix(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}", value):
+        raise ValueError(f"must be letters and digits starting with a letter, got {value!r}")
+    return value
+
+
+def _database(r: Reader, t: dict[str, Any], base: Path) -> DatabaseConfig:
+    """[database]: the URL ($MAILDESK_DATABASE_URL wins) and how long to wait for it."""
+    url = os.environ.get(DATABASE_URL_ENV) or r.take(t, "[database]", "url", str, None)
+    t.pop("url", None)
+    database = DatabaseConfig(
+        url=_database_url(r, url or "sqlite:///var/maildesk.db", base),
+        busy_timeout=(
+            r.take(t, "[database]", "busy_timeout", parse_duration, timedelta(seconds=10))
+            or timedelta(seconds=10)
+        ).total_seconds(),
+        connect_timeout=r.seconds(t, "[database]", "connect_timeout", 10.0),
+    )
+    r.done(t, "[database]")
+    return database
+
+
+def _database_url(r: Reader, url: str, base: Path) -> str:
+    """Make a relative SQLite path relative to the config file's directory."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        r.problem("[database] key 'url'", f"not a database URL: {exc}")
+        return url
+    db = parsed.database
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and db
+        and db != ":memory:"
+        and not Path(db).is_absolute()
+    ):
+        parsed = parsed.set(database=str(base / db))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _notify(r: Reader, t: dict[str, Any], base: Path) -> NotifyConfig:
+    """[notify]: templates, which notices go out, and the loop and flood limits."""
+    templates_dir = r.take(t, "[notify]", "templates", str, None)
+    notify = NotifyConfig(
+        templates=(base / templates_dir) if templates_dir else None,
+        acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
+        notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
+        command_receipts=bool(r.take(t, "[notify]", "command_receipts", bool, True)),
+        per_ticket_per_hour=_limit(
+            r.take(t, "[notify]", "per_ticket_per_hour", int_between(0, 100_000), 30), 30
+        ),
+        auto_replies_per_hour=_limit(
+            r.take(t, "[notify]", "auto_replies_per_hour", int_between(0, 10_000), 5), 5
+        ),
+        new_tickets_per_hour=_limit(
+            r.take(t, "[notify]", "new_tickets_per_hour", int_between(0, 1_000_000), 30), 30
+        ),
+        agent_notice_max_body=_limit(
+            r.take(t, "[notify]", "agent_notice_max_body", parse_size), AGENT_NOTICE_MAX_BODY
+        ),
+    )
+    if notify.templates is not None and not notify.templates.is_dir():
+        r.problem("[notify] key 'templates'", f"directory {notify.templates} does not exist")
+    r.done(t, "[notify]")
+    return notify
+
+
+def _limit(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _queues(r: Reader, tables: list[dict[str, Any]], base: Path) -> list[Queue]:
+    """[[queues]]: names unique, at most one default; none at all means one "general"."""
+    queues: list[Queue] = []
+    for i, t in enumerate(tables):
+        name = t.get("name")
+        place = f"[[queues]] '{name}'" if isinstance(name, str) else f"[[queues]] #{i + 1}"
+        q = Queue(
+            name=r.take(t, place, "name", str, required=True) or "",
+            default=bool(r.take(t, place, "default", bool, False)),
+            acknowledge=bool(r.take(t, place, "acknowledge", bool, True)),
+            templates=r.existing_dir(
+                place, "templates", base, r.take(t, place, "templates", str, None)
+            ),
+        )
+        r.done(t, place)
+        if q.name in {x.name for x in queues}:
+            r.problem(place, "duplicate queue name")
+        queues.append(q)
+    if not queues:
+        queues.append(Queue(name="general", default=True, acknowledge=True))
+    if sum(q.default for q in queues) > 1:
+        r.problem("[[queues]]", "more than one queue has default = true")
+    return queues
+
+
+def _agents(r: Reader, tables: list[dict[str, Any]], queue_names: set[str]) -> list[Agent]:
+    """[[agents]]: address, name and the queues each works in (which must exist)."""
+    agents: list[Agent] = []
+    for i, t in enumerate(tables):
+        email = t.get("email")
+        place = f"[[agents]] '{email}'" if isinstance(email, str) else f"[[agents]] #{i + 1}"
+        a = Agent(
+            email=r.take(t, place, "email", parse_email, required=True) or "",
+            name=r.take(t, place, "name", str, "") or "",
+            queues=r.strings(t, place, "queues"),
+        )
+        for q in a.queues:
+            if q not in queue_names:
+                r.problem(f"{place} key 'queues'", f"unknown queue {q!r}")
+        r.done(t, place)
+        agents.append(a)
+    return agents
+
+
+def _security(r: Reader, t: dict[str, Any]) -> SecurityConfig:
+    """[security]: whose Authentication-Results headers are trusted."""
+    security = SecurityConfig(
+        trusted_authserv_ids=tuple(
+            v.lower() for v in r.strings(t, "[security]", "trusted_authserv_ids")
+        )
+    )
+    r.done(t, "[security]")
+    return security
+
+
+def _threading(r: Reader, t: dict[str, Any]) -> ThreadingConfig:
+    """[threading]: what a subject reference from a stranger does."""
+    strangers = r.take(t, "[threading]", "subject_ref_from_strangers", str, "new-ticket")
+    if strangers not in STRANGER_POLICIES:
+        r.problem(
+            "[threading] key 'subject_ref_from_strangers'",
+            f"must be {' or '.join(map(repr, STRANGER_POLICIES))}, got {strangers!r}",
+        )
+    threading = ThreadingConfig(subject_ref_from_strangers=strangers or "new-ticket")
+    r.done(t, "[threading]")
+    return threading

@@ -1,0 +1,200 @@
+"""The configuration as frozen dataclasses: what `load_config` builds, everything else reads.
+
+Plain data with a few look-ups (the default queue, an agent by address, the desk's own
+addresses); reading and checking maildesk.toml is `load.py`'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from maildesk.routing.conditions import RouteContext
+from maildesk.routing.rules import DEFAULT_MATRIX, Rule
+from maildesk.sla.policy import SlaConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeskConfig:
+    name: str
+    ref_prefix: str
+    address: str
+    timezone: str
+    reopen_window: timedelta
+    # The reply-token secret; None: generated once and kept in the database.
+    secret: str | None = field(default=None, repr=False)
+    # An agent's public reply to an unassigned ticket makes them its assignee.
+    assign_on_reply: bool = True
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    url: str
+    busy_timeout: float  # a write waits this long for a lock (SQLite busy, PostgreSQL lock)
+    connect_timeout: float = 10.0  # PostgreSQL: give up connecting after this long
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpConfig:
+    host: str
+    port: int
+    accept: tuple[str, ...]
+    max_message_size: int
+    max_recipients: int = 100  # per transaction; more get 452 (the client sends them later)
+    timeout: float = 300.0  # seconds a client may go without progress (NOOPs are none); 421
+    max_connections: int = 100  # open at once; one more gets 421
+    max_connections_per_client: int = 20  # open at once from one address; one more gets 421
+    per_client_exceptions: tuple[str, ...] = ("127.0.0.1", "::1")  # networks not held to that
+    max_junk_commands: int = 100  # commands without progress in a session; then 421
+    min_data_rate: int = 1000  # bytes/s a client keeps up in DATA after the first `timeout`
+    commit_timeout: float = 30.0  # DATA waits this long for its commit, then gets 451
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailboxConfig:
+    """One `[[mailboxes]]` entry: an IMAP folder maildesk reads mail from."""
+
+    name: str
+    host: str
+    port: int
+    tls: str  # "ssl", "starttls" or "none"
+    ca_file: Path | None = None  # verify the server against this CA file, not the system CAs
+    username: str
+    password: str = field(repr=False)
+    folder: str = "INBOX"
+    idle: bool = True
+    poll_interval: float = 60.0  # seconds between polls (and IDLE renewals are sooner)
+    after: str = "seen"  # "seen", "move" (to move_to) or "delete"
+    move_to: str | None = None
+    batch_size: int = 50
+    max_message_size: int = 25 * 1000**2
+    oversize_to: str | None = None  # move mail over max_message_size here (else leave it)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundConfig:
+    transport: str  # "smtp" or "maildir"
+    host: str
+    port: int
+    path: Path | None
+    starttls: bool
+    ca_file: Path | None = None  # verify the smarthost against this CA file, not the system CAs
+    username: str | None
+    password: str | None
+    timeout: float
+    max_attempts: int
+    backoff: timedelta
+    max_backoff: timedelta
+
+
+AGENT_NOTICE_MAX_BODY = 64 * 1024  # [notify] agent_notice_max_body, "64KiB"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    templates: Path | None
+    acknowledge: bool
+    notify_agents: bool
+    command_receipts: bool = True  # a short receipt to the agent after commands by mail
+    per_ticket_per_hour: int = 30  # mails one ticket may send within an hour (loop cap)
+    # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
+    auto_replies_per_hour: int = 5  # acknowledgements to one address
+    new_tickets_per_hour: int = 30  # more new tickets from one sender are held as "flood"
+    # How much of a message's text an agent notice quotes (bytes of UTF-8); the rest stays
+    # on the ticket, so a big message is not copied into every agent's notice.
+    agent_notice_max_body: int = AGENT_NOTICE_MAX_BODY
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityConfig:
+    """Who is trusted to vouch for an agent's From address (see maildesk.routing.proof)."""
+
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+STRANGER_POLICIES = ("new-ticket", "append")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadingConfig:
+    # A message that threads only by the [MD-n] in its subject, from someone who is not
+    # the requester, a watcher or an agent: "new-ticket" (linked to the one it names) or
+    # "append" (join the conversation, as older desks do).
+    subject_ref_from_strangers: str = "new-ticket"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Agent:
+    email: str
+    name: str
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Queue:
+    name: str
+    default: bool
+    acknowledge: bool
+    templates: Path | None = None  # this queue's own template overrides
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    path: Path
+    desk: DeskConfig
+    database: DatabaseConfig
+    smtp: SmtpConfig
+    outbound: OutboundConfig
+    notify: NotifyConfig
+    agents: tuple[Agent, ...]
+    queues: tuple[Queue, ...]
+    rules: tuple[Rule, ...] = field(default=())
+    vips: tuple[str, ...] = ()  # [routing] vips: addresses, or "@domain"
+    priority_matrix: Mapping[tuple[str, str], str] = field(default_factory=lambda: DEFAULT_MATRIX)
+    mailboxes: tuple[MailboxConfig, ...] = ()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    threading: ThreadingConfig = field(default_factory=ThreadingConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
+
+    @property
+    def default_queue(self) -> Queue:
+        return next((q for q in self.queues if q.default), self.queues[0])
+
+    def queue(self, name: str) -> Queue | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    def agent(self, email: str) -> Agent | None:
+        wanted = email.lower()
+        return next((a for a in self.agents if a.email.lower() == wanted), None)
+
+    def route_context(self, when: datetime, envelope_to: Sequence[str] = ()) -> RouteContext:
+        """What the router needs besides the message, with `when` in the desk's timezone."""
+        return RouteContext(
+            now=when.astimezone(ZoneInfo(self.desk.timezone)),
+            agents=frozenset(a.email.lower() for a in self.agents),
+            vips=self.vips,
+            envelope_to=tuple(a.lower() for a in envelope_to),
+        )
+
+    def agents_of(self, queue: str) -> tuple[Agent, ...]:
+        return tuple(a for a in self.agents if queue in a.queues)
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Every address that is the desk itself: notifications come from these, mail
+        arrives at them (the SMTP accept list and the IMAP mailboxes' logins)."""
+        boxes = (m.username.lower() for m in self.mailboxes if "@" in m.username)
+        return frozenset(
+            {self.desk.address.lower(), *(a.lower() for a in self.smtp.accept), *boxes}
+        )

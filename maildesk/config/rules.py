@@ -1,0 +1,44 @@
+"""The routing sections: [[rules]], [priority_matrix] and [routing].
+
+The rule and matrix compilers live with the router (`maildesk.routing.rules`), which
+documents their tables; this module hands them their sections and records their problems.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from maildesk.config.reader import EMAIL, Reader
+from maildesk.routing.rules import Rule, compile_matrix, compile_rules
+
+
+def read_rules(
+    r: Reader, tables: list[dict[str, Any]], *, queues: set[str], agents: set[str]
+) -> tuple[Rule, ...]:
+    """[[rules]], compiled in order against the configured queues and agents."""
+    rules, problems = compile_rules(tables, queues=queues, agents=agents)
+    r.extend(problems)
+    return tuple(rules)
+
+
+def read_matrix(r: Reader, table: object) -> Mapping[tuple[str, str], str]:
+    """[priority_matrix]: impact x urgency -> priority, over the ITIL default."""
+    matrix, problems = compile_matrix(table)
+    r.extend(problems)
+    return matrix
+
+
+def read_vips(r: Reader, t: dict[str, Any]) -> tuple[str, ...]:
+    """[routing] vips: addresses and "@domain"s, lower-cased."""
+    vips = tuple(v.lower() for v in r.strings(t, "[routing]", "vips") if _vip(r, v))
+    r.done(t, "[routing]")
+    return vips
+
+
+def _vip(r: Reader, value: str) -> bool:
+    if EMAIL.match(value) or re.fullmatch(r"@[^@\s]+\.[^@\s]+", value):
+        return True
+    r.problem("[routing] key 'vips'", f"expected an address or @domain, got {value!r}")
+    return False
