@@ -8,6 +8,7 @@ rule name and key. Unknown keys are errors, so a typo never silently does nothin
     load.py       load_config / parse_config, and the desk, database, notify ... sections
     mail.py       [smtp], [outbound], [[mailboxes]]
     rules.py      [[rules]], [priority_matrix], [routing]
+    calendars.py  [[calendars]]         sla.py  [[sla_policies]], [sla]
 """
 
 from maildesk.config.load import (

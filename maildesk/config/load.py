@@ -42,9 +42,9 @@ from maildesk.config.reader import (
     zone_name,
 )
 from maildesk.config.rules import read_matrix, read_rules, read_vips
+from maildesk.config.sla import SECTIONS as SLA_SECTIONS
+from maildesk.config.sla import compile_sla
 from maildesk.errors import ConfigError, ConfigProblem
-from maildesk.sla.policy import SECTIONS as SLA_SECTIONS
-from maildesk.sla.policy import compile_sla
 
 DEFAULT_CONFIG = "maildesk.toml"
 DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from maildesk.config.sla import compile_sla
 from maildesk.sla.calendar import ALWAYS, Calendar, Shift
-from maildesk.sla.policy import compile_sla
 
 H = timedelta(hours=1)
 BERLIN = "Europe/Berlin"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from maildesk.config.sla import compile_sla
 from maildesk.sla.clock import (
     SlaCheck,
     SlaState,
@@ -24,7 +25,7 @@ from maildesk.sla.clock import (
     start_clock,
 )
 from maildesk.sla.lifecycle import LifecycleStep, lifecycle_due, next_lifecycle_step
-from maildesk.sla.policy import SlaConfig, compile_sla
+from maildesk.sla.policy import SlaConfig
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)

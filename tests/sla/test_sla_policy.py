@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from maildesk.config.sla import compile_sla
 from maildesk.sla.calendar import ALWAYS
 from maildesk.sla.policy import (
     Escalation,
     Lifecycle,
     SlaConfig,
-    compile_sla,
     select_policy,
 )
 
