@@ -5,23 +5,37 @@ A leaf condition is a table with `field`, exactly one operator key and, for `hea
 Combinators: { all = [...] }, { any = [...] }, { not = {...} }. The `match` shorthand of
 a rule ({ subject = "(?i)outage" }) is a list of `regex` leaves, all of which must hold.
 
-Every leaf is compiled to a closure at load (regexes and globs compiled, lists turned into
-sets), so evaluating a rule is a few function calls; `explain` gives the reason a
-condition held or failed, for `maildesk route test`.
+Every leaf is compiled to a closure at load (its operator's test comes from `operators.py`:
+regexes and globs compiled, lists turned into sets), so evaluating a rule is a few function
+calls; `explain` gives the reason a condition held or failed, for `maildesk route test`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, Protocol
+
+from maildesk.routing.operators import LOWERED_OPS, WEEKDAYS, compile_operator
+
+__all__ = [
+    "FIELDS",
+    "OPERATORS",
+    "WEEKDAYS",
+    "Condition",
+    "Facts",
+    "Predicate",
+    "Problems",
+    "Routable",
+    "RouteContext",
+    "all_of",
+    "compile_condition",
+    "compile_match",
+]
 
 Problems = list[tuple[str, str]]
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # field -> kind: "text" (one string), "texts" (several), "number", "flag", "time", "day"
 FIELDS: dict[str, str] = {
     "subject": "text",
@@ -216,45 +230,59 @@ def compile_condition(
     spec: object, place: str, problems: Problems, path: str = "when"
 ) -> Condition | None:
     """Compile a `when` tree; append a problem (naming rule and key path) for each error."""
-
-    def at(key: str | None = None) -> str:
-        return f"{place} key '{path}.{key}'" if key else f"{place} key '{path}'"
-
     if not isinstance(spec, Mapping):
-        problems.append((at(), f"a condition must be a table, got {spec!r}"))
+        problems.append((_at(place, path), f"a condition must be a table, got {spec!r}"))
         return None
     combinators = [k for k in ("all", "any", "not") if k in spec]
     if combinators:
-        key = combinators[0]
-        if len(spec) != 1:
-            extra = ", ".join(sorted(str(k) for k in spec if k != key))
-            problems.append((at(), f"'{key}' cannot be combined with {extra} in one table"))
+        return _combinator(spec, combinators[0], place, problems, path)
+    return _leaf_spec(spec, place, problems, path)
+
+
+def _at(place: str, path: str, key: str | None = None) -> str:
+    """The place of a condition's key: "[[rules]] 'name' key 'when.all[0].field'"."""
+    return f"{place} key '{path}.{key}'" if key else f"{place} key '{path}'"
+
+
+def _combinator(
+    spec: Mapping[Any, Any], key: str, place: str, problems: Problems, path: str
+) -> Condition | None:
+    """{ all = [...] }, { any = [...] } or { not = {...} }, alone in its table."""
+    if len(spec) != 1:
+        extra = ", ".join(sorted(str(k) for k in spec if k != key))
+        problems.append((_at(place, path), f"'{key}' cannot be combined with {extra} in one table"))
+        return None
+    body = spec[key]
+    if key == "not":
+        inner = compile_condition(body, place, problems, f"{path}.not")
+        if inner is None:
             return None
-        body = spec[key]
-        if key == "not":
-            inner = compile_condition(body, place, problems, f"{path}.not")
-            if inner is None:
-                return None
-            pred = inner.holds
-            return Condition(lambda f: not pred(f), "not", (inner,), "not")
-        if not isinstance(body, list) or not body:
-            problems.append((at(key), "must be a non-empty list of conditions"))
-            return None
-        parts = [
-            compile_condition(c, place, problems, f"{path}.{key}[{i}]") for i, c in enumerate(body)
-        ]
-        if any(p is None for p in parts):
-            return None
-        compiled = tuple(p for p in parts if p is not None)
-        preds = tuple(p.holds for p in compiled)
-        if key == "all":
-            return Condition(lambda f: all(p(f) for p in preds), "all", compiled, "all")
-        return Condition(lambda f: any(p(f) for p in preds), "any", compiled, "any")
+        pred = inner.holds
+        return Condition(lambda f: not pred(f), "not", (inner,), "not")
+    if not isinstance(body, list) or not body:
+        problems.append((_at(place, path, key), "must be a non-empty list of conditions"))
+        return None
+    parts = [
+        compile_condition(c, place, problems, f"{path}.{key}[{i}]") for i, c in enumerate(body)
+    ]
+    if any(p is None for p in parts):
+        return None
+    compiled = tuple(p for p in parts if p is not None)
+    preds = tuple(p.holds for p in compiled)
+    if key == "all":
+        return Condition(lambda f: all(p(f) for p in preds), "all", compiled, "all")
+    return Condition(lambda f: any(p(f) for p in preds), "any", compiled, "any")
+
+
+def _leaf_spec(
+    spec: Mapping[Any, Any], place: str, problems: Problems, path: str
+) -> Condition | None:
+    """{ field = ..., <one operator> = value }, and name = "Header-Name" for field header."""
     name = spec.get("field")
     if name not in FIELDS:
         problems.append(
             (
-                at("field"),
+                _at(place, path, "field"),
                 f"unknown field {name!r} (known: {', '.join(FIELDS)}); or use all/any/not",
             )
         )
@@ -264,7 +292,7 @@ def compile_condition(
     if len(ops) != 1 or ops[0] not in allowed:
         problems.append(
             (
-                at(),
+                _at(place, path),
                 f"field {name!r} needs exactly one operator of: {', '.join(allowed)} "
                 f"(got {', '.join(map(str, ops)) or 'none'})",
             )
@@ -272,12 +300,12 @@ def compile_condition(
         return None
     header = spec.get("name")
     if name == "header" and not (isinstance(header, str) and header.strip()):
-        problems.append((at("name"), "field 'header' needs name = \"Header-Name\""))
+        problems.append((_at(place, path, "name"), "field 'header' needs name = \"Header-Name\""))
         return None
     if name != "header" and "name" in spec:
-        problems.append((at("name"), "only field 'header' takes a name"))
+        problems.append((_at(place, path, "name"), "only field 'header' takes a name"))
         return None
-    return _leaf(name, ops[0], spec[ops[0]], header, at(ops[0]), problems)
+    return _leaf(name, ops[0], spec[ops[0]], header, _at(place, path, ops[0]), problems)
 
 
 def _leaf(
@@ -285,7 +313,7 @@ def _leaf(
 ) -> Condition | None:
     label = f"header {header}" if header else name
     try:
-        test = _operator(FIELDS[name], op, value)
+        test = compile_operator(FIELDS[name], op, value)
     except ValueError as exc:
         problems.append((where, str(exc)))
         return None
@@ -309,109 +337,3 @@ def _show(value: object) -> str:
     if isinstance(value, str):
         return f"/{value}/" if value else '""'
     return repr(value)
-
-
-def _strings(value: object, op: str) -> list[str]:
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(v, str) and v for v in items):
-        raise ValueError(f"'{op}' takes a non-empty string or list of strings, got {value!r}")
-    return [str(v) for v in items]
-
-
-def _operator(kind: str, op: str, value: object) -> Callable[[tuple[Any, ...]], bool]:
-    """The test for one operator on a field's values (true if any value passes)."""
-    if op == "exists" or op == "is":
-        if not isinstance(value, bool):
-            raise ValueError(f"'{op}' takes true or false, got {value!r}")
-        if op == "is":
-            return lambda vs: bool(vs and vs[0]) is value
-        return lambda vs: any(v not in ("", None) for v in vs) is value
-    if kind in ("number",):
-        return _number_operator(op, value)
-    if kind == "time":
-        if not (isinstance(value, list) and len(value) == 2):
-            raise ValueError(f'\'between\' takes ["HH:MM", "HH:MM"], got {value!r}')
-        start, end = (_clock(v) for v in value)
-        if start <= end:
-            return lambda vs: any(start <= v < end for v in vs)
-        return lambda vs: any(v >= start or v < end for v in vs)  # wraps midnight
-    if kind == "day":
-        days = {d.lower()[:3] for d in _strings(value, op)}
-        unknown = days - set(WEEKDAYS)
-        if unknown:
-            raise ValueError(f"unknown weekday(s) {sorted(unknown)} (use {', '.join(WEEKDAYS)})")
-        return lambda vs: any(v in days for v in vs)
-    if op == "regex":
-        if not isinstance(value, str):
-            raise ValueError(f"must be a regular expression string, got {value!r}")
-        try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
-        return _over(kind, pattern.search)
-    # The string operators below compare case-insensitively: they see lower-cased values
-    # (computed once per message, see Facts.lowered) and lower-cased needles.
-    needles = [s.lower() for s in _strings(value, op)]
-    if op in ("equals", "in"):
-        return _over(kind, frozenset(needles).__contains__)
-    if op == "contains":
-        if len(needles) == 1:
-            needle = needles[0]
-            return _over(kind, lambda v: needle in v)
-        return _over(kind, lambda v: any(n in v for n in needles))
-    if op == "glob":
-        globs = re.compile("|".join(f"(?:{fnmatch.translate(n)})" for n in needles))
-        return _over(kind, globs.match)
-    if op == "domain":  # the address's domain is one of these, or a subdomain of one
-        suffixes = tuple("." + n.lstrip("@.") for n in needles)
-        exact = frozenset(n.lstrip("@.") for n in needles)
-
-        def in_domain(v: str) -> bool:
-            domain = v.rpartition("@")[2]
-            return domain in exact or domain.endswith(suffixes)
-
-        return _over(kind, in_domain)
-    raise ValueError(f"unknown operator {op!r}")
-
-
-LOWERED_OPS = frozenset({"equals", "in", "contains", "glob", "domain"})
-
-
-def _over(kind: str, one: Callable[[str], object]) -> Callable[[tuple[Any, ...]], bool]:
-    """Lift a test on one string to a field: its single value, or any of its values."""
-    if kind == "text":  # always exactly one value: no generator on the hot path
-        return lambda vs: bool(one(vs[0]))
-    return lambda vs: any(one(v) for v in vs)
-
-
-def _number_operator(op: str, value: object) -> Callable[[tuple[Any, ...]], bool]:
-    def number(v: object) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ValueError(f"'{op}' takes a number, got {v!r}")
-        return float(v)
-
-    if op == "between":
-        if not (isinstance(value, list) and len(value) == 2):
-            raise ValueError(f"'between' takes [low, high], got {value!r}")
-        low, high = number(value[0]), number(value[1])
-        return lambda vs: any(low <= v <= high for v in vs)
-    if op in ("equals", "in"):
-        wanted = frozenset(number(v) for v in (value if isinstance(value, list) else [value]))
-        return lambda vs: any(v in wanted for v in vs)
-    limit = number(value)
-    compare: dict[str, Callable[[float], bool]] = {
-        "lt": lambda v: v < limit,
-        "le": lambda v: v <= limit,
-        "gt": lambda v: v > limit,
-        "ge": lambda v: v >= limit,
-    }
-    test = compare[op]
-    return lambda vs: any(test(v) for v in vs)
-
-
-def _clock(value: object) -> time:
-    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value):
-        hours, minutes = (int(x) for x in value.split(":"))
-        if hours < 24 and minutes < 60:
-            return time(hours, minutes)
-    raise ValueError(f'expected a time like "18:30", got {value!r}')
