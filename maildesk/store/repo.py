@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, defer, selectinload
 
 from maildesk.parse.parser import MINTED_ID_DOMAIN
 from maildesk.routing.proof import TokenCodec
+from maildesk.store.db import for_update
 from maildesk.store.models import (
     Contact,
     Event,
@@ -93,9 +94,7 @@ def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None
     worker got there first. On PostgreSQL the row is locked, so a second daemon waits
     and then finds it processed."""
     stmt = select(RawMessage).where(RawMessage.id == raw_id).options(defer(RawMessage.raw))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    row = session.scalar(stmt)
+    row = session.scalar(for_update(stmt, session))
     if row is None or row.status != RawStatus.PENDING:
         return None
     row.status, row.processed_at = RawStatus.PROCESSED, now
@@ -458,10 +457,8 @@ def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxE
         .order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # Several daemons on one database: each entry goes to exactly one sender.
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    # Several daemons on one database: each entry goes to exactly one sender.
+    return list(session.scalars(for_update(stmt, session, skip_locked=True)))
 
 
 def next_outbox_due(session: Session) -> datetime | None:
@@ -500,9 +497,7 @@ def quarantined_ids(session: Session, status: str = RawStatus.QUARANTINED) -> li
 def set_aside_message(session: Session, raw_id: int, *, lock: bool = False) -> RawMessage | None:
     """The raw message with this id if it is set aside (any SET_ASIDE status), else None."""
     stmt = select(RawMessage).where(RawMessage.id == raw_id, RawMessage.status.in_(SET_ASIDE))
-    if lock and session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return session.scalar(stmt)
+    return session.scalar(for_update(stmt, session) if lock else stmt)
 
 
 def drop_quarantined(
@@ -582,9 +577,7 @@ def next_sla_due(session: Session, now: datetime, skip: Sequence[int] = ()) -> T
     )
     if skip:
         stmt = stmt.where(Ticket.id.not_in(list(skip)))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Ticket)
-    return session.scalar(stmt)
+    return session.scalar(for_update(stmt, session, skip_locked=True, of=Ticket))
 
 
 def live_tickets(session: Session) -> list[Ticket]:
