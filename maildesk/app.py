@@ -35,7 +35,27 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "address": config.desk.address,
         "reopen_days": config.desk.reopen_window.days,
     }
-    ticket = {
+    message = {
+        "subject": "Printer on fire",
+        "from": "requester@example.org",
+        "from_name": "Requester",
+        "body_text": "It is burning.",
+        "body_omitted": 2500,  # as in a notice quoting part of a long message
+        "attachments": [{"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1}],
+    }
+    recipient = {"email": "requester@example.org", "name": "Requester"}
+    context = {
+        "desk": desk,
+        "ticket": _sample_ticket(config),
+        "message": message,
+        "recipient": recipient,
+    }
+    return context, _sample_extras(config)
+
+
+def _sample_ticket(config: Config) -> dict[str, Any]:
+    """A sample ticket with every field a template may use."""
+    return {
         "id": 42,
         "ref": f"{config.desk.ref_prefix}-42",
         "subject": "Printer on fire",
@@ -55,17 +75,11 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "response_due": "2026-11-23T10:00:00Z",
         "resolution_due": "2026-11-25T17:00:00Z",
     }
-    message = {
-        "subject": "Printer on fire",
-        "from": "requester@example.org",
-        "from_name": "Requester",
-        "body_text": "It is burning.",
-        "body_omitted": 2500,  # as in a notice quoting part of a long message
-        "attachments": [{"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1}],
-    }
-    recipient = {"email": "requester@example.org", "name": "Requester"}
-    # Variables only some templates get (docs/templates.md says which).
-    extra = {
+
+
+def _sample_extras(config: Config) -> dict[str, Any]:
+    """Variables only some templates get (docs/templates.md says which)."""
+    return {
         "agent": {"name": "Agent"},
         "flags": ["From claims agent agent@example.com, but it has no proof"],
         "errors": ['line 1 "#priority P9": priority must be one of P1, P2, P3, P4'],
@@ -87,7 +101,6 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
             "escalated_to": ["lead@example.com"],
         },
     }
-    return {"desk": desk, "ticket": ticket, "message": message, "recipient": recipient}, extra
 
 
 def load_templates(config: Config) -> Templates:

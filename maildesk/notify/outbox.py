@@ -55,29 +55,12 @@ def enqueue(
 ) -> Message:
     """Record the outbound message and its outbox entry; the caller's commit sends both."""
     message_id = mint_message_id(desk.domain, ref)
-    subject = note.rendered.subject
-    if f"[{ref}]".lower() not in subject.lower():
-        subject = f"[{ref}] {subject}"
+    subject = _tagged_subject(note.rendered.subject, ref)
     from_name = note.from_name or desk.name
-    raw = compose(
-        Envelope(
-            from_name=from_name,
-            from_addr=desk.address,
-            to=list(note.to),
-            cc=list(note.cc),
-            subject=subject,
-            message_id=message_id,
-            date=now,
-            in_reply_to=note.in_reply_to,
-            references=list(note.references)[-20:],
-            reply_to=note.reply_to,
-            auto_submitted=note.auto_submitted,
-            loop_marker=desk.address,
-            ticket_ref=ref,
-        ),
-        note.rendered,
-        note.attachments,
+    envelope = _envelope(
+        note, desk, ref=ref, message_id=message_id, subject=subject, from_name=from_name, now=now
     )
+    raw = compose(envelope, note.rendered, note.attachments)
     message = Message(
         ticket_id=ticket.id,
         direction="out",
@@ -96,20 +79,78 @@ def enqueue(
     )
     session.add(message)
     recipients = list(dict.fromkeys([*note.to, *note.cc]))
-    session.add(
-        OutboxEntry(
-            ticket_id=ticket.id,
-            kind=note.kind,
-            message_id=message_id,
-            sender=desk.address,
-            recipients=recipients,
-            subject=subject,
-            raw=raw,
-            status=OutboxStatus.QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    entry = _outbox_entry(
+        ticket,
+        note,
+        desk,
+        message_id=message_id,
+        subject=subject,
+        recipients=recipients,
+        raw=raw,
+        now=now,
     )
+    session.add(entry)
     log.info("queued %s %s for %s to %s", note.kind, message_id, ref, ", ".join(recipients))
     return message
+
+
+def _tagged_subject(subject: str, ref: str) -> str:
+    """The subject with the ticket's [REF] tag in front, unless it carries it already."""
+    if f"[{ref}]".lower() not in subject.lower():
+        subject = f"[{ref}] {subject}"
+    return subject
+
+
+def _envelope(
+    note: Notification,
+    desk: DeskConfig,
+    *,
+    ref: str,
+    message_id: str,
+    subject: str,
+    from_name: str,
+    now: datetime,
+) -> Envelope:
+    """The headers of the outgoing mail: from the desk, answering what the note answers."""
+    return Envelope(
+        from_name=from_name,
+        from_addr=desk.address,
+        to=list(note.to),
+        cc=list(note.cc),
+        subject=subject,
+        message_id=message_id,
+        date=now,
+        in_reply_to=note.in_reply_to,
+        references=list(note.references)[-20:],
+        reply_to=note.reply_to,
+        auto_submitted=note.auto_submitted,
+        loop_marker=desk.address,
+        ticket_ref=ref,
+    )
+
+
+def _outbox_entry(
+    ticket: Ticket,
+    note: Notification,
+    desk: DeskConfig,
+    *,
+    message_id: str,
+    subject: str,
+    recipients: list[str],
+    raw: bytes,
+    now: datetime,
+) -> OutboxEntry:
+    """The queued outbox entry that sends the composed mail, due at once."""
+    return OutboxEntry(
+        ticket_id=ticket.id,
+        kind=note.kind,
+        message_id=message_id,
+        sender=desk.address,
+        recipients=recipients,
+        subject=subject,
+        raw=raw,
+        status=OutboxStatus.QUEUED,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )

@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[Any])
 
 
 # PostgreSQL links that go quiet: TCP keepalives notice a dead peer when idle, and
@@ -81,6 +82,14 @@ def create_db_engine(
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def for_update(stmt: S, session: Session, *, skip_locked: bool = False, of: Any = None) -> S:
+    """stmt locking the rows it selects on PostgreSQL (FOR UPDATE, with SKIP LOCKED so that
+    several daemons share the work); unchanged on SQLite, which serialises writers anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return stmt
+    return stmt.with_for_update(skip_locked=skip_locked, of=of)
 
 
 class WriteGate:

@@ -1,0 +1,163 @@
+"""Raw mail as it came in: storing and claiming it for the pipeline, the messages set aside
+from it (quarantine), and the IMAP checkpoints that say how far each mailbox is stored."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, defer
+
+from maildesk.store.db import for_update
+from maildesk.store.models import ImapCheckpoint, RawMessage, Ticket
+from maildesk.store.tickets import add_event
+from maildesk.terms import SET_ASIDE, RawStatus
+
+
+def save_raw(
+    session: Session,
+    raw: bytes,
+    *,
+    origin: str,
+    now: datetime,
+    envelope_from: str | None = None,
+    envelope_to: Sequence[str] = (),
+    flush: bool = True,
+) -> RawMessage:
+    """Store raw bytes exactly as received, status pending. The caller commits (flush
+    False: the caller flushes, several rows at once)."""
+    row = RawMessage(
+        received_at=now,
+        origin=origin,
+        envelope_from=envelope_from,
+        envelope_to=list(envelope_to),
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        raw=raw,
+        status=RawStatus.PENDING,
+    )
+    session.add(row)
+    if flush:
+        session.flush()
+    return row
+
+
+def raw_bytes(session: Session, raw_ids: Sequence[int]) -> list[tuple[int, bytes]]:
+    """(id, raw bytes) of stored messages still pending."""
+    if not raw_ids:
+        return []
+    stmt = select(RawMessage.id, RawMessage.raw).where(
+        RawMessage.id.in_(list(raw_ids)), RawMessage.status == RawStatus.PENDING
+    )
+    return [(int(i), bytes(r)) for i, r in session.execute(stmt)]
+
+
+def raw_exists(session: Session, sha256: str) -> bool:
+    return (
+        session.scalar(select(RawMessage.id).where(RawMessage.sha256 == sha256).limit(1))
+        is not None
+    )
+
+
+def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
+    stmt = (
+        select(RawMessage.id).where(RawMessage.status == RawStatus.PENDING).order_by(RawMessage.id)
+    )
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None:
+    """Take a pending raw message for processing (its bytes not loaded); None if another
+    worker got there first. On PostgreSQL the row is locked, so a second daemon waits
+    and then finds it processed."""
+    stmt = select(RawMessage).where(RawMessage.id == raw_id).options(defer(RawMessage.raw))
+    row = session.scalar(for_update(stmt, session))
+    if row is None or row.status != RawStatus.PENDING:
+        return None
+    row.status, row.processed_at = RawStatus.PROCESSED, now
+    return row
+
+
+# Raw messages kept but not on a ticket: processing failed, a rule dropped it, a sender
+# flooded the desk, or a bounce of mail that is on no ticket.
+# What `maildesk quarantine drop` leaves: the row without its bytes, saying who dropped it.
+DROPPED = "dropped"
+LISTABLE = (*SET_ASIDE, DROPPED)
+
+
+def list_quarantine(
+    session: Session, status: str = RawStatus.QUARANTINED, limit: int = 1000
+) -> list[RawMessage]:
+    """Raw messages set aside with this status (see LISTABLE), newest first."""
+    stmt = (
+        select(RawMessage)
+        .where(RawMessage.status == status)
+        .order_by(RawMessage.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def quarantined_ids(session: Session, status: str = RawStatus.QUARANTINED) -> list[int]:
+    """Ids of every raw message set aside with this status, oldest first (for retry --all)."""
+    stmt = select(RawMessage.id).where(RawMessage.status == status).order_by(RawMessage.id)
+    return list(session.scalars(stmt))
+
+
+def set_aside_message(session: Session, raw_id: int, *, lock: bool = False) -> RawMessage | None:
+    """The raw message with this id if it is set aside (any SET_ASIDE status), else None."""
+    stmt = select(RawMessage).where(RawMessage.id == raw_id, RawMessage.status.in_(SET_ASIDE))
+    return session.scalar(for_update(stmt, session) if lock else stmt)
+
+
+def drop_quarantined(
+    session: Session, row: RawMessage, *, actor: str, why: str, now: datetime
+) -> str:
+    """Remove a set-aside message's bytes, keeping a tombstone that says who, when and why
+    (and an event on its ticket, if it has one). Returns the recorded reason."""
+    reason = (
+        f"dropped by {actor} at {now.isoformat()}: {why or 'no reason given'} "
+        f"(was {row.status}: {row.reason or 'no reason recorded'})"
+    )
+    if row.ticket_id is not None:
+        ticket = session.get(Ticket, row.ticket_id)
+        if ticket is not None:
+            add_event(
+                session,
+                ticket,
+                "quarantine_dropped",
+                now,
+                actor=actor,
+                raw_id=row.id,
+                sha256=row.sha256,
+                was=row.status,
+                reason=why,
+            )
+    row.status, row.raw, row.reason, row.processed_at = DROPPED, b"", reason[:4000], now
+    return reason
+
+
+def requeue_quarantined(session: Session, row: RawMessage) -> None:
+    """Put a set-aside message back in line for the pipeline."""
+    row.status, row.reason, row.processed_at = RawStatus.PENDING, None, None
+
+
+def checkpoint(session: Session, mailbox: str) -> ImapCheckpoint | None:
+    return session.get(ImapCheckpoint, mailbox)
+
+
+def advance_checkpoint(
+    session: Session, mailbox: str, uidvalidity: int, last_uid: int, now: datetime
+) -> None:
+    """Record that every UID up to last_uid is stored (in the caller's transaction)."""
+    row = session.get(ImapCheckpoint, mailbox)
+    if row is None:
+        session.add(
+            ImapCheckpoint(
+                mailbox=mailbox, uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now
+            )
+        )
+    else:
+        row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, last_uid, now
