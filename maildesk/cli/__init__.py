@@ -19,13 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from maildesk import pipeline, views
+from maildesk import pipeline
 from maildesk.app import App
+from maildesk.cli import views
 from maildesk.config import Agent, load_config, resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
 from maildesk.ingest.mailbox import read_mailbox
 from maildesk.parse.parser import looks_like_mail, parse_message
-from maildesk.routing.rules import route
+from maildesk.routing.rules import decision_json, route
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, transaction, upgrade
 from maildesk.store.models import RawMessage, Ticket
@@ -240,7 +241,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         matrix=config.priority_matrix,
         explain=True,
     )
-    result = views.decision_json(decision)
+    result = decision_json(decision)
     if args.json:
         _print_json(
             {
