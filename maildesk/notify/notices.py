@@ -29,7 +29,7 @@ from maildesk.routing.proof import Role
 from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
 from maildesk.store.models import Contact, Message, Ticket
-from maildesk.views import iso
+from maildesk.timefmt import iso
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)

@@ -20,7 +20,6 @@ from sqlalchemy import update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from maildesk import views
 from maildesk.app import App
 from maildesk.config import Agent
 from maildesk.errors import MessageTooComplex, NotMail
@@ -31,7 +30,7 @@ from maildesk.routing.bounce import Bounce
 from maildesk.routing.bounce import recognise as recognise_bounce
 from maildesk.routing.guard import automatic, is_own_loop, may_auto_reply
 from maildesk.routing.proof import authentication_results
-from maildesk.routing.rules import STRATEGIES, route
+from maildesk.routing.rules import STRATEGIES, decision_json, route
 from maildesk.routing.thread import ThreadMatch, reply_tokens, strip_ref_tag, thread_message, ties
 from maildesk.store import repo
 from maildesk.store.db import transaction, write_gate
@@ -495,7 +494,7 @@ def _new_ticket(
     repo.add_event(
         session, ticket, "created", now, actor=requester, message_id=msg.message_id, ref=ref
     )
-    repo.add_event(session, ticket, "routed", now, **views.decision_json(decision, assignee))
+    repo.add_event(session, ticket, "routed", now, **decision_json(decision, assignee))
     _add_cc_watchers(app, session, ticket, msg, requester, now)
     if related is not None:
         old, reason = related

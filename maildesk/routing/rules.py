@@ -103,6 +103,25 @@ class RoutingDecision:
     results: tuple[RuleResult, ...] = field(default=(), compare=False)
 
 
+def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dict[str, Any]:
+    """A routing decision as the `routed` event and `route test --json` show it."""
+    strategy = decision.assignee in STRATEGIES
+    return {
+        "matched": list(decision.matched),
+        "queue": decision.queue,
+        "priority": decision.priority,
+        "impact": decision.impact,
+        "urgency": decision.urgency,
+        "type": decision.type,
+        "category": decision.category,
+        "assignee": assignee if strategy or assignee else decision.assignee,
+        "assigned_by": decision.assignee if strategy else None,
+        "tags": list(decision.tags),
+        "acknowledge": decision.acknowledge,
+        "dropped_by": decision.dropped_by,
+    }
+
+
 def route(
     msg: Routable,
     rules: Iterable[Rule],

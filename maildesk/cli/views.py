@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from maildesk.parse.parser import summarise
-from maildesk.routing.rules import STRATEGIES, RoutingDecision
 from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket
 from maildesk.terms import OutboxStatus
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+from maildesk.timefmt import iso
 
 
 def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
@@ -134,25 +129,6 @@ def quarantine_json(raw: RawMessage) -> dict[str, Any]:
         "subject": (summary.subject or None) if summary else None,
         "message_id": (summary.message_id or None) if summary else None,
         "reason": raw.reason,
-    }
-
-
-def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dict[str, Any]:
-    """A routing decision as the `routed` event and `route test --json` show it."""
-    strategy = decision.assignee in STRATEGIES
-    return {
-        "matched": list(decision.matched),
-        "queue": decision.queue,
-        "priority": decision.priority,
-        "impact": decision.impact,
-        "urgency": decision.urgency,
-        "type": decision.type,
-        "category": decision.category,
-        "assignee": assignee if strategy or assignee else decision.assignee,
-        "assigned_by": decision.assignee if strategy else None,
-        "tags": list(decision.tags),
-        "acknowledge": decision.acknowledge,
-        "dropped_by": decision.dropped_by,
     }
 
 

@@ -1,0 +1,250 @@
+"""Commands for whoever sets up and watches the desk.
+
+The database (`init`, `db upgrade`), `check-config`, dry-running the routing rules
+(`route test`), the outbox of notifications, and `status` (backlog, queues, daemons).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.table import Table
+
+from maildesk.app import App
+from maildesk.cli import views
+from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.config import load_config
+from maildesk.errors import MaildeskError, NotFound
+from maildesk.parse.parser import parse_message
+from maildesk.routing.rules import decision_json, route
+from maildesk.store import repo
+from maildesk.store.db import create_db_engine, upgrade
+from maildesk.terms import OUTBOX_STATUSES, OutboxStatus
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the database or bring its schema up to date."""
+    config = load_config(args.config)
+    engine = create_db_engine(
+        config.database.url,
+        busy_timeout=config.database.busy_timeout,
+        connect_timeout=config.database.connect_timeout,
+    )
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+    return EX_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the schema migrations (the same as `init`)."""
+    return cmd_init(args)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Load the config and its templates; any problem is a ConfigError (exit 2)."""
+    from maildesk.app import load_templates
+
+    config = load_config(args.config)
+    load_templates(config)
+    print(
+        f"{config.path}: OK ({len(config.queues)} queues, {len(config.agents)} agents, "
+        f"{len(config.rules)} rules)"
+    )
+    return EX_OK
+
+
+def cmd_route_test(args: argparse.Namespace) -> int:
+    """Dry-run the rules on a message file: which matched, why, and what they decide."""
+    config = load_config(args.config)
+    raw = Path(args.file).read_bytes()
+    msg = parse_message(raw)
+    when = datetime.fromisoformat(args.at) if args.at else datetime.now().astimezone()
+    if when.tzinfo is None:  # a bare time is the desk's local time
+        when = when.replace(tzinfo=ZoneInfo(config.desk.timezone))
+    ctx = config.route_context(when, args.recipient or config.smtp.accept[:1])
+    decision = route(
+        msg,
+        config.rules,
+        config.default_queue.name,
+        ctx,
+        matrix=config.priority_matrix,
+        explain=True,
+    )
+    result = decision_json(decision)
+    if args.json:
+        print_json(
+            {
+                "message": {"subject": msg.subject, "from": msg.from_addr, "to": list(msg.to)},
+                "at": ctx.now.isoformat() if ctx.now else None,
+                "rules": [
+                    {"rule": r.rule, "matched": r.matched, "skipped": r.skipped, "reason": r.reason}
+                    for r in decision.results
+                ],
+                "decision": result,
+            }
+        )
+        return EX_OK
+    print(
+        f"message: {msg.subject!r} from {msg.from_addr}, routed at {ctx.now:%a %Y-%m-%d %H:%M %Z}"
+    )
+    for r in decision.results:
+        mark = "skip " if r.skipped else "MATCH" if r.matched else "  -  "
+        print(f"  {mark} {r.rule}: {r.reason}")
+    shown = " ".join(
+        f"{k}={v}" for k, v in result.items() if k != "matched" and v not in (None, [])
+    )
+    print(f"decision: {shown}")
+    return EX_OK
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """List the outbox, or queue entries for another delivery attempt."""
+    if args.action == "retry":
+        return _outbox_retry(args)
+
+    def load(app: App, session: Any) -> list[dict[str, Any]]:
+        prefix = app.config.desk.ref_prefix
+        return [views.outbox_json(e, prefix) for e in repo.list_outbox(session, status=args.status)]
+
+    entries = with_session(args, load, readonly=True)
+    if args.json:
+        print_json(entries)
+        return EX_OK
+    table = Table("id", "ticket", "kind", "status", "tries", "to", "subject", "error")
+    for e in entries:
+        table.add_row(
+            str(e["id"]),
+            e["ticket"] or "",
+            e["kind"],
+            e["status"],
+            str(e["attempts"]),
+            ", ".join(e["to"]),
+            e["subject"],
+            e["last_error"] or "",  # the server's whole answer (wrapped)
+        )
+    print_table(table)
+    return EX_OK
+
+
+def _outbox_retry(args: argparse.Namespace) -> int:
+    from maildesk.notify.sender import retry_entry
+
+    if args.failed:
+
+        def act(app: App, session: Any) -> list[int]:
+            ids = [e.id for e in repo.list_outbox(session, status=OutboxStatus.FAILED)]
+            for entry_id in ids:
+                retry_entry(session, entry_id, app.now())
+            return ids
+
+        ids = with_session(args, act)
+        print(f"{len(ids)} failed outbox entries queued for delivery")
+        return EX_OK
+    if not args.id or not args.id.isdigit():
+        raise MaildeskError("usage: maildesk outbox retry ID | --failed")
+
+    def one(app: App, session: Any) -> None:
+        if retry_entry(session, int(args.id), app.now()) is None:
+            raise NotFound(f"outbox entry {args.id} not found")
+
+    with_session(args, one)
+    print(f"outbox entry {args.id} queued for delivery")
+    return EX_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The backlog, the quarantine, the outbox and the daemons' heartbeats."""
+    from maildesk.store import health
+
+    def load(app: App, session: Any) -> dict[str, Any]:
+        report = health.store_status(session, app.now())
+        now = datetime.now(UTC)
+        daemons = []
+        for beat in health.heartbeats(session):
+            try:
+                age = (now - datetime.fromisoformat(beat["updated_at"])).total_seconds()
+            except (KeyError, TypeError, ValueError):
+                continue
+            daemons.append(
+                {**beat, "age_seconds": round(age, 1), "stale": age > health.STALE_AFTER}
+            )
+        return {**report, "daemons": daemons}
+
+    report = with_session(args, load, readonly=True)
+    if args.json:
+        print_json(report)
+        return EX_OK
+    oldest = report["oldest_pending_seconds"]
+    print(
+        f"backlog: {report['pending']} pending"
+        + (f" (oldest {oldest:.0f}s)" if oldest is not None else "")
+        + f", {report['quarantined']} quarantined"
+    )
+    print("outbox: " + ", ".join(f"{n} {status}" for status, n in report["outbox"].items()))
+    if not report["daemons"]:
+        print("daemons: none running (no heartbeat)")
+    for d in report["daemons"]:
+        state = "STALE" if d["stale"] else "alive"
+        print(
+            f"daemon {d['host']} pid {d['pid']} port {d.get('port')}: {state}, "
+            f"heartbeat {d['age_seconds']:.0f}s ago"
+        )
+        for name, w in d.get("workers", {}).items():
+            error = f", last error: {w['last_error']}" if w.get("last_error") else ""
+            print(f"  {name}: {w.get('restarts', 0)} restarts{error}")
+    return EX_OK
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def add_init(parsers: Parsers) -> None:
+    """`maildesk init`."""
+    parsers.add("init", cmd_init, "create the database or bring it up to date")
+
+
+def add_check_config(parsers: Parsers) -> None:
+    """`maildesk check-config`."""
+    parsers.add("check-config", cmd_check_config, "validate the config; exit 2 listing every error")
+
+
+def add_route(parsers: Parsers) -> None:
+    """`maildesk route test FILE [--at TIME] [--recipient ADDRESS ...]`."""
+    routing = parsers.group("route", "routing tools", "route_command")
+    sp = routing.add("test", cmd_route_test, "dry-run the rules on a message", [parsers.json_flag])
+    sp.add_argument("--at", help="route as if at this time (ISO, e.g. 2026-11-21T22:30)")
+    sp.add_argument(
+        "--recipient", action="append", help="envelope recipient (default: first accepted)"
+    )
+    sp.add_argument("file")
+
+
+def add_outbox(parsers: Parsers) -> None:
+    """`maildesk outbox [list|retry] [ID] [--status S] [--failed]`."""
+    sp = parsers.add(
+        "outbox", cmd_outbox, "queued, sent and failed notifications", [parsers.json_flag]
+    )
+    sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    sp.add_argument("id", nargs="?")
+    sp.add_argument("--status", choices=OUTBOX_STATUSES)
+    sp.add_argument("--failed", action="store_true", help="with retry: every failed entry")
+
+
+def add_status(parsers: Parsers) -> None:
+    """`maildesk status`."""
+    parsers.add(
+        "status", cmd_status, "backlog, quarantine, outbox and running daemons", [parsers.json_flag]
+    )
+
+
+def add_db(parsers: Parsers) -> None:
+    """`maildesk db upgrade`."""
+    db = parsers.group("db", "database maintenance", "db_command")
+    db.add("upgrade", cmd_db_upgrade, "apply schema migrations")

@@ -1,0 +1,101 @@
+"""The `maildesk` command. Only this module (and the daemon) decides exit codes and logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from maildesk.cli import admin, mail, tickets
+from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
+from maildesk.config import resolve_config_path
+from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
+
+# The commands in the order `maildesk --help` lists them; each module adds its own.
+COMMANDS: tuple[Callable[[Parsers], None], ...] = (
+    mail.add_serve,
+    admin.add_init,
+    admin.add_check_config,
+    mail.add_deliver,
+    mail.add_import,
+    admin.add_route,
+    tickets.add_tickets,
+    tickets.add_ticket,
+    admin.add_outbox,
+    mail.add_quarantine,
+    tickets.add_sla,
+    mail.add_poll,
+    admin.add_status,
+    admin.add_db,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `maildesk` command; its exit code says how it went."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EX_USAGE
+    _configure_logging(args)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        err(f"configuration error in {resolve_config_path(args.config)}:")
+        for problem in exc.problems:
+            err(f"  {problem}")
+        return EX_CONFIG_INVALID
+    except StoreUnavailable as exc:
+        err(f"maildesk: database unavailable: {exc}")
+        return EX_TEMPFAIL
+    except NotFound as exc:
+        err(f"maildesk: {exc}")
+        return 1
+    except MaildeskError as exc:
+        err(f"maildesk: {exc}")
+        return 1
+    except BrokenPipeError:
+        return EX_OK
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = (
+        logging.DEBUG
+        if args.verbose
+        else logging.INFO
+        if args.command == "serve"
+        else logging.WARNING
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # aiosmtpd logs every SMTP command at INFO, alembic every migration step, APScheduler
+    # every run: too chatty. mail-parser warns about every odd message it reads; maildesk
+    # logs what matters about those itself (one line per quarantined message).
+    for noisy in ("mail.log", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    logging.getLogger("mailparser").setLevel(max(level, logging.ERROR))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command, with --config and --verbose on each."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        "-c",
+        default=argparse.SUPPRESS,
+        help="config file (default: $MAILDESK_CONFIG or ./maildesk.toml)",
+    )
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
+    json_flag = argparse.ArgumentParser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(prog="maildesk", description=__doc__, parents=[common])
+    parser.set_defaults(config=None, verbose=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parsers = Parsers(sub=sub, common=common, json_flag=json_flag)
+    for add in COMMANDS:
+        add(parsers)
+    return parser

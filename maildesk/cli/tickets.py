@@ -1,0 +1,345 @@
+"""Commands for agents: list and show tickets; reply, note and set fields from the shell.
+
+Also `sla`: which tickets are at risk of missing their SLA, and which are in breach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from maildesk.app import App
+from maildesk.cli import views
+from maildesk.cli.common import EX_OK, Parsers, err, operator, print_json, print_table, with_session
+from maildesk.config import Agent, load_config
+from maildesk.errors import MaildeskError, NotFound
+from maildesk.store import repo
+from maildesk.store.models import Ticket
+from maildesk.tickets import lifecycle, replies
+from maildesk.tickets.commands import AgentRef, find_agent
+from maildesk.tickets.lifecycle import Actor
+
+T = TypeVar("T")
+
+AGENT_ENV = "MAILDESK_AGENT"
+# `ticket set` keys and the mail command each one is.
+SET_FIELDS = {
+    "status": "status",
+    "priority": "priority",
+    "assignee": "assign",
+    "assign": "assign",
+    "queue": "queue",
+    "type": "type",
+    "category": "category",
+    "tags": "tag",
+    "tag": "tag",
+    "watchers": "cc",
+    "cc": "cc",
+    "merge": "merge",
+    "link": "link",
+    "unlink": "unlink",
+}
+
+
+def cmd_tickets(args: argparse.Namespace) -> int:
+    """List tickets, newest first."""
+
+    def load(app: App, session: Any) -> tuple[str, list[dict[str, Any]]]:
+        prefix = app.config.desk.ref_prefix
+        rows = repo.list_tickets(session, status=args.status, queue=args.queue, limit=args.limit)
+        return prefix, [views.ticket_json(t, prefix) for t in rows]
+
+    _prefix, tickets = with_session(args, load, readonly=True)
+    if args.json:
+        print_json(tickets)
+        return EX_OK
+    table = Table("ref", "status", "prio", "queue", "requester", "subject", "updated")
+    for t in tickets:
+        table.add_row(
+            t["ref"],
+            t["status"],
+            t["priority"],
+            t["queue"],
+            t["requester"],
+            t["subject"],
+            (t["updated_at"] or "")[:16],
+        )
+    print_table(table)
+    return EX_OK
+
+
+def _ticket_id(value: str) -> int:
+    number = value.rpartition("-")[2]
+    if not number.isdigit():
+        raise NotFound(f"{value!r} is not a ticket id or ref like MD-42")
+    return int(number)
+
+
+def cmd_ticket_show(args: argparse.Namespace) -> int:
+    """One ticket with its messages and events."""
+    ticket_id = _ticket_id(args.id)
+
+    def load(app: App, session: Any) -> dict[str, Any]:
+        ticket = repo.ticket_with_history(session, ticket_id)
+        if ticket is None:
+            raise NotFound(f"ticket {args.id} not found")
+        return views.ticket_detail_json(
+            ticket,
+            app.config.desk.ref_prefix,
+            watchers=repo.watchers(session, ticket.id),
+            links=repo.links(session, ticket.id),
+        )
+
+    detail = with_session(args, load, readonly=True)
+    if args.json:
+        print_json(detail)
+        return EX_OK
+    print(f"{detail['ref']}  {detail['subject']}")
+    print(
+        f"status {detail['status']}  priority {detail['priority']}  queue {detail['queue']}  "
+        f"type {detail['type']}  assignee {detail['assignee'] or '-'}  tags {detail['tags']}"
+    )
+    print(f"requester {detail['requester']}  created {detail['created_at']}")
+    if detail["watchers"]:
+        print(f"watchers {', '.join(detail['watchers'])}")
+    for link in detail["links"]:
+        print(f"linked {link['ticket']} ({link['relation']})")
+    if detail["merged_into"]:
+        print(f"merged into {detail['merged_into']}: its history is there now")
+    for m in detail["messages"]:
+        flag = " (internal)" if m["internal"] else ""
+        to = ", ".join([*m["to"], *m["cc"]])
+        print(f"\n--- {m['direction']} {m['kind']} {m['created_at']} {m['from']} -> {to}{flag}")
+        print(f"Subject: {m['subject']}")
+        print(m["body_text"].rstrip())
+        for a in m["attachments"]:
+            print(f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]")
+    print("\nevents:")
+    for e in detail["events"]:
+        print(f"  {views.event_line(e)}")
+    return EX_OK
+
+
+def _agent_for(app: App, who: str | None, *, required: bool) -> Agent | None:
+    """The agent a CLI change is made as (--as, else $MAILDESK_AGENT)."""
+    who = who or os.environ.get(AGENT_ENV)
+    if not who:
+        if required:
+            raise MaildeskError(f"say which agent you are: --as ADDRESS (or set ${AGENT_ENV})")
+        return None
+    found = find_agent(who, [AgentRef(email=a.email, name=a.name) for a in app.config.agents])
+    agent = app.config.agent(found.email) if found else None
+    if agent is None:
+        known = ", ".join(a.email for a in app.config.agents) or "none configured"
+        raise MaildeskError(f"{who!r} is not one agent of [[agents]] (agents: {known})")
+    return agent
+
+
+def _ticket_for_change(app: App, session: Session, value: str) -> Ticket:
+    ticket = session.get(Ticket, _ticket_id(value))
+    if ticket is None:
+        raise NotFound(f"ticket {value} not found")
+    final = lifecycle.resolve_merged(session, ticket)
+    if final.id != ticket.id:
+        print(f"{app.ref(ticket.id)} was merged into {app.ref(final.id)}; acting on that")
+    return final
+
+
+def _read(path: str, read: Callable[[Path], T]) -> T:
+    """A file named on the command line; a missing or unreadable one is a clear error."""
+    try:
+        return read(Path(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MaildeskError(f"{path}: {exc}") from exc
+
+
+def _reply_text(args: argparse.Namespace) -> str:
+    if args.message is not None:
+        return str(args.message)
+    if args.file:
+        return _read(args.file, lambda p: p.read_text(encoding="utf-8"))
+    if sys.stdin.isatty():
+        err("type the text, then Ctrl-D:")
+    return sys.stdin.read()
+
+
+def cmd_ticket_reply(args: argparse.Namespace) -> int:
+    """An agent's reply or note from the command line: the same path as one by mail."""
+    text = _reply_text(args).strip()
+    note = args.ticket_command == "note" or bool(args.note)
+    if not text:
+        raise MaildeskError("empty text: nothing to " + ("note" if note else "send"))
+    attachments = [(Path(p).name, _read(p, Path.read_bytes)) for p in args.attach or []]
+
+    def act(app: App, session: Session) -> replies.ReplyResult:
+        agent = _agent_for(app, args.as_agent, required=True)
+        assert agent is not None
+        ticket = _ticket_for_change(app, session, args.id)
+        now = app.now()
+        message = replies.cli_message(app, session, ticket, agent, text, attachments, now)
+        actor = Actor(agent.email, "cli", agent)
+        result = replies.agent_reply(app, session, ticket, actor, message, text, now, internal=note)
+        if result.errors:
+            raise MaildeskError("nothing changed:\n  " + "\n  ".join(result.errors))
+        return result
+
+    result = with_session(args, act)
+    for change in result.changes:
+        print(change)
+    return EX_OK
+
+
+def cmd_ticket_set(args: argparse.Namespace) -> int:
+    """Change ticket fields as an agent's mail commands would."""
+    lines = []
+    for pair in args.changes:
+        key, eq, value = pair.partition("=")
+        if not eq or key.strip().lower() not in SET_FIELDS:
+            raise MaildeskError(
+                f"{pair!r}: expected key=value with key one of {', '.join(SET_FIELDS)}"
+            )
+        lines.append(f"#{SET_FIELDS[key.strip().lower()]} {value.strip()}")
+
+    def act(app: App, session: Session) -> replies.ReplyResult:
+        agent = _agent_for(app, args.as_agent, required=False)
+        who = agent.email if agent else f"cli:{operator()}"
+        ticket = _ticket_for_change(app, session, args.id)
+        actor = Actor(who, "cli", agent)
+        result = replies.set_fields(app, session, ticket, actor, "\n".join(lines), app.now())
+        if result.errors:
+            raise MaildeskError("nothing changed:\n  " + "\n  ".join(result.errors))
+        return result
+
+    result = with_session(args, act)
+    for change in result.changes or ["nothing needed changing"]:
+        print(change)
+    return EX_OK
+
+
+def cmd_sla(args: argparse.Namespace) -> int:
+    """Tickets at risk of missing their SLA, and those in breach (or all, with --all)."""
+    from maildesk.tickets import sla as hooks
+
+    def load(app: App, session: Session) -> list[dict[str, Any]]:
+        now, prefix = app.now(), app.config.desk.ref_prefix
+        rows = []
+        for ticket in repo.sla_tickets(session):
+            state = hooks.standing(ticket)
+            if args.all or state in ("breached", "at risk"):
+                used = hooks.consumed(app, ticket, now).total_seconds()
+                rows.append(views.sla_json(ticket, prefix, state=state, consumed=used))
+        order = {"breached": 0, "at risk": 1, "ok": 2, "paused": 3}
+        return sorted(rows, key=lambda r: (order[r["state"]], r["resolution_due"] or "9", r["id"]))
+
+    rows = with_session(args, load, readonly=True)
+    if args.json:
+        print_json(rows)
+        return EX_OK
+    zone = ZoneInfo(load_config(args.config).desk.timezone)
+    table = Table(
+        "ref",
+        "state",
+        "status",
+        "prio",
+        "policy",
+        "assignee",
+        "used",
+        "first response due",
+        "resolution due",
+        "subject",
+    )
+    for r in rows:
+        minutes = r["consumed_seconds"] // 60
+        table.add_row(
+            r["ref"],
+            r["state"],
+            r["status"],
+            r["priority"],
+            r["policy"],
+            r["assignee"] or "-",
+            f"{minutes // 60}h{minutes % 60:02d}",
+            _local(r["first_response_due"], zone) if not r["first_response_at"] else "answered",
+            _local(r["resolution_due"], zone),
+            r["subject"],
+        )
+    print_table(table)
+    if not rows:
+        print("no tickets at risk or in breach" if not args.all else "no tickets under an SLA")
+    return EX_OK
+
+
+def _local(value: str | None, zone: ZoneInfo) -> str:
+    """An ISO instant as the desk's local time, e.g. 'Mon 23 Nov 10:00'."""
+    if not value:
+        return "-"
+    return (
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        .astimezone(zone)
+        .strftime("%a %d %b %H:%M")
+    )
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def add_tickets(parsers: Parsers) -> None:
+    """`maildesk tickets [--status S] [--queue Q] [--limit N]`."""
+    sp = parsers.add("tickets", cmd_tickets, "list tickets", [parsers.json_flag])
+    sp.add_argument("--status")
+    sp.add_argument("--queue")
+    sp.add_argument("--limit", type=int, default=1000)
+
+
+def add_ticket(parsers: Parsers) -> None:
+    """`maildesk ticket show|reply|note|set ID ...`."""
+    ticket = parsers.group("ticket", "one ticket", "ticket_command")
+    sp = ticket.add(
+        "show", cmd_ticket_show, "a ticket with its messages and events", [parsers.json_flag]
+    )
+    sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+    as_agent = argparse.ArgumentParser(add_help=False)
+    as_agent.add_argument(
+        "--as",
+        dest="as_agent",
+        metavar="AGENT",
+        help=f"the agent you are: address, local part or name (default ${AGENT_ENV})",
+    )
+    for name, what in (
+        ("reply", "answer the requester (and watchers) as an agent; commands at the top apply"),
+        ("note", "add an internal note (never sent to the requester)"),
+    ):
+        sp = ticket.add(name, cmd_ticket_reply, what, [as_agent])
+        sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+        sp.add_argument("-m", "--message", help="the text (default: read from --file or stdin)")
+        sp.add_argument("--file", "-f", help="read the text from this file")
+        if name == "reply":
+            sp.add_argument("--attach", action="append", help="attach a file (repeatable)")
+            sp.add_argument(
+                "--note", action="store_true", help="keep it internal (as `ticket note`)"
+            )
+        sp.set_defaults(attach=None, note=False)
+    sp = ticket.add(
+        "set",
+        cmd_ticket_set,
+        "change fields: status=resolved priority=P2 assignee=me queue=infra tags=+x,-y ...",
+        [as_agent],
+    )
+    sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+    sp.add_argument("changes", nargs="+", metavar="key=value", help=", ".join(SET_FIELDS))
+
+
+def add_sla(parsers: Parsers) -> None:
+    """`maildesk sla [--all]`."""
+    sp = parsers.add(
+        "sla", cmd_sla, "tickets at risk of missing their SLA and in breach", [parsers.json_flag]
+    )
+    sp.add_argument("--all", action="store_true", help="every ticket under an SLA policy")
