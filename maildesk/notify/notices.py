@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, object_session
 
 from maildesk.app import App
 from maildesk.config import Agent
+from maildesk.mail.message import ParsedMessage
 from maildesk.mail.render import OutgoingAttachment
 from maildesk.notify.outbox import Notification, enqueue
 from maildesk.notify.scrub import scrub_attachment
-from maildesk.parse.parser import ParsedMessage
 from maildesk.routing.guard import may_auto_reply
 from maildesk.routing.proof import Role
 from maildesk.routing.rules import RoutingDecision

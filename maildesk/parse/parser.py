@@ -30,6 +30,21 @@ from typing import Any
 
 from maildesk.errors import MessageTooComplex, NotMail
 from maildesk.mail.address import mailbox_list
+from maildesk.mail.message import ParsedAttachment, ParsedMessage, minted_message_id
+
+# ParsedMessage and the minted ids live in maildesk.mail.message; named here for the callers
+# that import them with the parser.
+__all__ = [
+    "ParsedAttachment",
+    "ParsedMessage",
+    "Summary",
+    "html_to_text",
+    "looks_like_mail",
+    "minted_message_id",
+    "parse_message",
+    "sanitise_filename",
+    "summarise",
+]
 
 log = logging.getLogger(__name__)
 
@@ -94,58 +109,6 @@ _RESERVED_NAMES = re.compile(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ParsedAttachment:
-    filename: str
-    content_type: str
-    content: bytes
-    content_id: str | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.content)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ParsedMessage:
-    message_id: str
-    message_id_minted: bool
-    subject: str
-    from_addr: str
-    from_name: str
-    to: tuple[str, ...]
-    cc: tuple[str, ...]
-    reply_to: tuple[str, ...]
-    in_reply_to: tuple[str, ...]
-    references: tuple[str, ...]
-    body_text: str
-    body_html: str
-    attachments: tuple[ParsedAttachment, ...]
-    headers: tuple[tuple[str, str], ...]  # (lower-cased name, decoded value), in order
-    content_type: str
-    defects: tuple[str, ...] = ()
-    size: int = 0  # bytes of the raw message
-    charsets: tuple[str, ...] = ()  # declared charsets of the text parts, lower-cased
-    # (lower-cased name, value as sent: unfolded, encoded-words left encoded), in order;
-    # what trace headers such as Authentication-Results must be read from.
-    raw_headers: tuple[tuple[str, str], ...] = ()
-
-    def header(self, name: str) -> str | None:
-        """First value of a header (case-insensitive), or None."""
-        wanted = name.lower()
-        return next((v for k, v in self.headers if k == wanted), None)
-
-    @property
-    def thread_ids(self) -> tuple[str, ...]:
-        """Message-IDs this message answers, nearest first (In-Reply-To, then References)."""
-        seen: dict[str, None] = dict.fromkeys(self.in_reply_to)
-        seen.update(dict.fromkeys(reversed(self.references)))
-        return tuple(seen)
-
-
-MINTED_ID_DOMAIN = "no-message-id.maildesk.invalid"
-
-
 @dataclass(frozen=True)
 class Summary:
     """What the header block alone says: enough to list a message that cannot be parsed."""
@@ -153,11 +116,6 @@ class Summary:
     from_addr: str
     subject: str
     message_id: str
-
-
-def minted_message_id(raw: bytes) -> str:
-    """A stable Message-ID for a message that has none: the same bytes give the same id."""
-    return f"<{hashlib.sha256(raw).hexdigest()[:32]}@{MINTED_ID_DOMAIN}>"
 
 
 def looks_like_mail(raw: bytes) -> bool:

@@ -10,8 +10,8 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from maildesk.mail.message import ParsedMessage
 from maildesk.mail.render import LOOP_HEADER
-from maildesk.parse.parser import ParsedMessage
 
 __all__ = ["LOOP_HEADER", "automatic", "is_own_loop", "may_auto_reply"]
 

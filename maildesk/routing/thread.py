@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from maildesk.parse.parser import ParsedMessage
+from maildesk.mail.message import ParsedMessage
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|antw|wg|fw|fwd|tr|rv|r)\s*(\[\d+\])?\s*:\s*)+", re.I)
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload
 
-from maildesk.parse.parser import MINTED_ID_DOMAIN
+from maildesk.mail.message import MINTED_ID_DOMAIN
 from maildesk.routing.proof import TokenCodec
 from maildesk.store.models import (
     Contact,
