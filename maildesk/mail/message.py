@@ -11,6 +11,8 @@ MINTED_ID_DOMAIN = "no-message-id.maildesk.invalid"
 
 @dataclass(frozen=True, kw_only=True)
 class ParsedAttachment:
+    """A part kept as a file: its safe name, type and decoded bytes."""
+
     filename: str
     content_type: str
     content: bytes
@@ -23,6 +25,8 @@ class ParsedAttachment:
 
 @dataclass(frozen=True, kw_only=True)
 class ParsedMessage:
+    """A received message as parsed: every text field clean and bounded for the store."""
+
     message_id: str
     message_id_minted: bool
     subject: str

@@ -19,6 +19,8 @@ _DELIMITER_LINE = re.compile(rb"^--([^\r\n]{1,204})", re.M)
 
 @dataclass(frozen=True)
 class Part:
+    """One part of the tree, in document order, with its nesting depth."""
+
     part: Message
     depth: int
     container: bool  # multipart/* or message/rfc822 with parsed sub-parts
