@@ -33,6 +33,7 @@ from typing import Any, AnyStr
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from maildesk.errors import StoreUnavailable
+from maildesk.mail.address import is_desk_address
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def accepts(recipient: str, accept: frozenset[str]) -> bool:
     """True for an accepted address or its plus form (support+TOKEN@example.com)."""
-    local, _, domain = recipient.strip().strip("<>").lower().rpartition("@")
-    return f"{local}@{domain}" in accept or f"{local.partition('+')[0]}@{domain}" in accept
+    return is_desk_address(recipient.strip().strip("<>").lower(), accept)
 
 
 class IngestHandler:

@@ -15,11 +15,15 @@ it may appear in a phrase or a comment, never in an address). So does this modul
   one domain), its comment the display name; anything else names no address.
 
 Display names are returned as sent (encoded-words still encoded) for the caller to decode.
+
+The desk's plus-addresses (support+TOKEN@example.com: replies to it thread into a ticket)
+are split, joined and recognised here too, for every place that reads or writes them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -160,3 +164,30 @@ def _phrase(tokens: list[_Token]) -> str:
     dropped, whitespace collapsed."""
     text = "".join(" " if t.kind == "ws" else t.text for t in tokens if t.kind != "comment")
     return _WS.sub(" ", text).strip()
+
+
+# --- plus-addresses ---------------------------------------------------------------------------
+# The domain starts after the last "@" (a quoted local part may hold one, a domain never);
+# the token after the first "+" of the local part.
+
+
+def split_plus(address: str) -> tuple[str, str]:
+    """support+TOKEN@example.com -> ("support@example.com", "TOKEN"); no "+": token ""."""
+    local, _, domain = address.rpartition("@")
+    base, _, token = local.partition("+")
+    return f"{base}@{domain}", token
+
+
+def plus_address(address: str, token: str) -> str:
+    """support@example.com + token -> support+token@example.com."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def is_desk_address(address: str, desk_addresses: Collection[str]) -> bool:
+    """True for one of the desk's addresses or its plus form (support+TOKEN@example.com).
+
+    Compared as given: both sides lower-cased, as the parser and the config give them.
+    """
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain}" in desk_addresses or split_plus(address)[0] in desk_addresses

@@ -5,7 +5,8 @@ template (`templates/<audience>/<event>.txt.j2`, see docs/templates.md), its rec
 its threading headers and its reply address. Mail to agents carries the ticket's agent
 reply token (which proves an agent's reply, see maildesk.routing.proof); mail to requesters and
 watchers carries the requester token. Guards that may suppress a notification record an
-event with the reason.
+event with the reason (maildesk.notify.suppression); the variables templates see are built
+in maildesk.notify.context.
 """
 
 from __future__ import annotations
@@ -13,148 +14,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.config import Agent
+from maildesk.mail.message import ParsedMessage
 from maildesk.mail.render import OutgoingAttachment
+from maildesk.notify.context import agent_context
+
+# The template context is built in maildesk.notify.context; callers also reach it from here.
+from maildesk.notify.context import context as context
 from maildesk.notify.outbox import Notification, enqueue
 from maildesk.notify.scrub import scrub_attachment
-from maildesk.parse.parser import ParsedMessage
-from maildesk.routing.guard import may_auto_reply
+from maildesk.notify.suppression import no_acknowledgement, ticket_over_limit
 from maildesk.routing.proof import Role
 from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
-from maildesk.store.models import Contact, Message, Ticket
-from maildesk.timefmt import iso
+from maildesk.store.models import Message, Ticket
 
 log = logging.getLogger(__name__)
-HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class Recipient:
     email: str
     name: str = ""
-
-
-def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
-    """The `ticket` variable templates see."""
-    return {
-        "id": ticket.id,
-        "ref": app.ref(ticket.id),
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "queue": ticket.queue,
-        "type": ticket.type,
-        "category": ticket.category,
-        "assignee": ticket.assignee,
-        "tags": list(ticket.tags),
-        "requester": ticket.requester.email,
-        "requester_name": ticket.requester.name,
-        "watchers": _watchers(ticket),
-        "matched_rules": list(matched),
-        "reply_address": app.reply_address(ticket.id),
-        "sla_policy": ticket.sla_policy,
-        "response_due": iso(ticket.sla_response_due),
-        "resolution_due": iso(ticket.sla_resolution_due),
-    }
-
-
-def _watchers(ticket: Ticket) -> list[str]:
-    """Who gets the requester side's mail besides the requester (as relays Cc them)."""
-    session = object_session(ticket)
-    if session is None:
-        return []
-    return [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
-
-
-def message_context(message: Message | None, max_body: int | None = None) -> dict[str, Any]:
-    """The `message` variable: the message that caused the notification, its text cut to
-    `max_body` bytes when given (`body_omitted` says how many bytes were left out)."""
-    if message is None:
-        return {
-            "subject": "",
-            "from": "",
-            "from_name": "",
-            "body_text": "",
-            "body_omitted": 0,
-            "attachments": [],
-        }
-    text, omitted = (
-        clip_text(message.body_text, max_body) if max_body is not None else (message.body_text, 0)
-    )
-    return {
-        "subject": message.subject,
-        "from": message.from_addr,
-        "from_name": message.from_name,
-        "body_text": text,
-        "body_omitted": omitted,
-        "attachments": [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-            for a in message.attachments
-        ],
-    }
-
-
-def clip_text(text: str, limit: int) -> tuple[str, int]:
-    """The start of `text` in at most `limit` bytes of UTF-8, and how many bytes are left out.
-
-    The cut falls between characters, and at the end of a line when one ends in the second
-    half of what is kept, so a quote does not stop mid-sentence without need.
-    """
-    if len(text) * 4 <= limit:  # no character is longer than 4 bytes: it fits, skip encoding
-        return text, 0
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text, 0
-    head = data[:limit].decode("utf-8", "ignore")  # "ignore" drops a character cut in two
-    line_end = head.rfind("\n")
-    if line_end >= len(head) // 2:
-        head = head[:line_end]
-    return head, len(data) - len(head.encode("utf-8", "replace"))
-
-
-def context(
-    app: App,
-    ticket: Ticket,
-    message: Message | None,
-    matched: Sequence[str] = (),
-    *,
-    max_body: int | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """The template context (docs/templates.md) for a notification about a ticket;
-    `max_body` caps the quoted message text (see message_context)."""
-    config = app.config
-    return {
-        "desk": {
-            "name": config.desk.name,
-            "address": config.desk.address,
-            "reopen_days": config.desk.reopen_window.days,
-        },
-        "ticket": ticket_context(app, ticket, matched),
-        "message": message_context(message, max_body),
-        **extra,
-    }
-
-
-def agent_context(
-    app: App,
-    ticket: Ticket,
-    message: Message | None,
-    matched: Sequence[str] = (),
-    **extra: Any,
-) -> dict[str, Any]:
-    """The context of a notice to agents: the message's text only up to `[notify]
-    agent_notice_max_body`, so a big message is stored once (on the ticket), not again in
-    every agent's notice; the template points to `maildesk ticket show` for the rest."""
-    cap = app.config.notify.agent_notice_max_body
-    return context(app, ticket, message, matched, max_body=cap, **extra)
 
 
 def send(
@@ -182,9 +69,8 @@ def send(
     more (recorded): whatever loop two misbehaving autoresponders build through a ticket,
     it stops there.
     """
-    limit = app.config.notify.per_ticket_per_hour
-    if limit and repo.outbound_since(session, ticket.id, now - HOUR) >= limit:
-        reason = f"ticket sent {limit} mails within the hour ([notify] per_ticket_per_hour)"
+    reason = ticket_over_limit(app, session, ticket, now)
+    if reason:
         suppressed(app, session, ticket, kind, f"{reason}; to {to.email}", now)
         return None
     recipient = {"email": to.email, "name": to.name}
@@ -269,12 +155,6 @@ def to_agents(
         )
 
 
-def _rate_limited(session: Session, limit: int, contact: Contact, now: datetime) -> str | None:
-    if limit and repo.auto_replies_since(session, contact, now - HOUR) >= limit:
-        return f"rate limit: {limit} acknowledgements to {contact.email} within the last hour"
-    return None
-
-
 def ticket_created(
     app: App,
     session: Session,
@@ -285,23 +165,9 @@ def ticket_created(
     now: datetime,
 ) -> None:
     """A new ticket: the acknowledgement to the requester, the notice to the queue."""
-    config = app.config
     repo.no_outbound_yet(session, ticket.id)
     ctx = context(app, ticket, inbound, decision.matched)
-    requester = ticket.requester
-    queue = config.queue(ticket.queue)
-    verdict = may_auto_reply(msg, config.own_addresses)
-    reason = (
-        "acknowledgements are off"
-        if not config.notify.acknowledge or (queue is not None and not queue.acknowledge)
-        else f"no acknowledgement by rule (matched: {', '.join(decision.matched)})"
-        if decision.acknowledge is False
-        else verdict.reason
-        if not verdict.allowed
-        else f"requester address bounces: {requester.bounce_reason}"
-        if requester.bounced_at is not None
-        else _rate_limited(session, config.notify.auto_replies_per_hour, requester, now)
-    )
+    reason = no_acknowledgement(app, session, ticket, msg, decision, now)
     if reason:
         suppressed(app, session, ticket, "acknowledgement", reason, now)
     else:
@@ -317,7 +183,7 @@ def ticket_created(
             kind="acknowledgement",
             template=template,
             ctx=ctx,
-            to=requester,
+            to=ticket.requester,
             role="requester",
             answers=inbound,
             references=msg.references,
@@ -325,15 +191,11 @@ def ticket_created(
             internal=False,
             now=now,
         )
-    agents = list(config.agents_of(ticket.queue))
-    assignee = config.agent(ticket.assignee) if ticket.assignee else None
-    if assignee and assignee not in agents:
-        agents.append(assignee)
     to_agents(
         app,
         session,
         ticket,
-        agents,
+        _new_ticket_agents(app, ticket),
         kind="agent_new_ticket",
         template="agent/ticket_created",
         ctx=agent_context(app, ticket, inbound, decision.matched),
@@ -342,6 +204,15 @@ def ticket_created(
         now=now,
         exclude=msg.from_addr,
     )
+
+
+def _new_ticket_agents(app: App, ticket: Ticket) -> list[Agent]:
+    """The queue's agents, and the ticket's assignee (a rule's) if not one of them."""
+    agents = list(app.config.agents_of(ticket.queue))
+    assignee = app.config.agent(ticket.assignee) if ticket.assignee else None
+    if assignee and assignee not in agents:
+        agents.append(assignee)
+    return agents
 
 
 def assignee_or_queue(app: App, ticket: Ticket) -> list[Agent]:

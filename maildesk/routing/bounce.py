@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from maildesk.parse.parser import ParsedMessage
+from maildesk.mail.message import ParsedMessage
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mdaemon)([+\-_.].*)?@", re.I)
 _BOUNCE_SUBJECTS = re.compile(

@@ -10,8 +10,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from maildesk.mail.address import is_desk_address
+from maildesk.mail.message import ParsedMessage
 from maildesk.mail.render import LOOP_HEADER
-from maildesk.parse.parser import ParsedMessage
 
 __all__ = ["LOOP_HEADER", "automatic", "is_own_loop", "may_auto_reply"]
 
@@ -75,8 +76,7 @@ def may_auto_reply(msg: ParsedMessage, own_addresses: Collection[str]) -> Verdic
     sender = msg.from_addr
     if not sender or "@" not in sender:
         return Verdict(False, "no usable From address")
-    local, _, domain = sender.partition("@")
-    if sender in own_addresses or f"{local.partition('+')[0]}@{domain}" in own_addresses:
+    if is_desk_address(sender, own_addresses):
         return Verdict(False, "From is one of our own addresses")
     if _ROBOT_LOCALS.match(sender.partition("@")[0]):
         return Verdict(False, f"From {sender} is an automated sender")

@@ -32,6 +32,9 @@ from typing import Literal
 
 import authres
 
+# Reply addresses are composed in maildesk.mail.address; named here for the App.
+from maildesk.mail.address import plus_address as plus_address
+
 Role = Literal["requester", "agent"]
 _ROLE_CODE: dict[Role, str] = {"requester": "r", "agent": "a"}
 _TOKEN = re.compile(r"^(\d{1,18})-([ra])([0-9a-f]{20})$")
@@ -76,12 +79,6 @@ class TokenCodec:
         if not hmac.compare_digest(m.group(3), mac):
             return None
         return Token(ticket_id, role)
-
-
-def plus_address(address: str, token: str) -> str:
-    """support@example.com + token -> support+token@example.com."""
-    local, _, domain = address.rpartition("@")
-    return f"{local}+{token}@{domain}"
 
 
 @dataclass(frozen=True)

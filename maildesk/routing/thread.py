@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
 
-from maildesk.parse.parser import ParsedMessage
+from maildesk.mail.address import split_plus
+from maildesk.mail.message import ParsedMessage
 
+_REPLY_TOKEN = re.compile(r"[a-z0-9-]{6,64}")
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|vs|antw|wg|fw|fwd|tr|rv|r)\s*(\[\d+\])?\s*:\s*)+", re.I)
 
 
@@ -64,9 +66,8 @@ def reply_tokens(recipients: Iterable[str], desk_addresses: Iterable[str]) -> li
     ours = {a.lower() for a in desk_addresses}
     out = []
     for addr in recipients:
-        local, _, domain = addr.lower().partition("@")
-        base, plus, token = local.partition("+")
-        if plus and f"{base}@{domain}" in ours and re.fullmatch(r"[a-z0-9-]{6,64}", token):
+        base, token = split_plus(addr.lower())
+        if base in ours and _REPLY_TOKEN.fullmatch(token):
             out.append(token)
     return out
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from maildesk.parse.parser import MINTED_ID_DOMAIN
+from maildesk.mail.message import MINTED_ID_DOMAIN
 from maildesk.store.db import for_update
 from maildesk.store.models import Contact, Event, Message, Ticket, TicketLink, Watcher
 from maildesk.terms import DONE_STATUSES, WORKING_STATUSES, Status

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, event, select
 
 from maildesk.config import load_config
-from maildesk.notify.notices import clip_text
+from maildesk.notify.context import clip_text
 from maildesk.store.models import Attachment, Message, OutboxEntry
 from tests.agents import received
 from tests.conftest import Desk, Sink, mail, run_cli, running_desk, wait_until

@@ -30,7 +30,7 @@ from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.ingest import smtp as smtp_listener
 from maildesk.ingest.smtp import IngestHandler
-from maildesk.parse.parser import MAX_DEPTH, MAX_PARTS, parse_message
+from maildesk.parse import MAX_DEPTH, MAX_PARTS, parse_message
 from maildesk.store.models import Attachment, Message, RawMessage
 from tests.conftest import Desk, Sink, listener_thread, mail, running_desk, wait_until
 

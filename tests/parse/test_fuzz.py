@@ -25,12 +25,11 @@ from sqlalchemy import func, select
 from maildesk import pipeline
 from maildesk.app import App
 from maildesk.config import load_config
-from maildesk.errors import NotMail
-from maildesk.parse.parser import (
+from maildesk.errors import MessageTooComplex, NotMail
+from maildesk.parse import (
     MAX_ADDRESS,
     MAX_NAME,
     MAX_SUBJECT,
-    MessageTooComplex,
     ParsedMessage,
     parse_message,
 )

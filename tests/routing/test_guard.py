@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.mail.message import ParsedMessage
+from maildesk.parse.parser import parse_message
 from maildesk.routing.guard import LOOP_HEADER, is_own_loop, may_auto_reply
 
 OWN = frozenset({"support@example.com", "helpdesk@example.com"})

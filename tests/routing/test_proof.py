@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maildesk.routing.proof import Token, TokenCodec, authentication_results, plus_address
+from maildesk.mail.address import plus_address
+from maildesk.routing.proof import Token, TokenCodec, authentication_results
 
 CODEC = TokenCodec(b"0123456789abcdef0123456789abcdef")
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.mail.message import ParsedMessage
+from maildesk.parse.parser import parse_message
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.rules import (
     DEFAULT_MATRIX,

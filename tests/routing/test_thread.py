@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from maildesk.parse.parser import ParsedMessage
+from maildesk.mail.message import ParsedMessage
 from maildesk.routing.thread import (
     ThreadIndex,
     ThreadMatch,

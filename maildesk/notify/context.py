@@ -1,0 +1,130 @@
+"""The template context of a notification (docs/templates.md): the desk, the ticket, the
+message that caused it (its text capped for agents' notices) and the event's own extras."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import object_session
+
+from maildesk.app import App
+from maildesk.store import repo
+from maildesk.store.models import Message, Ticket
+from maildesk.timefmt import iso
+
+
+def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
+    """The `ticket` variable templates see."""
+    return {
+        "id": ticket.id,
+        "ref": app.ref(ticket.id),
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "type": ticket.type,
+        "category": ticket.category,
+        "assignee": ticket.assignee,
+        "tags": list(ticket.tags),
+        "requester": ticket.requester.email,
+        "requester_name": ticket.requester.name,
+        "watchers": _watchers(ticket),
+        "matched_rules": list(matched),
+        "reply_address": app.reply_address(ticket.id),
+        "sla_policy": ticket.sla_policy,
+        "response_due": iso(ticket.sla_response_due),
+        "resolution_due": iso(ticket.sla_resolution_due),
+    }
+
+
+def _watchers(ticket: Ticket) -> list[str]:
+    """Who gets the requester side's mail besides the requester (as relays Cc them)."""
+    session = object_session(ticket)
+    if session is None:
+        return []
+    return [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
+
+
+def message_context(message: Message | None, max_body: int | None = None) -> dict[str, Any]:
+    """The `message` variable: the message that caused the notification, its text cut to
+    `max_body` bytes when given (`body_omitted` says how many bytes were left out)."""
+    if message is None:
+        return {
+            "subject": "",
+            "from": "",
+            "from_name": "",
+            "body_text": "",
+            "body_omitted": 0,
+            "attachments": [],
+        }
+    text, omitted = (
+        clip_text(message.body_text, max_body) if max_body is not None else (message.body_text, 0)
+    )
+    return {
+        "subject": message.subject,
+        "from": message.from_addr,
+        "from_name": message.from_name,
+        "body_text": text,
+        "body_omitted": omitted,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            for a in message.attachments
+        ],
+    }
+
+
+def clip_text(text: str, limit: int) -> tuple[str, int]:
+    """The start of `text` in at most `limit` bytes of UTF-8, and how many bytes are left out.
+
+    The cut falls between characters, and at the end of a line when one ends in the second
+    half of what is kept, so a quote does not stop mid-sentence without need.
+    """
+    if len(text) * 4 <= limit:  # no character is longer than 4 bytes: it fits, skip encoding
+        return text, 0
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text, 0
+    head = data[:limit].decode("utf-8", "ignore")  # "ignore" drops a character cut in two
+    line_end = head.rfind("\n")
+    if line_end >= len(head) // 2:
+        head = head[:line_end]
+    return head, len(data) - len(head.encode("utf-8", "replace"))
+
+
+def context(
+    app: App,
+    ticket: Ticket,
+    message: Message | None,
+    matched: Sequence[str] = (),
+    *,
+    max_body: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The template context (docs/templates.md) for a notification about a ticket;
+    `max_body` caps the quoted message text (see message_context)."""
+    config = app.config
+    return {
+        "desk": {
+            "name": config.desk.name,
+            "address": config.desk.address,
+            "reopen_days": config.desk.reopen_window.days,
+        },
+        "ticket": ticket_context(app, ticket, matched),
+        "message": message_context(message, max_body),
+        **extra,
+    }
+
+
+def agent_context(
+    app: App,
+    ticket: Ticket,
+    message: Message | None,
+    matched: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """The context of a notice to agents: the message's text only up to `[notify]
+    agent_notice_max_body`, so a big message is stored once (on the ticket), not again in
+    every agent's notice; the template points to `maildesk ticket show` for the rest."""
+    cap = app.config.notify.agent_notice_max_body
+    return context(app, ticket, message, matched, max_body=cap, **extra)

@@ -1,0 +1,165 @@
+"""Attachments: which parts are files, their names made safe, forwarded messages kept whole
+as .eml, and parts only mail-parser recovered from a broken tree added without repeats."""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+from maildesk.mail.message import ParsedAttachment
+from maildesk.parse.headers import decode_words
+from maildesk.parse.limits import MAX_CONTENT_ID, MAX_CONTENT_TYPE
+from maildesk.parse.text import WS, clean, safe
+from maildesk.parse.tree import Part
+
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+# Names Windows treats as devices in any directory and with any extension.
+_RESERVED_NAMES = re.compile(
+    r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)", re.I
+)
+
+
+def sanitise_filename(name: str | None, content_type: str, index: int) -> str:
+    """A filename safe to show and to write anywhere: no paths, controls, reserved characters
+    or device names (CON, NUL, COM1, ...)."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE_FILENAME.sub("_", base)
+    base = unicodedata.normalize("NFC", clean(base)).strip(" .")
+    if _RESERVED_NAMES.match(base):
+        base = f"_{base}"
+    if not base:
+        ext = mimetypes.guess_extension(content_type) or ".bin"
+        base = f"attachment-{index}{ext}"
+    if len(base) > 200:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) < 16 else base[:200]
+    return base
+
+
+def is_attachment(part: Message) -> bool:
+    """A part sent as a file: disposition attachment, or a filename."""
+    disposition = safe(lambda: part.get_content_disposition(), None)
+    return disposition == "attachment" or bool(part_filename(part))
+
+
+def part_filename(part: Message) -> str:
+    """The filename a part declares (Content-Disposition or Content-Type name), decoded."""
+    name = safe(lambda: part.get_filename(), None) or safe(lambda: part.get_param("name"), None)
+    if isinstance(name, tuple):  # an RFC 2231 value get_param did not collapse
+        name = safe(lambda: email.utils.collapse_rfc2231_value(name), "")
+    return decode_words(str(name)) if name else ""
+
+
+def attachments(parts: list[Part], mp: Any, raw: bytes) -> list[ParsedAttachment]:
+    """Our walk's attachments, plus any mail-parser recovered from a broken tree (it reads
+    parts lost in an epilogue, for one) that the walk did not see at all."""
+    found = list(_walked_attachments(parts))
+    if mp is None:  # a well-formed tree: the walk saw every part
+        return found
+    seen = {hashlib.sha256(a.content).digest() for a in found}
+    seen |= {_wire_key(p.part) for p in parts}
+    for att in safe(lambda: list(mp.attachments), None) or []:
+        content = safe(lambda att=att: _mailparser_content(att), b"")
+        wire = _squeeze(str(att.get("payload") or "").encode("utf-8", "replace"))
+        if not content or wire in seen or hashlib.sha256(content).digest() in seen:
+            continue
+        ctype = clean(str(att.get("mail_content_type") or "application/octet-stream"))
+        name = clean(str(att.get("filename") or ""))
+        if name.encode("utf-8", "replace") not in raw:  # mail-parser made it up (randomly)
+            name = ""
+        found.append(
+            ParsedAttachment(
+                filename=sanitise_filename(name, ctype, len(found) + 1),
+                content_type=ctype.lower()[:MAX_CONTENT_TYPE],
+                content=content,
+            )
+        )
+    return found
+
+
+def _wire_key(part: Message) -> bytes:
+    payload = safe(lambda: part.get_payload(), None)
+    if not isinstance(payload, str):
+        return b""
+    return _squeeze(payload.encode("utf-8", "surrogateescape"))
+
+
+def _squeeze(data: bytes) -> bytes:
+    """Transfer-encoded text without its whitespace, for telling the same part seen twice."""
+    return hashlib.sha256(re.sub(rb"\s+", b"", data)).digest()
+
+
+def _mailparser_content(att: dict[str, Any]) -> bytes:
+    payload = att.get("payload") or ""
+    if att.get("binary"):
+        # Broken base64 on the wire: keep the bytes as they came rather than nothing.
+        return safe(lambda: base64.b64decode(payload), None) or str(payload).encode()
+    return str(payload).encode(att.get("charset") or "utf-8", errors="replace")
+
+
+def _walked_attachments(parts: list[Part]) -> Iterator[ParsedAttachment]:
+    """Every part that is not body text, in document order. A forwarded message is kept
+    whole as an .eml, and its own attachments are listed too; a forward inside a forward is
+    not kept again (it is in the outer .eml), so nesting cannot multiply what is stored."""
+    index = 0
+    forward_end = 0  # parts before this index are inside a forwarded message
+    for i, p in enumerate(parts):
+        ctype = safe(lambda p=p: p.part.get_content_type(), "application/octet-stream")
+        if ctype == "message/rfc822" and i > 0:
+            if i >= forward_end:
+                forward_end = _subtree_end(parts, i)
+                index += 1
+                yield _forwarded(p.part, index)
+            continue
+        if p.container:
+            continue
+        maintype = ctype.partition("/")[0]
+        body_text = ctype in ("text/plain", "text/html") or maintype == "multipart"
+        if body_text and not is_attachment(p.part):
+            continue
+        index += 1
+        content = safe(lambda p=p: p.part.get_payload(decode=True), None)
+        if not isinstance(content, bytes):
+            content = safe(lambda p=p: str(p.part.get_payload()).encode("utf-8", "replace"), b"")
+        cid = clean(safe(lambda p=p: str(p.part.get("Content-ID") or ""), "")).strip()
+        yield ParsedAttachment(
+            filename=sanitise_filename(part_filename(p.part), ctype, index),
+            content_type=clean(ctype)[:MAX_CONTENT_TYPE],
+            content=content,
+            content_id=cid[:MAX_CONTENT_ID] or None,
+        )
+
+
+def _subtree_end(parts: list[Part], start: int) -> int:
+    depth = parts[start].depth
+    end = start + 1
+    while end < len(parts) and parts[end].depth > depth:
+        end += 1
+    return end
+
+
+def _forwarded(part: Message, index: int) -> ParsedAttachment:
+    """A message/rfc822 part as an .eml file named after its subject."""
+    payload = safe(lambda: part.get_payload(), None)
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    content = b""
+    if isinstance(inner, Message):
+        content = safe(lambda: inner.as_bytes(), None) or safe(
+            lambda: inner.as_string().encode("utf-8", "surrogateescape"), b""
+        )
+    name = part_filename(part)
+    if not name and isinstance(inner, Message):
+        subject = clean(decode_words(safe(lambda: str(inner.get("Subject") or ""), "")))
+        name = f"{WS.sub(' ', subject).strip()[:120]}.eml" if subject.strip() else ""
+    return ParsedAttachment(
+        filename=sanitise_filename(name or f"forwarded-{index}.eml", "message/rfc822", index),
+        content_type="message/rfc822",
+        content=content,
+    )

@@ -1,0 +1,113 @@
+"""The text and HTML bodies: the inline text parts decoded in their charsets, with
+mail-parser's reading, leftover text parts and the HTML rendered as text as fallbacks."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from typing import Any
+
+from maildesk.parse.attachments import is_attachment, part_filename
+from maildesk.parse.text import WS, decode_text, safe
+from maildesk.parse.tree import Part
+
+# HTML elements that start a new line in the text rendering; inline ones (span, b, a) do not.
+_BLOCK_TAGS = [
+    "p",
+    "div",
+    "li",
+    "tr",
+    "table",
+    "ul",
+    "ol",
+    "blockquote",
+    "pre",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "section",
+    "article",
+    "header",
+    "footer",
+]
+
+
+def html_to_text(html: str) -> str:
+    """Readable text from an HTML body: scripts and styles dropped, blocks on their own lines."""
+    from bs4 import BeautifulSoup  # loaded only for mail that has HTML and no text
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "head"]):
+        tag.decompose()
+    for br in soup.find_all("br"):
+        br.replace_with("\n")
+    for block in soup.find_all(_BLOCK_TAGS):
+        block.insert_before("\n")
+        block.insert_after("\n")
+    text = soup.get_text("")
+    lines = (WS.sub(" ", line).strip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def bodies(mp: Any, parts: list[Part]) -> tuple[str, str]:
+    """Text and HTML bodies. Our walk decodes every charset (mail-parser leaves 7-bit ones
+    such as ISO-2022-JP and UTF-7 undecoded); mail-parser's own reading and any text left in
+    the tree are the fallbacks, so a body is only empty when the message has no text."""
+    text, html = _walked_bodies(parts)
+    if not text and not html:
+        text = "\n".join(safe(lambda: [str(t) for t in mp.text_plain], None) or []).strip()
+        html = "\n".join(safe(lambda: [str(t) for t in mp.text_html], None) or []).strip()
+    if not text and not html:
+        # A multipart without boundaries, text/* parts of unknown kinds: keep their text.
+        text = _leftover_text(parts)
+    if not text and html:
+        text = safe(lambda: html_to_text(html), "")
+    return text.replace("\r\n", "\n"), html
+
+
+def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
+    """The text/plain and text/html parts that are not attachments, each decoded."""
+    plain: list[str] = []
+    html: list[str] = []
+    for p in parts:
+        if p.container or is_attachment(p.part):
+            continue
+        ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
+        if ctype in ("text/plain", "text/html"):
+            (plain if ctype == "text/plain" else html).append(_part_text(p.part))
+    return "\n".join(t for t in plain if t).strip(), "\n".join(t for t in html if t).strip()
+
+
+def _leftover_text(parts: list[Part]) -> str:
+    texts = []
+    for p in parts:
+        ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
+        maintype, _, subtype = ctype.partition("/")
+        readable = maintype in ("text", "multipart") or subtype == "plain"
+        if not p.container and readable and not is_attachment(p.part):
+            texts.append(_part_text(p.part))
+    return "\n".join(t for t in texts if t.strip()).strip()
+
+
+def _part_text(part: Message) -> str:
+    payload = safe(lambda: part.get_payload(decode=True), None)
+    if not isinstance(payload, bytes):
+        raw = safe(lambda: part.get_payload(), "")
+        return raw if isinstance(raw, str) else ""
+    charset = safe(lambda: part.get_content_charset(), None)
+    return decode_text(payload, charset).strip()
+
+
+def charsets(parts: list[Part]) -> tuple[str, ...]:
+    """The declared charsets of the text parts that are not files, lower-cased, in order."""
+    found = (
+        safe(lambda p=p: p.part.get_content_charset(), None)
+        for p in parts
+        if safe(lambda p=p: p.part.get_content_maintype(), "") == "text"
+        and not part_filename(p.part)
+    )
+    return tuple(dict.fromkeys(c.lower() for c in found if isinstance(c, str) and c))

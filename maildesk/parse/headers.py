@@ -1,0 +1,161 @@
+"""The header block: split into fields as the email package and an MTA split it, values
+decoded (encoded-words, raw 8-bit bytes), addresses and Message-IDs read and bounded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+
+from maildesk.mail.address import mailbox_list
+from maildesk.parse.limits import (
+    MAX_ADDRESS,
+    MAX_ADDRESSES,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MAX_MESSAGE_ID,
+    MAX_NAME,
+)
+from maildesk.parse.text import WS, clean, decode_8bit, decode_text, safe
+
+# What the email package's feedparser takes for a header line (a field, an mbox "From "
+# line or a continuation); the first other line ends the header block.
+_FIELD_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
+_LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)?")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+def strip_leading_blank_lines(raw: bytes) -> bytes:
+    """The bytes without the blank lines some senders put before the header block."""
+    return _LEADING_BLANK_LINES.sub(b"", raw, count=1)
+
+
+def _header_lines(raw: bytes) -> list[bytes]:
+    """The lines of the header block as the email package's feedparser reads it: lines end
+    at CRLF, CR or LF, and the first line that is neither a field, a continuation nor an
+    mbox "From " line ends the block (a blank line, or the body's first line when the
+    separator is missing). An MTA ends the header there too."""
+    lines: list[bytes] = []
+    pos = 0
+    while pos < len(raw):
+        found = _LINE.match(raw, pos)
+        line = found.group(0) if found else b""
+        if not line or not _FIELD_LINE.match(line):
+            break
+        lines.append(line)
+        pos += len(line)
+    return lines
+
+
+def header_block(raw: bytes) -> bytes:
+    """The bytes of the header block (see _header_lines), without the separator line."""
+    return raw[: sum(len(line) for line in _header_lines(raw))]
+
+
+def header_fields(raw: bytes) -> list[tuple[str, bytes]]:
+    """(name lower-cased, value unfolded, nothing decoded) for every field, in order, split
+    as the email package splits them, so every header-derived value comes from the same
+    fields the standard library (and the MTA) saw."""
+    lines = _header_lines(raw)
+    fields: list[list[bytes]] = []
+    current: list[bytes] | None = None
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:  # a continuation of nothing is dropped, as Python does
+                current.append(line)
+            continue
+        current = None
+        if line.startswith(b"From ") or line.startswith(b":"):
+            continue  # an mbox envelope line, or a field without a name: not a field
+        current = [line]
+        fields.append(current)
+        if len(fields) >= MAX_HEADERS:
+            break
+    out: list[tuple[str, bytes]] = []
+    for field in fields:
+        name, _, value = b"".join(field).partition(b":")
+        # Unfolding removes the line breaks before continuation whitespace, nothing else.
+        out.append((name.lower().decode("ascii", "replace"), _LINE_BREAK.sub(b"", value).strip()))
+    return out
+
+
+def first_values(fields: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """Field name -> its first value, as the email package's msg.get answers."""
+    out: dict[str, bytes] = {}
+    for name, value in fields:
+        out.setdefault(name, value)
+    return out
+
+
+def as_sent(fields: list[tuple[str, bytes]]) -> Iterator[tuple[str, str]]:
+    """Every field as text, encoded-words left encoded (raw 8-bit bytes decoded)."""
+    for name, value in fields:
+        yield clean(name), clean(decode_8bit(value[:MAX_HEADER_VALUE]))
+
+
+def header_text(first: dict[str, bytes], name: str) -> str:
+    """A header as text: encoded-words decoded; raw 8-bit bytes decoded as UTF-8 or cp1252."""
+    return clean(decode_words(_undecoded(first, name)))
+
+
+def _undecoded(first: dict[str, bytes], name: str) -> str:
+    """A header as text with its encoded-words still encoded (raw 8-bit bytes decoded)."""
+    value = first.get(name.lower())
+    return "" if value is None else decode_8bit(value[:MAX_HEADER_VALUE])
+
+
+def decode_words(value: str) -> str:
+    """A header value with its encoded-words decoded; words in unknown charsets too."""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        pass
+    try:
+        chunks = decode_header(value)
+    except Exception:
+        return value
+    return "".join(c if isinstance(c, str) else decode_text(c, charset) for c, charset in chunks)
+
+
+def mailboxes(first: dict[str, bytes], name: str) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header, addresses lower-cased.
+
+    The header is read as an MTA reads it (see maildesk.mail.address): split into
+    mailboxes before any encoded-word is decoded, the angle address taken as the address
+    whatever the phrase before it says, and an encoded-word never read as an address.
+    """
+    out = []
+    for display, addr in safe(lambda: mailbox_list(_undecoded(first, name)), []):
+        addr = clean(addr).strip().lower()
+        if "@" in addr and len(addr) <= MAX_ADDRESS and not WS.search(addr):
+            name_text = clean(WS.sub(" ", decode_words(display)).strip())
+            out.append((name_text[:MAX_NAME], addr))
+            if len(out) >= MAX_ADDRESSES:
+                break
+    return out
+
+
+def addresses(first: dict[str, bytes], name: str) -> tuple[str, ...]:
+    """The distinct addresses of an address header, in order."""
+    return tuple(dict.fromkeys(addr for _, addr in mailboxes(first, name)))
+
+
+def first_id(value: str) -> str | None:
+    """The first Message-ID in a header value (a bare id@host gets its angle brackets)."""
+    found = _MSGID.search(value)
+    if found:
+        return found.group(0)
+    bare = value.strip()
+    return f"<{bare}>" if bare and " " not in bare and "@" in bare else None
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    """Every Message-ID in a header value that fits the store."""
+    return tuple(i for i in _MSGID.findall(value) if fits_id(i))
+
+
+def fits_id(message_id: str) -> bool:
+    """True when the store's message_id column can hold it."""
+    return len(message_id.encode("utf-8", "replace")) <= MAX_MESSAGE_ID
