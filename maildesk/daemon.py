@@ -29,8 +29,9 @@ from maildesk import jobs, pipeline
 from maildesk.app import App
 from maildesk.config import MailboxConfig
 from maildesk.errors import StoreUnavailable
-from maildesk.ingest import imap
+from maildesk.ingest import imap, inbox
 from maildesk.ingest.groupcommit import GroupCommit
+from maildesk.ingest.inbox import Incoming
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 from maildesk.notify.sender import send_due
 from maildesk.store import health, repo
@@ -72,7 +73,7 @@ class Daemon:
         self._send: asyncio.Event | None = None
         self._sla_stale = True  # recompute every clock's due times on the first run
         self._scheduler: BackgroundScheduler | None = None
-        self.writer: GroupCommit[pipeline.Incoming, int] | None = None
+        self.writer: GroupCommit[Incoming, int] | None = None
         self.workers: dict[str, WorkerState] = {}  # by name: restarts and the last error
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -95,12 +96,12 @@ class Daemon:
 
         # Mail from all SMTP sessions is committed together (group commit): one
         # transaction, one disk sync, for every message waiting at that moment.
-        self.writer = writer = GroupCommit[pipeline.Incoming, int](
-            lambda items: pipeline.store_raws(self.app, items), name="md-ingest"
+        self.writer = writer = GroupCommit[Incoming, int](
+            lambda items: inbox.store_raws(self.app, items), name="md-ingest"
         )
 
         async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
-            item = pipeline.Incoming(raw, "smtp", mail_from, tuple(rcpts))
+            item = Incoming(raw, "smtp", mail_from, tuple(rcpts))
             timeout = self.app.config.smtp.commit_timeout
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(writer.submit(item)), timeout)
@@ -179,7 +180,7 @@ class Daemon:
 
         def watch() -> None:
             try:
-                imap.watch(lambda: self.app, box, stop, self._wake_threadsafe)
+                imap.watch(self.app, box, stop, self._wake_threadsafe)
             except BaseException as exc:  # the supervisor reports it and restarts
                 self._thread_errors[name] = exc
 
