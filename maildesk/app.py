@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.config import Config, load_config
 from maildesk.errors import ConfigError, ConfigProblem
 from maildesk.mail.render import Templates
-from maildesk.notify.sender import Transport, transport_for
+from maildesk.mail.transport import Transport, transport_for
 from maildesk.routing.proof import Role, TokenCodec, plus_address
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, session_factory, transaction, upgrade

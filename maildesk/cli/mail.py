@@ -32,6 +32,7 @@ from maildesk.cli.common import (
     with_session,
 )
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
+from maildesk.ingest import inbox
 from maildesk.ingest.mailbox import read_mailbox
 from maildesk.parse.parser import looks_like_mail
 from maildesk.store import repo
@@ -69,7 +70,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     try:
         rcpts = [args.recipient] if args.recipient else []
         sender = os.environ.get("SENDER") or None  # set by Postfix's pipe(8) and others
-        raw_id = pipeline.store_raw(
+        raw_id = inbox.store_raw(
             app, raw, origin="deliver", envelope_from=sender, envelope_to=rcpts
         )
         try:
@@ -106,7 +107,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         ):
             total, messages = read_mailbox(path)
             task = progress.add_task("import", total=total)
-            for status in pipeline.import_many(app, messages):
+            for status in pipeline.import_many(app, messages, save=inbox.save_raw):
                 counts[status] = counts.get(status, 0) + 1
                 progress.advance(task)
     finally:

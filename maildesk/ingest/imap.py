@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from maildesk.app import App
 from maildesk.config import MailboxConfig
 from maildesk.errors import MaildeskError
-from maildesk.store import repo
-from maildesk.store.db import transaction
+from maildesk.ingest import inbox
+from maildesk.ingest.inbox import Incoming, Storage
 
 log = logging.getLogger(__name__)
 
@@ -76,68 +75,43 @@ def connect(box: MailboxConfig, timeout: float = 30.0) -> Iterator[IMAPClient]:
         _close(client)
 
 
-def poll_once(app: App, box: MailboxConfig, client: IMAPClient | None = None) -> PollReport:
+def poll_once(storage: Storage, box: MailboxConfig, client: IMAPClient | None = None) -> PollReport:
     """One pass over the folder: store every new message, then apply the after-action."""
     if client is None:
         with connect(box) as fresh:
-            return poll_once(app, box, fresh)
+            return poll_once(storage, box, fresh)
     try:
-        return _poll(app, box, client)
+        return _poll(storage, box, client)
     except (OSError, IMAPClientError) as exc:
         raise MailboxError(f"mailbox {box.name!r}: {type(exc).__name__}: {_text(exc)}") from exc
 
 
-def _poll(app: App, box: MailboxConfig, client: IMAPClient) -> PollReport:
+def _poll(storage: Storage, box: MailboxConfig, client: IMAPClient) -> PollReport:
     report = PollReport(box.name)
     status = client.folder_status(box.folder, [b"UIDVALIDITY"])
     uidvalidity = int(status[b"UIDVALIDITY"])
-    with transaction(app.sessions) as session:
-        mark = repo.checkpoint(session, box.name)
-        last_uid = mark.last_uid if mark and mark.uidvalidity == uidvalidity else 0
-        if mark and mark.uidvalidity != uidvalidity:
-            report.rescanned = True
-            log.warning(
-                "mailbox %s: UIDVALIDITY changed (%s -> %s); rescanning, duplicates are "
-                "recognised by Message-ID",
-                box.name,
-                mark.uidvalidity,
-                uidvalidity,
-            )
-            repo.advance_checkpoint(session, box.name, uidvalidity, 0, app.now())
+    mark = inbox.resume(storage, box.name, uidvalidity)
+    if mark.changed_from is not None:
+        report.rescanned = True
+        log.warning(
+            "mailbox %s: UIDVALIDITY changed (%s -> %s); rescanning, duplicates are "
+            "recognised by Message-ID",
+            box.name,
+            mark.changed_from,
+            uidvalidity,
+        )
+    last_uid = mark.last_uid
     new_uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
     for start in range(0, len(new_uids), box.batch_size):
         chunk = new_uids[start : start + box.batch_size]
-        sizes = client.fetch(chunk, [b"RFC822.SIZE"])
-        wanted = []
-        for uid in chunk:
-            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
-            if size > box.max_message_size:
-                report.skipped_oversize.append(uid)
-                log.warning(
-                    "mailbox %s: UID %s is %s bytes, over max_message_size %s: skipped, %s",
-                    box.name,
-                    uid,
-                    size,
-                    box.max_message_size,
-                    f"moved to {box.oversize_to}" if box.oversize_to else "left in the folder",
-                )
-            else:
-                wanted.append(uid)
+        wanted = _within_size(box, client, chunk, report)
         bodies = client.fetch(wanted, [b"BODY.PEEK[]"]) if wanted else {}
         for uid in chunk:
             raw = bodies.get(uid, {}).get(b"BODY[]") if uid in wanted else None
-            with transaction(app.sessions) as session:
-                if raw is not None:
-                    row = repo.save_raw(
-                        session,
-                        bytes(raw),
-                        origin=f"imap:{box.name}",
-                        now=app.now(),
-                        envelope_to=[box.username] if "@" in box.username else [],
-                    )
-                    report.stored_ids.append(row.id)
-                repo.advance_checkpoint(session, box.name, uidvalidity, uid, app.now())
-            if raw is not None:
+            item = None if raw is None else Incoming(bytes(raw), f"imap:{box.name}", None, _to(box))
+            raw_id = inbox.store_fetched(storage, box.name, uidvalidity, uid, item)
+            if raw_id is not None:
+                report.stored_ids.append(raw_id)
                 report.stored += 1
     if report.skipped_oversize and box.oversize_to:
         _move(client, report.skipped_oversize, box.oversize_to)
@@ -145,6 +119,34 @@ def _poll(app: App, box: MailboxConfig, client: IMAPClient) -> PollReport:
     if report.stored:
         log.info("mailbox %s: stored %d new message(s)", box.name, report.stored)
     return report
+
+
+def _within_size(
+    box: MailboxConfig, client: IMAPClient, chunk: list[int], report: PollReport
+) -> list[int]:
+    """The UIDs of chunk within max_message_size; the others go into the report."""
+    sizes = client.fetch(chunk, [b"RFC822.SIZE"])
+    wanted = []
+    for uid in chunk:
+        size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+        if size > box.max_message_size:
+            report.skipped_oversize.append(uid)
+            log.warning(
+                "mailbox %s: UID %s is %s bytes, over max_message_size %s: skipped, %s",
+                box.name,
+                uid,
+                size,
+                box.max_message_size,
+                f"moved to {box.oversize_to}" if box.oversize_to else "left in the folder",
+            )
+        else:
+            wanted.append(uid)
+    return wanted
+
+
+def _to(box: MailboxConfig) -> tuple[str, ...]:
+    """The envelope recipient of mail read from box: its login, when that is an address."""
+    return (box.username,) if "@" in box.username else ()
 
 
 def _after_ingest(box: MailboxConfig, client: IMAPClient, upto: int, skipped: list[int]) -> None:
@@ -174,7 +176,7 @@ def _move(client: IMAPClient, uids: list[int], folder: str) -> None:
 
 
 def watch(
-    app_of: Callable[[], App],
+    storage: Storage,
     box: MailboxConfig,
     stop: threading.Event,
     on_stored: Callable[[], None],
@@ -189,7 +191,7 @@ def watch(
                 if last_error is not None:
                     log.info("mailbox %s: connected again", box.name)
                 failures, last_error = 0, None
-                _serve_connection(app_of, box, client, stop, on_stored)
+                _serve_connection(storage, box, client, stop, on_stored)
         except Exception as exc:  # any failure: reconnect, never let the thread die
             failures += 1
             text = str(exc) if isinstance(exc, MailboxError) else f"mailbox {box.name!r}: {exc!r}"
@@ -201,7 +203,7 @@ def watch(
 
 
 def _serve_connection(
-    app_of: Callable[[], App],
+    storage: Storage,
     box: MailboxConfig,
     client: IMAPClient,
     stop: threading.Event,
@@ -209,7 +211,7 @@ def _serve_connection(
 ) -> None:
     idle = box.idle and b"IDLE" in client.capabilities()
     while not stop.is_set():
-        if poll_once(app_of(), box, client).stored:
+        if poll_once(storage, box, client).stored:
             on_stored()
         if not idle:
             stop.wait(box.poll_interval)

@@ -1,4 +1,5 @@
-"""Deliver outbox entries: SMTP or Maildir transports, retries with exponential backoff.
+"""Drain the outbox: send due entries through a transport (mail/transport.py), retrying
+failures with exponential backoff.
 
 Delivery is at-least-once: an entry is leased before sending, so a crash mid-send means a
 resend after the lease with the same Message-ID, which receivers can recognise.
@@ -7,18 +8,14 @@ resend after the lease with the same Message-ID, which receivers can recognise.
 from __future__ import annotations
 
 import logging
-import mailbox
-import smtplib
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.config import OutboundConfig
+from maildesk.mail.transport import DeliveryError, Transport
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry
@@ -36,122 +33,6 @@ BATCH = 10  # entries claimed at once
 def lease_for(cfg: OutboundConfig, limit: int = BATCH) -> timedelta:
     """How long claimed entries stay claimed: a whole batch may take the SMTP timeout each."""
     return max(LEASE, timedelta(seconds=cfg.timeout * limit))
-
-
-class DeliveryError(Exception):
-    """A failed delivery; `permanent` says whether retrying can help."""
-
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class Transport(Protocol):
-    def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
-        """Deliver one message or raise DeliveryError."""
-
-    def close(self) -> None:
-        """Let go of any connection kept between messages."""
-
-
-class SmtpTransport:
-    """Hand messages to an SMTP server (smarthost), with optional STARTTLS and login.
-
-    One connection serves a whole batch of the outbox (no TCP, TLS and login per message);
-    a kept connection the server has meanwhile dropped is opened again once.
-    """
-
-    def __init__(self, cfg: OutboundConfig) -> None:
-        self.cfg = cfg
-        self._smtp: smtplib.SMTP | None = None
-
-    def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
-        cfg = self.cfg
-        reused = self._smtp is not None
-        try:
-            try:
-                refused = self._session().sendmail(sender, recipients, raw)
-            except (smtplib.SMTPServerDisconnected, ConnectionError):
-                if not reused:
-                    raise
-                self.close()  # a kept connection went stale: once more on a fresh one
-                refused = self._session().sendmail(sender, recipients, raw)
-        except smtplib.SMTPAuthenticationError as exc:
-            self.close()
-            # A configuration problem, not the message's: keep it queued (with backoff) so
-            # it goes out once the credentials are fixed, instead of failing every message.
-            raise DeliveryError(
-                f"login to {cfg.host}:{cfg.port} as {cfg.username} refused: "
-                f"{exc.smtp_code} {exc.smtp_error!r}",
-                permanent=False,
-            ) from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
-            raise DeliveryError(detail, permanent=all(c >= 500 for c in codes)) from exc
-        except smtplib.SMTPResponseException as exc:
-            text = (
-                exc.smtp_error.decode("utf-8", "replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
-            )
-            if exc.smtp_code in (421, 554) or exc.smtp_code < 0:
-                self.close()  # the server is closing or refused the session itself
-            raise DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            self.close()
-            raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
-        if refused:
-            # Some recipients were refused; the rest got it. Record, do not resend to all.
-            log.warning("SMTP server refused some recipients: %s", refused)
-
-    def _session(self) -> smtplib.SMTP:
-        if self._smtp is not None:
-            return self._smtp
-        cfg = self.cfg
-        smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
-        try:
-            if cfg.starttls:
-                cafile = str(cfg.ca_file) if cfg.ca_file else None
-                smtp.starttls(context=ssl.create_default_context(cafile=cafile))
-            if cfg.username and cfg.password is not None:
-                smtp.login(cfg.username, cfg.password)
-        except BaseException:
-            smtp.close()
-            raise
-        self._smtp = smtp
-        return smtp
-
-    def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        try:
-            smtp.quit()
-        except (smtplib.SMTPException, OSError):
-            smtp.close()
-
-
-class MaildirTransport:
-    """Write messages into a Maildir (for demos and `make run` without a mail server)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
-        try:
-            mailbox.Maildir(self.path, create=True).add(raw)
-        except OSError as exc:
-            raise DeliveryError(f"cannot write to {self.path}: {exc}", permanent=False) from exc
-
-    def close(self) -> None:
-        pass
-
-
-def transport_for(cfg: OutboundConfig) -> Transport:
-    if cfg.transport == "maildir" and cfg.path is not None:
-        return MaildirTransport(cfg.path)
-    return SmtpTransport(cfg)
 
 
 @dataclass

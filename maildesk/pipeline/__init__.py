@@ -12,7 +12,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -49,6 +49,10 @@ WRITE_BUDGET = 0.015
 IMPORT_BUDGET = 0.2  # an import batches more: nothing waits on it
 MAX_WATCHERS = 20  # CCs kept as watchers of one ticket, at most
 
+# How raw mail is added in the caller's transaction: (session, raw, origin, now) -> raw id.
+# Raw mail enters the store only through the inbox (maildesk.ingest.inbox.save_raw).
+SaveRaw = Callable[[Session, bytes, str, datetime], int]
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -63,60 +67,19 @@ class Outcome:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """A message as an ingest edge received it."""
-
-    raw: bytes
-    origin: str
-    envelope_from: str | None = None
-    envelope_to: Sequence[str] = ()
-
-
-def store_raws(app: App, items: Sequence[Incoming]) -> list[int]:
-    """Commit several messages' raw bytes in one transaction (status pending); their ids.
-
-    Someone waits for each of these (an SMTP client, for its 250), so on SQLite the write
-    goes ahead of the pipeline's. Raises StoreUnavailable.
-    """
-    with transaction(app.sessions, urgent=True) as session:
-        now = app.now()
-        rows = [
-            repo.save_raw(
-                session,
-                item.raw,
-                origin=item.origin,
-                now=now,
-                envelope_from=item.envelope_from,
-                envelope_to=item.envelope_to,
-                flush=False,
-            )
-            for item in items
-        ]
-        session.flush()
-        return [row.id for row in rows]
-
-
-def store_raw(
-    app: App,
-    raw: bytes,
-    *,
-    origin: str,
-    envelope_from: str | None = None,
-    envelope_to: Sequence[str] = (),
-) -> int:
-    """Commit one message's raw bytes (status pending) and return its id."""
-    return store_raws(app, [Incoming(raw, origin, envelope_from, tuple(envelope_to))])[0]
-
-
 def import_many(
-    app: App, raws: Iterable[bytes], *, origin: str = "import", budget: float = IMPORT_BUDGET
+    app: App,
+    raws: Iterable[bytes],
+    *,
+    save: SaveRaw,
+    origin: str = "import",
+    budget: float = IMPORT_BUDGET,
 ) -> Iterator[str]:
     """Store and process messages from a mailbox, several per transaction; yield each one's
     status. Idempotent: a message whose bytes or Message-ID are already stored is skipped
-    ("already imported"). Each message is stored raw in the same transaction that runs
-    it through the pipeline (in a savepoint, so a failure quarantines only it); nothing
-    is held in memory beyond the message at hand.
+    ("already imported"). Each message is stored raw (by `save`, the inbox's) in the same
+    transaction that runs it through the pipeline (in a savepoint, so a failure quarantines
+    only it); nothing is held in memory beyond the message at hand.
     """
     app = app.pinned()
     stream = iter(raws)
@@ -126,23 +89,23 @@ def import_many(
         with transaction(app.sessions) as session:
             started = time.monotonic()
             while pending is not None:
-                statuses.append(_import_one(app, session, pending, origin))
+                statuses.append(_import_one(app, session, pending, origin, save))
                 pending = next(stream, None)
                 if time.monotonic() - started > budget:
                     break
         yield from statuses
 
 
-def _import_one(app: App, session: Session, raw: bytes, origin: str) -> str:
+def _import_one(app: App, session: Session, raw: bytes, origin: str, save: SaveRaw) -> str:
     if repo.raw_exists(session, hashlib.sha256(raw).hexdigest()):
         return "already imported"
     work = _parse(0, raw)
     if work.msg is not None and repo.message_exists(session, work.msg.message_id):
         return "already imported"
-    row = repo.save_raw(session, raw, origin=origin, now=app.now())
-    outcome = _run(app, session, replace(work, raw_id=row.id))
+    raw_id = save(session, raw, origin, app.now())
+    outcome = _run(app, session, replace(work, raw_id=raw_id))
     if outcome.status == "quarantined":
-        log.warning("raw message %s quarantined: %s", row.id, outcome.reason)
+        log.warning("raw message %s quarantined: %s", raw_id, outcome.reason)
     return outcome.status
 
 

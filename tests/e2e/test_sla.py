@@ -21,6 +21,7 @@ from sqlalchemy import select
 from maildesk import jobs, pipeline
 from maildesk.app import App
 from maildesk.config import load_config
+from maildesk.ingest import inbox
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry, Ticket
 from tests.conftest import Sink, mail, run_cli, running_desk, wait_until
@@ -100,7 +101,7 @@ def sla_app(
 def receive(app: App, subject: str = "Printer on fire", **kw: Any) -> pipeline.Outcome:
     msg = mail(subject, **kw)
     sender = str(msg["From"]).rpartition("<")[2].rstrip(">")
-    raw_id = pipeline.store_raw(
+    raw_id = inbox.store_raw(
         app,
         msg.as_bytes(),
         origin="test",
@@ -113,7 +114,7 @@ def receive(app: App, subject: str = "Printer on fire", **kw: Any) -> pipeline.O
 def agent_mail(app: App, ticket_id: int, body: str, agent: str = "alice@example.com") -> None:
     address = app.reply_address(ticket_id, "agent", agent)
     msg = mail(f"Re: [MD-{ticket_id}] Printer on fire", body, sender=agent, to=address)
-    raw_id = pipeline.store_raw(
+    raw_id = inbox.store_raw(
         app, msg.as_bytes(), origin="test", envelope_from=agent, envelope_to=[address]
     )
     outcome = pipeline.process(app, raw_id)

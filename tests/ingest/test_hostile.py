@@ -28,6 +28,7 @@ from sqlalchemy import select
 from maildesk import pipeline
 from maildesk.app import App
 from maildesk.config import load_config
+from maildesk.ingest import inbox
 from maildesk.ingest import smtp as smtp_listener
 from maildesk.ingest.smtp import IngestHandler
 from maildesk.parse import MAX_DEPTH, MAX_PARTS, parse_message
@@ -64,7 +65,7 @@ def sqlite_desk(tmp_path: Path, sink: Sink, write_config: Callable[..., Path]) -
 
 
 def process(app: App, raw: bytes, envelope_from: str | None = "x@example.org") -> Any:
-    raw_id = pipeline.store_raw(
+    raw_id = inbox.store_raw(
         app, raw, origin="smtp", envelope_from=envelope_from, envelope_to=["support@example.com"]
     )
     return pipeline.process(app, raw_id)
@@ -492,7 +493,7 @@ def listener(app: App, **limits: Any) -> Iterator[int]:
         async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
             return await loop.run_in_executor(
                 None,
-                lambda: pipeline.store_raw(
+                lambda: inbox.store_raw(
                     app, raw, origin="smtp", envelope_from=mail_from, envelope_to=rcpts
                 ),
             )

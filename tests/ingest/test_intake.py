@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from maildesk import pipeline
+from maildesk.ingest import inbox
 from maildesk.store.db import head_revision, upgrade
 from maildesk.store.models import RawMessage
 from tests.conftest import Desk, Sink, mail, run_cli, running_desk, wait_until
@@ -303,8 +304,8 @@ def test_status_reports_backlog_quarantine_and_outbox(
     assert "0 pending" in out and "none running" in out
     app = App.build(load_config(config))
     try:
-        first = pipeline.store_raw(app, mail().as_bytes(), origin="smtp")
-        pipeline.store_raw(app, mail().as_bytes(), origin="smtp")
+        first = inbox.store_raw(app, mail().as_bytes(), origin="smtp")
+        inbox.store_raw(app, mail().as_bytes(), origin="smtp")
         with app.sessions.begin() as session:
             row = session.get_one(RawMessage, first)
             row.status, row.reason = "quarantined", "test"

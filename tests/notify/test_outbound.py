@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from maildesk.config import load_config
-from maildesk.notify.sender import transport_for
+from maildesk.mail.transport import transport_for
 from tests.conftest import (
     Sink,
     _SinkHandler,

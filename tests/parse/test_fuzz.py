@@ -26,6 +26,7 @@ from maildesk import pipeline
 from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.errors import MessageTooComplex, NotMail
+from maildesk.ingest import inbox
 from maildesk.parse import (
     MAX_ADDRESS,
     MAX_NAME,
@@ -301,7 +302,7 @@ def test_pipeline_never_raises_and_never_loses_a_message(
     with fuzz_app.sessions() as s:
         before = s.scalar(select(func.count()).select_from(RawMessage)) or 0
     stored = [
-        pipeline.store_raw(
+        inbox.store_raw(
             fuzz_app, raw, origin="smtp", envelope_from=envelope_from,
             envelope_to=["support@example.com"],
         )

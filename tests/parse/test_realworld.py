@@ -6,7 +6,7 @@ reproduce what particular mailers write. Every message must become a ticket mess
 sensible subject, text and attachments, or land in quarantine with a reason; never a
 traceback past the pipeline, never a stopped daemon.
 
-Most of the corpus runs in-process (App + pipeline.store_raw/process) on SQLite and
+Most of the corpus runs in-process (App + inbox.store_raw, pipeline.process) on SQLite and
 PostgreSQL; a representative subset goes over real SMTP to a running desk.
 """
 
@@ -30,6 +30,7 @@ from sqlalchemy import select
 from maildesk import pipeline
 from maildesk.app import App
 from maildesk.config import load_config
+from maildesk.ingest import inbox
 from maildesk.parse.parser import sanitise_filename
 from maildesk.store.models import Message, RawMessage
 from tests.conftest import Desk, mail, serve_process, skip_or_fail, wait_until
@@ -70,7 +71,7 @@ class Result:
 
 def ingest(app: App, raw: bytes, envelope_from: str | None = None) -> Result:
     """store_raw then process, as `maildesk import` does; the stored result, read back."""
-    raw_id = pipeline.store_raw(
+    raw_id = inbox.store_raw(
         app, raw, origin="import", envelope_from=envelope_from, envelope_to=["support@example.com"]
     )
     outcome = pipeline.process(app, raw_id)

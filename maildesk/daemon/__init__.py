@@ -1,0 +1,14 @@
+"""`maildesk serve`: the SMTP listener, the pipeline worker and the outbox sender in one loop.
+
+Blocking database and SMTP-client work runs in small thread pools so the event loop keeps
+answering SMTP clients. SIGTERM/SIGINT: stop accepting, finish stored work, exit. SIGHUP:
+reload the config (a broken file is refused and the old config kept).
+
+serve.py wires the parts; workers.py holds the loops and the SLA schedule; supervisor.py
+restarts what dies and writes the heartbeat.
+"""
+
+from maildesk.daemon.serve import Daemon, serve
+from maildesk.daemon.supervisor import WorkerState
+
+__all__ = ["Daemon", "WorkerState", "serve"]
