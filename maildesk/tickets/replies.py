@@ -29,8 +29,9 @@ from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
 from maildesk.terms import WORKING_STATUSES
 from maildesk.tickets import lifecycle, sla
-from maildesk.tickets.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
+from maildesk.tickets.commands import AgentRef, CommandContext, parse_reply
 from maildesk.tickets.lifecycle import Actor
+from maildesk.tickets.notes import NOTE_ERROR
 
 log = logging.getLogger(__name__)
 
