@@ -6,22 +6,18 @@ down is just text. Every line of the block is checked against the desk's config;
 means none of the commands is applied (the caller reports every error at once, with its
 line). The same parser serves `maildesk ticket reply/note/set`, so mail and CLI agree.
 
-A note must never reach the requester, however it is typed. Lines are matched after NFKC
-normalisation (a full-width U+FF03 "#note" is "#note"); `#notes`, `#internal` and `#private` are
-notes too; and any line starting with "#" (or a look-alike), "-" or "--" followed by a word
-within two edits of a note keyword ("#ntoe", "--note", "#note" below the text), or a
-"#note" inside a line, is an error unless it is exactly a valid command in the block: the
-whole reply is refused, naming the line, and nothing is sent.
+A note must never reach the requester, however it is typed: lines a human would mean as a
+note but that are not a valid `#note` in the block are errors (see maildesk.tickets.notes).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from maildesk.terms import PRIORITIES, SETTABLE_STATUSES, TYPES
+from maildesk.tickets.notes import NOTE_ERROR, mentions_note, normalise, note_lookalikes
 
 _STATUS_ALIASES = {"onhold": "on-hold", "on_hold": "on-hold", "hold": "on-hold"}
 _TYPE_ALIASES = {"service-request": "request", "service_request": "request"}
@@ -50,20 +46,9 @@ _ALIASES = {
     "internal": "note",
     "private": "note",
 }
-NOTE_WORDS = ("note", "notes", "internal", "private")
-# Characters that look like "#" but that NFKC leaves alone (it folds U+FF03 and U+FE5F itself).
-_HASH_LIKE = str.maketrans({"♯": "#", "⋕": "#", "⌗": "#"})
-# A line that starts like a note command: "#word", "# word", "-word", "--word", after any
-# markup ("*", "_", ">", spaces); the word is checked against NOTE_WORDS by edit distance.
-_NOTE_START = re.compile(r"^[\s*_>]*(?:#\s*|--?)([^\W\d_][\w-]*)")
-# "#note" (or a note keyword) inside a line: a note the agent put after some text.
-_NOTE_INLINE = re.compile(r"(?<![\w#])#\s?(?:notes?|internal|private)\b", re.IGNORECASE)
 # "#status resolved", and the spellings clients and habits produce: "# note", "#note:",
 # "*#note*" (rich-text bold turned into text), "#note, the vendor says ...".
 _LINE = re.compile(r"^[*_]*#\s*([A-Za-z][\w-]*)[*_]*[:,.]?(?:\s+(.*?))?[*_]*$")
-# A #note anywhere keeps the reply internal, even where it is not a valid command: a
-# misplaced or misspelt note must never be relayed to the requester.
-_NOTE_ANYWHERE = re.compile(r"^\W*#\s*(?:notes?|internal|private)\b", re.IGNORECASE | re.MULTILINE)
 _TAG = re.compile(r"^[\w.:/-]{1,64}$")
 # A plain address: no quotes, brackets, commas or semicolons that would bend a header.
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -147,15 +132,14 @@ def parse_reply(text: str, ctx: CommandContext) -> ParsedReply:
         commands.append(result)
     errors += _conflicts(commands)
     errors += _misplaced(lines, body_start)
-    errors += _note_lookalikes(
-        lines, body_start, {e.line for e in errors} | {c.line for c in commands}
-    )
+    judged = {e.line for e in errors} | {c.line for c in commands}
+    errors += [CommandError(*found) for found in note_lookalikes(lines, body_start, judged)]
     rest = "\n".join(written_lines[body_start:]).strip()
     if note_text:
         rest = f"{note_text}\n\n{rest}".strip()
     internal = (
         any(c.name == "note" for c in commands)
-        or bool(_NOTE_ANYWHERE.search("\n".join(lines[body_start:])))
+        or mentions_note("\n".join(lines[body_start:]))
         or any(e.reason.startswith(NOTE_ERROR) for e in errors)
     )
     return ParsedReply(
@@ -165,54 +149,6 @@ def parse_reply(text: str, ctx: CommandContext) -> ParsedReply:
         internal=internal,
         lines=tuple(written),
     )
-
-
-def normalise(line: str) -> str:
-    """The line as commands are matched: NFKC (full-width and compatibility forms folded),
-    "#" look-alikes made "#"."""
-    return unicodedata.normalize("NFKC", line).translate(_HASH_LIKE)
-
-
-NOTE_ERROR = "looks like a note"
-
-
-def _note_lookalikes(
-    lines: Sequence[str], body_start: int, done: Collection[int]
-) -> list[CommandError]:
-    """Lines a human would mean as a note but that are not a valid #note at the top: a
-    misspelt or misplaced note would otherwise be relayed. `done`: lines already judged."""
-    errors = []
-    for i, line in enumerate(lines):
-        if i + 1 in done:
-            continue
-        stripped = line.strip()
-        m = _NOTE_START.match(stripped)
-        word = m.group(1).lower() if m else ""
-        lookalike = bool(word) and any(_within(word, k, 2) for k in NOTE_WORDS)
-        if lookalike or _NOTE_INLINE.search(stripped):
-            where = "" if i < body_start else " below the text"
-            errors.append(
-                CommandError(
-                    i + 1,
-                    stripped,
-                    f"{NOTE_ERROR}{where}, so nothing was sent; to keep the reply internal "
-                    "start it with a #note line, or reword the line",
-                )
-            )
-    return errors
-
-
-def _within(a: str, b: str, limit: int) -> bool:
-    """Is the edit distance (Levenshtein) between a and b at most `limit`?"""
-    if abs(len(a) - len(b)) > limit:
-        return False
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1] <= limit
 
 
 def _misplaced(lines: Sequence[str], body_start: int) -> list[CommandError]:

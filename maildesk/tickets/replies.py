@@ -29,8 +29,9 @@ from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
 from maildesk.terms import WORKING_STATUSES
 from maildesk.tickets import lifecycle, sla
-from maildesk.tickets.commands import NOTE_ERROR, AgentRef, CommandContext, parse_reply
+from maildesk.tickets.commands import AgentRef, CommandContext, ParsedReply, parse_reply
 from maildesk.tickets.lifecycle import Actor
+from maildesk.tickets.notes import NOTE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,19 @@ def command_context(app: App, actor: str | None) -> CommandContext:
     )
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """An agent's stored reply being acted on, and by whom."""
+
+    app: App
+    session: Session
+    ticket: Ticket
+    actor: Actor
+    agent: Agent  # the actor's agent
+    message: Message
+    now: datetime
+
+
 def agent_reply(
     app: App,
     session: Session,
@@ -69,7 +83,7 @@ def agent_reply(
 ) -> ReplyResult:
     """Act on an agent's stored reply `message` whose new text is `text`."""
     assert actor.agent is not None
-    ref = app.ref(ticket.id)
+    reply = _Reply(app, session, ticket, actor, actor.agent, message, now)
     parsed = parse_reply(text, command_context(app, actor.email))
     # A look-alike note is refused lest it be relayed; in a reply kept internal anyway (a
     # real #note, `ticket note`) it is harmless text.
@@ -80,49 +94,69 @@ def agent_reply(
     public = not internal and (bool(parsed.text.strip()) or bool(message.attachments))
     problems = [str(e) for e in errors] + (leaks(ticket, message, text) if public else [])
     if problems:
-        message.kind, message.internal, message.body_text = "agent_rejected", True, text
-        repo.add_event(
-            session,
-            ticket,
-            "commands_rejected",
-            now,
-            actor=actor.email,
-            via=actor.via,
-            message_id=message.message_id,
-            errors=problems,
-        )
-        if actor.via == "mail":
-            notices.to_agent(
-                app,
-                session,
-                ticket,
-                actor.agent,
-                kind="command_error",
-                template="agent/command_error",
-                answers=message,
-                now=now,
-                errors=problems,
-                commands=list(parsed.lines),
-            )
-        log.info("%s: commands from %s rejected: %s", ref, actor.email, "; ".join(problems))
-        return ReplyResult("rejected", errors=problems)
+        return _rejected(reply, parsed, text, problems)
 
     message.body_text = parsed.text
     message.internal = not public
     message.kind = "note" if internal else "agent_reply" if public else "commands"
     kind = message.kind
     lifecycle.store_reply_event(session, ticket, message, actor, now, kind)
+    changes = _apply_commands(reply, parsed, public=public)
+    if internal:
+        changes.append("kept as an internal note (not sent to the requester)")
+    result = ReplyResult(kind, changes)
+    if public:
+        notices.relay(app, session, ticket, message, actor.agent, now)
+        sla.first_response(app, session, ticket, now)
+        result.changes.append(f"reply sent to {ticket.requester.email}")
+    merged_into = _merge(reply, parsed, result)
+    ticket.updated_at = now
+    if parsed.commands and actor.via == "mail" and app.config.notify.command_receipts:
+        _receipt(reply, parsed, merged_into, result)
+    ref = app.ref(ticket.id)
+    log.info("%s: %s by %s (%s): %s", ref, kind, actor.email, actor.via, "; ".join(result.changes))
+    return result
 
-    merge = [c for c in parsed.commands if c.name == "merge"]
-    applied = lifecycle.apply(
-        app,
-        session,
-        ticket,
-        [c for c in parsed.commands if c.name != "merge"],
-        actor,
-        now,
-        relayed=public,
+
+def _rejected(reply: _Reply, parsed: ParsedReply, text: str, problems: list[str]) -> ReplyResult:
+    """Nothing changes: the reply is kept internal, and the agent hears of every problem."""
+    message, actor = reply.message, reply.actor
+    message.kind, message.internal, message.body_text = "agent_rejected", True, text
+    repo.add_event(
+        reply.session,
+        reply.ticket,
+        "commands_rejected",
+        reply.now,
+        actor=actor.email,
+        via=actor.via,
+        message_id=message.message_id,
+        errors=problems,
     )
+    if actor.via == "mail":
+        notices.to_agent(
+            reply.app,
+            reply.session,
+            reply.ticket,
+            reply.agent,
+            kind="command_error",
+            template="agent/command_error",
+            answers=message,
+            now=reply.now,
+            errors=problems,
+            commands=list(parsed.lines),
+        )
+    ref = reply.app.ref(reply.ticket.id)
+    log.info("%s: commands from %s rejected: %s", ref, actor.email, "; ".join(problems))
+    return ReplyResult("rejected", errors=problems)
+
+
+def _apply_commands(reply: _Reply, parsed: ParsedReply, *, public: bool) -> list[str]:
+    """Apply the commands (a merge comes last, see `_merge`), then what the reply implies:
+    a status (pending after a public reply) and, on a first reply, an assignee."""
+    app, session, ticket = reply.app, reply.session, reply.ticket
+    actor, now = reply.actor, reply.now
+    commands = [c for c in parsed.commands if c.name != "merge"]
+    applied = lifecycle.apply(app, session, ticket, commands, actor, now, relayed=public)
     if not applied.status_set:
         implied = (
             "pending"
@@ -140,36 +174,42 @@ def agent_reply(
         and not any(c.name == "assign" for c in parsed.commands)
     ):
         change = lifecycle.assign(
-            app, session, ticket, actor.agent.email, actor, now, reason="first reply"
+            app, session, ticket, reply.agent.email, actor, now, reason="first reply"
         )
         applied.changes.extend([change] if change else [])
-    if internal:
-        applied.changes.append("kept as an internal note (not sent to the requester)")
-    result = ReplyResult(kind, applied.changes)
-    if public:
-        notices.relay(app, session, ticket, message, actor.agent, now)
-        sla.first_response(app, session, ticket, now)
-        result.changes.append(f"reply sent to {ticket.requester.email}")
-    merged_into: Ticket | None = None
-    if merge and merge[0].target is not None:
-        merged_into = session.get_one(Ticket, merge[0].target)
-        result.changes.append(lifecycle.merge_into(app, session, ticket, merged_into, actor, now))
-    ticket.updated_at = now
-    if parsed.commands and actor.via == "mail" and app.config.notify.command_receipts:
-        notices.to_agent(
-            app,
-            session,
-            merged_into or ticket,
-            actor.agent,
-            kind="command_receipt",
-            template="agent/command_receipt",
-            answers=message if merged_into is None else None,
-            now=now,
-            changes=result.changes,
-            commands=list(parsed.lines),
+    return applied.changes
+
+
+def _merge(reply: _Reply, parsed: ParsedReply, result: ReplyResult) -> Ticket | None:
+    """A #merge, applied after everything else; the ticket merged into."""
+    merge = [c for c in parsed.commands if c.name == "merge"]
+    if not merge or merge[0].target is None:
+        return None
+    merged_into = reply.session.get_one(Ticket, merge[0].target)
+    result.changes.append(
+        lifecycle.merge_into(
+            reply.app, reply.session, reply.ticket, merged_into, reply.actor, reply.now
         )
-    log.info("%s: %s by %s (%s): %s", ref, kind, actor.email, actor.via, "; ".join(result.changes))
-    return result
+    )
+    return merged_into
+
+
+def _receipt(
+    reply: _Reply, parsed: ParsedReply, merged_into: Ticket | None, result: ReplyResult
+) -> None:
+    """The agent's receipt of what their commands did (on the ticket merged into, if any)."""
+    notices.to_agent(
+        reply.app,
+        reply.session,
+        merged_into or reply.ticket,
+        reply.agent,
+        kind="command_receipt",
+        template="agent/command_receipt",
+        answers=reply.message if merged_into is None else None,
+        now=reply.now,
+        changes=result.changes,
+        commands=list(parsed.lines),
+    )
 
 
 def leaks(ticket: Ticket, reply: Message, text: str) -> list[str]:

@@ -1,0 +1,147 @@
+"""A new ticket from a message: held if its sender floods the desk, dropped if a rule says
+so, otherwise routed, stored with its CCs as watchers, and announced (requester and agents).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+
+from maildesk.notify import notices
+from maildesk.pipeline.context import Context
+from maildesk.pipeline.inbound import store_message
+from maildesk.pipeline.outcome import Outcome
+from maildesk.pipeline.watchers import add_cc_watchers
+from maildesk.routing.rules import STRATEGIES, RoutingDecision, decision_json, route
+from maildesk.routing.thread import strip_ref_tag
+from maildesk.store import repo
+from maildesk.store.models import Ticket
+from maildesk.terms import RawStatus, Status
+from maildesk.tickets import sla
+
+log = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+
+
+def new_ticket(
+    ctx: Context, *, related: tuple[Ticket, str] | None = None, follow_up: bool = False
+) -> Outcome:
+    """Open a ticket for the message, unless its sender floods the desk or a rule drops it.
+
+    `related`: a ticket the mail names but does not go on, and why; with `follow_up` the mail
+    answers that ticket after its reopen window, and the new ticket is its follow-up.
+    """
+    held = _flood(ctx)
+    if held is not None:
+        return held
+    config, raw, msg = ctx.app.config, ctx.raw, ctx.msg
+    decision = route(
+        msg,
+        config.rules,
+        config.default_queue.name,
+        config.route_context(ctx.now, raw.envelope_to),
+        matrix=config.priority_matrix,
+    )
+    if decision.dropped_by is not None:
+        return _dropped(ctx, decision)
+    assignee = _assignee(ctx, decision)
+    parent = related[0] if related and follow_up else None
+    ticket = _create(ctx, decision, assignee, parent)
+    ref = ctx.app.ref(ticket.id)
+    inbound = store_message(ctx, ticket)
+    _created_events(ctx, ticket, ref, decision, assignee)
+    add_cc_watchers(ctx, ticket, ctx.requester)
+    if related is not None:
+        _link(ctx, ticket, ref, related, follow_up)
+    notices.ticket_created(ctx.app, ctx.session, ticket, inbound, msg, decision, ctx.now)
+    raw.ticket_id = ticket.id
+    log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
+    status = "created" if related is None else "followup" if follow_up else "linked"
+    return Outcome(raw.id, status, ticket.id, ref, related[1] if related else "")
+
+
+def _flood(ctx: Context) -> Outcome | None:
+    """Held, not ticketed: the sender opened too many tickets within the last hour."""
+    limit = ctx.app.config.notify.new_tickets_per_hour
+    if not limit or repo.tickets_opened_since(ctx.session, ctx.contact, ctx.now - HOUR) < limit:
+        return None
+    raw, requester = ctx.raw, ctx.requester
+    raw.status = RawStatus.FLOOD
+    raw.reason = (
+        f"{requester} opened {limit} tickets within the last hour "
+        "([notify] new_tickets_per_hour); held, not ticketed"
+    )
+    log.warning("flood from %s: %s (raw %s) held", requester, ctx.msg.message_id, raw.id)
+    return Outcome(raw.id, "flood", reason=raw.reason)
+
+
+def _dropped(ctx: Context, decision: RoutingDecision) -> Outcome:
+    """A rule dropped the message (spam): kept, no ticket."""
+    raw = ctx.raw
+    raw.status = RawStatus.SPAM
+    raw.reason = f"dropped by rule {decision.dropped_by!r} (matched: {', '.join(decision.matched)})"
+    log.info("dropped %s (raw %s): %s", ctx.msg.message_id, raw.id, raw.reason)
+    return Outcome(raw.id, "dropped", reason=raw.reason)
+
+
+def _assignee(ctx: Context, decision: RoutingDecision) -> str | None:
+    """The routed assignee; a strategy (round robin, least open) picks one of the queue's."""
+    assignee = decision.assignee
+    if assignee in STRATEGIES:
+        candidates = [a.email for a in ctx.app.config.agents_of(decision.queue)]
+        assignee = repo.pick_agent(ctx.session, assignee, candidates)
+    return assignee
+
+
+def _create(
+    ctx: Context, decision: RoutingDecision, assignee: str | None, parent: Ticket | None
+) -> Ticket:
+    """The ticket row (and the requester's contact, if new), its SLA clocks started."""
+    msg, now = ctx.msg, ctx.now
+    contact = ctx.contact or repo.new_contact(ctx.session, ctx.requester, msg.from_name, now)
+    ticket = Ticket(
+        requester=contact,
+        subject=strip_ref_tag(msg.subject, ctx.app.config.desk.ref_prefix) or "(no subject)",
+        status=Status.NEW,
+        priority=decision.priority,
+        queue=decision.queue,
+        type=decision.type,
+        category=decision.category,
+        assignee=assignee,
+        tags=list(decision.tags),
+        reply_token=secrets.token_hex(10),  # legacy column; tokens are HMACs now
+        created_at=now,
+        updated_at=now,
+        parent_id=parent.id if parent is not None else None,
+    )
+    sla.started(ctx.app, ticket, decision.matched, now)
+    ctx.session.add(ticket)
+    ctx.session.flush()
+    return ticket
+
+
+def _created_events(
+    ctx: Context, ticket: Ticket, ref: str, decision: RoutingDecision, assignee: str | None
+) -> None:
+    """The ticket's first events: created (by whom, from which mail) and routed (why)."""
+    session, now = ctx.session, ctx.now
+    repo.add_event(
+        session, ticket, "created", now, actor=ctx.requester, message_id=ctx.msg.message_id, ref=ref
+    )
+    repo.add_event(session, ticket, "routed", now, **decision_json(decision, assignee))
+
+
+def _link(
+    ctx: Context, ticket: Ticket, ref: str, related: tuple[Ticket, str], follow_up: bool
+) -> None:
+    """Link the new ticket and the one the mail named: a follow-up, or related."""
+    session, now = ctx.session, ctx.now
+    old, reason = related
+    mine, theirs = ("follow-up-of", "followed-up-by") if follow_up else ("mentions", "related")
+    old_ref = ctx.app.ref(old.id)
+    repo.add_event(session, ticket, "linked", now, relation=mine, ticket=old_ref, reason=reason)
+    repo.add_event(session, old, "linked", now, relation=theirs, ticket=ref, reason=reason)
+    if not follow_up:
+        repo.add_link(session, ticket.id, old.id, "related", "related", now)

@@ -1,0 +1,190 @@
+"""The pipeline's loop: stored messages are parsed outside any write transaction, then run
+in batches, each message in its own savepoint; a message that fails is quarantined with
+the reason and only it is rolled back. Raw bytes come in through maildesk.ingest.inbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from maildesk.app import App
+from maildesk.errors import MessageTooComplex, NotMail
+from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.pipeline.outcome import NoSender, Outcome
+from maildesk.pipeline.steps import process_message
+from maildesk.store import pipeline_rows, repo
+from maildesk.store.db import transaction, write_gate
+from maildesk.store.pipeline_rows import RowConflict, RowRefused
+
+log = logging.getLogger(__name__)
+
+# A write transaction of the pipeline commits once it has been open this long: several
+# messages share a commit (one disk sync), and SMTP never waits long for the write lock.
+WRITE_BUDGET = 0.015
+IMPORT_BUDGET = 0.2  # an import batches more: nothing waits on it
+
+
+# How raw mail is added in the caller's transaction: (session, raw, origin, now) -> raw id.
+# Raw mail enters the store only through the inbox (maildesk.ingest.inbox.save_raw).
+SaveRaw = Callable[[Session, bytes, str, datetime], int]
+
+
+def import_many(
+    app: App,
+    raws: Iterable[bytes],
+    *,
+    save: SaveRaw,
+    origin: str = "import",
+    budget: float = IMPORT_BUDGET,
+) -> Iterator[str]:
+    """Store and process messages from a mailbox, several per transaction; yield each one's
+    status. Idempotent: a message whose bytes or Message-ID are already stored is skipped
+    ("already imported"). Each message is stored raw (by `save`, the inbox's) in the same
+    transaction that runs it through the pipeline (in a savepoint, so a failure quarantines
+    only it); nothing is held in memory beyond the message at hand.
+    """
+    app = app.pinned()
+    stream = iter(raws)
+    pending: bytes | None = next(stream, None)
+    while pending is not None:
+        statuses: list[str] = []
+        with transaction(app.sessions) as session:
+            started = time.monotonic()
+            while pending is not None:
+                statuses.append(_import_one(app, session, pending, origin, save))
+                pending = next(stream, None)
+                if time.monotonic() - started > budget:
+                    break
+        yield from statuses
+
+
+def _import_one(app: App, session: Session, raw: bytes, origin: str, save: SaveRaw) -> str:
+    if repo.raw_exists(session, hashlib.sha256(raw).hexdigest()):
+        return "already imported"
+    work = _parse(0, raw)
+    if work.msg is not None and repo.message_exists(session, work.msg.message_id):
+        return "already imported"
+    raw_id = save(session, raw, origin, app.now())
+    outcome = _run(app, session, replace(work, raw_id=raw_id))
+    if outcome.status == "quarantined":
+        log.warning("raw message %s quarantined: %s", raw_id, outcome.reason)
+    return outcome.status
+
+
+def process_pending(app: App, limit: int = 100) -> list[Outcome]:
+    """Process stored messages still pending, oldest first (crash recovery and batching)."""
+    with transaction(app.sessions, readonly=True) as session:
+        ids = repo.pending_raw_ids(session, limit)
+    return process_many(app, ids)
+
+
+def process(app: App, raw_id: int) -> Outcome:
+    """Run the pipeline for one stored message; quarantine it if anything goes wrong."""
+    return process_many(app, [raw_id])[0]
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A stored message read and parsed (outside any write transaction)."""
+
+    raw_id: int
+    raw: bytes
+    msg: ParsedMessage | None
+    error: Exception | None = None
+
+
+def process_many(
+    app: App, raw_ids: Sequence[int], *, budget: float = WRITE_BUDGET
+) -> list[Outcome]:
+    """Run the pipeline for stored messages, in order, committing several per transaction.
+
+    Messages are read and parsed first, outside any write transaction (on SQLite, mail
+    being accepted over SMTP never waits for a parse). Each one then runs in a savepoint
+    of a write transaction that is committed once it has been open for `budget` seconds:
+    fewer commits (disk syncs), and a message that fails rolls back only itself and is
+    quarantined in the same transaction. A store that is unavailable leaves the rest
+    pending for the next run.
+    """
+    app = app.pinned()  # a config reload mid-batch does not change these messages' rules
+    with transaction(app.sessions, readonly=True) as session:
+        stored = dict(repo.raw_bytes(session, raw_ids))
+    work = [_parse(raw_id, stored.get(raw_id)) for raw_id in raw_ids]
+    outcomes: list[Outcome] = []
+    gate = write_gate(app.sessions)
+    while len(outcomes) < len(work):
+        with transaction(app.sessions) as session:
+            started = time.monotonic()
+            for item in work[len(outcomes) :]:
+                outcomes.append(_run(app, session, item))
+                if time.monotonic() - started > budget or (gate and gate.urgent_waiting):
+                    break  # commit now: mail being accepted goes next
+    for outcome in outcomes:
+        if outcome.status == "quarantined":
+            log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
+    return outcomes
+
+
+def _parse(raw_id: int, raw: bytes | None) -> _Work:
+    if raw is None:
+        return _Work(raw_id, b"", None)  # no such stored message: nothing to do
+    try:
+        return _Work(raw_id, raw, parse_message(raw))
+    except (NotMail, MessageTooComplex) as exc:
+        return _Work(raw_id, raw, None, exc)
+    except Exception as exc:  # parsing is defensive; anything left is a bug to see
+        log.exception("raw message %s could not be parsed", raw_id)
+        return _Work(raw_id, raw, None, exc)
+
+
+def _run(app: App, session: Session, item: _Work) -> Outcome:
+    """One message in its own savepoint; a failure rolls back to it and quarantines."""
+    raw_id = item.raw_id
+    if item.msg is None:
+        return _unparsed(app, session, item)
+    for attempt in (1, 2):
+        try:
+            with pipeline_rows.savepoint(session):
+                return process_message(app, session, raw_id, item.msg, item.raw)
+        except RowConflict as exc:
+            # Another worker stored the same Message-ID at the same moment: run again,
+            # and this time the message is a duplicate.
+            if attempt == 2:
+                return _quarantined(app, session, raw_id, f"database integrity error: {exc}")
+        except NoSender as exc:
+            return _quarantined(app, session, raw_id, str(exc))
+        except RowRefused as exc:
+            reason = f"the database refused this message: {exc}"
+            return _quarantined(app, session, raw_id, reason)
+        except Exception as exc:
+            if pipeline_rows.is_store_failure(exc):
+                raise  # the store itself failed: the transaction goes, the rest stays pending
+            log.exception("raw message %s failed in the pipeline", raw_id)
+            return _quarantined(app, session, raw_id, f"{type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")
+
+
+def _unparsed(app: App, session: Session, item: _Work) -> Outcome:
+    """A message that is not stored (skipped) or could not be parsed (quarantined)."""
+    error = item.error
+    if error is None:
+        return Outcome(item.raw_id, "skipped", reason="no such stored message")
+    reason = (
+        f"not an email message: {error}"
+        if isinstance(error, NotMail)
+        else str(error)
+        if isinstance(error, MessageTooComplex)
+        else f"{type(error).__name__}: {error}"
+    )
+    return _quarantined(app, session, item.raw_id, reason)
+
+
+def _quarantined(app: App, session: Session, raw_id: int, reason: str) -> Outcome:
+    pipeline_rows.quarantine(session, raw_id, reason, app.now())
+    return Outcome(raw_id, "quarantined", reason=reason)

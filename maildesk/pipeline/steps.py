@@ -1,0 +1,207 @@
+"""The pipeline's order, as data: STEPS, run in turn over one claimed message's Context.
+
+Each step looks at the context and either decides (returns the Outcome, having made its
+changes) or passes on: None, or a copy of the context with what it found out. The last
+step always decides. The order is the policy: a loop marker before anything else, a
+duplicate before a bounce, the sender proven before the mail may change a ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlalchemy.orm import Session
+
+from maildesk.app import App
+from maildesk.parse.parser import ParsedMessage
+from maildesk.pipeline.append import agent_mail, append_mail, bounced
+from maildesk.pipeline.context import Context, OnTicket
+from maildesk.pipeline.open import new_ticket
+from maildesk.pipeline.outcome import NoSender, Outcome
+from maildesk.pipeline.sender import classify_sender
+from maildesk.routing.bounce import recognise as recognise_bounce
+from maildesk.routing.guard import is_own_loop
+from maildesk.routing.thread import thread_message, ties
+from maildesk.store import repo
+from maildesk.store.models import Ticket
+from maildesk.terms import REOPENABLE_STATUSES
+from maildesk.tickets import lifecycle
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[Context], Outcome | Context | None]
+
+
+def own_loop(ctx: Context) -> Outcome | None:
+    """Our own notification came back (it carries our loop marker): ignored."""
+    if not is_own_loop(ctx.msg, ctx.app.config.desk.address):
+        return None
+    raw = ctx.raw
+    raw.status, raw.reason = "ignored", "our own notification came back (loop marker)"
+    log.info("ignored %s (raw %s): %s", ctx.msg.message_id, raw.id, raw.reason)
+    return Outcome(raw.id, "ignored", reason=raw.reason)
+
+
+def duplicate(ctx: Context) -> Outcome | None:
+    """A Message-ID already stored on a ticket: the same mail again, kept as a duplicate."""
+    existing = ctx.index.ticket_for_message_ids([ctx.msg.message_id])
+    if existing is None:
+        return None
+    raw, ref = ctx.raw, ctx.app.ref(existing)
+    raw.status, raw.ticket_id = "duplicate", existing
+    raw.reason = f"Message-ID {ctx.msg.message_id} already stored on {ref}"
+    log.info("duplicate %s for %s (raw %s)", ctx.msg.message_id, ref, raw.id)
+    return Outcome(raw.id, "duplicate", existing, ref, raw.reason)
+
+
+def bounce(ctx: Context) -> Outcome | None:
+    """A delivery report goes on the ticket of the message it returns (see append.bounced)."""
+    found = recognise_bounce(ctx.msg, ctx.raw_bytes, ctx.raw.envelope_from)
+    return None if found is None else bounced(ctx, found)
+
+
+def requester(ctx: Context) -> Context:
+    """Who to answer: the From address, else the envelope sender; a known contact's mail
+    fills in their name and proves their address receives mail. Nobody: NoSender."""
+    msg = ctx.msg
+    address = msg.from_addr or (ctx.raw.envelope_from or "").lower()
+    contact = repo.contact(ctx.session, address)
+    if contact is not None and msg.from_name and not contact.name:
+        contact.name = msg.from_name
+    if contact is not None and contact.bounced_at is not None:
+        contact.bounced_at = contact.bounce_reason = None  # mail from it proves it receives
+    if "@" not in address:
+        raise NoSender("message has no usable From address or envelope sender")
+    return replace(ctx, requester=address, contact=contact)
+
+
+def existing_ticket(ctx: Context) -> Outcome | Context:
+    """The ticket the mail threads to, and who wrote it; none: a new ticket."""
+    config = ctx.app.config
+    match = thread_message(
+        ctx.msg,
+        ctx.index,
+        prefix=config.desk.ref_prefix,
+        recipients=ctx.raw.envelope_to,
+        desk_addresses=config.own_addresses,
+    )
+    if match.ticket_id is None:
+        return new_ticket(ctx)
+    named = ctx.session.get_one(Ticket, match.ticket_id)
+    ticket = lifecycle.resolve_merged(ctx.session, named)
+    sender = classify_sender(ctx, ticket, named)
+    return replace(ctx, existing=OnTicket(match, named, ticket, sender))
+
+
+def agent(ctx: Context) -> Outcome | None:
+    """A proven agent's mail: commands, an internal note, or a reply to relay."""
+    return agent_mail(ctx) if ctx.on.sender.kind == "agent" else None
+
+
+def tied(ctx: Context) -> Context:
+    """What besides its subject tag ties the mail to the ticket: "headers" (its
+    In-Reply-To/References), "reply-token" (the ticket's token in a recipient)."""
+    on = ctx.on
+    tied_by = ties(
+        ctx.msg,
+        ctx.index,
+        {on.named.id, on.ticket.id},
+        recipients=ctx.raw.envelope_to,
+        desk_addresses=ctx.app.config.own_addresses,
+    )
+    if on.match.via in ("in-reply-to", "references"):
+        tied_by |= {"headers"}
+    elif on.match.via == "reply-token":
+        tied_by |= {"reply-token"}
+    return replace(ctx, tied_by=tied_by)
+
+
+def subject_tag_only(ctx: Context) -> Outcome | None:
+    """Only the subject tag ties a stranger's (or an unproven agent's) mail to the ticket:
+    with [threading] subject_ref_from_strangers = "new-ticket", a new ticket, linked."""
+    on, app = ctx.on, ctx.app
+    if (
+        ctx.tied_by
+        or on.sender.kind not in ("stranger", "unverified-agent")
+        or app.config.threading.subject_ref_from_strangers != "new-ticket"
+    ):
+        return None
+    if on.sender.doubt:
+        reason = (
+            f"the subject names {app.ref(on.named.id)}, but {on.sender.doubt}, and neither "
+            "In-Reply-To/References nor a reply token ties the mail to it"
+        )
+    else:
+        reason = (
+            f"the subject names {app.ref(on.named.id)}, but {ctx.requester} is not its "
+            "requester, a watcher or an agent, and neither In-Reply-To/References nor a "
+            "reply token ties the mail to it"
+        )
+    return new_ticket(ctx, related=(on.ticket, reason))
+
+
+def stranger(ctx: Context) -> Outcome | None:
+    """Someone not on the ticket holding one of its Message-IDs or its reply token (a
+    forward, a mailing list), or naming it with "append": recorded, changes nothing,
+    whatever the ticket's status or the reopen window."""
+    return append_mail(ctx) if ctx.on.sender.kind == "stranger" else None
+
+
+def past_reopen_window(ctx: Context) -> Outcome | None:
+    """A reply to a ticket resolved or closed longer than the reopen window: a follow-up."""
+    ticket = ctx.on.ticket
+    if ticket.status not in REOPENABLE_STATUSES:
+        return None
+    since = ticket.closed_at or ticket.resolved_at or ticket.updated_at
+    if ctx.now - since <= ctx.app.config.desk.reopen_window:
+        return None
+    reason = f"reply to a ticket {ticket.status} longer than the reopen window"
+    return new_ticket(ctx, related=(ticket, reason), follow_up=True)
+
+
+STEPS: tuple[Step, ...] = (
+    own_loop,
+    duplicate,
+    bounce,
+    requester,
+    existing_ticket,
+    agent,
+    tied,
+    subject_tag_only,
+    stranger,
+    past_reopen_window,
+    append_mail,  # anything else goes on the ticket (a requester's reply may reopen it)
+)
+
+
+def process_message(
+    app: App, session: Session, raw_id: int, msg: ParsedMessage, raw_bytes: bytes
+) -> Outcome:
+    """Claim a stored message and run it through STEPS (inside the caller's savepoint)."""
+    now = app.now()
+    raw = repo.claim_raw(session, raw_id, now)
+    if raw is None:
+        return Outcome(raw_id, "skipped", reason="not pending (already processed)")
+    ctx = Context(
+        app=app,
+        session=session,
+        raw=raw,
+        msg=msg,
+        raw_bytes=raw_bytes,
+        now=now,
+        index=repo.StoreThreadIndex(session, app.tokens, sender=msg.from_addr),
+    )
+    return run_steps(ctx)
+
+
+def run_steps(ctx: Context, steps: tuple[Step, ...] = STEPS) -> Outcome:
+    """Run the steps in order until one decides."""
+    for step in steps:
+        result = step(ctx)
+        if isinstance(result, Outcome):
+            return result
+        if result is not None:
+            ctx = result
+    raise AssertionError("the last step always decides")
