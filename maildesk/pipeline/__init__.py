@@ -2,8 +2,8 @@
 
 Ingest edges (SMTP, `deliver`, `import`, IMAP) store raw mail through `maildesk.ingest.inbox`
 and answer their peer once it has committed; then `process` parses, guards, threads, routes
-and writes the ticket, its events and its notifications (outbox rows) together. A message that fails anywhere in here
-is quarantined with the reason; its raw bytes are never lost.
+and writes the ticket, its events and its notifications (outbox rows) together. A message
+that fails anywhere in here is quarantined with the reason; its raw bytes are never lost.
 
     run.py      the loop: batches, a savepoint per message, quarantine on failure
     steps.py    the order, as data: STEPS over one frozen Context (context.py)
