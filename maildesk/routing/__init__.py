@@ -1,0 +1,1 @@
+"""Routing: pure decisions about one message: guard, bounce, thread, proof, conditions, rules."""
