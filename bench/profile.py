@@ -33,7 +33,7 @@ OUT = CACHE / "profiles"
 
 
 def _frame_name(frame: str) -> str:
-    """'process (maildesk/pipeline.py:88)' -> 'process (maildesk/pipeline.py)'."""
+    """'process (maildesk/pipeline/run.py:88)' -> 'process (maildesk/pipeline/run.py)'."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
     for marker in ("site-packages/", "lib/python3"):
@@ -79,23 +79,23 @@ def summarise(path: Path, thread: str | None = None, top: int = 25) -> str:
 
 # Steps of maildesk's paths: (label, frames that must appear in this order in a stack;
 # "!frame": appears nowhere below; ">frame": the very next frame; ">!frame": not the next).
-CLI, PIPE, PARSE = "(maildesk/cli.py", "(maildesk/pipeline.py", "parse_message (maildesk/ingest"
+PIPE, PARSE = "(maildesk/pipeline/", "parse_message (maildesk/parse"
 STAGES = [
     ("start-up before the first message", ["<module> (maildesk", "!cmd_import", "!serve"]),
     (
         "_import_one: dedupe check (parse, two lookups, own transaction)",
-        [f"_import_one {CLI}", ">!process", ">!store_raw"],
+        [f"_import_one {PIPE}", ">!_run", ">!save_raw"],
     ),
-    ("  of which parse_message", [f"_import_one {CLI}", f">{PARSE}"]),
-    ("store_raw (own transaction and commit)", [f"store_raw {PIPE}"]),
-    ("pipeline: parse_message", [f"_process {PIPE}", PARSE]),
-    ("pipeline: thread_message", ["thread_message (maildesk/thread.py"]),
+    ("  of which parse_message", [f"_import_one {PIPE}", PARSE]),
+    ("store_raw (own transaction and commit)", ["store_raw (maildesk/ingest/inbox.py"]),
+    ("pipeline: parse_message", [f"_parse {PIPE}", PARSE]),
+    ("pipeline: thread_message", ["thread_message (maildesk/routing/thread.py"]),
     ("pipeline: route", ["route (maildesk/routing/rules.py"]),
-    ("pipeline: rate-limit and flood queries", ["_since (maildesk/store/repo.py"]),
-    ("pipeline: _store_message", [f"_store_message {PIPE}"]),
-    ("pipeline: render templates", ["render (maildesk/notify/render.py"]),
-    ("pipeline: compose notification MIME", ["compose (maildesk/notify/render.py"]),
-    ("pipeline: commit", [f"process {PIPE}", "do_commit (sqlalchemy"]),
+    ("pipeline: rate-limit and flood queries", ["_since (maildesk/store/outbound.py"]),
+    ("pipeline: store_message", [f"store_message {PIPE}"]),
+    ("pipeline: render templates", ["render (maildesk/mail/render.py"]),
+    ("pipeline: compose notification MIME", ["compose (maildesk/mail/render.py"]),
+    ("pipeline: commit", [f"process_many {PIPE}", "do_commit (sqlalchemy"]),
     ("outbox sender: send_due", ["send_due (maildesk/notify/sender.py"]),
     ("every COMMIT (fsync on SQLite)", ["do_commit (sqlalchemy"]),
     ("every BEGIN (IMMEDIATE on SQLite: waits for the lock)", ["_connection_begin_impl ("]),
