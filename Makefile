@@ -16,9 +16,9 @@ run: $(BIN)/maildesk
 	$(BIN)/maildesk init --config $(CONFIG)
 	$(BIN)/maildesk serve --config $(CONFIG)
 
-# Everything, on SQLite and PostgreSQL.
+# Everything, on SQLite and PostgreSQL, on as many workers as the machine has cores.
 test: $(BIN)/maildesk
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 # The pure and in-process tests on SQLite: no servers, no processes (markers in pyproject.toml).
 test-quick: $(BIN)/maildesk
