@@ -45,6 +45,7 @@ from maildesk import daemon as daemon_module
 from maildesk.app import App
 from maildesk.config import Config, load_config
 from maildesk.daemon import Daemon
+from maildesk.ingest import imap as imap_module
 
 T = TypeVar("T")
 
@@ -655,15 +656,18 @@ def run_cli(*args: str) -> tuple[int, str]:
 
 # How often an idle daemon looks for work it was not woken for: mail stored or retried by
 # another process (`deliver`, `quarantine retry`), notifications queued by one (`ticket
-# reply`, `outbox retry`), a database back after an outage, a changed config file. In
-# production these are seconds apart; a test waits for each, so its desk looks often.
+# reply`, `outbox retry`), a database back after an outage, a changed config file; and the
+# longest an IMAP watcher waits before it connects again. In production these are seconds
+# (minutes) apart; a test waits for each, so its desk looks often.
 QUICK_SWEEPS = {"IDLE_POLL": 0.1, "MAX_SEND_WAIT": 0.1, "STORE_RETRY": 0.2, "CONFIG_WATCH": 0.1}
+QUICK_RECONNECT = {"MAX_BACKOFF": 1.0}
 
 
 @contextlib.contextmanager
 def running_desk(config_path: Path, sink: Sink, **app_kwargs: Any) -> Iterator[Desk]:
     with (
         mock.patch.multiple(daemon_module, **QUICK_SWEEPS),
+        mock.patch.multiple(imap_module, **QUICK_RECONNECT),
         _running_desk(config_path, sink, **app_kwargs) as desk,
     ):
         yield desk
