@@ -16,11 +16,13 @@ run: $(BIN)/maildesk
 	$(BIN)/maildesk init --config $(CONFIG)
 	$(BIN)/maildesk serve --config $(CONFIG)
 
+# Everything, on SQLite and PostgreSQL, on as many workers as the machine has cores.
 test: $(BIN)/maildesk
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
+# The pure and in-process tests on SQLite: no servers, no processes (markers in pyproject.toml).
 test-quick: $(BIN)/maildesk
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow and not postgresql"
 
 lint: $(BIN)/maildesk
 	$(BIN)/ruff check maildesk tests bench

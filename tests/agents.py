@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from math import inf
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -47,6 +48,7 @@ class Mailbox:
     def nothing_new(self) -> bool:
         """Nothing more came, once the outbox has sent all it holds (a wrongly queued mail
         would otherwise still be on its way when this is asked)."""
+        wait_until(lambda: self.desk.count_of("outbox", "WHERE status = 'queued'") in (0, inf))
         wait_until(lambda: all(e["status"] != "queued" for e in self.desk.json("outbox")))
         return len(received(self.desk, self.address)) == self.seen
 

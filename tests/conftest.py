@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import smtplib
@@ -28,16 +29,23 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
+import jinja2
+import jinja2.bccache
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from maildesk import cli
+from maildesk import daemon as daemon_module
 from maildesk.app import App
 from maildesk.config import Config, load_config
 from maildesk.daemon import Daemon
+from maildesk.ingest import imap as imap_module
 
 T = TypeVar("T")
 
@@ -61,6 +69,62 @@ def require_tool(name: str) -> str:
         skip_or_fail(f"{name} is not installed (apt-get install {name})")
     assert path is not None
     return path
+
+
+# --- markers: `make test-quick` runs the fast, in-process tests on SQLite ---------------------
+#
+# slow: needs real servers or processes. Set here for tests/e2e and for tests that use a
+# fixture starting one; a test that starts one itself carries @pytest.mark.slow, and
+# serve_process refuses to run in a test without it.
+# postgresql: the PostgreSQL case of a test on both databases (set here).
+
+SLOW_DIRS = {"e2e"}
+SLOW_FIXTURES = {"dovecot", "served", "private_postgres"}
+_current: list[pytest.Item] = []  # the test being run in this process
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        where = item.path.relative_to(here).parts
+        if where[0] in SLOW_DIRS or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "postgresql":
+            item.add_marker(pytest.mark.postgresql)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current[:] = [item]
+
+
+def require_slow(what: str) -> None:
+    """Fail a test that starts `what` (a process, a server) but is not marked slow."""
+    if _current and _current[0].get_closest_marker("slow") is None:
+        pytest.fail(f"{_current[0].nodeid} starts {what}: mark it @pytest.mark.slow")
+
+
+# With MAILDESK_CI=1 nothing may skip, whatever skipped it: the run fails.
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if STRICT and _skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if STRICT and _skipped:
+        terminalreporter.write_line(
+            f"MAILDESK_CI=1 but {len(_skipped)} test(s) skipped: " + ", ".join(_skipped[:10]),
+            red=True,
+        )
 
 
 def wait_until(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
@@ -91,24 +155,259 @@ def pg_reason() -> str | None:
     return _pg_available()
 
 
+# --- databases: a migrated copy per test, cheaply ----------------------------------------------
+#
+# Migrating an empty database takes most of a second, and on PostgreSQL DROP DATABASE forces
+# a checkpoint. So each session migrates one template per backend; a test gets a copy of the
+# SQLite file, or on PostgreSQL the database the previous test had, emptied (a test that
+# changed its schema gets a fresh copy of the template instead). A test marked
+# `empty_database` gets a database with no schema at all, made and dropped as before.
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+# What a test may change in a schema: tables, columns, constraints, indexes, functions,
+# triggers, types, schemas, extensions, per-database settings, the migration revision.
+_SCHEMA_FINGERPRINT = """
+SELECT string_agg(item, E'\n' ORDER BY item) FROM (
+    SELECT 'rel ' || n.nspname || '.' || c.relname || ' ' || c.relkind
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg_toast%'
+    UNION ALL SELECT 'col ' || a.attrelid::regclass || '.' || a.attname || ' '
+            || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' '
+            || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE n.nspname = 'public' AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL SELECT 'con ' || conrelid::regclass || ' ' || conname || ' '
+            || pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    UNION ALL SELECT 'fn ' || p.oid::regprocedure::text
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+    UNION ALL SELECT 'trg ' || tgrelid::regclass || ' ' || tgname || ' ' || tgenabled
+        FROM pg_trigger WHERE NOT tgisinternal
+    UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typnamespace = 'public'::regnamespace
+    UNION ALL SELECT 'schema ' || nspname FROM pg_namespace
+    UNION ALL SELECT 'ext ' || extname FROM pg_extension
+    UNION ALL SELECT 'set ' || array_to_string(setconfig, ',') FROM pg_db_role_setting
+        WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+    UNION ALL SELECT 'rev ' || version_num FROM alembic_version
+) AS schema(item)
+"""
+
+# Every row goes (foreign keys are not checked while replicating) and every sequence starts
+# again, so ids and refs come out as in a new database. The migrations store no rows.
+_EMPTY_TABLES = """
+DO $$
+DECLARE name text;
+BEGIN
+    FOR name IN SELECT quote_ident(tablename) FROM pg_tables
+                WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+        EXECUTE 'DELETE FROM ' || name;
+    END LOOP;
+    PERFORM setval(s.seqrelid, s.seqstart, false) FROM pg_sequence s;
+END $$
+"""
+
+
+def _migrate(url: str) -> None:
+    from maildesk.store.db import create_db_engine, upgrade
+
+    engine = create_db_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+class PgDatabases:
+    """The PostgreSQL databases of one test session (one xdist worker): a migrated template,
+    and the database handed from test to test."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        self.prefix = f"maildesk_test_{WORKER}_{uuid.uuid4().hex[:8]}"
+        self.template = f"{self.prefix}_template"
+        self.spare: str | None = None
+        self._serial = 0
+        self._create(self.template)
+        _migrate(self.url(self.template))
+        self.fingerprint = self._fingerprint(self.template)
+
+    def url(self, name: str) -> str:
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    def migrated(self) -> str:
+        """A database at the newest schema with no rows in it."""
+        name, self.spare = self.spare, None
+        if name is None:
+            self._serial += 1
+            name = f"{self.prefix}_{self._serial}"
+            self._create(name, template=self.template)
+        return name
+
+    def empty(self) -> str:
+        self._serial += 1
+        name = f"{self.prefix}_{self._serial}"
+        self._create(name)
+        return name
+
+    def give_back(self, name: str) -> None:
+        """Keep a migrated database for the next test if its schema is as migrated."""
+        self._disconnect(name)
+        if self.spare is None and self._fingerprint(name) == self.fingerprint:
+            engine = create_engine(self.url(name), poolclass=NullPool)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SET LOCAL session_replication_role = replica"))
+                    conn.execute(text(_EMPTY_TABLES))
+                self.spare = name
+            except DBAPIError:  # not allowed to empty it (not a superuser): a new one next
+                pass
+            finally:
+                engine.dispose()
+        if self.spare != name:
+            self.drop(name)
+
+    def drop(self, name: str) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def close(self) -> None:
+        for name in (self.spare, self.template):
+            if name is not None:
+                self.drop(name)
+        self.admin.dispose()
+
+    def _create(self, name: str, *, template: str | None = None) -> None:
+        copy = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+
+    def _disconnect(self, name: str) -> None:
+        """End the sessions a test left open, and wait until they are gone (as
+        DROP DATABASE ... WITH (FORCE) does)."""
+        others = "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
+        with self.admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) {others}"), {"name": name})
+            wait_until(
+                lambda: conn.execute(text(f"SELECT count(*) = 0 {others}"), {"name": name}).scalar()
+            )
+
+    def _fingerprint(self, name: str) -> str | None:
+        engine = create_engine(self.url(name), poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(text(_SCHEMA_FINGERPRINT)).scalar()
+        except DBAPIError:  # no alembic_version table any more, say: not as migrated
+            return None
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_reason: str | None) -> Iterator[PgDatabases | None]:
+    if pg_reason:
+        yield None
+        return
+    databases = PgDatabases(PG_URL)
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file at the newest schema, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "maildesk.db"
+    _migrate(f"sqlite:///{path}")
+    leftovers = [p.name for p in path.parent.iterdir() if p != path]
+    assert not leftovers, f"the template is not one closed file: {leftovers}"
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, pg_reason: str | None) -> Iterator[str]:
-    """A fresh, empty database on each backend."""
+def db_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_reason: str | None,
+    sqlite_template: Path,
+) -> Iterator[str]:
+    """A database on each backend, migrated to the newest schema and holding no rows (with
+    the marker `empty_database`: no schema at all)."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'maildesk.db'}"
+        path = tmp_path / "maildesk.db"
+        if not empty:
+            shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
         return
     if pg_reason:
         skip_or_fail(pg_reason)
-    name = f"maildesk_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    name = databases.empty() if empty else databases.migrated()
     try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield databases.url(name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        if empty:
+            databases.drop(name)
+        else:
+            databases.give_back(name)
+
+
+# --- compiled mail templates, kept for the test process ---------------------------------------
+
+
+class CompiledTemplates(jinja2.BytecodeCache):
+    """Jinja's compiled code for each template source, kept in memory for the session.
+
+    Every App compiles all mail templates to check them, and every in-process CLI run and
+    every desk builds an App: without this, compiling is most of a test's time. A compiled
+    template is a function of its source, its name and file and the environment's syntax
+    options, and that is the key: a changed template, or one read by an environment set up
+    otherwise, is compiled anew, and every check still renders every template."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, Any] = {}
+
+    def get_bucket(
+        self, environment: jinja2.Environment, name: str, filename: str | None, source: str
+    ) -> jinja2.bccache.Bucket:
+        options = [
+            getattr(environment, option)
+            for option in (
+                "block_start_string", "block_end_string", "variable_start_string",
+                "variable_end_string", "comment_start_string", "comment_end_string",
+                "line_statement_prefix", "line_comment_prefix", "trim_blocks",
+                "lstrip_blocks", "newline_sequence", "keep_trailing_newline", "optimized",
+                "undefined", "finalize", "autoescape", "is_async",
+            )
+        ]  # fmt: skip
+        options.append(sorted(environment.extensions))
+        key = repr((name, filename, source, options))
+        bucket = jinja2.bccache.Bucket(environment, key, "")
+        bucket.code = self._code.get(key)
+        return bucket
+
+    def set_bucket(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.code
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_templates() -> Iterator[CompiledTemplates]:
+    """Every Jinja environment the tests make shares one CompiledTemplates."""
+    cache = CompiledTemplates()
+    original = jinja2.Environment.__init__
+
+    def init(self: jinja2.Environment, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("bytecode_cache", cache)
+        original(self, *args, **kwargs)
+
+    with mock.patch.object(jinja2.Environment, "__init__", init):
+        yield cache
 
 
 # --- a real SMTP server that catches what maildesk sends ------------------------------------
@@ -291,7 +590,22 @@ class Desk:
         return result
 
     def wait_tickets(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        # Wait on a look at the store (cheap), then take the list from the CLI.
+        wait_until(lambda: self.count_of("tickets") >= count, timeout)
         return wait_until(lambda: _at_least(self.tickets(), count), timeout)
+
+    def count_of(self, table: str, where: str = "") -> float:
+        """Rows in a table of the desk's store, read without the CLI, for a cheap wait before
+        the CLI is asked; infinity if the store cannot say (the CLI will)."""
+        from sqlalchemy import text
+
+        from maildesk.store.db import transaction
+
+        try:
+            with transaction(self.app.sessions, readonly=True) as s:
+                return int(s.scalar(text(f"SELECT count(*) FROM {table} {where}")) or 0)
+        except Exception:
+            return math.inf
 
     def raw_statuses(self) -> list[str]:
         from sqlalchemy import select
@@ -340,8 +654,27 @@ def run_cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
+# How often an idle daemon looks for work it was not woken for: mail stored or retried by
+# another process (`deliver`, `quarantine retry`), notifications queued by one (`ticket
+# reply`, `outbox retry`), a database back after an outage, a changed config file; and the
+# longest an IMAP watcher waits before it connects again. In production these are seconds
+# (minutes) apart; a test waits for each, so its desk looks often.
+QUICK_SWEEPS = {"IDLE_POLL": 0.1, "MAX_SEND_WAIT": 0.1, "STORE_RETRY": 0.2, "CONFIG_WATCH": 0.1}
+QUICK_RECONNECT = {"MAX_BACKOFF": 1.0}
+
+
 @contextlib.contextmanager
 def running_desk(config_path: Path, sink: Sink, **app_kwargs: Any) -> Iterator[Desk]:
+    with (
+        mock.patch.multiple(daemon_module, **QUICK_SWEEPS),
+        mock.patch.multiple(imap_module, **QUICK_RECONNECT),
+        _running_desk(config_path, sink, **app_kwargs) as desk,
+    ):
+        yield desk
+
+
+@contextlib.contextmanager
+def _running_desk(config_path: Path, sink: Sink, **app_kwargs: Any) -> Iterator[Desk]:
     app = App.build(load_config(config_path), **app_kwargs)
     daemon = Daemon(app)
     thread = threading.Thread(
@@ -368,6 +701,7 @@ def desk(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator
 @contextlib.contextmanager
 def serve_process(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`maildesk serve` as a real process, ready to take mail; killed if a test leaves it."""
+    require_slow("`maildesk serve`")
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "maildesk", "serve", "--config", str(config)],

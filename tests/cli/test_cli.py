@@ -49,6 +49,7 @@ def maildesk(
 # --- deliver (MTA pipe) ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_deliver_stores_mail_and_exits_0(db_url: str, write_config: Callable[..., Path]) -> None:
     config = write_config(db_url)
     raw = mail("VPN broken", message_id="<d1@client.example.org>").as_bytes()
@@ -66,6 +67,7 @@ def test_deliver_stores_mail_and_exits_0(db_url: str, write_config: Callable[...
     assert {e["kind"] for e in json.loads(out)} == {"acknowledgement", "agent_new_ticket"}
 
 
+@pytest.mark.slow
 def test_deliver_non_mail_exits_65_and_keeps_bytes(
     db_url: str, write_config: Callable[..., Path]
 ) -> None:
@@ -87,6 +89,7 @@ def test_deliver_non_mail_exits_65_and_keeps_bytes(
     assert shown.stdout == junk
 
 
+@pytest.mark.slow
 def test_deliver_exits_75_when_database_is_down(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
@@ -98,6 +101,7 @@ def test_deliver_exits_75_when_database_is_down(
     assert b"database unavailable" in done.stderr
 
 
+@pytest.mark.slow
 def test_deliver_exits_75_on_broken_config(tmp_path: Path) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("[desk]\nname = \n", encoding="utf-8")

@@ -327,6 +327,8 @@ def _init_after(barrier: object, config: str) -> None:
     sys.exit(cli.main(["init", "--config", config]))
 
 
+@pytest.mark.slow
+@pytest.mark.empty_database
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_daemons_starting_together_on_an_empty_database_both_migrate(
     db_url: str, write_config: Callable[..., Path]

@@ -413,6 +413,7 @@ def too_many_parts(count: int = 1500) -> bytes:
     ).encode()
 
 
+@pytest.mark.slow
 def test_quarantine_lists_shows_retries_and_drops(desk: Desk) -> None:
     junk = b"\x00\x01 not mail at all"
     complex_mail = too_many_parts()
@@ -463,6 +464,7 @@ def test_quarantine_lists_shows_retries_and_drops(desk: Desk) -> None:
         assert s.get_one(RawMessage, junk_row["id"]).raw == b"", "dropped bytes are removed"
 
 
+@pytest.mark.slow
 def test_serve_logs_one_clear_line_per_quarantined_message(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:
@@ -491,6 +493,7 @@ def test_serve_logs_one_clear_line_per_quarantined_message(
     assert re.search(r"raw message 2 quarantined: .*more than 1000 MIME parts", lines[1])
 
 
+@pytest.mark.slow
 def test_serve_logs_no_traceback_for_expected_quarantines(
     tmp_path: Path, write_config: Callable[..., Path]
 ) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
 from maildesk.store.db import create_db_engine, current_revision, upgrade
+
+pytestmark = pytest.mark.empty_database
 
 
 def test_upgrade_from_the_first_schema_keeps_data(db_url: str) -> None:
