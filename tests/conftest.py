@@ -41,10 +41,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from maildesk import cli
-from maildesk import daemon as daemon_module
 from maildesk.app import App
 from maildesk.config import Config, load_config
 from maildesk.daemon import Daemon
+from maildesk.daemon import workers as daemon_workers
 from maildesk.ingest import imap as imap_module
 
 T = TypeVar("T")
@@ -666,7 +666,7 @@ QUICK_RECONNECT = {"MAX_BACKOFF": 1.0}
 @contextlib.contextmanager
 def running_desk(config_path: Path, sink: Sink, **app_kwargs: Any) -> Iterator[Desk]:
     with (
-        mock.patch.multiple(daemon_module, **QUICK_SWEEPS),
+        mock.patch.multiple(daemon_workers, **QUICK_SWEEPS),
         mock.patch.multiple(imap_module, **QUICK_RECONNECT),
         _running_desk(config_path, sink, **app_kwargs) as desk,
     ):
