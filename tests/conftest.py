@@ -698,6 +698,9 @@ def desk(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator
         yield d
 
 
+STARTUP_DEADLINE = 30.0
+
+
 @contextlib.contextmanager
 def serve_process(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`maildesk serve` as a real process, ready to take mail; killed if a test leaves it."""
@@ -709,7 +712,12 @@ def serve_process(config: Path, log_path: Path) -> Iterator[subprocess.Popen[byt
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_until(lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None)
+        # A process's start-up (imports, migrations check) is seconds on a busy machine; the
+        # deadline only bounds a daemon that never comes up.
+        wait_until(
+            lambda: b"listening on" in log_path.read_bytes() or proc.poll() is not None,
+            timeout=STARTUP_DEADLINE,
+        )
         assert proc.poll() is None, log_path.read_text()
         yield proc
     finally:
