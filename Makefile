@@ -22,7 +22,7 @@ test: $(BIN)/maildesk
 
 # The pure and in-process tests on SQLite: no servers, no processes (markers in pyproject.toml).
 test-quick: $(BIN)/maildesk
-	$(BIN)/pytest -m "not slow and not postgresql"
+	$(BIN)/pytest -n auto -m "not slow and not postgresql"
 
 lint: $(BIN)/maildesk
 	$(BIN)/ruff check maildesk tests bench
