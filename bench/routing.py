@@ -23,7 +23,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
 
-from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.mail.message import ParsedMessage
+from maildesk.parse.parser import parse_message
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.rules import compile_rules, route
 

@@ -254,20 +254,26 @@ class Reader:
 
     def existing_file(self, place: str, key: str, base: Path, value: str | None) -> Path | None:
         """`value` relative to the config's directory; a problem if no such file."""
-        if value is None:
-            return None
-        path = base / value
-        if not path.is_file():
-            self.problem(f"{place} key '{key}'", f"file {path} does not exist")
-        return path
+        return self._existing(place, key, base, value, Path.is_file, "file")
 
     def existing_dir(self, place: str, key: str, base: Path, value: str | None) -> Path | None:
         """`value` relative to the config's directory; a problem if no such directory."""
+        return self._existing(place, key, base, value, Path.is_dir, "directory")
+
+    def _existing(
+        self,
+        place: str,
+        key: str,
+        base: Path,
+        value: str | None,
+        exists: Callable[[Path], bool],
+        kind: str,
+    ) -> Path | None:
         if value is None:
             return None
         path = base / value
-        if not path.is_dir():
-            self.problem(f"{place} key '{key}'", f"directory {path} does not exist")
+        if not exists(path):
+            self.problem(f"{place} key '{key}'", f"{kind} {path} does not exist")
         return path
 
     def done(self, table: Mapping[str, Any], place: str, known: Sequence[str] = ()) -> None:

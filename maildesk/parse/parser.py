@@ -20,9 +20,9 @@ from email.message import Message
 from typing import Any
 
 from maildesk.errors import NotMail
-from maildesk.mail.message import ParsedAttachment, ParsedMessage, minted_message_id
-from maildesk.parse.attachments import attachments, sanitise_filename
-from maildesk.parse.bodies import bodies, charsets, html_to_text
+from maildesk.mail.message import ParsedMessage, minted_message_id
+from maildesk.parse.attachments import attachments
+from maildesk.parse.bodies import bodies, charsets
 from maildesk.parse.headers import (
     addresses,
     as_sent,
@@ -46,19 +46,7 @@ from maildesk.parse.limits import (
 from maildesk.parse.text import WS, clean, safe
 from maildesk.parse.tree import count_delimiters, defects, email_tree, walk
 
-# ParsedMessage and the minted ids live in maildesk.mail.message, filenames in
-# maildesk.parse.attachments; named here for the callers that import them with the parser.
-__all__ = [
-    "ParsedAttachment",
-    "ParsedMessage",
-    "Summary",
-    "html_to_text",
-    "looks_like_mail",
-    "minted_message_id",
-    "parse_message",
-    "sanitise_filename",
-    "summarise",
-]
+__all__ = ["Summary", "looks_like_mail", "parse_message", "summarise"]
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 
 from maildesk.app import App
+from maildesk.mail.message import ParsedMessage
 from maildesk.notify import notices
-from maildesk.parse.parser import ParsedMessage
 from maildesk.parse.reply import new_text
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.parse.parser import ParsedMessage
+from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.outcome import Sender
 from maildesk.routing.thread import ThreadMatch
 from maildesk.store.models import Contact, RawMessage, Ticket

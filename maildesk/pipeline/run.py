@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.errors import MessageTooComplex, NotMail
-from maildesk.parse.parser import ParsedMessage, parse_message
+from maildesk.mail.message import ParsedMessage
+from maildesk.parse.parser import parse_message
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.steps import process_message
 from maildesk.store import pipeline_rows, repo

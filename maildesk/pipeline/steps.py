@@ -15,7 +15,7 @@ from dataclasses import replace
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.parse.parser import ParsedMessage
+from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.append import agent_mail, append_mail, bounced
 from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.open import new_ticket

@@ -24,7 +24,7 @@ from maildesk.config import Agent
 from maildesk.mail.render import mint_message_id
 from maildesk.notify import notices
 from maildesk.notify.scrub import quoted_notice_problems, scrub_attachment
-from maildesk.parse.parser import sanitise_filename
+from maildesk.parse.attachments import sanitise_filename
 from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
 from maildesk.terms import WORKING_STATUSES

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from maildesk.errors import NotMail
-from maildesk.parse.parser import (
+from maildesk.parse import (
     html_to_text,
     looks_like_mail,
     minted_message_id,

@@ -31,7 +31,7 @@ from maildesk import pipeline
 from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.ingest import inbox
-from maildesk.parse.parser import sanitise_filename
+from maildesk.parse.attachments import sanitise_filename
 from maildesk.store.models import Message, RawMessage
 from tests.conftest import Desk, mail, serve_process, skip_or_fail, wait_until
 
