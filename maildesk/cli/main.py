@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `maildesk` command; its exit code says how it went."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Absent on the command line: the options stay unset (SUPPRESS) wherever they may be
+    # given, before or after the command, so neither place overwrites the other.
+    args.config = getattr(args, "config", None)
+    args.verbose = getattr(args, "verbose", False)
     if not getattr(args, "func", None):
         parser.print_help()
         return EX_USAGE
@@ -92,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="machine-readable output")
 
+    # No set_defaults for the common options here: the parents share their actions, so a
+    # default set on this parser would be set on every command's too and overwrite
+    # `maildesk --config PATH COMMAND` with None.
     parser = argparse.ArgumentParser(prog="maildesk", description=__doc__, parents=[common])
-    parser.set_defaults(config=None, verbose=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parsers = Parsers(sub=sub, common=common, json_flag=json_flag)
     for add in COMMANDS:

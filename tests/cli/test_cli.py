@@ -196,6 +196,22 @@ def test_check_config_accepts_the_example() -> None:
     assert "OK" in out
 
 
+def test_config_option_works_before_the_command_as_help_shows_it(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.toml"
+    config.write_text((REPO / "maildesk.toml").read_text() + "\n[smtp2]\nlisten = 1\n")
+    for argv in (
+        ("--config", str(config), "check-config"),
+        ("check-config", "--config", str(config)),
+        ("-c", str(REPO / "maildesk.toml"), "check-config", "--config", str(config)),
+    ):
+        code, out = run_cli(*argv)
+        # The broken file named, in whichever place: not ./maildesk.toml (which is valid).
+        assert code == 2, (argv, out)
+        assert str(config) in out and "smtp2" in out, (argv, out)
+    code, out = run_cli("--config", str(REPO / "maildesk.toml"), "check-config")
+    assert code == 0, out
+
+
 def test_check_config_lists_every_error_with_its_place(tmp_path: Path) -> None:
     config = tmp_path / "maildesk.toml"
     config.write_text(
