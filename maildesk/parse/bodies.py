@@ -7,7 +7,7 @@ import re
 from email.message import Message
 from typing import Any
 
-from maildesk.parse.attachments import is_attachment, part_filename
+from maildesk.parse.attachments import first_text_part, is_attachment, part_filename
 from maildesk.parse.text import WS, decode_text, safe
 from maildesk.parse.tree import Part
 
@@ -90,8 +90,9 @@ def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
     """The text/plain and text/html parts that are not attachments, each decoded."""
     plain: list[str] = []
     html: list[str] = []
+    first_text = first_text_part(parts)
     for p in parts:
-        if p.container or is_attachment(p.part):
+        if p.container or is_attachment(p.part, first_text):
             continue
         ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
         if ctype in ("text/plain", "text/html"):
@@ -101,11 +102,12 @@ def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
 
 def _leftover_text(parts: list[Part]) -> str:
     texts = []
+    first_text = first_text_part(parts)
     for p in parts:
         ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
         maintype, _, subtype = ctype.partition("/")
         readable = maintype in ("text", "multipart") or subtype == "plain"
-        if not p.container and readable and not is_attachment(p.part):
+        if not p.container and readable and not is_attachment(p.part, first_text):
             texts.append(_part_text(p.part))
     return "\n".join(t for t in texts if t.strip()).strip()
 

@@ -99,3 +99,123 @@ def test_html_body_text_survives_broken_structure(html: str, expected: str) -> N
     assert parsed.body_text == expected
     assert parsed.body_html == html  # stored as it came
     assert parsed.attachments == ()
+
+
+# --- text/plain parts with a filename ----------------------------------------------------
+
+
+def test_inline_text_with_a_filename_is_the_body() -> None:
+    raw = raw_mail(
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        'Content-Disposition: inline; filename="message.txt"',
+        body="The form was sent from the web site.\n",
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "The form was sent from the web site."
+    assert parsed.attachments == ()
+
+
+def test_hp_openmail_bdy_txt_is_the_body() -> None:
+    raw = raw_mail(
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=US-ASCII",
+        'Content-Disposition: inline; filename="BDY.TXT"',
+        '\t;Creation-Date="Fri, 17 Nov 2000 09:17:56 -0600"',
+        "Content-Transfer-Encoding: 7bit",
+        body="The boot loader hangs after the kernel loads.\n",
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "The boot loader hangs after the kernel loads."
+    assert parsed.attachments == ()
+
+
+def test_blank_name_is_no_name() -> None:
+    raw = multipart(
+        'Content-Type: text/plain; charset=iso-8859-1; name=" "\n\nDer Drucker ist kaputt.',
+        'Content-Type: application/pdf; name="scan.pdf"\n'
+        "Content-Disposition: attachment\nContent-Transfer-Encoding: base64\n\nJVBERi0xLjQK",
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "Der Drucker ist kaputt."
+    assert files(raw) == [("scan.pdf", "application/pdf")]
+    assert parsed.charsets == ("iso-8859-1",)
+
+
+def test_named_text_before_html_alternative_is_the_body() -> None:
+    raw = multipart(
+        'Content-Type: text/plain; charset=utf-8; name="message.txt"\n'
+        "Content-Disposition: inline\n\nPlain version.",
+        "Content-Type: text/html; charset=utf-8\n\n<p>HTML version.</p>",
+        subtype="alternative",
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "Plain version."
+    assert parsed.body_html == "<p>HTML version.</p>"
+    assert parsed.attachments == ()
+
+
+def test_apple_mail_text_between_images_and_an_inline_file() -> None:
+    """Apple Mail interleaves text parts with inline images and sends files inline too:
+    the text parts are the body, the named .txt after them is a file."""
+    image = "Content-Transfer-Encoding: base64\nContent-Disposition: inline; filename={0}\n"
+    image += 'Content-Type: image/jpeg; x-unix-mode=0644; name="{0}"\n\n/9j/4AAQSkZJRgABAQ=='
+    text = "Content-Transfer-Encoding: 7bit\nContent-Type: text/plain; charset=us-ascii\n\n{}"
+    raw = multipart(
+        text.format("The screen shows this:"),
+        image.format("IMG_0001.jpg"),
+        "Content-Transfer-Encoding: 7bit\nContent-Disposition: inline\n"
+        "Content-Type: text/plain; charset=us-ascii\n\nand after a restart this:",
+        image.format("IMG_0002.jpg"),
+        "Content-Disposition: inline; filename=notes.txt\n"
+        'Content-Type: text/plain; x-unix-mode=0644; name="notes.txt"\n\nstep 1: reboot',
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "The screen shows this:\nand after a restart this:"
+    assert files(raw) == [
+        ("IMG_0001.jpg", "image/jpeg"),
+        ("IMG_0002.jpg", "image/jpeg"),
+        ("notes.txt", "text/plain"),
+    ]
+    assert parsed.attachments[2].content == b"step 1: reboot"
+
+
+def test_the_same_named_text_twice_is_body_then_file() -> None:
+    part = 'Content-Type: text/plain\nContent-Disposition: inline;\n\tfilename="msg.txt"\n\n{}'
+    raw = multipart(part.format("a simple kind of mirror"), part.format("a second copy"))
+    parsed = parse_message(raw)
+    assert parsed.body_text == "a simple kind of mirror"
+    assert files(raw) == [("msg.txt", "text/plain")]
+    assert parsed.attachments[0].content == b"a second copy"
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        pytest.param('attachment; filename="message.txt"', id="txt-as-attachment"),
+        pytest.param('inline; filename="server.log"', id="inline-log"),
+        pytest.param('inline; filename="export.csv"', id="inline-csv"),
+        pytest.param("attachment", id="attachment-without-name"),
+    ],
+)
+def test_text_that_is_clearly_a_file_stays_a_file(disposition: str) -> None:
+    raw = raw_mail(
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        f"Content-Disposition: {disposition}",
+        body="2024-05-01 12:00 disk full\n",
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == ""
+    assert len(parsed.attachments) == 1
+    assert parsed.attachments[0].content == b"2024-05-01 12:00 disk full\r\n"
+
+
+def test_named_txt_after_the_body_is_a_file() -> None:
+    raw = multipart(
+        "Content-Type: text/plain\n\nThe log is attached.",
+        'Content-Type: text/plain; name="message.txt"\n\nline one',
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "The log is attached."
+    assert files(raw) == [("message.txt", "text/plain")]
