@@ -219,3 +219,62 @@ def test_named_txt_after_the_body_is_a_file() -> None:
     parsed = parse_message(raw)
     assert parsed.body_text == "The log is attached."
     assert files(raw) == [("message.txt", "text/plain")]
+
+
+# --- uuencoded files in the text ---------------------------------------------------------
+
+
+def test_uuencoded_file_becomes_an_attachment() -> None:
+    body = f"Here is the screenshot.\n\nbegin 644 screen.png\n{uuencoded(PNG)}\nend\n\nThanks"
+    parsed = parse_message(raw_mail(body=body))
+    assert parsed.body_text == "Here is the screenshot.\n\nThanks"
+    assert files(raw_mail(body=body)) == [("screen.png", "image/png")]
+    assert parsed.attachments[0].content == PNG
+
+
+def test_uuencoded_with_spaces_for_zeros_and_a_path_in_the_name() -> None:
+    """Outlook Express and scripts: spaces, not backticks, for zero; the name as typed."""
+    body = f"begin 0644 C:\\Temp\\report.pdf\n{uuencoded(PNG, backtick=False)}\nend\n"
+    parsed = parse_message(raw_mail(body=body))
+    assert parsed.body_text == ""
+    assert files(raw_mail(body=body)) == [("report.pdf", "application/pdf")]
+    assert parsed.attachments[0].content == PNG
+
+
+def test_uuencoded_files_follow_the_mime_attachments() -> None:
+    text = f"Two files:\nbegin 644 a.bin\n{uuencoded(b'first')}\nend\n"
+    text += f"begin 600 b.txt\n{uuencoded(b'second')}\nend\nbye"
+    raw = multipart(
+        f"Content-Type: text/plain\n\n{text}",
+        "Content-Type: application/zip\nContent-Disposition: attachment; filename=logs.zip\n\nPK",
+    )
+    parsed = parse_message(raw)
+    assert parsed.body_text == "Two files:\nbye"
+    assert [(a.filename, a.content) for a in parsed.attachments] == [
+        ("logs.zip", b"PK"),
+        ("a.bin", b"first"),
+        ("b.txt", b"second"),
+    ]
+    assert parsed.attachments[2].content_type == "text/plain"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        pytest.param(f"begin 644 cut.png\n{uuencoded(PNG)}", id="no-end"),
+        pytest.param(
+            f"begin 644 bad.png\n{uuencoded(PNG).replace('M', 'm', 1)}\nend", id="bad-line"
+        ),
+        pytest.param(f"begin 644 short.png\n{uuencoded(PNG)[:30]}\nend", id="cut-line"),
+        pytest.param("begin 644 now\nWE ALL KNOW THE PLAN\nend", id="prose-in-capitals"),
+        pytest.param("begin 644\n" + uuencoded(b"data") + "\nend", id="no-name"),
+        pytest.param("begin 644 empty.bin\n`\nend", id="no-data"),
+        pytest.param(f"begin 644 x.bin\n{uuencoded(b'ab')}\n\n#!!\nend", id="data-after-last"),
+        pytest.param("Let us begin 644 tests today.\nend", id="not-at-line-start"),
+    ],
+)
+def test_broken_or_false_uuencode_stays_text(block: str) -> None:
+    body = f"Before.\n{block}\nAfter."
+    parsed = parse_message(raw_mail(body=body))
+    assert parsed.body_text == body
+    assert parsed.attachments == ()
