@@ -24,6 +24,8 @@ _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _RESERVED_NAMES = re.compile(
     r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)", re.I
 )
+# Names mailers give the body text itself: .txt, .text, or no extension at all.
+_BODY_NAME = re.compile(r"\.te?xt\s*$|^[^.]*$", re.I)
 
 
 def sanitise_filename(name: str | None, content_type: str, index: int) -> str:
@@ -43,18 +45,41 @@ def sanitise_filename(name: str | None, content_type: str, index: int) -> str:
     return base
 
 
-def is_attachment(part: Message) -> bool:
-    """A part sent as a file: disposition attachment, or a filename."""
+def is_attachment(part: Message, first_text: Message | None) -> bool:
+    """A part sent as a file: disposition attachment, or a filename, unless it is the
+    message's first text part (`first_text`, from first_text_part)."""
     disposition = safe(lambda: part.get_content_disposition(), None)
-    return disposition == "attachment" or bool(part_filename(part))
+    if disposition == "attachment":
+        return True
+    return bool(part_filename(part)) and part is not first_text
+
+
+def first_text_part(parts: list[Part]) -> Message | None:
+    """Where the message's text starts: the first text/plain or text/html part not sent as
+    a file (no disposition attachment, no filename). A text/plain part sent inline (or with
+    no disposition) under a name that mailers give body text counts too: a .txt name or
+    none at all (HP OpenMail's BDY.TXT, VM's msg.txt, a web form's message.txt). After the
+    message's text a named part is a file, whatever its name: Apple Mail sends files inline."""
+    for p in parts:
+        ctype = safe(lambda p=p: p.part.get_content_type(), "")
+        if p.container or ctype not in ("text/plain", "text/html"):
+            continue
+        if safe(lambda p=p: p.part.get_content_disposition(), None) == "attachment":
+            continue
+        name = part_filename(p.part)
+        if not name or (ctype == "text/plain" and _BODY_NAME.search(name)):
+            return p.part
+    return None
 
 
 def part_filename(part: Message) -> str:
-    """The filename a part declares (Content-Disposition or Content-Type name), decoded."""
+    """The filename a part declares (Content-Disposition or Content-Type name), decoded;
+    "" for none, and for a blank one (name=" ", which some mailers put on body text)."""
     name = safe(lambda: part.get_filename(), None) or safe(lambda: part.get_param("name"), None)
     if isinstance(name, tuple):  # an RFC 2231 value get_param did not collapse
         name = safe(lambda: email.utils.collapse_rfc2231_value(name), "")
-    return decode_words(str(name)) if name else ""
+    decoded = decode_words(str(name)) if name else ""
+    return decoded if decoded.strip() else ""
 
 
 def attachments(parts: list[Part], mp: Any, raw: bytes) -> list[ParsedAttachment]:
@@ -109,6 +134,7 @@ def _walked_attachments(parts: list[Part]) -> Iterator[ParsedAttachment]:
     whole as an .eml, and its own attachments are listed too; a forward inside a forward is
     not kept again (it is in the outer .eml), so nesting cannot multiply what is stored."""
     index = 0
+    first_text = first_text_part(parts)
     forward_end = 0  # parts before this index are inside a forwarded message
     for i, p in enumerate(parts):
         ctype = safe(lambda p=p: p.part.get_content_type(), "application/octet-stream")
@@ -122,7 +148,7 @@ def _walked_attachments(parts: list[Part]) -> Iterator[ParsedAttachment]:
             continue
         maintype = ctype.partition("/")[0]
         body_text = ctype in ("text/plain", "text/html") or maintype == "multipart"
-        if body_text and not is_attachment(p.part):
+        if body_text and not is_attachment(p.part, first_text):
             continue
         index += 1
         content = safe(lambda p=p: p.part.get_payload(decode=True), None)

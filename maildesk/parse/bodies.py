@@ -7,7 +7,7 @@ import re
 from email.message import Message
 from typing import Any
 
-from maildesk.parse.attachments import is_attachment, part_filename
+from maildesk.parse.attachments import first_text_part, is_attachment, part_filename
 from maildesk.parse.text import WS, decode_text, safe
 from maildesk.parse.tree import Part
 
@@ -41,8 +41,7 @@ def html_to_text(html: str) -> str:
     from bs4 import BeautifulSoup  # loaded only for mail that has HTML and no text
 
     soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "head"]):
-        tag.decompose()
+    _drop_unseen(soup)
     for br in soup.find_all("br"):
         br.replace_with("\n")
     for block in soup.find_all(_BLOCK_TAGS):
@@ -51,6 +50,24 @@ def html_to_text(html: str) -> str:
     text = soup.get_text("")
     lines = (WS.sub(" ", line).strip() for line in text.splitlines())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _drop_unseen(soup: Any) -> None:
+    """Remove what a browser does not show: head content, scripts and styles (comments,
+    conditional ones included, are not text to get_text). The head element itself is only
+    unwrapped: html.parser nests everything after an unclosed <head> inside it, where a
+    browser ends the head at the first text or body tag; what is left in it is shown."""
+    from bs4.element import NavigableString
+
+    for tag in soup(["script", "style", "meta", "link", "base"]):
+        tag.decompose()
+    for title in soup("title"):
+        # Unclosed, html.parser nests the document inside it: drop only the title's text.
+        for text in [c for c in title.children if isinstance(c, NavigableString)]:
+            text.extract()
+        title.unwrap()
+    for head in soup("head"):
+        head.unwrap()
 
 
 def bodies(mp: Any, parts: list[Part]) -> tuple[str, str]:
@@ -73,8 +90,9 @@ def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
     """The text/plain and text/html parts that are not attachments, each decoded."""
     plain: list[str] = []
     html: list[str] = []
+    first_text = first_text_part(parts)
     for p in parts:
-        if p.container or is_attachment(p.part):
+        if p.container or is_attachment(p.part, first_text):
             continue
         ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
         if ctype in ("text/plain", "text/html"):
@@ -84,11 +102,12 @@ def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
 
 def _leftover_text(parts: list[Part]) -> str:
     texts = []
+    first_text = first_text_part(parts)
     for p in parts:
         ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
         maintype, _, subtype = ctype.partition("/")
         readable = maintype in ("text", "multipart") or subtype == "plain"
-        if not p.container and readable and not is_attachment(p.part):
+        if not p.container and readable and not is_attachment(p.part, first_text):
             texts.append(_part_text(p.part))
     return "\n".join(t for t in texts if t.strip()).strip()
 

@@ -45,6 +45,7 @@ from maildesk.parse.limits import (
 )
 from maildesk.parse.text import WS, clean, safe
 from maildesk.parse.tree import count_delimiters, defects, email_tree, walk
+from maildesk.parse.uuencode import split_uuencoded
 
 __all__ = ["Summary", "looks_like_mail", "parse_message", "summarise"]
 
@@ -90,6 +91,8 @@ def parse_message(
         message_id = None
     from_name, from_addr = next(iter(mailboxes(first, "From")), ("", ""))
     text, html = bodies(mp, parts)
+    files = attachments(parts, mp, body)
+    text, uuencoded = split_uuencoded(text, len(files))  # files pasted into the text
     subject = WS.sub(" ", header_text(first, "Subject")).strip()
     return ParsedMessage(
         message_id=message_id or minted_message_id(raw),
@@ -104,7 +107,7 @@ def parse_message(
         references=message_ids(header_text(first, "References"))[-MAX_REFERENCES:],
         body_text=clean(text),
         body_html=clean(html),
-        attachments=tuple(attachments(parts, mp, body)),
+        attachments=(*files, *uuencoded),
         headers=tuple((name, clean(decode_words(value))) for name, value in as_sent(fields)),
         content_type=clean(safe(lambda: msg.get_content_type(), "text/plain"))[:MAX_CONTENT_TYPE],
         defects=tuple(clean(d) for d in found_defects),
