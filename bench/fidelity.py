@@ -196,8 +196,9 @@ def _part_text(part: EmailMessage, notes: list[str]) -> str:
 
 def _collect(part: EmailMessage, out: list[Attachment], notes: list[str]) -> None:
     """The attachments of a part: iter_attachments, and into the multiparts it yields."""
-    if part.get_content_maintype() not in ("multipart", "text", "message"):
-        out.append(Attachment(part.get_filename() or "", part.get_content_type()))
+    ctype = part.get_content_type()
+    if ctype != "message/rfc822" and part.get_content_maintype() not in ("multipart", "text"):
+        out.append(Attachment(part.get_filename() or "", ctype))
         return  # the whole message is one file (a message/partial, an opaque .p7m)
     for sub in part.iter_attachments():
         assert isinstance(sub, EmailMessage)
@@ -452,6 +453,8 @@ def _why_not_listed(att: Attachment, md: Reading) -> str | None:
             "the machine-readable part of a report (RFC 6522), data about another message "
             "that maildesk's bounce and receipt handling reads, not a file"
         )
+    if att.content_type.startswith("text/") and not att.text:
+        return "an empty text part: no text to show and no file to keep"
     if att.text and _squash(att.text)[:80] in _squash(md.body):
         return "a text part that maildesk reads as body text (its text is in the body)"
     return None
