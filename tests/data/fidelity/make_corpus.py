@@ -398,7 +398,7 @@ def case_uuencode() -> tuple[bytes, dict[str, object]]:
 def forward(
     n: int, subject: str, inner: bytes, cte: str, about: str, expected: dict[str, object]
 ) -> tuple[bytes, dict[str, object]]:
-    encoded = {"base64": b64, "quoted-printable": quopri.encodestring}.get(cte, lambda b: b)(inner)
+    encoded = {"base64": b64(inner), "quoted-printable": quopri.encodestring(inner)}.get(cte, inner)
     intro = text_part(
         'text/plain; charset="utf-8"',
         b"Forwarding the mail below, please have a look.\n",
@@ -741,7 +741,7 @@ def case_read_receipt_outlook() -> tuple[bytes, dict[str, object]]:
     }
 
 
-TNEF = {
+TNEF: dict[str, object] = {
     "about": "Outlook's TNEF winmail.dat (one file inside), the realworld corpus's message",
     "eml": "../realworld/tnef-winmail-outlook.eml",
     "subject": "Printer on floor 3 is broken",
@@ -800,46 +800,19 @@ def write(out: Path) -> list[Path]:
 
 def sign() -> None:
     """A new smime-signed-data.p7m: SMIME_INNER signed with a throw-away self-signed key."""
+    subject = "/CN=Morgan Lee/emailAddress=morgan.lee@contoso.example"
+    steps = [
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 3650",
+        "openssl cms -sign -binary -nodetach -noattr -md sha256 -in inner.txt -signer cert.pem"
+        " -inkey key.pem -outform DER -out signed.p7m",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "inner.txt").write_bytes(SMIME_INNER)
-        run = lambda *argv: subprocess.run(argv, cwd=work, check=True, capture_output=True)  # noqa: E731
-        run(
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=Morgan Lee/emailAddress=morgan.lee@contoso.example",
+        subprocess.run(
+            [*steps[0].split(), "-subj", subject], cwd=work, check=True, capture_output=True
         )
-        run(
-            "openssl",
-            "cms",
-            "-sign",
-            "-binary",
-            "-nodetach",
-            "-noattr",
-            "-md",
-            "sha256",
-            "-in",
-            "inner.txt",
-            "-signer",
-            "cert.pem",
-            "-inkey",
-            "key.pem",
-            "-outform",
-            "DER",
-            "-out",
-            "signed.p7m",
-        )
+        subprocess.run(steps[1].split(), cwd=work, check=True)
         shutil.copyfile(work / "signed.p7m", SIGNED_DATA)
 
 
