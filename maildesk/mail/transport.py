@@ -202,6 +202,11 @@ class MaildirTransport:
 
     def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
         try:
+            # mailbox.Maildir(create=True) makes the folder but not its parents (var/ on a
+            # fresh machine whose database is not a file there), nor tmp/new/cur in a
+            # folder that is already there: make them all.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
             mailbox.Maildir(self.path, create=True).add(raw)
         except OSError as exc:
             raise DeliveryError(f"cannot write to {self.path}: {exc}", permanent=False) from exc
