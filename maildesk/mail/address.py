@@ -215,10 +215,16 @@ def normalise_address(address: str) -> str:
     domain in Unicode (jöran@xn--exmple-cua.se is stored as jöran@exämple.se)."""
     text = unicodedata.normalize("NFC", address.lower())
     local, at, domain = text.rpartition("@")
-    if not at or domain.startswith("["):  # no domain, or an address literal
+    return f"{local}@{normalise_domain(domain)}" if at else text
+
+
+def normalise_domain(domain: str) -> str:
+    """A domain as normalise_address writes it: NFC, lower-cased, A-labels decoded
+    (xn--exmple-cua.se -> exämple.se); an address literal ([192.0.2.1]) as it is."""
+    text = unicodedata.normalize("NFC", domain.lower())
+    if text.startswith("["):
         return text
-    labels = domain.translate(_DOTS).split(".")
-    return f"{local}@{'.'.join(_unicode_label(label) for label in labels)}"
+    return ".".join(_unicode_label(label) for label in text.translate(_DOTS).split("."))
 
 
 def _unicode_label(label: str) -> str:

@@ -21,6 +21,7 @@ from maildesk.mail.render import Envelope, Rendered, compose
 from maildesk.mail.transport import DeliveryError, SmtpTransport, transport_for
 from maildesk.parse.headers import header_fields
 from maildesk.parse.parser import parse_message
+from maildesk.routing.proof import authentication_results
 from tests.conftest import Sink, _SinkHandler, free_port, mail, running_desk, wait_until
 
 JORAN = "jöran@exämple.se"
@@ -76,6 +77,27 @@ def test_ascii_form_is_the_idna_domain_with_an_ascii_local_part(
     address: str, ascii: str | None
 ) -> None:
     assert ascii_address(address) == ascii
+
+
+@pytest.mark.parametrize(
+    ("result", "passed"),
+    [
+        ("dkim=pass header.d=xn--exmple-cua.se", True),
+        ("dkim=pass header.d=mail.XN--EXMPLE-CUA.SE", True),
+        ("dmarc=pass header.from=xn--exmple-cua.se", True),
+        ("dkim=pass header.d=xn--exmple-cub.se", False),
+    ],
+)
+def test_a_dkim_or_dmarc_pass_for_the_a_label_proves_the_unicode_from(
+    result: str, passed: bool
+) -> None:
+    """DKIM and DMARC name the domain as DNS does (A-labels); the stored From has U-labels."""
+    headers = [
+        ("received", "from mail.exämple.se by mx.example.com with ESMTPS id 1; Tue, 1 Dec 2026"),
+        ("authentication-results", f"mx.example.com; {result}"),
+        ("from", f"Jöran <{JORAN}>"),
+    ]
+    assert authentication_results(headers, ["mx.example.com"], JORAN).passed is passed
 
 
 # --- address headers --------------------------------------------------------------------------
