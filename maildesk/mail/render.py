@@ -250,13 +250,14 @@ _STAND_IN = "x@invalid"
 
 
 def _raw_utf8(items: Sequence[str]) -> str:
-    """Items of a header written as raw UTF-8 bytes, folded between items at 78 bytes.
+    """Items of a header written as raw UTF-8 bytes, folded between items so that lines
+    stay near 78 bytes (a single long item keeps its line).
 
     compat32 writes a value holding surrogate escapes byte for byte (its 8bit cte_type),
     so the UTF-8 goes out as it is; folding is ours, at the commas."""
     lines: list[str] = []
     for item in items:
-        if lines and len((lines[-1] + item).encode()) > 70:
+        if lines and len((lines[-1] + item).encode()) > 72:  # room for "To: " and ", "
             lines[-1] += ","
             lines.append(item)
         elif lines:
