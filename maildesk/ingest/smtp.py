@@ -1,6 +1,8 @@
 """The SMTP/LMTP-style listener: an aiosmtpd handler. SMTP reply codes live only here
 and in the session's limits (smtp_limits.py).
 
+MAIL and RCPT take internationalised addresses (RFC 6531: the listener offers SMTPUTF8);
+an address that is not valid UTF-8 gets 553, as no store can keep it.
 RCPT: recipients outside `[smtp] accept` (and their plus forms) get 550, whatever the
 envelope; past MAX_RECIPIENTS a transaction gets 452 (the client sends the rest later).
 DATA: the raw bytes are committed before 250; a store that cannot take them gets 451 so
@@ -65,6 +67,16 @@ def accepts(recipient: str, accept: frozenset[str]) -> bool:
     return is_desk_address(recipient.strip().strip("<>").lower(), accept)
 
 
+def _valid_utf8(address: str) -> bool:
+    """False for an address with bytes that were not UTF-8 (the listener decodes commands
+    as UTF-8 with surrogate escapes)."""
+    try:
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class IngestHandler:
     """aiosmtpd handler: validate recipients, store the message durably, then answer."""
 
@@ -81,9 +93,22 @@ class IngestHandler:
         self.on_stored = on_stored
         self.max_recipients = max_recipients
 
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if not _valid_utf8(address):
+            log.info("sender address from %s is not valid UTF-8: 553", session.peer)
+            return "553 5.1.7 Sender address is not valid UTF-8"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if not _valid_utf8(address):
+            log.info("recipient address from %s is not valid UTF-8: 553", session.peer)
+            return "553 5.1.3 Recipient address is not valid UTF-8"
         if not accepts(address, self.accept()):
             log.info("refused recipient %s from %s", address, session.peer)
             return f"550 5.1.1 <{address}>: recipient not accepted here"

@@ -18,11 +18,17 @@ Display names are returned as sent (encoded-words still encoded) for the caller 
 
 The desk's plus-addresses (support+TOKEN@example.com: replies to it thread into a ticket)
 are split, joined and recognised here too, for every place that reads or writes them.
+
+Internationalised addresses (RFC 6531, 6532): an address has one spelling for storage and
+comparison (normalise_address: NFC, lower-cased, the domain in Unicode), and an ASCII form
+for mail servers that do not offer SMTPUTF8 (ascii_address: the domain's IDNA A-labels),
+which only an address with an ASCII local part has.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
@@ -191,3 +197,75 @@ def is_desk_address(address: str, desk_addresses: Collection[str]) -> bool:
     """
     local, _, domain = address.rpartition("@")
     return f"{local}@{domain}" in desk_addresses or split_plus(address)[0] in desk_addresses
+
+
+# --- internationalised addresses ---------------------------------------------------------------
+# Labels are converted one by one with the standard library's Punycode (RFC 3492), after
+# NFC and lower-casing as IDNA 2008 wants them: the stdlib's "idna" codec is IDNA 2003,
+# whose nameprep maps "ß" to "ss" (another domain under IDNA 2008).
+
+_ACE = "xn--"
+_DOTS = str.maketrans("\u3002\uff0e\uff61", "...")  # ideographic and fullwidth full stops
+MAX_LABEL = 63  # RFC 1035 2.3.4
+MAX_DOMAIN = 253
+
+
+def normalise_address(address: str) -> str:
+    """The one spelling of a mailbox, for storage and comparison: NFC, lower-cased, and the
+    domain in Unicode (jöran@xn--exmple-cua.se is stored as jöran@exämple.se)."""
+    text = unicodedata.normalize("NFC", address.lower())
+    local, at, domain = text.rpartition("@")
+    return f"{local}@{normalise_domain(domain)}" if at else text
+
+
+def normalise_domain(domain: str) -> str:
+    """A domain as normalise_address writes it: NFC, lower-cased, A-labels decoded
+    (xn--exmple-cua.se -> exämple.se); an address literal ([192.0.2.1]) as it is."""
+    text = unicodedata.normalize("NFC", domain.lower())
+    if text.startswith("["):
+        return text
+    return ".".join(_unicode_label(label) for label in text.translate(_DOTS).split("."))
+
+
+def _unicode_label(label: str) -> str:
+    """A canonical A-label decoded (xn--exmple-cua -> exämple); any other label as given."""
+    if not label.startswith(_ACE):
+        return label
+    try:
+        decoded = label[len(_ACE) :].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return label
+    canonical = unicodedata.normalize("NFC", decoded.lower())
+    letters = all(c == "-" or unicodedata.category(c)[0] in "LMN" for c in decoded)
+    if decoded != canonical or decoded.isascii() or not letters or _ascii_label(decoded) != label:
+        return label  # not a label encoding gives (controls, capitals, ASCII): keep it as sent
+    return decoded
+
+
+def ascii_address(address: str) -> str | None:
+    """The address as ASCII for a server without SMTPUTF8, the domain in IDNA A-labels
+    (jöran@exämple.se has none: its local part is not ASCII; info@exämple.se is
+    info@xn--exmple-cua.se); None when there is no such form."""
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii() or domain.startswith("["):
+        return None
+    labels = [_ascii_label(label) for label in domain.translate(_DOTS).split(".")]
+    ascii_domain = ".".join(label for label in labels if label is not None)
+    if None in labels or len(ascii_domain) > MAX_DOMAIN:
+        return None
+    return f"{local}@{ascii_domain}"
+
+
+def _ascii_label(label: str) -> str | None:
+    """The label's A-label (exämple -> xn--exmple-cua), an ASCII label as it is; None for
+    a label DNS cannot carry."""
+    if label.isascii():
+        ace = label
+    else:
+        try:
+            ace = _ACE + unicodedata.normalize("NFC", label.lower()).encode("punycode").decode()
+        except UnicodeError:
+            return None
+    return ace if 0 < len(ace) <= MAX_LABEL else None

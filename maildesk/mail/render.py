@@ -34,6 +34,8 @@ from jinja2 import (
     TemplateNotFound,
 )
 
+from maildesk.mail.address import ascii_address
+
 # Set on every message the desk sends; mail that comes back with our own marker is a loop.
 LOOP_HEADER = "X-Maildesk-Loop"
 
@@ -223,6 +225,48 @@ def _header_text(value: str) -> str | Header:
     return value if foldable else Header(value, "utf-8")
 
 
+def _address_list(addresses: Sequence[str]) -> str:
+    """An address header's value: each address in ASCII where it has an ASCII form (the
+    domain in IDNA A-labels, as any server takes it), else in raw UTF-8 (RFC 6532), which
+    only a server offering SMTPUTF8 takes (the transport checks). Never encoded-words: RFC
+    2047 forbids them in an address."""
+    forms = [ascii_address(a) or a for a in (one_line(a) for a in addresses)]
+    value = ", ".join(forms)
+    return value if value.isascii() else _raw_utf8(forms)
+
+
+def _mailbox(name: str, address: str) -> str:
+    """`Name <address>`: the name in encoded-words where it needs them, the address as in
+    _address_list."""
+    form = ascii_address(one_line(address)) or one_line(address)
+    if form.isascii():
+        return formataddr((name, form), charset="utf-8")
+    # formataddr takes ASCII addresses only: it formats the name beside a stand-in.
+    head, angle, _ = formataddr((name, _STAND_IN), charset="utf-8").rpartition(f"<{_STAND_IN}>")
+    return _raw_utf8([f"{head}<{form}>" if angle else form])
+
+
+_STAND_IN = "x@invalid"
+
+
+def _raw_utf8(items: Sequence[str]) -> str:
+    """Items of a header written as raw UTF-8 bytes, folded between items so that lines
+    stay near 78 bytes (a single long item keeps its line).
+
+    compat32 writes a value holding surrogate escapes byte for byte (its 8bit cte_type),
+    so the UTF-8 goes out as it is; folding is ours, at the commas."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len((lines[-1] + item).encode()) > 72:  # room for "To: " and ", "
+            lines[-1] += ","
+            lines.append(item)
+        elif lines:
+            lines[-1] += ", " + item
+        else:
+            lines.append(item)
+    return "\r\n ".join(lines).encode("utf-8").decode("ascii", "surrogateescape")
+
+
 def compose(
     env: Envelope, rendered: Rendered, attachments: Sequence[OutgoingAttachment] = ()
 ) -> bytes:
@@ -257,10 +301,10 @@ def compose(
         body = mixed
     msg = body
     name = one_line(env.from_name)[:200]
-    msg["From"] = formataddr((name, env.from_addr), charset="utf-8")
-    msg["To"] = ", ".join(env.to)
+    msg["From"] = _mailbox(name, env.from_addr)
+    msg["To"] = _address_list(env.to)
     if env.cc:
-        msg["Cc"] = ", ".join(env.cc)
+        msg["Cc"] = _address_list(env.cc)
     msg["Subject"] = _header_text(env.subject)  # type: ignore[assignment]  # str or Header
     msg["Date"] = format_datetime(env.date)
     msg["Message-ID"] = env.message_id
@@ -269,7 +313,7 @@ def compose(
     if env.references:
         msg["References"] = " ".join(env.references)
     if env.reply_to:
-        msg["Reply-To"] = env.reply_to
+        msg["Reply-To"] = _address_list([env.reply_to])
     if env.auto_submitted:
         msg["Auto-Submitted"] = env.auto_submitted
         # Ask Exchange and friends not to answer our automatic mail with their own.

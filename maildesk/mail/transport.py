@@ -13,6 +13,8 @@ import ssl
 from pathlib import Path
 from typing import Protocol
 
+from maildesk.mail.address import ascii_address
+
 log = logging.getLogger(__name__)
 
 
@@ -59,52 +61,67 @@ class SmtpTransport:
     """Hand messages to an SMTP server (smarthost), with optional STARTTLS and login.
 
     One connection serves a whole batch of the outbox (no TCP, TLS and login per message);
-    a kept connection the server has meanwhile dropped is opened again once.
+    a kept connection the server has meanwhile dropped is opened again once. After any
+    failure the session is reset (RSET), or closed when that fails or the failure leaves
+    it unusable, so one bad message never affects the next.
+
+    Addresses go out in ASCII (the domain in IDNA A-labels) unless the message needs
+    SMTPUTF8 (RFC 6531: a local part that is not ASCII, raw UTF-8 in its headers); such a
+    message goes with SMTPUTF8 to a server that offers it and fails permanently otherwise.
     """
 
     def __init__(self, cfg: OutboundSettings) -> None:
         self.cfg = cfg
         self._smtp: smtplib.SMTP | None = None
 
+    @property
+    def where(self) -> str:
+        return f"{self.cfg.host}:{self.cfg.port}"
+
     def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
-        cfg = self.cfg
         reused = self._smtp is not None
         try:
             try:
-                refused = self._session().sendmail(sender, recipients, raw)
+                refused = self._sendmail(sender, recipients, raw)
             except (smtplib.SMTPServerDisconnected, ConnectionError):
                 if not reused:
                     raise
                 self.close()  # a kept connection went stale: once more on a fresh one
-                refused = self._session().sendmail(sender, recipients, raw)
-        except smtplib.SMTPAuthenticationError as exc:
-            self.close()
-            # A configuration problem, not the message's: keep it queued (with backoff) so
-            # it goes out once the credentials are fixed, instead of failing every message.
-            raise DeliveryError(
-                f"login to {cfg.host}:{cfg.port} as {cfg.username} refused: "
-                f"{exc.smtp_code} {exc.smtp_error!r}",
-                permanent=False,
-            ) from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
-            raise DeliveryError(detail, permanent=all(c >= 500 for c in codes)) from exc
-        except smtplib.SMTPResponseException as exc:
-            text = (
-                exc.smtp_error.decode("utf-8", "replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
-            )
-            if exc.smtp_code in (421, 554) or exc.smtp_code < 0:
-                self.close()  # the server is closing or refused the session itself
-            raise DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            self.close()
-            raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+                refused = self._sendmail(sender, recipients, raw)
+        except Exception as exc:
+            error, usable = _classify(exc, self.cfg)
+            if usable:
+                self._reset()
+            else:
+                self.close()
+            if error is None:
+                raise  # not a delivery problem (a bug): the caller logs it and retries
+            raise error from exc
         if refused:
             # Some recipients were refused; the rest got it. Record, do not resend to all.
             log.warning("SMTP server refused some recipients: %s", refused)
+
+    def _sendmail(
+        self, sender: str, recipients: list[str], raw: bytes
+    ) -> dict[str, tuple[int, bytes]]:
+        if not recipients:
+            raise DeliveryError("no recipients", permanent=True)
+        smtp = self._session()
+        smtp.ehlo_or_helo_if_needed()  # what the server offers (SMTPUTF8, 8BITMIME)
+        addresses = [sender, *recipients]
+        envelope = [ascii_address(a) for a in addresses]
+        if raw.isascii() and all(envelope):
+            return smtp.sendmail(str(envelope[0]), [str(a) for a in envelope[1:]], raw)
+        if not smtp.has_extn("smtputf8"):
+            roles = ["sender", *["recipient"] * len(recipients)]
+            pairs = zip(roles, addresses, envelope, strict=True)
+            needy = [f"{role} {a}" for role, a, form in pairs if form is None]
+            what = needy[0] if needy else "a message with UTF-8 headers"
+            raise DeliveryError(
+                f"{what} needs SMTPUTF8, which {self.where} does not offer", permanent=True
+            )
+        options = ["SMTPUTF8", *(["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])]
+        return smtp.sendmail(sender, recipients, raw, mail_options=options)
 
     def _session(self) -> smtplib.SMTP:
         if self._smtp is not None:
@@ -123,6 +140,19 @@ class SmtpTransport:
         self._smtp = smtp
         return smtp
 
+    def _reset(self) -> None:
+        """RSET the kept session, so the next message starts a clean transaction; close it
+        when the server does not take that."""
+        smtp = self._smtp
+        if smtp is None:
+            return
+        try:
+            code, _ = smtp.rset()
+        except (smtplib.SMTPException, OSError, UnicodeError):
+            code = -1
+        if code != 250:
+            self.close()
+
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is None:
@@ -133,6 +163,37 @@ class SmtpTransport:
             smtp.close()
 
 
+def _classify(exc: Exception, cfg: OutboundSettings) -> tuple[DeliveryError | None, bool]:
+    """What a failed send means: the DeliveryError to raise (None: not a delivery problem,
+    raised as it is), and whether the session may go on after an RSET (else it is closed)."""
+    if isinstance(exc, DeliveryError):
+        return exc, True
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        # A configuration problem, not the message's: keep it queued (with backoff) so it
+        # goes out once the credentials are fixed, instead of failing every message.
+        return DeliveryError(
+            f"login to {cfg.host}:{cfg.port} as {cfg.username} refused: "
+            f"{exc.smtp_code} {exc.smtp_error!r}",
+            permanent=False,
+        ), False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
+        return DeliveryError(detail, permanent=all(c >= 500 for c in codes)), 421 not in codes
+    if isinstance(exc, smtplib.SMTPResponseException):
+        error = exc.smtp_error
+        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+        # 421 and 554: the server is closing or refused the session itself.
+        usable = exc.smtp_code not in (421, 554) and exc.smtp_code >= 0
+        return DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500), usable
+    if isinstance(exc, UnicodeError):  # an address or command smtplib cannot encode
+        text = f"cannot be sent to {cfg.host}:{cfg.port}: {exc}"
+        return DeliveryError(text, permanent=True), True
+    if isinstance(exc, (TimeoutError, smtplib.SMTPException, OSError)):
+        return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False), False
+    return None, True
+
+
 class MaildirTransport:
     """Write messages into a Maildir (for demos and `make run` without a mail server)."""
 
@@ -141,6 +202,11 @@ class MaildirTransport:
 
     def send(self, sender: str, recipients: list[str], raw: bytes) -> None:
         try:
+            # mailbox.Maildir(create=True) makes the folder but not its parents (var/ on a
+            # fresh machine whose database is not a file there), nor tmp/new/cur in a
+            # folder that is already there: make them all.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
             mailbox.Maildir(self.path, create=True).add(raw)
         except OSError as exc:
             raise DeliveryError(f"cannot write to {self.path}: {exc}", permanent=False) from exc

@@ -71,20 +71,14 @@ def send_due(
         for entry in claimed:
             entry.attempts += 1
             entry.next_attempt_at = now() + lease
-        batch = [(e.id, e.sender, list(e.recipients), e.raw, e.attempts) for e in claimed]
+        batch = [
+            (e.id, e.sender, list(e.recipients), e.raw, e.attempts, e.last_error) for e in claimed
+        ]
     done: list[tuple[int, int, DeliveryError | None]] = []
     try:
-        for entry_id, sender, recipients, raw, attempts in batch:
-            try:
-                transport.send(sender, recipients, raw)
-            except Exception as exc:
-                if not isinstance(exc, DeliveryError):  # a bug or an odd transport: retry
-                    log.exception("outbox %s: unexpected error while sending", entry_id)
-                    exc = DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
-                done.append((entry_id, attempts, exc))
-            else:
-                done.append((entry_id, attempts, None))
-                log.info("sent outbox %s to %s", entry_id, ", ".join(recipients))
+        for entry_id, sender, recipients, raw, attempts, last_error in batch:
+            error = _send_one(transport, entry_id, sender, recipients, raw, last_error)
+            done.append((entry_id, attempts, error))
             if len(done) >= RECORD_EVERY:
                 _record(sessions, done, cfg, now(), report)
                 done = []
@@ -93,6 +87,44 @@ def send_due(
         if done:
             _record(sessions, done, cfg, now(), report)
     return report
+
+
+def _send_one(
+    transport: Transport,
+    entry_id: int,
+    sender: str,
+    recipients: list[str],
+    raw: bytes,
+    last_error: str | None,
+) -> DeliveryError | None:
+    """Send one entry; what went wrong, as a DeliveryError (None: sent).
+
+    Whatever fails stays this entry's: an error that is not a DeliveryError (a bug, an odd
+    transport) is retried with backoff, its traceback logged when it is new for the entry
+    (not at every retry), and the transport's connection is let go so the next entry
+    starts on a clean one."""
+    try:
+        transport.send(sender, recipients, raw)
+    except DeliveryError as exc:
+        return exc
+    except Exception as exc:
+        error = DeliveryError(_error_text(f"{type(exc).__name__}: {exc}"), permanent=False)
+        if str(error) != last_error:
+            log.exception("outbox %s: unexpected error while sending", entry_id)
+        try:
+            transport.close()
+        except Exception:
+            log.exception("outbox %s: closing the transport after the error failed", entry_id)
+        return error
+    log.info("sent outbox %s to %s", entry_id, ", ".join(recipients))
+    return None
+
+
+def _error_text(text: str) -> str:
+    """An error as the store keeps it: at most 2000 characters, no NUL (PostgreSQL text
+    takes none), no lone surrogates."""
+    text = text.replace("\x00", "")[:2000]
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _record(
@@ -111,7 +143,7 @@ def _record(
                 entry.status, entry.sent_at, entry.last_error = OutboxStatus.SENT, now, None
                 report.sent += 1
                 continue
-            entry.last_error = str(exc)[:2000]
+            entry.last_error = _error_text(str(exc))
             if exc.permanent or attempts >= cfg.max_attempts:
                 entry.status = OutboxStatus.FAILED
                 report.failed += 1

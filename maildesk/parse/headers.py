@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 
-from maildesk.mail.address import mailbox_list
+from maildesk.mail.address import mailbox_list, normalise_address
 from maildesk.parse.limits import (
     MAX_ADDRESS,
     MAX_ADDRESSES,
@@ -120,7 +120,8 @@ def decode_words(value: str) -> str:
 
 
 def mailboxes(first: dict[str, bytes], name: str) -> list[tuple[str, str]]:
-    """(display name, address) pairs of an address header, addresses lower-cased.
+    """(display name, address) pairs of an address header, addresses normalised (lower-cased,
+    NFC, the domain in Unicode: see maildesk.mail.address.normalise_address).
 
     The header is read as an MTA reads it (see maildesk.mail.address): split into
     mailboxes before any encoded-word is decoded, the angle address taken as the address
@@ -128,7 +129,7 @@ def mailboxes(first: dict[str, bytes], name: str) -> list[tuple[str, str]]:
     """
     out = []
     for display, addr in safe(lambda: mailbox_list(_undecoded(first, name)), []):
-        addr = clean(addr).strip().lower()
+        addr = normalise_address(clean(addr).strip())
         if "@" in addr and len(addr) <= MAX_ADDRESS and not WS.search(addr):
             name_text = clean(WS.sub(" ", decode_words(display)).strip())
             out.append((name_text[:MAX_NAME], addr))

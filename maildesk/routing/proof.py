@@ -32,6 +32,8 @@ from typing import Literal
 
 import authres
 
+from maildesk.mail.address import normalise_domain
+
 # Reply addresses are composed in maildesk.mail.address; named here for the App.
 from maildesk.mail.address import plus_address as plus_address
 
@@ -93,7 +95,7 @@ def _aligned(domain: str | None, from_domain: str) -> bool:
     """Relaxed DMARC alignment: the same domain, or one a subdomain of the other."""
     if not domain:
         return False
-    d = domain.lower().strip().rstrip(".")
+    d = normalise_domain(domain.strip().rstrip("."))  # d=xn--exmple-cua.se is exämple.se
     return d == from_domain or d.endswith("." + from_domain) or from_domain.endswith("." + d)
 
 
