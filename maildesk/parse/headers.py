@@ -1,5 +1,6 @@
-"""The header block: split into fields as the email package and an MTA split it, values
-decoded (encoded-words, raw 8-bit bytes), addresses and Message-IDs read and bounded.
+"""The header block: repaired where real mail bends the syntax, split into fields as the
+email package and an MTA split it, values decoded (encoded-words, raw 8-bit bytes),
+addresses and Message-IDs read and bounded.
 
 Every function that decodes takes `hints`: the charsets the message declares (its text
 parts', then its encoded-words'), tried for raw 8-bit bytes after UTF-8.
@@ -28,15 +29,41 @@ _FIELD_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)?")
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*\r?\n)+")
+_BOM = b"\xef\xbb\xbf"
+# RFC 5322 section 4.5: obsolete syntax allows white space between a field name and its colon.
+_OBS_FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 _MSGID = re.compile(r"<[^<>\s]+>")
 # An RFC 2047 encoded-word, read as the email package reads one (email.header.ecre).
 _ENCODED_WORD = re.compile(r"=\?([^?]*?)\?([qQbB])\?(.*?)\?=")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([^\s"';]+)""", re.I)
 
 
-def strip_leading_blank_lines(raw: bytes) -> bytes:
-    """The bytes without the blank lines some senders put before the header block."""
-    return _LEADING_BLANK_LINES.sub(b"", raw, count=1)
+def repair_header_block(raw: bytes) -> bytes:
+    """The bytes as they are parsed: the header block repaired where real mail bends the
+    syntax so that the email package would end it early, the body after it unchanged.
+
+    A UTF-8 byte-order mark and blank lines before the first field are dropped; an indented
+    first field is unindented, and continuation lines before any field (continuations of
+    nothing, which the email package drops too) are dropped; `Name :` is written `Name:`.
+    The stored bytes stay as they came; only the parse reads the repair.
+    """
+    raw = _LEADING_BLANK_LINES.sub(b"", raw.removeprefix(_BOM), count=1)
+    block: list[bytes] = []
+    size = 0  # how much of raw the block holds
+    for line in _lines(raw):
+        indented_first = not block and line[:1] in (b" ", b"\t")
+        fixed = line.lstrip(b" \t") if indented_first else line
+        obsolete = _OBS_FIELD_NAME.match(fixed)
+        if obsolete:
+            fixed = obsolete.group(1) + fixed[obsolete.end() - 1 :]
+        if not _FIELD_LINE.match(fixed):
+            if not indented_first:
+                break
+            size += len(line)  # a continuation of nothing: dropped, as the email package does
+            continue
+        block.append(fixed)
+        size += len(line)
+    return b"".join(block) + raw[size:]
 
 
 def _lines(raw: bytes) -> Iterator[bytes]:

@@ -35,7 +35,7 @@ from maildesk.parse.headers import (
     header_text,
     mailboxes,
     message_ids,
-    strip_leading_blank_lines,
+    repair_header_block,
 )
 from maildesk.parse.limits import (
     MAX_CONTENT_TYPE,
@@ -65,18 +65,24 @@ class Summary:
 
 
 def looks_like_mail(raw: bytes) -> bool:
-    """True when the bytes start with a header line (or an mbox 'From ' line)."""
-    return bool(raw.strip()) and bool(_HEADER_LINE.match(strip_leading_blank_lines(raw)))
+    """True when the bytes start with a header line (or an mbox 'From ' line), once the
+    header block is repaired (see maildesk.parse.headers.repair_header_block)."""
+    return _starts_with_header(repair_header_block(raw))
+
+
+def _starts_with_header(repaired: bytes) -> bool:
+    return bool(_HEADER_LINE.match(repaired))
 
 
 def parse_message(
     raw: bytes, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH
 ) -> ParsedMessage:
     """Parse raw bytes; raise NotMail for input that has no header block at all, and
-    MessageTooComplex for a MIME tree past the limits."""
-    if not looks_like_mail(raw):
+    MessageTooComplex for a MIME tree past the limits. The bytes are parsed with their
+    header block repaired; `raw` itself is what the message id is minted from."""
+    body = repair_header_block(raw)
+    if not _starts_with_header(body):
         raise NotMail("input has no header block: not an email message")
-    body = strip_leading_blank_lines(raw)
     count_delimiters(body, max_parts)
     msg = email_tree(body)
     parts = walk(msg, max_parts, max_depth)
@@ -132,7 +138,7 @@ def _mailparser(msg: Message) -> Any:
 def summarise(raw: bytes) -> Summary:
     """From, Subject and Message-ID read from the header block alone; never raises."""
     try:
-        fields = header_fields(strip_leading_blank_lines(raw[:256_000]))
+        fields = header_fields(repair_header_block(raw[:256_000]))
         first, hints = first_values(fields), header_charsets(fields)
         from_addr = next(iter(mailboxes(first, "From", hints)), ("", ""))[1]
         subject = WS.sub(" ", header_text(first, "Subject", hints)).strip()

@@ -37,10 +37,6 @@ fidelity = _load_fidelity()
 # Cases whose fix is not in the parser yet, and how they fail today. Strict: a case that
 # starts to pass fails here until its line is removed.
 NOT_YET = {
-    "bom-before-headers": "refused as not mail: a BOM before the first header",
-    "indented-first-header": "refused as not mail: the first header line is indented",
-    "folded-first-header": "refused as not mail: it starts with a continuation line",
-    "obs-subject-space-colon": "'Subject :' ends the header block: no subject, headers in body",
     "forward-rfc822-base64": "base64 message/rfc822 not decoded: base64 text in the body",
     "forward-rfc822-quoted-printable": "quoted-printable message/rfc822 not decoded",
     "forward-mbox-from-line": "'>From ' first line: the forward's headers read as its body",
