@@ -4,6 +4,7 @@ mail-parser's reading, leftover text parts and the HTML rendered as text as fall
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from email.message import Message
 from typing import Any
 
@@ -70,23 +71,24 @@ def _drop_unseen(soup: Any) -> None:
         head.unwrap()
 
 
-def bodies(mp: Any, parts: list[Part]) -> tuple[str, str]:
+def bodies(mp: Any, parts: list[Part], hints: Sequence[str] = ()) -> tuple[str, str]:
     """Text and HTML bodies. Our walk decodes every charset (mail-parser leaves 7-bit ones
     such as ISO-2022-JP and UTF-7 undecoded); mail-parser's own reading and any text left in
-    the tree are the fallbacks, so a body is only empty when the message has no text."""
-    text, html = _walked_bodies(parts)
+    the tree are the fallbacks, so a body is only empty when the message has no text.
+    `hints`: the message's charsets, tried for a part its own charset does not decode."""
+    text, html = _walked_bodies(parts, hints)
     if not text and not html:
         text = "\n".join(safe(lambda: [str(t) for t in mp.text_plain], None) or []).strip()
         html = "\n".join(safe(lambda: [str(t) for t in mp.text_html], None) or []).strip()
     if not text and not html:
         # A multipart without boundaries, text/* parts of unknown kinds: keep their text.
-        text = _leftover_text(parts)
+        text = _leftover_text(parts, hints)
     if not text and html:
         text = safe(lambda: html_to_text(html), "")
     return text.replace("\r\n", "\n"), html
 
 
-def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
+def _walked_bodies(parts: list[Part], hints: Sequence[str]) -> tuple[str, str]:
     """The text/plain and text/html parts that are not attachments, each decoded."""
     plain: list[str] = []
     html: list[str] = []
@@ -96,11 +98,11 @@ def _walked_bodies(parts: list[Part]) -> tuple[str, str]:
             continue
         ctype = safe(lambda p=p: p.part.get_content_type(), "text/plain")
         if ctype in ("text/plain", "text/html"):
-            (plain if ctype == "text/plain" else html).append(_part_text(p.part))
+            (plain if ctype == "text/plain" else html).append(_part_text(p.part, hints))
     return "\n".join(t for t in plain if t).strip(), "\n".join(t for t in html if t).strip()
 
 
-def _leftover_text(parts: list[Part]) -> str:
+def _leftover_text(parts: list[Part], hints: Sequence[str]) -> str:
     texts = []
     first_text = first_text_part(parts)
     for p in parts:
@@ -108,17 +110,19 @@ def _leftover_text(parts: list[Part]) -> str:
         maintype, _, subtype = ctype.partition("/")
         readable = maintype in ("text", "multipart") or subtype == "plain"
         if not p.container and readable and not is_attachment(p.part, first_text):
-            texts.append(_part_text(p.part))
+            texts.append(_part_text(p.part, hints))
     return "\n".join(t for t in texts if t.strip()).strip()
 
 
-def _part_text(part: Message) -> str:
+def _part_text(part: Message, hints: Sequence[str] = ()) -> str:
+    """The part's text, decoded on its own: in its declared charset (a few invalid bytes
+    replaced), else as UTF-8, else in one of the message's other charsets (`hints`)."""
     payload = safe(lambda: part.get_payload(decode=True), None)
     if not isinstance(payload, bytes):
         raw = safe(lambda: part.get_payload(), "")
         return raw if isinstance(raw, str) else ""
     charset = safe(lambda: part.get_content_charset(), None)
-    return decode_text(payload, charset).strip()
+    return decode_text(payload, charset, hints).strip()
 
 
 def charsets(parts: list[Part]) -> tuple[str, ...]:

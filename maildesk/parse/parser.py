@@ -30,11 +30,12 @@ from maildesk.parse.headers import (
     first_id,
     first_values,
     fits_id,
+    header_charsets,
     header_fields,
     header_text,
     mailboxes,
     message_ids,
-    strip_leading_blank_lines,
+    repair_header_block,
 )
 from maildesk.parse.limits import (
     MAX_CONTENT_TYPE,
@@ -64,18 +65,24 @@ class Summary:
 
 
 def looks_like_mail(raw: bytes) -> bool:
-    """True when the bytes start with a header line (or an mbox 'From ' line)."""
-    return bool(raw.strip()) and bool(_HEADER_LINE.match(strip_leading_blank_lines(raw)))
+    """True when the bytes start with a header line (or an mbox 'From ' line), once the
+    header block is repaired (see maildesk.parse.headers.repair_header_block)."""
+    return _starts_with_header(repair_header_block(raw))
+
+
+def _starts_with_header(repaired: bytes) -> bool:
+    return bool(_HEADER_LINE.match(repaired))
 
 
 def parse_message(
     raw: bytes, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH
 ) -> ParsedMessage:
     """Parse raw bytes; raise NotMail for input that has no header block at all, and
-    MessageTooComplex for a MIME tree past the limits."""
-    if not looks_like_mail(raw):
+    MessageTooComplex for a MIME tree past the limits. The bytes are parsed with their
+    header block repaired; `raw` itself is what the message id is minted from."""
+    body = repair_header_block(raw)
+    if not _starts_with_header(body):
         raise NotMail("input has no header block: not an email message")
-    body = strip_leading_blank_lines(raw)
     count_delimiters(body, max_parts)
     msg = email_tree(body)
     parts = walk(msg, max_parts, max_depth)
@@ -85,35 +92,39 @@ def parse_message(
     mp = safe(lambda: _mailparser(msg), None) if found_defects else None
     fields = header_fields(body)
     first = first_values(fields)
+    declared = tuple(clean(c) for c in safe(lambda: charsets(parts), ()))
+    # Raw 8-bit header bytes and text in a wrong charset are tried in the charsets the
+    # message declares before they are guessed.
+    hints = declared + header_charsets(fields)
 
     message_id = first_id(header_text(first, "Message-ID"))
     if message_id is not None and not fits_id(message_id):
         message_id = None
-    from_name, from_addr = next(iter(mailboxes(first, "From")), ("", ""))
-    text, html = bodies(mp, parts)
+    from_name, from_addr = next(iter(mailboxes(first, "From", hints)), ("", ""))
+    text, html = bodies(mp, parts, hints)
     files = attachments(parts, mp, body)
     text, uuencoded = split_uuencoded(text, len(files))  # files pasted into the text
-    subject = WS.sub(" ", header_text(first, "Subject")).strip()
+    subject = WS.sub(" ", header_text(first, "Subject", hints)).strip()
     return ParsedMessage(
         message_id=message_id or minted_message_id(raw),
         message_id_minted=message_id is None,
         subject=clean(subject)[:MAX_SUBJECT],
         from_addr=from_addr,
         from_name=from_name,
-        to=addresses(first, "To"),
-        cc=addresses(first, "Cc"),
-        reply_to=addresses(first, "Reply-To"),
+        to=addresses(first, "To", hints),
+        cc=addresses(first, "Cc", hints),
+        reply_to=addresses(first, "Reply-To", hints),
         in_reply_to=message_ids(header_text(first, "In-Reply-To"))[-MAX_REFERENCES:],
         references=message_ids(header_text(first, "References"))[-MAX_REFERENCES:],
         body_text=clean(text),
         body_html=clean(html),
         attachments=(*files, *uuencoded),
-        headers=tuple((name, clean(decode_words(value))) for name, value in as_sent(fields)),
+        headers=tuple((n, clean(decode_words(v, hints))) for n, v in as_sent(fields, hints)),
         content_type=clean(safe(lambda: msg.get_content_type(), "text/plain"))[:MAX_CONTENT_TYPE],
         defects=tuple(clean(d) for d in found_defects),
         size=len(raw),
-        charsets=tuple(clean(c) for c in safe(lambda: charsets(parts), ())),
-        raw_headers=tuple(as_sent(fields)),
+        charsets=declared,
+        raw_headers=tuple(as_sent(fields, hints)),
     )
 
 
@@ -127,9 +138,10 @@ def _mailparser(msg: Message) -> Any:
 def summarise(raw: bytes) -> Summary:
     """From, Subject and Message-ID read from the header block alone; never raises."""
     try:
-        first = first_values(header_fields(strip_leading_blank_lines(raw[:256_000])))
-        from_addr = next(iter(mailboxes(first, "From")), ("", ""))[1]
-        subject = WS.sub(" ", header_text(first, "Subject")).strip()
+        fields = header_fields(repair_header_block(raw[:256_000]))
+        first, hints = first_values(fields), header_charsets(fields)
+        from_addr = next(iter(mailboxes(first, "From", hints)), ("", ""))[1]
+        subject = WS.sub(" ", header_text(first, "Subject", hints)).strip()
         message_id = first_id(header_text(first, "Message-ID")) or ""
         return Summary(from_addr, clean(subject)[:MAX_SUBJECT], clean(message_id)[:998])
     except Exception:  # a summary is a courtesy; unreadable is a fine answer

@@ -37,17 +37,6 @@ fidelity = _load_fidelity()
 # Cases whose fix is not in the parser yet, and how they fail today. Strict: a case that
 # starts to pass fails here until its line is removed.
 NOT_YET = {
-    "bom-before-headers": "refused as not mail: a BOM before the first header",
-    "indented-first-header": "refused as not mail: the first header line is indented",
-    "folded-first-header": "refused as not mail: it starts with a continuation line",
-    "obs-subject-space-colon": "'Subject :' ends the header block: no subject, headers in body",
-    "utf8-one-bad-byte": "one bad byte turns the whole UTF-8 body into cp1252 mojibake",
-    "gb2312-one-bad-byte": "one bad byte turns the whole GB2312 body into cp1252 mojibake",
-    "gb2312-needs-gbk": "GBK characters under a gb2312 label: subject and body in mojibake",
-    "charset-from-sibling-part": "no charset on the text part: cp1252, not the html's koi8-r",
-    "charset-from-headers": "no charset on the body: cp1252, not the headers' windows-1251",
-    "raw-8bit-gb2312-subject": "raw GB2312 subject read as cp1252",
-    "encoded-words-mixed-charsets": "a space between encoded-words in different charsets",
     "forward-rfc822-base64": "base64 message/rfc822 not decoded: base64 text in the body",
     "forward-rfc822-quoted-printable": "quoted-printable message/rfc822 not decoded",
     "forward-mbox-from-line": "'>From ' first line: the forward's headers read as its body",

@@ -256,7 +256,6 @@ FORGED = (
     [
         b"This line has no colon",
         b"X-Spaced Name: a field name may not hold a space",
-        b"Subject : nor a space before the colon",
         b"\x00Nul: control characters are not field names",
         b"<html>",
     ],
