@@ -52,9 +52,11 @@ def read_organisations(
 
 
 def _domains(r: Reader, t: dict[str, Any], place: str) -> tuple[str, ...]:
-    values = r.strings(t, place, "domains")
-    if not values:
+    if "domains" not in t:
         r.problem(f"{place} key 'domains'", "is required: a list of mail domains")
+    elif t["domains"] == []:
+        r.problem(f"{place} key 'domains'", "needs at least one mail domain")
+    values = r.strings(t, place, "domains")
     domains = []
     for value in values:
         d = normalise_domain(value.removeprefix("@"))

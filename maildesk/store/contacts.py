@@ -27,15 +27,14 @@ def contact_addresses(session: Session, contact: Contact) -> list[str]:
 
 def list_contacts(session: Session, limit: int = 10_000) -> list[tuple[Contact, list[str], int]]:
     """Every contact (not the merged-in addresses) with its addresses and ticket count."""
-    counts = dict(
-        session.execute(select(Ticket.requester_id, func.count()).group_by(Ticket.requester_id))
-        .tuples()
-        .all()
+    grouped = session.execute(
+        select(Ticket.requester_id, func.count()).group_by(Ticket.requester_id)
     )
+    counts = {requester: int(count) for requester, count in grouped}
     rows = session.scalars(
         select(Contact).where(Contact.merged_into_id.is_(None)).order_by(Contact.id).limit(limit)
     )
-    return [(c, contact_addresses(session, c), int(counts.get(c.id, 0))) for c in rows]
+    return [(c, contact_addresses(session, c), counts.get(c.id, 0)) for c in rows]
 
 
 def contact_tickets(session: Session, contact: Contact) -> list[Ticket]:

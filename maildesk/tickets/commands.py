@@ -242,7 +242,7 @@ def _level(name: str) -> Parser:
     """#impact high, #urgency low: the ITIL levels the priority matrix reads."""
 
     def parse(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
-        value = _one_arg(arg, f"an {name}" if name == "impact" else f"a {name}").lower()
+        value = _one_arg(arg, f"an {name}").lower()  # an impact, an urgency
         value = _LEVEL_ALIASES.get(value, value)
         if value not in LEVELS:
             raise ValueError(f"{name} must be one of {', '.join(LEVELS)}")
