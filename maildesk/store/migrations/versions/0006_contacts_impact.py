@@ -18,20 +18,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("contacts") as batch:
-        batch.add_column(
-            sa.Column(
-                "merged_into_id",
-                sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                nullable=True,
-            )
+    # Columns are added in place: rebuilding `contacts` on SQLite (what a batch foreign key
+    # needs) would have to drop a table that tickets refer to, which foreign keys forbid.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("ALTER TABLE contacts ADD COLUMN merged_into_id INTEGER REFERENCES contacts(id)")
+    else:
+        op.add_column("contacts", sa.Column("merged_into_id", sa.BigInteger(), nullable=True))
+        op.create_foreign_key(
+            "fk_contacts_merged_into_id", "contacts", "contacts", ["merged_into_id"], ["id"]
         )
-        batch.add_column(sa.Column("merged_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("merged_by", sa.String(length=320), nullable=True))
-        batch.create_foreign_key(
-            "fk_contacts_merged_into_id", "contacts", ["merged_into_id"], ["id"]
-        )
-        batch.create_index("ix_contacts_merged_into_id", ["merged_into_id"])
+    op.add_column("contacts", sa.Column("merged_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("contacts", sa.Column("merged_by", sa.String(length=320), nullable=True))
+    op.create_index("ix_contacts_merged_into_id", "contacts", ["merged_into_id"])
     with op.batch_alter_table("tickets") as batch:
         batch.add_column(sa.Column("impact", sa.String(length=8), nullable=True))
         batch.add_column(sa.Column("urgency", sa.String(length=8), nullable=True))
@@ -43,9 +41,10 @@ def downgrade() -> None:
         batch.drop_column("organisation")
         batch.drop_column("urgency")
         batch.drop_column("impact")
+    op.drop_index("ix_contacts_merged_into_id", table_name="contacts")
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("fk_contacts_merged_into_id", "contacts", type_="foreignkey")
     with op.batch_alter_table("contacts") as batch:
-        batch.drop_index("ix_contacts_merged_into_id")
-        batch.drop_constraint("fk_contacts_merged_into_id", type_="foreignkey")
         batch.drop_column("merged_by")
         batch.drop_column("merged_at")
         batch.drop_column("merged_into_id")
