@@ -111,6 +111,11 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
         f"type {detail['type']}  assignee {detail['assignee'] or '-'}  tags {detail['tags']}"
     )
     print(f"requester {detail['requester']}  created {detail['created_at']}")
+    if detail["impact"] or detail["urgency"] or detail["organisation"]:
+        print(
+            f"impact {detail['impact'] or '-'}  urgency {detail['urgency'] or '-'}  "
+            f"organisation {detail['organisation'] or '-'}"
+        )
     if detail["watchers"]:
         print(f"watchers {', '.join(detail['watchers'])}")
     for link in detail["links"]:

@@ -82,7 +82,7 @@ class Contact(Base):
     bounced_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     bounce_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     # Set when this address was merged into another contact: mail from it is that
-    # contact's (same requester), and its tickets moved there. Bounces stay per address.
+    # contact's (same requester), and its tickets moved there.
     merged_into_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id"), nullable=True, index=True
     )
