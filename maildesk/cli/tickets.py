@@ -35,6 +35,8 @@ AGENT_ENV = "MAILDESK_AGENT"
 SET_FIELDS = {
     "status": "status",
     "priority": "priority",
+    "impact": "impact",
+    "urgency": "urgency",
     "assignee": "assign",
     "assign": "assign",
     "queue": "queue",
@@ -109,6 +111,11 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
         f"type {detail['type']}  assignee {detail['assignee'] or '-'}  tags {detail['tags']}"
     )
     print(f"requester {detail['requester']}  created {detail['created_at']}")
+    if detail["impact"] or detail["urgency"] or detail["organisation"]:
+        print(
+            f"impact {detail['impact'] or '-'}  urgency {detail['urgency'] or '-'}  "
+            f"organisation {detail['organisation'] or '-'}"
+        )
     if detail["watchers"]:
         print(f"watchers {', '.join(detail['watchers'])}")
     for link in detail["links"]:
@@ -141,7 +148,18 @@ def _agent_for(app: App, who: str | None, *, required: bool) -> Agent | None:
     if agent is None:
         known = ", ".join(a.email for a in app.config.agents) or "none configured"
         raise MaildeskError(f"{who!r} is not one agent of [[agents]] (agents: {known})")
+    user = operator()
+    if not app.config.security.may_act_as(user, agent.email):
+        raise MaildeskError(
+            f"OS user {user!r} may not act as {agent.email} ([security] cli_agents)"
+        )
     return agent
+
+
+def _record_identity(session: Session, agent: Agent | None) -> None:
+    """Every event this command writes records the agent and the OS user who ran it."""
+    identity = {"agent": agent.email if agent else None, "os_user": operator()}
+    session.info[repo.CLI_IDENTITY] = identity
 
 
 def _ticket_for_change(app: App, session: Session, value: str) -> Ticket:
@@ -183,6 +201,7 @@ def cmd_ticket_reply(args: argparse.Namespace) -> int:
     def act(app: App, session: Session) -> replies.ReplyResult:
         agent = _agent_for(app, args.as_agent, required=True)
         assert agent is not None
+        _record_identity(session, agent)
         ticket = _ticket_for_change(app, session, args.id)
         now = app.now()
         message = replies.cli_message(app, session, ticket, agent, text, attachments, now)
@@ -212,6 +231,7 @@ def cmd_ticket_set(args: argparse.Namespace) -> int:
     def act(app: App, session: Session) -> replies.ReplyResult:
         agent = _agent_for(app, args.as_agent, required=False)
         who = agent.email if agent else f"cli:{operator()}"
+        _record_identity(session, agent)
         ticket = _ticket_for_change(app, session, args.id)
         actor = Actor(who, "cli", agent)
         result = replies.set_fields(app, session, ticket, actor, "\n".join(lines), app.now())
@@ -330,7 +350,7 @@ def add_ticket(parsers: Parsers) -> None:
     sp = ticket.add(
         "set",
         cmd_ticket_set,
-        "change fields: status=resolved priority=P2 assignee=me queue=infra tags=+x,-y ...",
+        "change fields: status=resolved priority=P2 impact=high assignee=me tags=+x,-y ...",
         [as_agent],
     )
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")

@@ -1,4 +1,4 @@
-"""Stable JSON shapes of tickets, messages, outbox entries and quarantined messages.
+"""Stable JSON shapes of tickets, messages, contacts, outbox entries and quarantined messages.
 
 These field names are a contract (SPEC): add fields freely, never rename or remove one.
 """
@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from maildesk.parse.parser import summarise
-from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket
+from maildesk.routing.organisations import Organisation
+from maildesk.store.models import Contact, Message, OutboxEntry, RawMessage, Ticket
 from maildesk.terms import OutboxStatus
 from maildesk.timefmt import iso
 
@@ -39,6 +40,26 @@ def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "first_response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),
         "first_response_at": iso(ticket.first_response_at),
+        "impact": ticket.impact,
+        "urgency": ticket.urgency,
+        "organisation": ticket.organisation,
+    }
+
+
+def contact_json(
+    contact: Contact, addresses: Sequence[str], org: Organisation | None, tickets: int
+) -> dict[str, Any]:
+    """A contact: its addresses (its own first), organisation and number of tickets."""
+    return {
+        "id": contact.id,
+        "email": contact.email,
+        "name": contact.name,
+        "addresses": list(addresses),
+        "organisation": org.name if org else None,
+        "vip": bool(org and org.vip),
+        "tickets": tickets,
+        "bouncing": contact.bounced_at is not None,
+        "created_at": iso(contact.created_at),
     }
 
 

@@ -33,6 +33,7 @@ from maildesk.config.model import (
     SecurityConfig,
     ThreadingConfig,
 )
+from maildesk.config.organisations import read_organisations
 from maildesk.config.reader import (
     Reader,
     int_between,
@@ -65,6 +66,7 @@ _SECTIONS = {
     "rules",
     "routing",
     "priority_matrix",
+    "organisations",
 }
 
 
@@ -107,7 +109,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     matrix = read_matrix(r, data.get("priority_matrix"))
     vips = read_vips(r, r.table(data, "routing"))
     mailboxes = read_mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size, base)
-    security = _security(r, r.table(data, "security"))
+    security = _security(r, r.table(data, "security"), agent_names)
     threading = _threading(r, r.table(data, "threading"))
     sla, sla_problems = compile_sla(
         data,
@@ -117,6 +119,12 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         desk_timezone=desk.timezone,
     )
     r.extend(sla_problems)
+    organisations = read_organisations(
+        r,
+        r.array(data, "organisations"),
+        queues=queue_names,
+        policies={p.name for p in sla.policies},
+    )
     r.check()
     return Config(
         path=cfg_path,
@@ -134,6 +142,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         security=security,
         threading=threading,
         sla=sla,
+        organisations=organisations,
     )
 
 
@@ -281,15 +290,39 @@ def _agents(r: Reader, tables: list[dict[str, Any]], queue_names: set[str]) -> l
     return agents
 
 
-def _security(r: Reader, t: dict[str, Any]) -> SecurityConfig:
-    """[security]: whose Authentication-Results headers are trusted."""
+def _security(r: Reader, t: dict[str, Any], agents: set[str]) -> SecurityConfig:
+    """[security]: whose Authentication-Results headers are trusted, and which OS users
+    may act as which agents at the command line (`cli_agents`)."""
     security = SecurityConfig(
         trusted_authserv_ids=tuple(
             v.lower() for v in r.strings(t, "[security]", "trusted_authserv_ids")
-        )
+        ),
+        cli_agents=_cli_agents(r, t.pop("cli_agents", None), agents),
     )
     r.done(t, "[security]")
     return security
+
+
+def _cli_agents(r: Reader, value: object, agents: set[str]) -> dict[str, tuple[str, ...]] | None:
+    """cli_agents = { "alice" = ["alice@example.com"], "root" = ["*"] }."""
+    if value is None:
+        return None
+    place = "[security] key 'cli_agents'"
+    if not isinstance(value, Mapping):
+        r.problem(place, 'must be a table of OS user = ["agent address", ...] or ["*"]')
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for user, allowed in value.items():
+        where = f"[security] key 'cli_agents.{user}'"
+        if not isinstance(allowed, list) or not all(isinstance(a, str) for a in allowed):
+            r.problem(where, f'must be a list of agent addresses or ["*"], got {allowed!r}')
+            continue
+        for a in allowed:
+            if a != "*" and a.lower() not in agents:
+                known = ", ".join(sorted(agents)) or "none configured"
+                r.problem(where, f'unknown agent {a!r} (agents: {known}; or "*")')
+        found[str(user)] = tuple(a.lower() for a in allowed)
+    return found
 
 
 def _threading(r: Reader, t: dict[str, Any]) -> ThreadingConfig:

@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from maildesk.routing.conditions import RouteContext
+from maildesk.routing.organisations import Organisation, organisation_for
 from maildesk.routing.rules import DEFAULT_MATRIX, Rule
 from maildesk.sla.policy import SlaConfig
 
@@ -118,9 +119,19 @@ class NotifyConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SecurityConfig:
-    """Who is trusted to vouch for an agent's From address (see maildesk.routing.proof)."""
+    """Who is trusted to vouch for an agent's From address (see maildesk.routing.proof),
+    and which operating-system users may act as which agents on the command line."""
 
     trusted_authserv_ids: tuple[str, ...] = ()
+    # OS user -> agent addresses (or "*": any agent); None: any OS user may act as any agent.
+    cli_agents: Mapping[str, tuple[str, ...]] | None = None
+
+    def may_act_as(self, os_user: str, agent: str) -> bool:
+        """Whether the OS user may act as the agent at the command line."""
+        if self.cli_agents is None:
+            return True
+        allowed = self.cli_agents.get(os_user, ())
+        return "*" in allowed or agent.lower() in allowed
 
 
 STRANGER_POLICIES = ("new-ticket", "append")
@@ -166,6 +177,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
+    organisations: tuple[Organisation, ...] = ()
 
     @property
     def default_queue(self) -> Queue:
@@ -185,7 +197,16 @@ class Config:
             agents=frozenset(a.email.lower() for a in self.agents),
             vips=self.vips,
             envelope_to=tuple(a.lower() for a in envelope_to),
+            organisations=self.organisations,
         )
+
+    def organisation(self, name: str | None) -> Organisation | None:
+        """The organisation of that name; None for None or one no longer configured."""
+        return next((o for o in self.organisations if o.name == name), None)
+
+    def organisation_of(self, address: str) -> Organisation | None:
+        """The organisation an address belongs to, by its mail domain."""
+        return organisation_for(address, self.organisations)
 
     def agents_of(self, queue: str) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if queue in a.queues)

@@ -16,6 +16,7 @@ from maildesk.timefmt import iso
 
 def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dict[str, Any]:
     """The `ticket` variable templates see."""
+    org = app.config.organisation(ticket.organisation)
     return {
         "id": ticket.id,
         "ref": app.ref(ticket.id),
@@ -29,6 +30,10 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "tags": list(ticket.tags),
         "requester": ticket.requester.email,
         "requester_name": ticket.requester.name,
+        "organisation": ticket.organisation,
+        "vip": bool(org and org.vip),
+        "impact": ticket.impact,
+        "urgency": ticket.urgency,
         "watchers": _watchers(ticket),
         "matched_rules": list(matched),
         "reply_address": app.reply_address(ticket.id),

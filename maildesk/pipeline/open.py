@@ -111,6 +111,9 @@ def _create(
         category=decision.category,
         assignee=assignee,
         tags=list(decision.tags),
+        impact=decision.impact,
+        urgency=decision.urgency,
+        organisation=decision.organisation,
         reply_token=secrets.token_hex(10),  # legacy column; tokens are HMACs now
         created_at=now,
         updated_at=now,

@@ -17,7 +17,7 @@ def classify_sender(ctx: Context, ticket: Ticket, named: Ticket) -> Sender:
     agent = ctx.app.config.agent(address) if address else None
     if agent is not None:
         return _claimed_agent(ctx, agent, ticket, named)
-    if address == ticket.requester.email:
+    if _is_requester(ctx, ticket):
         return Sender("requester")
     if address in repo.watchers(ctx.session, ticket.id):
         return Sender("watcher")
@@ -54,7 +54,14 @@ def _claimed_agent(ctx: Context, agent: Agent, ticket: Ticket, named: Ticket) ->
         else "it has neither this ticket's agent reply token nor a trusted "
         f"Authentication-Results pass{' (' + auth.detail + ')' if auth.detail else ''}"
     )
-    if address == ticket.requester.email:
+    if _is_requester(ctx, ticket):
         return Sender("requester")  # an agent writing on their own ticket, as requester
     doubt = f"From claims agent {agent.email}, but {why}"
     return Sender("unverified-agent", doubt=doubt)
+
+
+def _is_requester(ctx: Context, ticket: Ticket) -> bool:
+    """From is the requester's address, or another address of the same contact (merged)."""
+    address = ctx.msg.from_addr
+    mine = ctx.contact is not None and ctx.contact.id == ticket.requester_id
+    return bool(address) and (address == ticket.requester.email or mine)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from maildesk.routing.operators import LOWERED_OPS, WEEKDAYS, compile_operator
+from maildesk.routing.organisations import Organisation, organisation_for
 
 __all__ = [
     "FIELDS",
@@ -53,7 +54,9 @@ FIELDS: dict[str, str] = {
     "charset": "texts",  # declared charsets of the text parts
     "language": "texts",  # Content-Language
     "sender_is_agent": "flag",
-    "sender_is_vip": "flag",
+    "sender_is_vip": "flag",  # [routing] vips, or the sender's organisation is vip
+    "organisation": "text",  # the name of the sender's organisation ("" if none)
+    "organisation_is_vip": "flag",
     "hour": "number",  # 0-23 in the desk's timezone, when the message is routed
     "time": "time",  # "HH:MM"; use `between = ["18:00", "08:00"]` (wraps midnight)
     "weekday": "day",  # mon..sun
@@ -94,6 +97,11 @@ class RouteContext:
     agents: frozenset[str] = frozenset()
     vips: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain
     envelope_to: tuple[str, ...] = ()
+    organisations: tuple[Organisation, ...] = ()
+
+    def organisation(self, address: str) -> Organisation | None:
+        """The organisation of an address (by its domain), if one is configured."""
+        return organisation_for(address, self.organisations) if self.organisations else None
 
 
 class Facts:
@@ -162,7 +170,14 @@ class Facts:
                 return (sender in ctx.agents,)
             case "sender_is_vip":
                 domain = "@" + sender.rpartition("@")[2]
-                return (any(v in (sender, domain) for v in ctx.vips),)
+                org = ctx.organisation(sender)
+                return (any(v in (sender, domain) for v in ctx.vips) or bool(org and org.vip),)
+            case "organisation":
+                org = ctx.organisation(sender)
+                return (org.name if org else "",)
+            case "organisation_is_vip":
+                org = ctx.organisation(sender)
+                return (bool(org and org.vip),)
             case "hour":
                 return (local.hour,) if local else ()
             case "time":

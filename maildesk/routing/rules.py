@@ -23,6 +23,7 @@ from maildesk.routing.conditions import (
     compile_condition,
     compile_match,
 )
+from maildesk.routing.organisations import Organisation
 from maildesk.terms import PRIORITIES, TYPES
 
 __all__ = ["Routable", "RouteContext", "RoutingDecision", "Rule", "compile_rules", "route"]
@@ -99,6 +100,7 @@ class RoutingDecision:
     tags: tuple[str, ...] = ()
     acknowledge: bool | str = True  # True: the default template; a name: that template
     dropped_by: str | None = None  # the rule that dropped the message (stored as spam)
+    organisation: str | None = None  # the sender's organisation (by mail domain)
     matched: tuple[str, ...] = ()
     results: tuple[RuleResult, ...] = field(default=(), compare=False)
 
@@ -119,6 +121,7 @@ def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dic
         "tags": list(decision.tags),
         "acknowledge": decision.acknowledge,
         "dropped_by": decision.dropped_by,
+        "organisation": decision.organisation,
     }
 
 
@@ -131,8 +134,12 @@ def route(
     matrix: Mapping[tuple[str, str], str] = DEFAULT_MATRIX,
     explain: bool = False,
 ) -> RoutingDecision:
-    """Apply rules in order and return the decision; with explain, say why for each rule."""
-    facts = Facts(msg, ctx or RouteContext())
+    """Apply rules in order and return the decision; with explain, say why for each rule.
+
+    The sender's organisation (by mail domain) gives the queue when no rule sets one.
+    """
+    ctx = ctx or RouteContext()
+    facts = Facts(msg, ctx)
     matched: list[Rule] = []
     results: list[RuleResult] = []
     stopped_by: str | None = None
@@ -153,7 +160,8 @@ def route(
             matched.append(rule)
             if rule.stop or rule.drop:
                 stopped_by = rule.name
-    return _decide(default_queue, matched, matrix, tuple(results))
+    org = ctx.organisation(msg.from_addr)
+    return _decide(default_queue, matched, matrix, tuple(results), org)
 
 
 def _decide(
@@ -161,9 +169,12 @@ def _decide(
     matched: list[Rule],
     matrix: Mapping[tuple[str, str], str],
     results: tuple[RuleResult, ...],
+    org: Organisation | None = None,
 ) -> RoutingDecision:
     """Fold the matched rules' actions, in order: later ones refine earlier ones."""
-    d: dict[str, Any] = {"queue": default_queue, "priority": "P3", "type": "incident"}
+    queue = org.queue if org is not None and org.queue else default_queue
+    d: dict[str, Any] = {"queue": queue, "priority": "P3", "type": "incident"}
+    d["organisation"] = org.name if org is not None else None
     tags: dict[str, None] = {}
     for rule in matched:
         a = rule.actions
@@ -172,7 +183,7 @@ def _decide(
             if value:
                 d[key] = value
         if a.impact or a.urgency:
-            d["priority"] = matrix[(d.get("impact") or "medium", d.get("urgency") or "medium")]
+            d["priority"] = matrix_priority(matrix, d.get("impact"), d.get("urgency"))
         tags.update(dict.fromkeys(a.tags))
         if a.acknowledge is not None:
             d["acknowledge"] = a.acknowledge
@@ -281,6 +292,13 @@ def _actions(
     if "priority" in found and ("impact" in found or "urgency" in found):
         problems.append((f"{place} key 'set'", "set either priority or impact/urgency, not both"))
     return Actions(**found)
+
+
+def matrix_priority(
+    matrix: Mapping[tuple[str, str], str], impact: str | None, urgency: str | None
+) -> str:
+    """The priority of an impact and urgency (medium where one is not known)."""
+    return matrix[(impact or "medium", urgency or "medium")]
 
 
 def compile_matrix(

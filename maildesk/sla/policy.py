@@ -102,8 +102,15 @@ class SlaConfig:
         return self.leads.get(queue) or self.leads.get("*")
 
 
-def select_policy(sla: SlaConfig, *, queue: str, matched_rules: Sequence[str]) -> SlaPolicy | None:
-    """The policy for a ticket: the last matched rule that picks one, its queue's, the default.
+def select_policy(
+    sla: SlaConfig,
+    *,
+    queue: str,
+    matched_rules: Sequence[str],
+    organisation_policy: str | None = None,
+) -> SlaPolicy | None:
+    """The policy for a ticket: the last matched rule that picks one, its requester's
+    organisation's (`sla_policy`), its queue's, the default.
 
     Rules run once, when a ticket is created; when the ticket later moves to another queue,
     pass the rules its `routed` event recorded, so a policy a rule picked stays.
@@ -112,6 +119,8 @@ def select_policy(sla: SlaConfig, *, queue: str, matched_rules: Sequence[str]) -
         found = next((p for p in sla.policies if rule in p.rules), None)
         if found is not None:
             return found
-    return next((p for p in sla.policies if queue in p.queues), None) or next(
-        (p for p in sla.policies if p.default), None
+    return (
+        sla.policy(organisation_policy)
+        or next((p for p in sla.policies if queue in p.queues), None)
+        or next((p for p in sla.policies if p.default), None)
     )

@@ -81,6 +81,13 @@ class Contact(Base):
     # Set by a hard bounce of our mail to this address; cleared when mail comes from it.
     bounced_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     bounce_reason: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    # Set when this address was merged into another contact: mail from it is that
+    # contact's (same requester), and its tickets moved there.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id"), nullable=True, index=True
+    )
+    merged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    merged_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
 
 
 class Ticket(Base):
@@ -96,6 +103,11 @@ class Ticket(Base):
     assignee: Mapped[str | None] = mapped_column(String(320))
     requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     tags: Mapped[list[Any]] = mapped_column(default=list)
+    # ITIL impact and urgency (high, medium, low; None: not known, counted as medium); the
+    # priority follows them through [priority_matrix] whenever one of them changes.
+    impact: Mapped[str | None] = mapped_column(String(8))
+    urgency: Mapped[str | None] = mapped_column(String(8))
+    organisation: Mapped[str | None] = mapped_column(String(128))  # the requester's, at routing
     reply_token: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -2,9 +2,16 @@
 
 Each lives in the module of its aggregate: raw mail, quarantine and IMAP checkpoints in
 `raw`; the threading step's lookups in `threads`; tickets, events, watchers, contacts and
-the agents' load in `tickets`; the outbox and the rate-limit counts in `outbound`.
+the agents' load in `tickets`; a contact's addresses, tickets and merges in `contacts`;
+the outbox and the rate-limit counts in `outbound`.
 """
 
+from maildesk.store.contacts import (
+    contact_addresses,
+    contact_tickets,
+    list_contacts,
+    merge_contacts,
+)
 from maildesk.store.outbound import (
     auto_replies_since,
     count_outbound,
@@ -39,6 +46,7 @@ from maildesk.store.threads import (
     message_ids_exist,
 )
 from maildesk.store.tickets import (
+    CLI_IDENTITY,
     add_event,
     add_link,
     add_watchers,
@@ -63,6 +71,7 @@ from maildesk.store.tickets import (
 )
 
 __all__ = [
+    "CLI_IDENTITY",
     "DROPPED",
     "LISTABLE",
     "StoreThreadIndex",
@@ -75,16 +84,20 @@ __all__ = [
     "checkpoint",
     "claim_raw",
     "contact",
+    "contact_addresses",
+    "contact_tickets",
     "count_outbound",
     "desk_secret",
     "drop_quarantined",
     "due_outbox",
     "links",
+    "list_contacts",
     "list_outbox",
     "list_quarantine",
     "list_tickets",
     "live_tickets",
     "mark_bouncing",
+    "merge_contacts",
     "message_exists",
     "message_ids_exist",
     "move_messages",

@@ -15,6 +15,11 @@ from maildesk.store.db import for_update
 from maildesk.store.models import Contact, Event, Message, Ticket, TicketLink, Watcher
 from maildesk.terms import DONE_STATUSES, WORKING_STATUSES, Status
 
+# session.info key: {"agent": ..., "os_user": ...} of a command-line session, recorded in
+# every event it writes (see maildesk.cli.tickets).
+CLI_IDENTITY = "cli_identity"
+MAX_MERGE_DEPTH = 20  # contacts merged into contacts merged into ...: a cap, never reached
+
 
 def new_contact(session: Session, email: str, name: str, now: datetime) -> Contact:
     """A contact for an address that has none (inserted with whatever refers to it)."""
@@ -24,7 +29,13 @@ def new_contact(session: Session, email: str, name: str, now: datetime) -> Conta
 
 
 def contact(session: Session, email: str) -> Contact | None:
-    return session.scalar(select(Contact).where(Contact.email == email))
+    """The contact an address belongs to: its own, or the one it was merged into."""
+    found = session.scalar(select(Contact).where(Contact.email == email))
+    for _ in range(MAX_MERGE_DEPTH):
+        if found is None or found.merged_into_id is None:
+            return found
+        found = session.get_one(Contact, found.merged_into_id)
+    return found
 
 
 def tickets_opened_since(session: Session, contact: Contact | None, since: datetime) -> int:
@@ -60,6 +71,8 @@ def add_event(
     **data: Any,
 ) -> Event:
     """Append an event to the audit log: who (actor), how (via), and what changed and why."""
+    if via == "cli" and CLI_IDENTITY in session.info:
+        data = {**session.info[CLI_IDENTITY], **data}  # the agent and the OS user behind it
     event = Event(ticket_id=ticket.id, at=now, kind=kind, actor=actor, via=via, data=data)
     session.add(event)
     return event

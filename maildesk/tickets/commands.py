@@ -16,15 +16,29 @@ import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
+from maildesk.routing.rules import LEVELS
 from maildesk.terms import PRIORITIES, SETTABLE_STATUSES, TYPES
 from maildesk.tickets.notes import NOTE_ERROR, mentions_note, normalise, note_lookalikes
 
 _STATUS_ALIASES = {"onhold": "on-hold", "on_hold": "on-hold", "hold": "on-hold"}
 _TYPE_ALIASES = {"service-request": "request", "service_request": "request"}
-SINGLE = ("status", "priority", "assign", "queue", "type", "merge", "category")
+_LEVEL_ALIASES = {"h": "high", "m": "medium", "med": "medium", "l": "low"}
+SINGLE = (
+    "status",
+    "priority",
+    "impact",
+    "urgency",
+    "assign",
+    "queue",
+    "type",
+    "merge",
+    "category",
+)
 NAMES = (
     "status",
     "priority",
+    "impact",
+    "urgency",
     "assign",
     "queue",
     "tag",
@@ -176,6 +190,15 @@ def _conflicts(commands: Sequence[Command]) -> list[CommandError]:
                 CommandError(c.line, c.text, f"contradicts line {first.line} ({first.text})")
             )
         seen.setdefault(c.name, c)
+    priority = seen.get("priority")
+    level = seen.get("impact") or seen.get("urgency")
+    if priority is not None and level is not None:
+        later = max(priority, level, key=lambda c: c.line)
+        errors.append(
+            CommandError(
+                later.line, later.text, "set either #priority or #impact/#urgency, not both"
+            )
+        )
     return errors
 
 
@@ -213,6 +236,19 @@ def _priority(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
     if value not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
     return Command(name="priority", line=line, text=text, value=value)
+
+
+def _level(name: str) -> Parser:
+    """#impact high, #urgency low: the ITIL levels the priority matrix reads."""
+
+    def parse(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
+        value = _one_arg(arg, f"an {name}").lower()  # an impact, an urgency
+        value = _LEVEL_ALIASES.get(value, value)
+        if value not in LEVELS:
+            raise ValueError(f"{name} must be one of {', '.join(LEVELS)}")
+        return Command(name=name, line=line, text=text, value=value)
+
+    return parse
 
 
 def _type(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
@@ -342,6 +378,8 @@ _PARSERS: dict[str, Parser] = {
     "category": _category,
     "status": _status,
     "priority": _priority,
+    "impact": _level("impact"),
+    "urgency": _level("urgency"),
     "type": _type,
     "queue": _queue,
     "assign": _assign,

@@ -24,7 +24,7 @@ from maildesk.notify import notices
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
 from maildesk.terms import REOPENABLE_STATUSES, Status
-from maildesk.tickets import sla
+from maildesk.tickets import levels, sla
 from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,8 @@ def _apply_one(
         elif c.name == "priority":
             sla.refresh(app, ticket, now)
         return f"{c.name}: {old} -> {c.value}"
+    if c.name in ("impact", "urgency") and c.value:
+        return levels.set_level(app, session, ticket, c.name, c.value, actor, now)
     if c.name == "assign":
         return assign(app, session, ticket, c.value, actor, now)
     if c.name == "tag":

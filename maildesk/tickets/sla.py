@@ -84,11 +84,22 @@ def refresh(app: App, ticket: Ticket, now: datetime) -> None:
 def started(app: App, ticket: Ticket, matched_rules: Sequence[str], now: datetime) -> None:
     """A new ticket: pick its policy and start its clock."""
     sla = app.config.sla
-    policy = select_policy(sla, queue=ticket.queue, matched_rules=matched_rules)
+    policy = select_policy(
+        sla,
+        queue=ticket.queue,
+        matched_rules=matched_rules,
+        organisation_policy=_organisation_policy(app, ticket),
+    )
     name = policy.name if policy else None
     ticket.status_changed_at = now
     _store(ticket, start_clock(sla, policy=name, status=ticket.status, created_at=now))
     refresh(app, ticket, now)
+
+
+def _organisation_policy(app: App, ticket: Ticket) -> str | None:
+    """The SLA policy of the ticket's organisation, if it names one."""
+    org = app.config.organisation(ticket.organisation)
+    return org.sla_policy if org is not None else None
 
 
 def status_changed(app: App, ticket: Ticket, now: datetime) -> None:
@@ -101,7 +112,12 @@ def status_changed(app: App, ticket: Ticket, now: datetime) -> None:
 def queue_changed(app: App, session: Session, ticket: Ticket, now: datetime) -> None:
     """After a move to another queue: the policy is chosen again (a rule's choice stays)."""
     sla = app.config.sla
-    policy = select_policy(sla, queue=ticket.queue, matched_rules=repo.routed_by(session, ticket))
+    policy = select_policy(
+        sla,
+        queue=ticket.queue,
+        matched_rules=repo.routed_by(session, ticket),
+        organisation_policy=_organisation_policy(app, ticket),
+    )
     state = set_policy(state_of(ticket), sla, policy=policy.name if policy else None, now=now)
     _store(ticket, state)
     refresh(app, ticket, now)

@@ -34,6 +34,10 @@ def parse(text: str):  # type: ignore[no-untyped-def]
         ("#priority P2", "priority", "P2"),
         ("#priority p1", "priority", "P1"),
         ("#priority 4", "priority", "P4"),
+        ("#impact high", "impact", "high"),
+        ("#impact Medium", "impact", "medium"),
+        ("#urgency low", "urgency", "low"),
+        ("#urgency h", "urgency", "high"),
         ("#assign me", "assign", "alice@example.com"),
         ("#assign none", "assign", None),
         ("#assign bob", "assign", "bob@example.com"),
@@ -87,6 +91,8 @@ def test_merge_and_link_name_their_ticket_number() -> None:
         ("#link", "needs a ticket like MD-7"),
         ("#stauts resolved", "unknown command #stauts"),
         ("#priority P1 P2", "takes one value"),
+        ("#impact critical", "impact must be one of high, medium, low"),
+        ("#urgency", "needs an urgency"),
     ],
 )
 def test_invalid_commands_say_line_and_why(line: str, reason: str) -> None:
@@ -102,6 +108,14 @@ def test_contradicting_commands_are_an_error() -> None:
     parsed = parse("#status resolved\n#status open")
     [error] = parsed.errors
     assert error.line == 2 and "contradicts line 1" in error.reason
+
+
+def test_priority_with_impact_or_urgency_is_an_error() -> None:
+    parsed = parse("#impact high\n#priority P4\nText.")
+    [error] = parsed.errors
+    assert error.line == 2 and "either #priority or #impact/#urgency" in error.reason
+    both = parse("#impact high\n#urgency low\nText.")
+    assert both.errors == () and [c.value for c in both.commands] == ["high", "low"]
 
 
 def test_block_ends_at_the_first_text_line() -> None:
