@@ -2,7 +2,8 @@
 
 Each lives in the module of its aggregate: raw mail, quarantine and IMAP checkpoints in
 `raw`; the threading step's lookups in `threads`; tickets, events, watchers, contacts and
-the agents' load in `tickets`; the outbox and the rate-limit counts in `outbound`.
+the agents' load in `tickets`; the outbox and the rate-limit counts in `outbound`; reports
+already recorded and the fragments of messages sent in parts in `reports`.
 """
 
 from maildesk.store.outbound import (
@@ -30,6 +31,16 @@ from maildesk.store.raw import (
     requeue_quarantined,
     save_raw,
     set_aside_message,
+)
+from maildesk.store.reports import (
+    StoredFragment,
+    fragment_bytes,
+    fragments_named,
+    hold,
+    mark_fragments,
+    recorded_report,
+    requeue_fragments,
+    stale_fragments,
 )
 from maildesk.store.threads import (
     StoreThreadIndex,
@@ -66,6 +77,7 @@ __all__ = [
     "DROPPED",
     "LISTABLE",
     "StoreThreadIndex",
+    "StoredFragment",
     "add_event",
     "add_link",
     "add_watchers",
@@ -79,12 +91,16 @@ __all__ = [
     "desk_secret",
     "drop_quarantined",
     "due_outbox",
+    "fragment_bytes",
+    "fragments_named",
+    "hold",
     "links",
     "list_outbox",
     "list_quarantine",
     "list_tickets",
     "live_tickets",
     "mark_bouncing",
+    "mark_fragments",
     "message_exists",
     "message_ids_exist",
     "move_messages",
@@ -100,14 +116,17 @@ __all__ = [
     "quarantined_ids",
     "raw_bytes",
     "raw_exists",
+    "recorded_report",
     "remove_link",
     "remove_watchers",
     "removed_watchers",
+    "requeue_fragments",
     "requeue_quarantined",
     "routed_by",
     "save_raw",
     "set_aside_message",
     "sla_tickets",
+    "stale_fragments",
     "ticket_with_history",
     "tickets_opened_since",
     "watchers",
