@@ -13,6 +13,7 @@ class Outcome:
 
     raw_id: int
     # created, appended, reopened, followup, linked, duplicate, ignored, dropped, bounce,
+    # receipt,
     # quarantined, skipped, relayed, note, commands, rejected
     status: str
     ticket_id: int | None = None
