@@ -3,7 +3,8 @@
 Each step looks at the context and either decides (returns the Outcome, having made its
 changes) or passes on: None, or a copy of the context with what it found out. The last
 step always decides. The order is the policy: a loop marker before anything else, a
-duplicate before a bounce, machine reports (receipts, bounces) before anyone counts as the
+duplicate before a bounce, a fragment of a message sent in parts before anything reads it
+as a message of its own, machine reports (receipts, bounces) before anyone counts as the
 mail's sender, the sender proven before the mail may change a ticket.
 """
 
@@ -19,6 +20,7 @@ from maildesk.app import App
 from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.append import agent_mail, append_mail
 from maildesk.pipeline.context import Context, OnTicket
+from maildesk.pipeline.fragments import fragment
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.reports import bounced, receipt_noted
@@ -174,6 +176,7 @@ def past_reopen_window(ctx: Context) -> Outcome | None:
 STEPS: tuple[Step, ...] = (
     own_loop,
     duplicate,
+    fragment,  # waits for its set, or is reassembled, or goes on as mail with an attachment
     receipt,
     bounce,
     requester,
