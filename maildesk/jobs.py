@@ -1,4 +1,5 @@
-"""The scheduler's SLA job: warnings, breaches, escalations, reminders, auto-resolve, auto-close.
+"""The scheduler's jobs. The SLA job: warnings, breaches, escalations, reminders, auto-resolve,
+auto-close; and fragments of messages sent in parts that waited too long for the rest.
 
 `run_due(app, now)` handles every ticket whose `sla_next_check` has come, one ticket per
 transaction: the warning or breach, its notice and the new clock state commit together, so a
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.notify import notices
+from maildesk.routing.partial import PARTIAL_WAIT
 from maildesk.sla.lifecycle import lifecycle_due
 from maildesk.store import repo
 from maildesk.store.db import transaction
@@ -134,3 +136,19 @@ def refresh_all(app: App, now: datetime) -> int:
         for ticket in tickets:
             hooks.refresh(app, ticket, now)
     return len(tickets)
+
+
+def release_stale_fragments(app: App, now: datetime) -> int:
+    """Put fragments (message/partial) that waited PARTIAL_WAIT for the rest of their set
+    back in line: the pipeline then processes them as ordinary mail, each with the fragment
+    as an attachment (see pipeline.fragments). Returns how many."""
+    with transaction(app.sessions) as session:
+        stale = repo.stale_fragments(session, now - PARTIAL_WAIT)
+        repo.requeue_fragments(session, stale)
+    if stale:
+        log.info(
+            "%d fragments waited %s for the rest of their set: processed as mail",
+            len(stale),
+            PARTIAL_WAIT,
+        )
+    return len(stale)

@@ -42,10 +42,15 @@ class RawStatus(StrEnum):
 
     PENDING = "pending"
     PROCESSED = "processed"
+    DUPLICATE = "duplicate"  # the same mail (or the same report, fragment) again
+    IGNORED = "ignored"  # our own notification came back
     QUARANTINED = "quarantined"
     SPAM = "spam"
     FLOOD = "flood"
-    BOUNCE = "bounce"
+    BOUNCE = "bounce"  # a bounce of mail that is on no ticket
+    RECEIPT = "receipt"  # a read receipt of mail that is on no ticket
+    PARTIAL = "partial"  # a fragment (message/partial) waiting for the rest of its set
+    REASSEMBLED = "reassembled"  # a fragment whose set became one message (its own raw row)
 
 
 class OutboxStatus(StrEnum):
@@ -79,5 +84,7 @@ SET_ASIDE: tuple[RawStatus, ...] = (
     RawStatus.SPAM,
     RawStatus.FLOOD,
     RawStatus.BOUNCE,
+    RawStatus.RECEIPT,
+    RawStatus.PARTIAL,
 )
 OUTBOX_STATUSES: tuple[str, ...] = tuple(OutboxStatus)

@@ -168,6 +168,7 @@ class SlaSchedule:
                 jobs.refresh_all(app, app.now())
                 self._stale = False  # only once done: a failed refresh runs again
             report = jobs.run_due(app, app.now())
+            jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
         except StoreUnavailable as exc:
             log.error("store unavailable, SLA job skipped: %s", exc)
             return

@@ -1,6 +1,6 @@
 """Mail on an existing ticket: from its requester side (perhaps reopening it), from a
 stranger or a forged agent (recorded, flagged, changing nothing), from a proven agent
-(commands, a note or a reply to relay), or a bounce of a message the ticket sent.
+(commands, a note or a reply to relay).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message
 from maildesk.pipeline.outcome import Outcome
 from maildesk.pipeline.watchers import add_cc_watchers
-from maildesk.routing.bounce import Bounce
 from maildesk.routing.guard import Verdict, automatic, may_auto_reply
 from maildesk.routing.proof import authentication_results
 from maildesk.store import repo
-from maildesk.store.models import Message, Ticket
-from maildesk.terms import REOPENABLE_STATUSES, RawStatus, Status
+from maildesk.store.models import Message
+from maildesk.terms import REOPENABLE_STATUSES, Status
 from maildesk.tickets import lifecycle
 from maildesk.tickets.lifecycle import Actor
 from maildesk.tickets.replies import agent_reply
@@ -180,37 +179,3 @@ def agent_mail(ctx: Context) -> Outcome:
     raw.ticket_id = ticket.id
     ref = ctx.app.ref(ticket.id)
     return Outcome(raw.id, result.status, ticket.id, ref, "; ".join(result.errors))
-
-
-def bounced(ctx: Context, bounce: Bounce) -> Outcome:
-    """A bounce goes on the ticket of the message it returns, never on a ticket of its own."""
-    session, raw, msg, now = ctx.session, ctx.raw, ctx.msg, ctx.now
-    original = repo.bounced_message(session, bounce.quoted_ids)
-    what = "hard bounce" if bounce.permanent else "delivery delay/soft bounce"
-    if original is None:
-        raw.status = RawStatus.BOUNCE
-        raw.reason = f"{what} for a message that is not on any ticket ({bounce.diagnostic[:200]})"
-        log.info("bounce %s (raw %s) matches no ticket: kept, no ticket", msg.message_id, raw.id)
-        return Outcome(raw.id, "bounce", reason=raw.reason)
-    ticket = session.get_one(Ticket, original.ticket_id)
-    recipients = bounce.recipients or tuple(original.to)
-    store_message(ctx, ticket, kind="bounce", internal=True)
-    repo.add_event(
-        session,
-        ticket,
-        "bounce",
-        now,
-        actor=msg.from_addr or "mailer-daemon",
-        original=original.message_id,
-        recipients=list(recipients),
-        permanent=bounce.permanent,
-        status=bounce.status,
-        diagnostic=bounce.diagnostic,
-        standard=bounce.standard,
-    )
-    if bounce.permanent:
-        repo.mark_bouncing(session, recipients, bounce.diagnostic or what, now)
-    raw.ticket_id = ticket.id
-    ref = ctx.app.ref(ticket.id)
-    log.info("%s for %s on %s: %s", what, ", ".join(recipients), ref, bounce.diagnostic[:200])
-    return Outcome(raw.id, "bounce", ticket.id, ref, f"{what} for {', '.join(recipients)}")

@@ -13,11 +13,13 @@ class Outcome:
 
     raw_id: int
     # created, appended, reopened, followup, linked, duplicate, ignored, dropped, bounce,
+    # receipt, partial (a fragment waits), reassembled (a fragment completed its set),
     # quarantined, skipped, relayed, note, commands, rejected
     status: str
     ticket_id: int | None = None
     ref: str | None = None
     reason: str = ""
+    then: int | None = None  # a raw message it stored for the pipeline (a reassembled one)
 
 
 @dataclass(frozen=True)

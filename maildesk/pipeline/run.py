@@ -76,6 +76,9 @@ def _import_one(app: App, session: Session, raw: bytes, origin: str, save: SaveR
     outcome = _run(app, session, replace(work, raw_id=raw_id))
     if outcome.status == "quarantined":
         log.warning("raw message %s quarantined: %s", raw_id, outcome.reason)
+    if outcome.then is not None:  # a fragment completed its set: the message it makes, now
+        stored = dict(repo.raw_bytes(session, [outcome.then]))
+        _run(app, session, _parse(outcome.then, stored.get(outcome.then)))
     return outcome.status
 
 
@@ -129,6 +132,9 @@ def process_many(
     for outcome in outcomes:
         if outcome.status == "quarantined":
             log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
+    follow = [o.then for o in outcomes if o.then is not None]
+    if follow:  # the messages fragments completed, at once (they are never fragments again)
+        process_many(app, follow, budget=budget)
     return outcomes
 
 

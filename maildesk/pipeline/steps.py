@@ -3,7 +3,9 @@
 Each step looks at the context and either decides (returns the Outcome, having made its
 changes) or passes on: None, or a copy of the context with what it found out. The last
 step always decides. The order is the policy: a loop marker before anything else, a
-duplicate before a bounce, the sender proven before the mail may change a ticket.
+duplicate before a bounce, a fragment of a message sent in parts before anything reads it
+as a message of its own, machine reports (receipts, bounces) before anyone counts as the
+mail's sender, the sender proven before the mail may change a ticket.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.mail.message import ParsedMessage
-from maildesk.pipeline.append import agent_mail, append_mail, bounced
+from maildesk.pipeline.append import agent_mail, append_mail
 from maildesk.pipeline.context import Context, OnTicket
+from maildesk.pipeline.fragments import fragment
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
+from maildesk.pipeline.reports import bounced, receipt_noted
 from maildesk.pipeline.sender import classify_sender
 from maildesk.routing.bounce import recognise as recognise_bounce
 from maildesk.routing.guard import is_own_loop
+from maildesk.routing.receipt import recognise as recognise_receipt
 from maildesk.routing.thread import thread_message, ties
 from maildesk.store import repo
 from maildesk.store.models import Ticket
-from maildesk.terms import REOPENABLE_STATUSES
+from maildesk.terms import REOPENABLE_STATUSES, RawStatus
 from maildesk.tickets import lifecycle
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,7 @@ def own_loop(ctx: Context) -> Outcome | None:
     if not is_own_loop(ctx.msg, ctx.app.config.desk.address):
         return None
     raw = ctx.raw
-    raw.status, raw.reason = "ignored", "our own notification came back (loop marker)"
+    raw.status, raw.reason = RawStatus.IGNORED, "our own notification came back (loop marker)"
     log.info("ignored %s (raw %s): %s", ctx.msg.message_id, raw.id, raw.reason)
     return Outcome(raw.id, "ignored", reason=raw.reason)
 
@@ -50,14 +55,21 @@ def duplicate(ctx: Context) -> Outcome | None:
     if existing is None:
         return None
     raw, ref = ctx.raw, ctx.app.ref(existing)
-    raw.status, raw.ticket_id = "duplicate", existing
+    raw.status, raw.ticket_id = RawStatus.DUPLICATE, existing
     raw.reason = f"Message-ID {ctx.msg.message_id} already stored on {ref}"
     log.info("duplicate %s for %s (raw %s)", ctx.msg.message_id, ref, raw.id)
     return Outcome(raw.id, "duplicate", existing, ref, raw.reason)
 
 
+def receipt(ctx: Context) -> Outcome | None:
+    """A read receipt goes on the ticket of the message it reports on (see
+    reports.receipt_noted): a record, never a reply."""
+    found = recognise_receipt(ctx.msg, ctx.raw_bytes)
+    return None if found is None else receipt_noted(ctx, found)
+
+
 def bounce(ctx: Context) -> Outcome | None:
-    """A delivery report goes on the ticket of the message it returns (see append.bounced)."""
+    """A delivery report goes on the ticket of the message it returns (see reports.bounced)."""
     found = recognise_bounce(ctx.msg, ctx.raw_bytes, ctx.raw.envelope_from)
     return None if found is None else bounced(ctx, found)
 
@@ -164,6 +176,8 @@ def past_reopen_window(ctx: Context) -> Outcome | None:
 STEPS: tuple[Step, ...] = (
     own_loop,
     duplicate,
+    fragment,  # waits for its set, or is reassembled, or goes on as mail with an attachment
+    receipt,
     bounce,
     requester,
     existing_ticket,

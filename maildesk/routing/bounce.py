@@ -11,6 +11,7 @@ by its Message-ID, which every format quotes: maildesk minted it, so it is on a 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -84,6 +85,23 @@ def recognise(msg: ParsedMessage, raw: bytes, envelope_from: str | None) -> Boun
         quoted_ids=quoted,
         standard=report,
     )
+
+
+def identity(bounce: Bounce, original: str) -> str:
+    """What makes two bounces the same one: the message of ours they return, the addresses
+    that failed, whether for good, the status and the server's answer (case and spacing
+    aside).
+
+    Two copies of one report (delivered to two desk addresses, or sent again by the remote
+    MTA) differ in their Message-ID, Date and Received lines, and perhaps in the report's
+    Arrival-Date, but not in these; a report that says something new (the delay became a
+    failure, another recipient failed) differs in them. A hash of the report's bytes would
+    tell copies apart that say the same thing.
+    """
+    diagnostic = " ".join(bounce.diagnostic.lower().split())
+    failed = "permanent" if bounce.permanent else "temporary"
+    parts = (original, ",".join(sorted(bounce.recipients)), failed, bounce.status, diagnostic)
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _is_delivery_report(msg: ParsedMessage, raw: bytes) -> bool:

@@ -55,6 +55,10 @@ def automatic(msg: ParsedMessage) -> str | None:
     for header in ("x-autoreply", "x-autorespond"):
         if msg.header(header) is not None:
             return f"{header} header present"
+    # Exchange marks its read receipts and delivery reports so (an MDN is automatic mail).
+    content_class = (msg.header("content-class") or "").strip().lower()
+    if content_class in ("urn:content-classes:mdn", "urn:content-classes:dsn"):
+        return f"Content-Class: {content_class}"
     return None
 
 

@@ -3,7 +3,8 @@
 Each lives in the module of its aggregate: raw mail, quarantine and IMAP checkpoints in
 `raw`; the threading step's lookups in `threads`; tickets, events, watchers, contacts and
 the agents' load in `tickets`; a contact's addresses, tickets and merges in `contacts`;
-the outbox and the rate-limit counts in `outbound`.
+the outbox and the rate-limit counts in `outbound`; reports already recorded and the
+fragments of messages sent in parts in `reports`.
 """
 
 from maildesk.store.contacts import (
@@ -37,6 +38,16 @@ from maildesk.store.raw import (
     requeue_quarantined,
     save_raw,
     set_aside_message,
+)
+from maildesk.store.reports import (
+    StoredFragment,
+    fragment_bytes,
+    fragments_named,
+    hold,
+    mark_fragments,
+    recorded_report,
+    requeue_fragments,
+    stale_fragments,
 )
 from maildesk.store.threads import (
     StoreThreadIndex,
@@ -75,6 +86,7 @@ __all__ = [
     "DROPPED",
     "LISTABLE",
     "StoreThreadIndex",
+    "StoredFragment",
     "add_event",
     "add_link",
     "add_watchers",
@@ -90,6 +102,9 @@ __all__ = [
     "desk_secret",
     "drop_quarantined",
     "due_outbox",
+    "fragment_bytes",
+    "fragments_named",
+    "hold",
     "links",
     "list_contacts",
     "list_outbox",
@@ -97,6 +112,7 @@ __all__ = [
     "list_tickets",
     "live_tickets",
     "mark_bouncing",
+    "mark_fragments",
     "merge_contacts",
     "message_exists",
     "message_ids_exist",
@@ -113,14 +129,17 @@ __all__ = [
     "quarantined_ids",
     "raw_bytes",
     "raw_exists",
+    "recorded_report",
     "remove_link",
     "remove_watchers",
     "removed_watchers",
+    "requeue_fragments",
     "requeue_quarantined",
     "routed_by",
     "save_raw",
     "set_aside_message",
     "sla_tickets",
+    "stale_fragments",
     "ticket_with_history",
     "tickets_opened_since",
     "watchers",
