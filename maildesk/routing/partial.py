@@ -28,7 +28,7 @@ from maildesk.parse.headers import (
     header_block,
     header_fields,
     mailboxes,
-    strip_leading_blank_lines,
+    repair_header_block,
 )
 
 PARTIAL_WAIT = timedelta(days=7)  # a set not complete by then is given up
@@ -83,7 +83,7 @@ class Plan:
 
 def read_fragment(raw: bytes) -> Fragment | None:
     """The fragment these bytes are (from their header block), or None if not message/partial."""
-    first = first_values(header_fields(strip_leading_blank_lines(raw)))
+    first = first_values(header_fields(repair_header_block(raw)))
     value = first.get("content-type", b"").decode("utf-8", "replace")
     probe = email.message.Message()
     try:
@@ -205,7 +205,7 @@ def _count(value: str) -> int | None:
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
     """(header block, body) of a message or of an enclosed one; the blank line dropped."""
-    raw = strip_leading_blank_lines(raw)
+    raw = repair_header_block(raw)
     head = header_block(raw)
     rest = raw[len(head) :]
     separator = _SEPARATOR.match(rest)
