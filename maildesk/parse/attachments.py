@@ -1,5 +1,6 @@
 """Attachments: which parts are files, their names made safe, forwarded messages kept whole
-as .eml, and parts only mail-parser recovered from a broken tree added without repeats."""
+as .eml, the files inside a winmail.dat listed beside it, and parts only mail-parser
+recovered from a broken tree added without repeats."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from maildesk.mail.message import ParsedAttachment
 from maildesk.parse.headers import decode_words
 from maildesk.parse.limits import MAX_CONTENT_ID, MAX_CONTENT_TYPE
 from maildesk.parse.text import WS, clean, safe
+from maildesk.parse.tnef import is_tnef, unpack
 from maildesk.parse.tree import Part
 
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
@@ -132,7 +134,8 @@ def _mailparser_content(att: dict[str, Any]) -> bytes:
 def _walked_attachments(parts: list[Part]) -> Iterator[ParsedAttachment]:
     """Every part that is not body text, in document order. A forwarded message is kept
     whole as an .eml, and its own attachments are listed too; a forward inside a forward is
-    not kept again (it is in the outer .eml), so nesting cannot multiply what is stored."""
+    not kept again (it is in the outer .eml), so nesting cannot multiply what is stored.
+    A winmail.dat is kept as it came, and the files packed into it follow it."""
     index = 0
     first_text = first_text_part(parts)
     forward_end = 0  # parts before this index are inside a forwarded message
@@ -161,6 +164,10 @@ def _walked_attachments(parts: list[Part]) -> Iterator[ParsedAttachment]:
             content=content,
             content_id=cid[:MAX_CONTENT_ID] or None,
         )
+        if is_tnef(p.part, content):
+            for packed in _tnef_files(content, index):
+                index += 1
+                yield packed
 
 
 def _subtree_end(parts: list[Part], start: int) -> int:
@@ -169,6 +176,18 @@ def _subtree_end(parts: list[Part], start: int) -> int:
     while end < len(parts) and parts[end].depth > depth:
         end += 1
     return end
+
+
+def _tnef_files(content: bytes, index: int) -> Iterator[ParsedAttachment]:
+    """The files packed into a winmail.dat, numbered on from its own index."""
+    tnef = unpack(content)
+    for i, packed in enumerate(tnef.files if tnef else (), start=index + 1):
+        ctype = clean(packed.content_type)[:MAX_CONTENT_TYPE]
+        yield ParsedAttachment(
+            filename=sanitise_filename(packed.name, ctype, i),
+            content_type=ctype,
+            content=packed.content,
+        )
 
 
 def _forwarded(part: Message, index: int) -> ParsedAttachment:
@@ -183,7 +202,9 @@ def _forwarded(part: Message, index: int) -> ParsedAttachment:
     name = part_filename(part)
     if not name and isinstance(inner, Message):
         subject = clean(decode_words(safe(lambda: str(inner.get("Subject") or ""), "")))
-        name = f"{WS.sub(' ', subject).strip()[:120]}.eml" if subject.strip() else ""
+        # a subject is not a path: "build 1/2 failed" keeps its "1", unlike a filename's dirs
+        subject = re.sub(r"[/\\]", "_", WS.sub(" ", subject)).strip()
+        name = f"{subject[:120]}.eml" if subject else ""
     return ParsedAttachment(
         filename=sanitise_filename(name or f"forwarded-{index}.eml", "message/rfc822", index),
         content_type="message/rfc822",

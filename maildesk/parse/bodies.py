@@ -10,6 +10,7 @@ from typing import Any
 
 from maildesk.parse.attachments import first_text_part, is_attachment, part_filename
 from maildesk.parse.text import WS, decode_text, safe
+from maildesk.parse.tnef import tnef_body
 from maildesk.parse.tree import Part
 
 # HTML elements that start a new line in the text rendering; inline ones (span, b, a) do not.
@@ -83,6 +84,8 @@ def bodies(mp: Any, parts: list[Part], hints: Sequence[str] = ()) -> tuple[str, 
     if not text and not html:
         # A multipart without boundaries, text/* parts of unknown kinds: keep their text.
         text = _leftover_text(parts, hints)
+    if not text and not html:  # Outlook's "Rich Text" mail: the body is in the winmail.dat
+        text, html = tnef_body(parts)
     if not text and html:
         text = safe(lambda: html_to_text(html), "")
     return text.replace("\r\n", "\n"), html

@@ -8,7 +8,8 @@ MessageTooComplex and is quarantined) before mail-parser (only ever loaded here)
 broken tree a second time, and our own walk of the same tree collects attachments and
 recovers text. Every text field is clean: no NUL characters, no lone surrogates, bounded
 lengths that fit the store's columns. The steps live in maildesk.parse.tree (the MIME tree),
-.headers (the header block), .bodies (text and HTML), .attachments and .text (charsets).
+.headers (the header block), .bodies (text and HTML), .attachments and .text (charsets);
+.tnef (winmail.dat) and .smime (opaque-signed S/MIME) open what Outlook packs.
 """
 
 from __future__ import annotations

@@ -236,7 +236,11 @@ EXPECT: dict[str, Expect] = {
         ("invite.ics",),
     ),
     "tnef-winmail-outlook.eml": Expect(
-        "created", "Printer on floor 3 is broken", ("error 59.4",), (), ("winmail.dat",)
+        "created",
+        "Printer on floor 3 is broken",
+        ("error 59.4",),
+        (),
+        ("winmail.dat", "printer-notes.txt"),
     ),
     "iso-2022-jp-thunderbird.eml": Expect(
         "created",
@@ -340,7 +344,7 @@ def test_realworld_fixtures_through_the_pipeline(app: App) -> None:
     assert tnef is not None
     content_type, content = tnef["attachments"]["winmail.dat"]
     assert content_type == "application/ms-tnef" and content.startswith(TNEF_SIGNATURE)
-    assert b"printer-notes.txt" in content  # stored whole, never unpacked
+    assert b"printer-notes.txt" in content  # stored whole, beside the files unpacked from it
     nul = results["nul-bytes.eml"].message
     assert nul is not None
     assert nul["attachments"]["log_.txt"][1] == b"line 1\x00line 2\x00\r\n"
