@@ -149,6 +149,10 @@ def _walked_attachments(parts: list[Part]) -> Iterator[ParsedAttachment]:
             continue
         if p.container:
             continue
+        if ctype == "message/partial":
+            index += 1
+            yield _fragment(p.part, index)
+            continue
         maintype = ctype.partition("/")[0]
         body_text = ctype in ("text/plain", "text/html") or maintype == "multipart"
         if body_text and not is_attachment(p.part, first_text):
@@ -190,15 +194,43 @@ def _tnef_files(content: bytes, index: int) -> Iterator[ParsedAttachment]:
         )
 
 
-def _forwarded(part: Message, index: int) -> ParsedAttachment:
-    """A message/rfc822 part as an .eml file named after its subject."""
+def _enclosed(part: Message) -> tuple[Message | None, bytes]:
+    """The message a message/* part encloses, and its bytes (b"" when there is none)."""
     payload = safe(lambda: part.get_payload(), None)
     inner = payload[0] if isinstance(payload, list) and payload else None
-    content = b""
-    if isinstance(inner, Message):
-        content = safe(lambda: inner.as_bytes(), None) or safe(
-            lambda: inner.as_string().encode("utf-8", "surrogateescape"), b""
-        )
+    if not isinstance(inner, Message):
+        return None, b""
+    content = safe(lambda: inner.as_bytes(), None) or safe(
+        lambda: inner.as_string().encode("utf-8", "surrogateescape"), b""
+    )
+    return inner, content
+
+
+def fragment_filename(number: object, total: object, index: int = 1) -> str:
+    """`partial-2-of-3.eml`, or `partial-2.eml` while the total is not known (RFC 2046
+    gives it on the last fragment only)."""
+    number, total = str(number or ""), str(total or "")
+    if not number.isdigit():
+        return f"partial-{index}.eml"
+    return f"partial-{number}-of-{total}.eml" if total.isdigit() else f"partial-{number}.eml"
+
+
+def _fragment(part: Message, index: int) -> ParsedAttachment:
+    """A message/partial part as a file named after its place in the set; the pipeline
+    reassembles complete sets (maildesk.routing.partial) before they are parsed."""
+    _, content = _enclosed(part)
+    number = str(safe(lambda: part.get_param("number"), "") or "")
+    total = str(safe(lambda: part.get_param("total"), "") or "")
+    return ParsedAttachment(
+        filename=fragment_filename(number, total, index),
+        content_type="message/partial",
+        content=content,
+    )
+
+
+def _forwarded(part: Message, index: int) -> ParsedAttachment:
+    """A message/rfc822 part as an .eml file named after its subject."""
+    inner, content = _enclosed(part)
     name = part_filename(part)
     if not name and isinstance(inner, Message):
         subject = clean(decode_words(safe(lambda: str(inner.get("Subject") or ""), "")))

@@ -18,7 +18,7 @@ from email.message import Message
 from email.policy import Compat32
 
 from maildesk.errors import MessageTooComplex
-from maildesk.parse.headers import header_block, strip_leading_blank_lines
+from maildesk.parse.headers import header_block, repair_header_block
 from maildesk.parse.limits import MAX_DEPTH
 from maildesk.parse.smime import signed_entity
 from maildesk.parse.text import decode_8bit, safe
@@ -127,6 +127,8 @@ def walk(msg: Message, max_parts: int, max_depth: int) -> list[Part]:
         )
         if signed and entity is not None:
             children = [entity]
+        if safe(lambda p=part: p.get_content_type(), "") == "message/partial":
+            children = []  # a fragment is a file until its set is reassembled (RFC 2046 5.2.2)
         out.append(Part(part, depth, bool(children) and not signed))
         stack.extend((child, depth + 1) for child in reversed(children))
     return out
@@ -167,7 +169,7 @@ def _unread_forward(part: Message) -> bytes | None:
         source = decoded
     elif not _MBOX_FROM.match(source):
         return None
-    source = strip_leading_blank_lines(source)
+    source = repair_header_block(source)
     found = _MBOX_FROM.match(source)
     return source[found.end() :] if found else source
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from maildesk.mail.message import ParsedAttachment, ParsedMessage
+from maildesk.parse.attachments import fragment_filename
 from maildesk.parse.headers import (
     first_values,
     header_block,
@@ -185,7 +186,7 @@ def as_attachment(msg: ParsedMessage, raw: bytes, this: Fragment, why: str) -> P
         "as it arrived.]"
     )
     attachment = ParsedAttachment(
-        filename=f"partial-{this.number}-of-{total}.eml",
+        filename=fragment_filename(this.number, this.total),
         content_type="message/partial",
         content=raw,
     )

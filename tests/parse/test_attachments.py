@@ -477,3 +477,21 @@ def test_mutated_pkcs7_never_breaks_the_message(data: st.DataObject) -> None:
     raw = with_p7m(bytes(der[:cut]), "application/pkcs7-mime; smime-type=signed-data")
     parsed = parse_message(raw)
     assert attachment(parsed, "smime.p7m")[1] == bytes(der[:cut])
+
+
+def test_a_message_partial_fragment_is_a_file_named_after_its_place() -> None:
+    def fragment(number: int, total: str) -> bytes:
+        return (
+            "From: scanner@example.org\r\nTo: support@example.com\r\nSubject: Report\r\n"
+            "MIME-Version: 1.0\r\n"
+            f'Content-Type: message/partial; id="r1@example.org"; number={number}{total}\r\n'
+            "\r\nSubject: Report\r\nContent-Type: text/plain\r\n\r\nLine 1 of the report.\r\n"
+        ).encode()
+
+    first = parse_message(fragment(1, ""))
+    last = parse_message(fragment(2, "; total=2"))
+    assert [a.filename for a in first.attachments] == ["partial-1.eml"]
+    assert [a.filename for a in last.attachments] == ["partial-2-of-2.eml"]
+    assert first.attachments[0].content_type == "message/partial"
+    assert b"Line 1 of the report." in first.attachments[0].content
+    assert "Line 1" not in first.body_text  # the fragment is not the body until reassembled

@@ -36,16 +36,7 @@ fidelity = _load_fidelity()
 
 # Cases whose fix is not in the parser yet, and how they fail today. Strict: a case that
 # starts to pass fails here until its line is removed.
-NOT_YET = {
-    "forward-rfc822-base64": "base64 message/rfc822 not decoded: base64 text in the body",
-    "forward-rfc822-quoted-printable": "quoted-printable message/rfc822 not decoded",
-    "forward-mbox-from-line": "'>From ' first line: the forward's headers read as its body",
-    "forward-subject-slash": "the .eml name made from the subject is cut at '/'",
-    "smime-opaque-signed": "opaque S/MIME not opened: empty body, inner file missing",
-    "tnef-winmail-outlook": "winmail.dat not unpacked: printer-notes.txt missing",
-    "message-partial-1-of-2": "a message/partial fragment is read as text, not kept as a file",
-    "message-partial-2-of-2": "a message/partial fragment is read as text, not kept as a file",
-}
+NOT_YET = {}
 
 SAMPLES = [s for s in fidelity.samples([CORPUS]) if s.expected is not None]
 
