@@ -61,7 +61,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -69,9 +68,24 @@ from sqlalchemy.orm import Session
 from maildesk.app import App
 from maildesk.config import Config
 from maildesk.errors import InvalidRequest
+from maildesk.reports.charts import charts
+from maildesk.reports.definitions import REPORT_VERSION, compute
+from maildesk.reports.html import render_html
+from maildesk.reports.tables import TABLES, tables, write_csv
 
-REPORT_VERSION = 1
 MAX_DAYS = 366  # the longest period one report covers
+
+__all__ = [
+    "MAX_DAYS",
+    "REPORT_VERSION",
+    "TABLES",
+    "Period",
+    "build_report",
+    "charts",
+    "render_html",
+    "tables",
+    "write_csv",
+]
 
 
 @dataclass(frozen=True)
@@ -96,20 +110,6 @@ class Period:
 def build_report(
     session: Session, app_or_config: App | Config, period: Period, now: datetime
 ) -> dict[str, Any]:
-    """The figures for the period (keys as in this module's docstring)."""
-    raise NotImplementedError
-
-
-def charts(report: dict[str, Any]) -> dict[str, str]:
-    """Chart name -> SVG markup for the report."""
-    raise NotImplementedError
-
-
-def render_html(report: dict[str, Any], charts: dict[str, str]) -> str:
-    """The report as one self-contained HTML page (inline SVG, print styles)."""
-    raise NotImplementedError
-
-
-def write_csv(report: dict[str, Any], out: Path) -> list[Path]:
-    """One CSV per table into directory `out`, or into a zip when `out` ends in .zip."""
-    raise NotImplementedError
+    """The figures for the period (keys as in this module's docstring); read-only."""
+    config = app_or_config.config if isinstance(app_or_config, App) else app_or_config
+    return compute(session, config, period.start, period.end, period.queue, now)
