@@ -10,20 +10,25 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Desk, Sink, running_desk
+from tests.conftest import Desk, Sink, free_port, running_desk
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 
-HTTP_CONFIG = f"""
+# A port of its own (not 0): the acknowledgement's status link names it.
+HTTP_CONFIG = """
 [http]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{port}"
 status_page = true
 tokens = [
-  {{ name = "ops", token = "{READ_TOKEN}", role = "read" }},
-  {{ name = "lead", token = "{ADMIN_TOKEN}", role = "admin" }},
+  {{ name = "ops", token = "{read}", role = "read" }},
+  {{ name = "lead", token = "{admin}", role = "admin" }},
 ]
 """
+
+
+def http_config(port: int | None = None) -> str:
+    return HTTP_CONFIG.format(port=port or free_port(), read=READ_TOKEN, admin=ADMIN_TOKEN)
 
 
 @dataclass
@@ -49,7 +54,7 @@ def web_desk(
     db_url: str, sink: Sink, write_config: Callable[..., Path]
 ) -> Iterator[Web]:
     """A running desk with HTTP, on each database backend."""
-    with running_desk(write_config(db_url, sink.port, extra=HTTP_CONFIG), sink) as desk:
+    with running_desk(write_config(db_url, sink.port, extra=http_config()), sink) as desk:
         yield web_for(desk)
 
 
@@ -58,6 +63,6 @@ def sqlite_web_desk(
     tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
 ) -> Iterator[Web]:
     """A running desk with HTTP on SQLite only (for the slower, HTTP-only tests)."""
-    config = write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port, extra=HTTP_CONFIG)
+    config = write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port, extra=http_config())
     with running_desk(config, sink) as desk:
         yield web_for(desk)
