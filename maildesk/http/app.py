@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -42,7 +42,8 @@ SECURITY_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it, browsers send `Origin: null` on the login form's POST.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
 
@@ -85,7 +86,7 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="maildesk"'})
 
 
-def require_token(request: Request, web: Web = Depends(web_of)) -> Principal:
+def require_token(request: Request, web: Annotated[Web, Depends(web_of)]) -> Principal:
     """The caller of an API route: `Authorization: Bearer TOKEN` (401 without one)."""
     token = bearer(request.headers.get("authorization"))
     if token is None:
@@ -99,7 +100,7 @@ def require_token(request: Request, web: Web = Depends(web_of)) -> Principal:
     return web.login(token, client_of(request))
 
 
-def require_admin(principal: Principal = Depends(require_token)) -> Principal:
+def require_admin(principal: Annotated[Principal, Depends(require_token)]) -> Principal:
     """An admin-only route: a read token gets 403."""
     if not principal.is_admin:
         raise HTTPException(403, f"token {principal.name!r} has role read; this needs admin")

@@ -123,10 +123,13 @@ def login(
     try:
         principal = web.login(token.strip(), client_of(request))
     except HTTPException as exc:
-        error = "Too many failed attempts; wait a minute." if exc.status_code == 429 else (
-            "That token is not valid."
+        error = (
+            "Too many failed attempts; wait a minute."
+            if exc.status_code == 429
+            else "That token is not valid."
         )
-        return page("login", status=exc.status_code, headers=exc.headers, desk=desk, error=error)
+        headers = dict(exc.headers or {})
+        return page("login", status=exc.status_code, headers=headers, desk=desk, error=error)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -23,7 +23,9 @@ def _environment() -> Environment:
     )
 
 
-def page(name: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
+def page(
+    name: str, status: int = 200, headers: dict[str, str] | None = None, **ctx: Any
+) -> HTMLResponse:
     """templates/dashboard/<name>.html.j2 rendered with ctx."""
     html = _environment().get_template(f"{name}.html.j2").render(**ctx)
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -22,7 +22,11 @@ from maildesk.timefmt import iso
 router = APIRouter()
 MAX_MESSAGES = 200
 # Nobody else should keep, index or be referred from this page.
-PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+PRIVATE = {
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @router.get(
