@@ -24,7 +24,7 @@ def read_http(r: Reader, t: dict[str, Any]) -> HttpConfig:
         r.problem(f"{place} key 'public_url'", f"must be an http(s) URL, got {public_url!r}")
     tables = t.pop("tokens", [])
     if not isinstance(tables, list) or not all(isinstance(x, dict) for x in tables):
-        r.problem(f"{place} key 'tokens'", 'must be a list of { name, token, role } tables')
+        r.problem(f"{place} key 'tokens'", "must be a list of { name, token, role } tables")
         tables = []
     tokens = [_token(r, dict(x), i) for i, x in enumerate(tables)]
     names = [tok.name for tok in tokens]

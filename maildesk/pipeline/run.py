@@ -153,8 +153,9 @@ def _parse(raw_id: int, raw: bytes | None) -> _Work:
     if raw is None:
         return _Work(raw_id, b"", None)  # no such stored message: nothing to do
     began = time.monotonic()
+    error: Exception | None = None
     try:
-        msg, error = parse_message(raw), None
+        msg = parse_message(raw)
     except (NotMail, MessageTooComplex) as exc:
         msg, error = None, exc
     except Exception as exc:  # parsing is defensive; anything left is a bug to see
