@@ -56,69 +56,61 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.messages_accepted = Counter(
+        counter = self._counter
+        self.messages_accepted = counter(
             "maildesk_messages_accepted",
             "Messages stored raw, by the edge that took them",
-            ["source"],
-            registry=r,
+            "source",
         )
-        self.messages_refused = Counter(
+        self.messages_refused = counter(
             "maildesk_messages_refused",
             "SMTP replies refusing a recipient, a message or a connection, by code",
-            ["source", "code"],
-            registry=r,
+            "source",
+            "code",
         )
-        self.pipeline_messages = Counter(
+        self.pipeline_messages = counter(
             "maildesk_pipeline_messages",
             "Stored messages the pipeline finished, by outcome (created, appended, ...)",
-            ["outcome"],
-            registry=r,
+            "outcome",
         )
         self.pipeline_seconds = Histogram(
             "maildesk_pipeline_seconds",
             "Time the pipeline took for one message (parse and run)",
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
-        self.rule_hits = Counter(
-            "maildesk_rule_hits", "Routing rules that matched a new ticket", ["rule"], registry=r
+        self.rule_hits = counter(
+            "maildesk_rule_hits", "Routing rules that matched a new ticket", "rule"
         )
-        self.outbox_sent = Counter(
+        self.outbox_sent = counter(
             "maildesk_notifications_sent",
             "Notifications delivered by the outbox sender, by kind",
-            ["kind"],
-            registry=r,
+            "kind",
         )
-        self.outbox_results = Counter(
+        self.outbox_results = counter(
             "maildesk_outbox_attempts",
             "Delivery attempts of the outbox sender, by result (sent, retrying, failed)",
-            ["result"],
-            registry=r,
+            "result",
         )
-        self.sla_warnings = Counter(
-            "maildesk_sla_warnings", "SLA warnings recorded by the SLA job", registry=r
-        )
-        self.sla_breaches = Counter(
-            "maildesk_sla_breaches", "SLA breaches recorded by the SLA job", registry=r
-        )
-        self.imap_errors = Counter(
-            "maildesk_imap_errors", "Failed IMAP connections or polls", ["mailbox"], registry=r
+        self.sla_warnings = counter("maildesk_sla_warnings", "SLA warnings the SLA job recorded")
+        self.sla_breaches = counter("maildesk_sla_breaches", "SLA breaches the SLA job recorded")
+        self.imap_errors = counter(
+            "maildesk_imap_errors", "Failed IMAP connections or polls", "mailbox"
         )
         self.imap_last_success = Gauge(
             "maildesk_imap_last_success_timestamp_seconds",
             "When a mailbox was last read without error (Unix time)",
             ["mailbox"],
-            registry=r,
+            registry=self.registry,
         )
-        self.database_errors = Counter(
-            "maildesk_database_errors",
-            "Times a worker found the store unavailable",
-            ["worker"],
-            registry=r,
+        self.database_errors = counter(
+            "maildesk_database_errors", "Times a worker found the store unavailable", "worker"
         )
         self._imap_seen: dict[str, float] = {}
         self._collectors: set[str] = set()
+
+    def _counter(self, name: str, help: str, *labels: str) -> Counter:
+        return Counter(name, help, list(labels), registry=self.registry)
 
     # --- what the edges and loops call --------------------------------------------------
 

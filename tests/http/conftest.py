@@ -50,18 +50,14 @@ def web_for(desk: Desk) -> Web:
 
 
 @pytest.fixture
-def web_desk(
-    db_url: str, sink: Sink, write_config: Callable[..., Path]
-) -> Iterator[Web]:
+def web_desk(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator[Web]:
     """A running desk with HTTP, on each database backend."""
     with running_desk(write_config(db_url, sink.port, extra=http_config()), sink) as desk:
         yield web_for(desk)
 
 
 @pytest.fixture
-def sqlite_web_desk(
-    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
-) -> Iterator[Web]:
+def sqlite_web_desk(tmp_path: Path, sink: Sink, write_config: Callable[..., Path]) -> Iterator[Web]:
     """A running desk with HTTP on SQLite only (for the slower, HTTP-only tests)."""
     config = write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port, extra=http_config())
     with running_desk(config, sink) as desk:

@@ -155,9 +155,7 @@ def test_login_sets_a_strict_httponly_session_cookie_never_the_token(
         assert 'name="token"' in browser.get("/").text
 
 
-def test_tokens_never_reach_the_log(
-    sqlite_web_desk: Web, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_tokens_never_reach_the_log(sqlite_web_desk: Web, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with sqlite_web_desk.client(ADMIN_TOKEN) as http, sqlite_web_desk.client(None) as anon:
         http.get("/api/tickets")

@@ -78,9 +78,7 @@ def test_dashboard_in_chromium(browser: WebDriver, sqlite_web_desk: Web, tmp_pat
     wrong = browser.find_element(By.NAME, "token")
     wrong.send_keys("not-the-token-at-all")
     wrong.submit()
-    error = WebDriverWait(browser, 30).until(
-        ec.presence_of_element_located((By.ID, "login-error"))
-    )
+    error = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "login-error")))
     assert "not valid" in error.text
     # The one console error so far is that refused login's own 401 (reading the log empties it).
     assert [e["message"].split(" - ")[0] for e in _console_errors(browser)] == [

@@ -53,8 +53,10 @@ def test_counters_and_gauges_move_as_mail_arrives(web_desk: Web) -> None:
     assert after[("maildesk_tickets_open", open_infra)] == 1
     # The acknowledgements and agent notices go out through the sink: counted as sent.
     wait_until(
-        lambda: sample(web_desk, "maildesk_outbox_messages", status="sent") >= 2
-        and sample(web_desk, "maildesk_notifications_sent_total", kind="acknowledgement") == 2
+        lambda: (
+            sample(web_desk, "maildesk_outbox_messages", status="sent") >= 2
+            and sample(web_desk, "maildesk_notifications_sent_total", kind="acknowledgement") == 2
+        )
     )
     assert sample(web_desk, "maildesk_sla_breaches_total") == 0
 
