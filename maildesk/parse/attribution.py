@@ -18,7 +18,7 @@ from dataclasses import dataclass
 _WROTE = (
     r"wrote|sent|writes|schrieb|geschrieben|geschreven|a\s+[ée]crit|ha\s+scritto|scrisse|escribi[óo]|"
     r"escreveu|schreef|skrev|skriver|napisa[łl](?:\(a\)|a)?|nades[łl]a[łl]|napsal(?:\(a\)|a)?|"
-    r"написал(?:\(а\)|а)?|пишет|kirjoitti|írta|yazd[ıi]|έγραψε|đã\s+viết|scrie|a\s+scris|"
+    r"написал(?:\(а\)|а)?|пишет|kirjoitti|ezt\s+írta|írta|yazd[ıi]|έγραψε|đã\s+viết|scrie|a\s+scris|"
     r"写道|寫道|のメッセージ|は書きました|님이\s*작성"
 )
 # Words an attribution line starts with, for the forms that wrap before their verb.
@@ -28,7 +28,7 @@ _OPENERS = (
 )
 _ATTRIBUTION = re.compile(
     rf"^(?:-{{2,}}\s*)?(?P<head>.{{0,300}}?)(?:\b|(?<=\s)|(?<=[\u3000-\u9fff]))(?:{_WROTE})"
-    rf"(?:\s[^:：]{{0,120}})?\s*[:：]?\s*-*\s*$",
+    rf"(?:\s.{{0,120}}?)?\s*[:：]?\s*-*\s*$",
     re.IGNORECASE,
 )
 # "2017-11-24 16:32 GMT+01:00 Name <addr>:", "вт, 1 дек. 2026 г. в 18:27, Name <addr>:",
@@ -37,13 +37,15 @@ _DATE_ADDRESS = re.compile(
     r"^.{0,120}\d.{0,200}[<(\[]\s*(?:mailto:)?[^\s<>()@]+@[^\s<>()]+\s*[>)\]]\s*[:：]\s*$"
 )
 # Gmail's old form without a colon: "2011/4/7 Name <addr>".
+# An attribution in a form no pattern knows: a date and time, an address, a colon at the end.
+_LOOSE = re.compile(r"^.{0,150}\b\d{1,2}[:.h]\d{2}\b.{0,150}[:：]\s*$")
 _DATE_FIRST_ADDRESS = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,120}<[^\s<>@]+@[^\s<>]+>\s*$")
 
 _ORIGINAL = (
     r"original\s+message|reply\s+message|forwarded\s+by|ursprüngliche\s+nachricht|"
     r"original-nachricht|antwort\s+nachricht|oprindelig\s+meddelelse|opprinnelig\s+melding|"
     r"ursprungligt\s+meddelande|originalmeddelande|mensaje\s+original|mensagem\s+original|"
-    r"message\s+d'origine|message\s+original|messaggio\s+originale|origineel\s+bericht|"
+    r"message\s+d'origine|message\s+original|mail\s+original|messaggio\s+originale|origineel\s+bericht|"
     r"oorspronkelijk\s+bericht|oryginalna\s+wiadomo[śs][ćc]|wiadomo[śs][ćc]\s+oryginalna|"
     r"p[ůu]vodn[íi]\s+zpr[áa]va|alkuper[äa]inen\s+viesti|исходное\s+сообщение|"
     r"пересылаемое\s+сообщение|eredeti\s+üzenet|orijinal\s+mesaj|原始邮件|原始郵件|"
@@ -75,6 +77,7 @@ _FROM_NAME = re.compile(rf"^(?:{_FROM})$", re.I)
 _SENT_NAME = re.compile(rf"^(?:{_SENT})$", re.I)
 _ADDRESS = re.compile(r"[^\s<>()\[\]@]+@[^\s<>()\[\]]+")
 _QUOTED = re.compile(r"^\s*>(?!From )")
+_DATE_OR_ADDRESS = re.compile(r"@|\b\d{4}\b|\d{1,2}[./]\s?\d{1,2}[./]")
 MAX_SPAN = 5
 
 
@@ -92,8 +95,25 @@ def first_splitter(lines: list[str], begin: int = 0) -> Splitter | None:
     for i in range(begin, len(lines)):
         found = splitter_at(lines, i)
         if found is not None:
-            return found
+            return _wrapped_above(lines, found, begin) if found.kind == "attribution" else found
     return None
+
+
+def _wrapped_above(lines: list[str], found: Splitter, begin: int) -> Splitter:
+    """An attribution whose first lines did not look like one alone ("út 1. 12. 2026 v
+    18:27 odesílatel Name <addr>" above "napsal:"): start it where it starts."""
+    start = found.start
+    tail = " ".join(line.strip() for line in lines[found.start : found.end])
+    for above in range(found.start - 1, max(begin, found.start - 3) - 1, -1):
+        line = lines[above].strip()
+        if not line or _QUOTED.match(lines[above]):
+            break
+        tail = line + " " + tail
+        if is_attribution(tail, quote_follows=True, wrapped=True) and _DATE_OR_ADDRESS.search(line):
+            start = above
+        else:
+            break
+    return Splitter(start, found.end, found.kind)
 
 
 def splitter_at(lines: list[str], i: int) -> Splitter | None:
@@ -138,6 +158,8 @@ def is_attribution(text: str, *, quote_follows: bool = False, wrapped: bool = Fa
         return False
     if _DATE_ADDRESS.match(text) or (not wrapped and _DATE_FIRST_ADDRESS.match(text)):
         return True
+    if _LOOSE.match(text) and _ADDRESS.search(text):
+        return True  # an unknown verb, but a time, an address and a colon at the end
     if not text.endswith((":", "：")) and not re.search(rf"(?:{_WROTE})\s*-*\s*$", text, re.I):
         return False
     match = _ATTRIBUTION.match(text)

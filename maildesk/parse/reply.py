@@ -72,11 +72,20 @@ def _from_text(body: str) -> str:
     forward = _FORWARD.search("\n".join(lines[: splitter.start] if splitter else lines))
     if forward:
         return text.strip()  # a forward: what it forwards is the point
+    if splitter is not None and splitter.kind == "headers" and not _filled(lines[: splitter.start]):
+        # The message's own headers pasted on top (a reply sent with them): skip them.
+        lines = lines[splitter.end :]
+        splitter = first_splitter(lines)
     if splitter is not None:
-        lines = lines[: splitter.start] + _answer_below(lines[splitter.end :])
+        cut = lines[: splitter.start] + _answer_below(lines[splitter.end :])
+        lines = cut if _filled(cut) else lines  # history on top with nothing new: keep all
     lines = drop_quotes(lines)
     kept = _library_reply("\n".join(lines))
     return drop_signature(kept).strip()
+
+
+def _filled(lines: list[str]) -> bool:
+    return any(line.strip() for line in lines)
 
 
 def _split_shared_lines(lines: list[str]) -> list[str]:
