@@ -66,7 +66,11 @@ def judge(case: dict[str, Any], got: str) -> dict[str, bool]:
     right = out in allowed
     extra = Counter(out) - Counter(expected)
     missing = Counter(allowed[-1]) - Counter(out)
-    return {"right": right, "leaked": not right and bool(extra), "lost": not right and bool(missing)}
+    return {
+        "right": right,
+        "leaked": not right and bool(extra),
+        "lost": not right and bool(missing),
+    }
 
 
 def run(corpus: Path = CORPUS) -> list[dict[str, Any]]:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003  (patterns in many scripts: Cyrillic, Greek and full-width letters on purpose)
 """Where quoted history starts in a reply's text: attribution lines, header blocks and
 separators as mail clients write them, in many languages.
 
@@ -39,7 +40,9 @@ _DATE_ADDRESS = re.compile(
 # Gmail's old form without a colon: "2011/4/7 Name <addr>".
 # An attribution in a form no pattern knows: a date and time, an address, a colon at the end.
 _LOOSE = re.compile(r"^.{0,150}\b\d{1,2}[:.h]\d{2}\b.{0,150}[:：]\s*$")
-_DATE_FIRST_ADDRESS = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,120}<[^\s<>@]+@[^\s<>]+>\s*$")
+_DATE_FIRST_ADDRESS = re.compile(
+    r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,120}<[^\s<>@]+@[^\s<>]+>\s*$"
+)
 
 _ORIGINAL = (
     r"original\s+message|reply\s+message|forwarded\s+by|ursprüngliche\s+nachricht|"
@@ -136,7 +139,11 @@ def _attribution_at(lines: list[str], i: int) -> Splitter | None:
     parts: list[str] = []
     for j in range(i, min(len(lines), i + MAX_SPAN)):
         part = re.sub(r"^[\s>]*", "", lines[j]).strip() if j > i else lines[j].strip()
-        if j > i and _QUOTED.match(lines[j]) and not re.match(r"^[\s>]*(?:\S+\s+)?\S*[:：]\s*$", lines[j]):
+        if (
+            j > i
+            and _QUOTED.match(lines[j])
+            and not re.match(r"^[\s>]*(?:\S+\s+)?\S*[:：]\s*$", lines[j])
+        ):
             break
         if part:
             parts.append(part)

@@ -19,8 +19,8 @@ import re
 from mailparser_reply.parser import EmailMessage
 
 from maildesk.parse.attribution import first_splitter, is_attribution
-from maildesk.parse.reply_quotes import drop_quotes, is_quoted
 from maildesk.parse.reply_html import drop_cid_placeholders, strip_quoted_html
+from maildesk.parse.reply_quotes import drop_quotes, is_quoted
 from maildesk.parse.reply_signature import drop_signature, is_signature
 
 # Every language the library knows; English is always included.
@@ -132,16 +132,10 @@ def _library_reply(text: str) -> str:
     if not reply.replies:
         return text
     first = reply.replies[0]
-    kept = first.body if is_signature(first.signatures) else first.full_body
+    kept = str(first.body if is_signature(first.signatures) else first.full_body)
     if not kept.strip() and first.full_body.strip():
-        kept = first.full_body  # everything looked like a signature: keep it all
-    if _is_quoted_text(text) and not kept.strip():
-        return text
-    return kept
-
-
-def _is_quoted_text(text: str) -> bool:
-    return any(is_quoted(line) for line in text.splitlines())
+        kept = str(first.full_body)  # everything looked like a signature: keep it all
+    return kept if kept.strip() else text
 
 
 def _reconcile(body: str, from_text: str, from_html: str) -> str:

@@ -1,4 +1,5 @@
-"""">"-quoted history that no attribution introduces.
+# ruff: noqa: RUF001  (patterns in many scripts: Cyrillic, Greek and full-width letters on purpose)
+""" ">"-quoted history that no attribution introduces.
 
 A block of ">" lines at the end is history; so is a single block above the answer (a
 bottom-posted reply, maybe with a greeting above the quote). Several blocks with answers
@@ -68,8 +69,12 @@ def _without(lines: list[str], start: int, end: int) -> list[str]:
     if above > 0 and _looks_like_attribution(lines[above - 1]):
         cut = above - 1
         # An attribution wrapped over two lines: "On …, Name <" / "addr> wrote:".
-        if cut > 0 and lines[cut - 1].strip() and is_attribution(
-            lines[cut - 1].strip() + " " + lines[cut].strip(), quote_follows=True
+        if (
+            cut > 0
+            and lines[cut - 1].strip()
+            and is_attribution(
+                lines[cut - 1].strip() + " " + lines[cut].strip(), quote_follows=True
+            )
         ):
             cut -= 1
         above = cut

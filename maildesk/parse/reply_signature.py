@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (patterns in many scripts: Cyrillic, Greek and full-width letters on purpose)
 """Signatures at the end of a reply's new text.
 
 A signature is a "-- " block, a "Sent from <app>" line (in many languages), or a short
