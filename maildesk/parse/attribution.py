@@ -22,6 +22,7 @@ _WROTE = (
     r"написал(?:\(а\)|а)?|пишет|kirjoitti|ezt\s+írta|írta|yazd[ıi]|έγραψε|đã\s+viết|scrie|a\s+scris|"
     r"写道|寫道|のメッセージ|は書きました|님이\s*작성"
 )
+_WROTE_ANYWHERE = re.compile(_WROTE, re.IGNORECASE)
 # Words an attribution line starts with, for the forms that wrap before their verb.
 _OPENERS = (
     r"on|am|le|il|el|em|op|den|d\.|på|w\s+dniu|dnia|dne|vào|в|el\s+día|ke|ons|kl\.|"
@@ -167,6 +168,8 @@ def is_attribution(text: str, *, quote_follows: bool = False, wrapped: bool = Fa
         return True
     if _LOOSE.match(text) and _ADDRESS.search(text):
         return True  # an unknown verb, but a time, an address and a colon at the end
+    if not _WROTE_ANYWHERE.search(text):
+        return False
     if not text.endswith((":", "：")) and not re.search(rf"(?:{_WROTE})\s*-*\s*$", text, re.I):
         return False
     match = _ATTRIBUTION.match(text)

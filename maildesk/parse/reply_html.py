@@ -18,7 +18,6 @@ from maildesk.parse.attribution import splitter_at
 # Elements that are quoted history themselves.
 _QUOTE_SELECTORS = (
     "div.gmail_quote",
-    "blockquote.gmail_quote",
     "div.gmail_attr",
     "blockquote[type=cite]",
     "div.moz-cite-prefix",
@@ -53,7 +52,11 @@ def strip_quoted_html(html: str) -> tuple[str, bool]:
             _cut_from(tag)
             found = True
     for tag in _header_separators(soup):
-        _cut_from(tag)
+        _cut_from(_signature_block(tag))
+        found = True
+    last = _trailing_blockquote(soup)
+    if last is not None:
+        last.decompose()
         found = True
     for selector in _QUOTE_SELECTORS:
         for tag in soup.select(selector):
@@ -83,6 +86,42 @@ def _header_separators(soup: Any) -> list[Any]:
             found.append(hr)
             break
     return found
+
+
+def _signature_block(hr: Any) -> Any:
+    """The block an `hr` shares with only a name above it ("Bob", then the header block):
+    Hotmail puts the sign-off there. The answer is in the blocks before it."""
+    parent = hr.parent
+    before = "".join(
+        str(node) if isinstance(node, str) else node.get_text(" ") for node in hr.previous_siblings
+    )
+    words = before.split()
+    has_text_before = parent is not None and any(
+        (str(s) if isinstance(s, str) else s.get_text()).strip() for s in parent.previous_siblings
+    )
+    name_only = 0 < len(words) <= 3 and not re.search(r"[.!?:]$", before.strip())
+    if parent is not None and parent.name == "div" and name_only and has_text_before:
+        return parent
+    return hr
+
+
+def _trailing_blockquote(soup: Any) -> Any:
+    """A plain `blockquote` with at most a short line after it (a disclaimer, a name):
+    quoted history. One with the answer below it, inside another, or Gmail's outside its
+    `gmail_quote` div (text the author quoted on purpose) is left alone."""
+    quotes = [
+        q
+        for q in soup.find_all("blockquote")
+        if q.find_parent("blockquote") is None and "gmail_quote" not in (q.get("class") or [])
+    ]
+    if not quotes:
+        return None
+    last = quotes[-1]
+    after = "".join(str(node) for node in last.find_all_next(string=True))
+    before = "".join(str(node) for node in last.find_all_previous(string=True))
+    if before.strip() and len(after.split()) <= 3:
+        return last
+    return None
 
 
 def _starts_header_block(text: str) -> bool:
