@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import quopri
 import sys
 import tomllib
 from collections import Counter, defaultdict
@@ -48,6 +49,8 @@ def bodies(case: dict[str, Any], corpus: Path = CORPUS) -> tuple[str, str]:
     if case["kind"] == "html":
         html = data.decode("utf-8")
         return html_to_text(html), html
+    if case["kind"] == "qp":  # a quoted-printable body, decoded as the MIME layer does
+        return quopri.decodestring(data).decode("utf-8"), ""
     return data.decode("utf-8"), ""
 
 

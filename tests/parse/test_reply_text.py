@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import quopri
 import tomllib
 from pathlib import Path
 from string import Template
@@ -36,6 +37,8 @@ def case_bodies(case: dict[str, Any]) -> tuple[str, str]:
         return msg.body_text, msg.body_html
     if case["kind"] == "html":
         return html_to_text(data.decode("utf-8")), data.decode("utf-8")
+    if case["kind"] == "qp":  # a quoted-printable body, decoded as the MIME layer does
+        return quopri.decodestring(data).decode("utf-8"), ""
     return data.decode("utf-8"), ""
 
 
