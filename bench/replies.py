@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             if not r["right"]:
                 flags = ", ".join(k for k in ("leaked", "lost") if r[k])
                 print(f"\n--- {r['id']} ({r['client']}, {r['language']}): {flags}")
+                if "disagreement" in r:
+                    print(f"known: {r['disagreement']}")
                 print(f"expected: {r['expected']!r}\n     got: {r['got']!r}")
     return 0
 

@@ -26,8 +26,18 @@ _WROTE_ANYWHERE = re.compile(_WROTE, re.IGNORECASE)
 # Words an attribution line starts with, for the forms that wrap before their verb.
 _OPENERS = (
     r"on|am|le|il|el|em|op|den|d\.|på|w\s+dniu|dnia|dne|vào|в|el\s+día|ke|ons|kl\.|"
-    r"sent|from|в\s+\w+|\d|[\u3000-\u9fff]"
+    r"sent|from|στις|[\u3000-\u9fff]"
 )
+# Verbs that also run in sentences ("I sent 3 pages:"): never an attribution without an
+# opener or a date at its start.
+_WEAK = re.compile(r"\b(?:sent|writes|skriver|pisze|пишет|scrie)\b", re.I)
+# A date ("2026-12-01", "01.12.2026", "1 Dec 2026", "Dec 1, 2026", "2026年") or a time.
+_DATE = (
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\s?\d{1,2}[-/.]\s?\d{2,4}|"
+    r"\d{1,2}\.?\s+[^\W\d]{3,}\.?,?\s+\d{4}|[^\W\d]{3,}\.?\s+\d{1,2},?\s+\d{4}|\d{4}年|"
+    r"\d{1,2}-[^\W\d]{3,}-\d{2,4}"
+)
+_TIME = r"\b\d{1,2}[:.h]\d{2}\b"
 _ATTRIBUTION = re.compile(
     rf"^(?:-{{2,}}\s*)?(?P<head>.{{0,300}}?)(?:\b|(?<=\s)|(?<=[\u3000-\u9fff]))(?:{_WROTE})"
     rf"(?:\s.{{0,120}}?)?\s*[:：]?\s*-*\s*$",
@@ -81,7 +91,7 @@ _FROM_NAME = re.compile(rf"^(?:{_FROM})$", re.I)
 _SENT_NAME = re.compile(rf"^(?:{_SENT})$", re.I)
 _ADDRESS = re.compile(r"[^\s<>()\[\]@]+@[^\s<>()\[\]]+")
 _QUOTED = re.compile(r"^\s*>(?!From )")
-_DATE_OR_ADDRESS = re.compile(r"@|\b\d{4}\b|\d{1,2}[./]\s?\d{1,2}[./]")
+_DATE_OR_ADDRESS = re.compile(rf"@|{_DATE}")
 MAX_SPAN = 5
 
 
@@ -164,9 +174,11 @@ def is_attribution(text: str, *, quote_follows: bool = False, wrapped: bool = Fa
     text = text.strip()
     if not text or len(text) > 400:
         return False
-    if _DATE_ADDRESS.match(text) or (not wrapped and _DATE_FIRST_ADDRESS.match(text)):
+    dated = re.search(rf"{_DATE}|{_TIME}", text) is not None
+    addressed = _ADDRESS.search(text) is not None
+    if dated and (_DATE_ADDRESS.match(text) or (not wrapped and _DATE_FIRST_ADDRESS.match(text))):
         return True
-    if _LOOSE.match(text) and _ADDRESS.search(text):
+    if _LOOSE.match(text) and addressed:
         return True  # an unknown verb, but a time, an address and a colon at the end
     if not _WROTE_ANYWHERE.search(text):
         return False
@@ -176,12 +188,12 @@ def is_attribution(text: str, *, quote_follows: bool = False, wrapped: bool = Fa
     if match is None:
         return False
     head = match.group("head")
-    opener = re.match(rf"^(?:{_OPENERS})", head, re.I) is not None
-    evidence = bool(re.search(r"\d|@", text))
-    if opener and evidence:
+    opener = re.match(rf"^(?:-{{2,}}\s*)?(?:{_OPENERS})\b", head, re.I) is not None
+    opener = opener or re.match(rf"^(?:{_DATE})", head) is not None
+    if opener and (dated or addressed):
         return True
-    if evidence and len(text) <= 250:
-        return True
+    if addressed and _WEAK.search(match.group(0)) is None:
+        return True  # "Name <addr> wrote:", "… skrev Name <addr>:"
     # "Test Desk wrote:" with no date: only directly above a quote, and short.
     return quote_follows and len(head.split()) <= 6
 
@@ -208,7 +220,7 @@ def _header_block(lines: list[str], i: int) -> int | None:
     if first is None:
         return None
     name = _name(first.group("name"))
-    if not (_FROM_NAME.match(name) or _SENT_NAME.match(name)):
+    if not _plausible_first(name, first.group("value").strip()):
         return None
     names = {name}
     end, gap = i + 1, 0
@@ -231,6 +243,14 @@ def _header_block(lines: list[str], i: int) -> int | None:
     if _FROM_NAME.match(name) and _ADDRESS.search(first.group("value")):
         return i + 1
     return None
+
+
+def _plausible_first(name: str, value: str) -> bool:
+    """A block starts with From (a name or an address, not a sentence) or Sent/Date (a date)."""
+    if _FROM_NAME.match(name):
+        sentence = len(value.split()) > 5 or value.endswith((".", "!", "?"))
+        return "@" in value or not sentence
+    return _SENT_NAME.match(name) is not None and re.search(r"\d", value) is not None
 
 
 def _name(name: str) -> str:

@@ -31,7 +31,12 @@ _CLOSINGS = (
     r"s pozdravem|díky|kiitos|terveisin|спасибо|с уважением|всего доброго|köszönöm|"
     r"üdvözlettel|teşekkürler|saygılarımla|ευχαριστώ|よろしくお願いします|谢谢|此致"
 )
-_CLOSING = re.compile(rf"^\s*(?:{_CLOSINGS})\s*[,.!]*(?:\s+[\w.\-']+){{0,3}}\s*$", re.I)
+# A closing, maybe "a lot" or "again", maybe a name after it ("Regards, Roman"): never a
+# sentence ("Thanks for the fix", "Thanks, but the printer still fails").
+_CLOSING = re.compile(
+    rf"^\s*(?i:{_CLOSINGS})(?i:\s+(?:a lot|so much|again|in advance|all|everyone))?\s*[,.!]*"
+    r"(?:\s*[A-ZÀ-ÞА-ЯΑ-Ω][\w.'\-]*(?:\s+[A-ZÀ-ÞА-ЯΑ-Ω][\w.'\-]*)?)?\s*[,.!]*\s*$"
+)
 
 
 def is_signature(block: str) -> bool:
@@ -65,7 +70,18 @@ def drop_signature(text: str) -> str:
 def _short_tail(lines: list[str]) -> bool:
     """The lines below a closing: a name, maybe a title or a phone number."""
     filled = [line.strip() for line in lines if line.strip()]
-    return len(filled) <= 3 and all(len(line) <= 60 and not line.endswith("?") for line in filled)
+    return len(filled) <= 3 and all(_name_like(line) for line in filled)
+
+
+def _name_like(line: str) -> bool:
+    """ "Alice Admin | IT", "+49 30 1234", "B": mostly capitalised words, digits or marks."""
+    words = line.split()
+    if len(line) > 60 or len(words) > 6 or line.endswith(("?", ".", ":", "!")):
+        return False
+    marked = [
+        w for w in words if not w[0].isalpha() or w[0].isupper() or any(c.isdigit() for c in w)
+    ]
+    return 2 * len(marked) >= len(words) + (1 if len(words) > 2 else 0)
 
 
 def _trim(lines: list[str]) -> list[str]:

@@ -25,7 +25,10 @@ def corpus_cases() -> list[Any]:
     for manifest in sorted(CORPUS.glob("*.toml")):
         for case in tomllib.loads(manifest.read_text(encoding="utf-8"))["case"]:
             label = f"{case['client']}-{case['language']}-{case['id']}".replace(" ", "_")
-            cases.append(pytest.param(case, id=label))
+            # A case where maildesk knowingly answers otherwise than its source says why.
+            known = case.get("disagreement")
+            marks = [pytest.mark.xfail(strict=True, reason=known)] if known else []
+            cases.append(pytest.param(case, id=label, marks=marks))
     return cases
 
 
@@ -142,6 +145,16 @@ def test_stripping(body: str, expected: str) -> None:
         ("Erledigt.\n\nVon meinem iPhone gesendet", "Erledigt."),
         # A line above "wrote:" that is the author's own text stays.
         ("I rebooted it at 10:30\nCarol wrote:\n> old\n> more", "I rebooted it at 10:30"),
+        # Sentences with an attribution's verb, a number or a time are text.
+        ("I sent 2 test pages:\n- page 1 ok\n- page 2 failed", None),
+        ("As I wrote on 3 May:\nthe toner is empty.\nPlease order more.", None),
+        ("The log writes 3 lines at 10:30:\nerror 1\nerror 2", None),
+        ("Fixed it.\n\nOn Monday we will replace the others.", None),
+        # A closing word that starts a sentence, or a sentence below a closing, is text.
+        ("Rebooted the server.\nThanks for the fix", None),
+        ("Rebooted the server.\n\nThanks\nPlease also check printer 4", None),
+        ("Rebooted.\n\nThanks,\nAlice Admin | IT\n+49 30 1234", "Rebooted."),
+        ("Fixed.\n\nMit freundlichen Grüßen\nAlice Admin\nIT-Abteilung", "Fixed."),
         # ">>> >>> link <<<" is decoration, not a quote.
         (
             "See:\n>>> >>>  http://example.org <<<\nbye",
@@ -151,8 +164,8 @@ def test_stripping(body: str, expected: str) -> None:
         ("From: Alice <a@example.com>\nSent: Tue\nTo: support\n\nDone.", "Done."),
     ],
 )
-def test_rules_around_the_quote(body: str, expected: str) -> None:
-    assert new_text(body) == expected
+def test_rules_around_the_quote(body: str, expected: str | None) -> None:
+    assert new_text(body) == (body if expected is None else expected)
 
 
 def test_html_structure_cuts_history_the_text_does_not_show() -> None:
