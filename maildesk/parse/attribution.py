@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF003  (patterns in many scripts: Cyrillic, Greek and full-width letters on purpose)
+# ruff: noqa: RUF001, RUF003  (Cyrillic, Greek and full-width letters on purpose)
 """Where quoted history starts in a reply's text: attribution lines, header blocks and
 separators as mail clients write them, in many languages.
 
@@ -48,9 +48,9 @@ _ATTRIBUTION = re.compile(
 _DATE_ADDRESS = re.compile(
     r"^.{0,120}\d.{0,200}[<(\[]\s*(?:mailto:)?[^\s<>()@]+@[^\s<>()]+\s*[>)\]]\s*[:：]\s*$"
 )
-# Gmail's old form without a colon: "2011/4/7 Name <addr>".
-# An attribution in a form no pattern knows: a date and time, an address, a colon at the end.
+# An attribution in a form no pattern knows: a time, an address, a colon at the end.
 _LOOSE = re.compile(r"^.{0,150}\b\d{1,2}[:.h]\d{2}\b.{0,150}[:：]\s*$")
+# Gmail's old form without a colon: "2011/4/7 Name <addr>".
 _DATE_FIRST_ADDRESS = re.compile(
     r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.{0,120}<[^\s<>@]+@[^\s<>]+>\s*$"
 )

@@ -56,7 +56,7 @@ def new_text(body: str, body_html: str = "") -> str:
     from maildesk.parse.bodies import html_to_text
 
     from_html = _from_text(html_to_text(html))
-    return _reconcile(body, text, from_html)
+    return _reconcile(text, from_html)
 
 
 def _from_text(body: str) -> str:
@@ -138,7 +138,7 @@ def _library_reply(text: str) -> str:
     return kept if kept.strip() else text
 
 
-def _reconcile(body: str, from_text: str, from_html: str) -> str:
+def _reconcile(from_text: str, from_html: str) -> str:
     """Prefer the plain text as typed; cut it where the HTML's structure ends the answer."""
     text_words, html_words = _words(from_text), _words(from_html)
     if text_words == html_words or not html_words:
