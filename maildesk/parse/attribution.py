@@ -198,14 +198,21 @@ def is_attribution(text: str, *, quote_follows: bool = False, wrapped: bool = Fa
     return quote_follows and len(head.split()) <= 6
 
 
+def names_a_date_or_address(text: str) -> bool:
+    """Whether `text` holds an address or a date: what an attribution of any form has."""
+    return _DATE_OR_ADDRESS.search(text) is not None
+
+
 def _may_wrap(first: str) -> bool:
-    """A first line that an attribution wrapped over more lines could start with."""
-    return (
-        re.match(rf"^(?:-{{2,}}\s*)?(?:{_OPENERS})", first, re.I) is not None
-        and bool(re.search(r"\d", first))
-        and len(first) < 200
-        and not first.endswith((".", "!", "?"))
-    )
+    """A first line that an attribution wrapped over more lines could start with: an
+    opener and a number ("On Tue, Dec 1, 2026 at 6:27 PM Carol <"), or an address before
+    a verb ("Carol <carol@example.org> ezt írta (időpont: 2026. dec. 1., K,")."""
+    if len(first) >= 200 or first.endswith((".", "!", "?")):
+        return False
+    opener = re.match(rf"^(?:-{{2,}}\s*)?(?:{_OPENERS})", first, re.I) is not None
+    if opener and re.search(r"\d", first):
+        return True
+    return _ADDRESS.search(first) is not None and _WROTE_ANYWHERE.search(first) is not None
 
 
 def _next_is_quoted(lines: list[str], j: int) -> bool:

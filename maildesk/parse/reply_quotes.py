@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from maildesk.parse.attribution import is_attribution
+from maildesk.parse.attribution import is_attribution, names_a_date_or_address
 
 # A quoted line; ">From " is not one but a "From " line escaped by an mbox or an MTA.
 _QUOTED = re.compile(r"^\s*>(?!From )")
@@ -87,4 +87,4 @@ def _looks_like_attribution(line: str) -> bool:
     text = line.strip()
     if not _DANGLING.search(text):
         return False
-    return is_attribution(text, quote_follows=True) or bool(re.search(r"@|\d", text))
+    return is_attribution(text, quote_follows=True) or names_a_date_or_address(text)

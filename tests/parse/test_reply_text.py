@@ -150,6 +150,12 @@ def test_stripping(body: str, expected: str) -> None:
         ("As I wrote on 3 May:\nthe toner is empty.\nPlease order more.", None),
         ("The log writes 3 lines at 10:30:\nerror 1\nerror 2", None),
         ("Fixed it.\n\nOn Monday we will replace the others.", None),
+        # A trailing quote goes; the line introducing it stays unless it names an author.
+        (
+            "Hi,\n\nHere is the error from 10:30:\n> error 42",
+            "Hi,\n\nHere is the error from 10:30:",
+        ),
+        ("Done.\n\nCarol <c@example.org> hat am 01.12.2026 geantwortet:\n> q", "Done."),
         # A closing word that starts a sentence, or a sentence below a closing, is text.
         ("Rebooted the server.\nThanks for the fix", None),
         ("Rebooted the server.\n\nThanks\nPlease also check printer 4", None),
