@@ -2,7 +2,7 @@
 
 Each case in tests/data/replies/corpus/*.toml names a reply (plain text, an HTML body or a
 whole message) and the new text its source expects. A case is right when the extracted
-text has the expected lines in order (blank lines and indentation aside; a trailing
+text has the expected lines in order (blank and divider lines and indentation aside; a trailing
 signature the source keeps may also be dropped, as maildesk drops signatures); leaked when
 it has a line the expected text does not (quoted history relayed); lost when a line of the
 expected text is missing. A case can be both leaked and lost.
@@ -55,7 +55,7 @@ def bodies(case: dict[str, Any], corpus: Path = CORPUS) -> tuple[str, str]:
 
 
 def lines_of(text: str) -> list[str]:
-    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip(" \t_=-")]
 
 
 def judge(case: dict[str, Any], got: str) -> dict[str, bool]:

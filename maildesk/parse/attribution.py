@@ -97,7 +97,8 @@ MAX_SPAN = 5
 
 @dataclass(frozen=True)
 class Splitter:
-    """Lines `start` up to `end` (exclusive) introduce quoted history."""
+    """Lines `start` up to `end` (exclusive) introduce quoted history; `kind` is
+    "attribution", "headers", "separator" or "rule" (a line of underscores)."""
 
     start: int
     end: int
@@ -108,9 +109,25 @@ def first_splitter(lines: list[str], begin: int = 0) -> Splitter | None:
     """The first unquoted attribution, header block or separator at or after `begin`."""
     for i in range(begin, len(lines)):
         found = splitter_at(lines, i)
-        if found is not None:
-            return _wrapped_above(lines, found, begin) if found.kind == "attribution" else found
+        if found is None:
+            continue
+        if found.kind == "attribution":
+            return _wrapped_above(lines, found, begin)
+        if found.kind == "rule" and not _rule_ends_answer(lines, found.end):
+            continue
+        return found
     return None
+
+
+def _rule_ends_answer(lines: list[str], j: int) -> bool:
+    """A line of underscores ends the answer when a header block follows it (Outlook) or
+    no other splitter does; one with more answer and an attribution below is a divider."""
+    while j < len(lines) and not lines[j].strip():
+        j += 1
+    following = splitter_at(lines, j) if j < len(lines) else None
+    if following is not None and following.kind == "headers":
+        return True
+    return first_splitter(lines, j) is None
 
 
 def _wrapped_above(lines: list[str], found: Splitter, begin: int) -> Splitter:
@@ -135,8 +152,10 @@ def splitter_at(lines: list[str], i: int) -> Splitter | None:
     line = lines[i].strip()
     if not line or _QUOTED.match(lines[i]):
         return None
-    if _SEPARATOR.match(line) or _UNDERSCORES.match(line):
+    if _SEPARATOR.match(line):
         return Splitter(i, i + 1, "separator")
+    if _UNDERSCORES.match(line):
+        return Splitter(i, i + 1, "rule")
     dashed = _DASHED.match(line)
     if dashed and is_attribution(dashed.group("inner"), quote_follows=True):
         return Splitter(i, i + 1, "separator")

@@ -46,8 +46,9 @@ def case_bodies(case: dict[str, Any]) -> tuple[str, str]:
 
 
 def lines_of(text: str) -> list[str]:
-    """The non-blank lines, inner whitespace collapsed: what a reader compares."""
-    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    """The lines with text (a divider of underscores or dashes is none), inner whitespace
+    collapsed: what a reader compares."""
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip(" \t_=-")]
 
 
 @pytest.mark.parametrize("case", corpus_cases())
