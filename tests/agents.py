@@ -133,7 +133,8 @@ def plain_reply(
     """A requester-side reply: subject tag and In-Reply-To, quoted text below."""
     msg = mail(
         f"Re: {answering['Subject']}",
-        f"{body}\n\nOn Sun, 22 Nov 2026, Test Desk wrote:\n{_quoted(answering.get_content()[:200])}",
+        f"{body}\n\nOn Sun, 22 Nov 2026, Test Desk wrote:\n"
+        + _quoted(answering.get_content()[:200]),
         sender=sender,
         to=to or str(answering["Reply-To"]),
         in_reply_to=str(answering["Message-ID"]),
