@@ -38,7 +38,7 @@ def append_mail(ctx: Context) -> Outcome:
     on, msg, raw = ctx.on, ctx.msg, ctx.raw
     ticket, sender = on.ticket, on.sender
     ref = ctx.app.ref(ticket.id)
-    text = new_text(msg.body_text) or msg.body_text
+    text = new_text(msg.body_text, msg.body_html) or msg.body_text
     inbound = store_message(ctx, ticket, text=text)
     auto_reply = may_auto_reply(msg, ctx.app.config.own_addresses)
     extra = {"automatic": auto_reply.reason} if not auto_reply.allowed else {}
@@ -164,7 +164,7 @@ def agent_mail(ctx: Context) -> Outcome:
     """A proven agent's reply: commands, an internal note, or a reply to relay."""
     msg, raw, ticket, sender = ctx.msg, ctx.raw, ctx.on.ticket, ctx.on.sender
     assert sender.agent is not None
-    text = new_text(msg.body_text)
+    text = new_text(msg.body_text, msg.body_html)
     machine = automatic(msg)
     if machine is not None:
         # An agent's out-of-office answer is kept for the record, never relayed or obeyed.
