@@ -224,7 +224,9 @@ def _upgrade_sqlite(conn: Connection, cfg: Any, revision: str) -> None:
     checked before it commits. A violation rolls everything back."""
     from alembic import command
 
-    pragma = conn.connection.driver_connection.execute  # outside SQLAlchemy's transaction
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a live connection: the pragma goes outside any transaction
+    pragma = driver.execute
     pragma("PRAGMA foreign_keys=OFF")
     try:
         with conn.begin():
