@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.organisations import Organisation, organisation_for
 from maildesk.routing.rules import DEFAULT_MATRIX, Rule
@@ -187,16 +188,16 @@ class Config:
         return next((q for q in self.queues if q.name == name), None)
 
     def agent(self, email: str) -> Agent | None:
-        wanted = email.lower()
-        return next((a for a in self.agents if a.email.lower() == wanted), None)
+        wanted = normalise_address(email)
+        return next((a for a in self.agents if a.email == wanted), None)
 
     def route_context(self, when: datetime, envelope_to: Sequence[str] = ()) -> RouteContext:
         """What the router needs besides the message, with `when` in the desk's timezone."""
         return RouteContext(
             now=when.astimezone(ZoneInfo(self.desk.timezone)),
-            agents=frozenset(a.email.lower() for a in self.agents),
+            agents=frozenset(a.email for a in self.agents),
             vips=self.vips,
-            envelope_to=tuple(a.lower() for a in envelope_to),
+            envelope_to=tuple(normalise_address(a) for a in envelope_to),
             organisations=self.organisations,
         )
 
@@ -215,7 +216,5 @@ class Config:
     def own_addresses(self) -> frozenset[str]:
         """Every address that is the desk itself: notifications come from these, mail
         arrives at them (the SMTP accept list and the IMAP mailboxes' logins)."""
-        boxes = (m.username.lower() for m in self.mailboxes if "@" in m.username)
-        return frozenset(
-            {self.desk.address.lower(), *(a.lower() for a in self.smtp.accept), *boxes}
-        )
+        boxes = (normalise_address(m.username) for m in self.mailboxes if "@" in m.username)
+        return frozenset({self.desk.address, *self.smtp.accept, *boxes})

@@ -17,6 +17,7 @@ from dataclasses import replace
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
+from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.append import agent_mail, append_mail
 from maildesk.pipeline.context import Context, OnTicket
@@ -78,7 +79,7 @@ def requester(ctx: Context) -> Context:
     """Who to answer: the From address, else the envelope sender; a known contact's mail
     fills in their name and proves their address receives mail. Nobody: NoSender."""
     msg = ctx.msg
-    address = msg.from_addr or (ctx.raw.envelope_from or "").lower()
+    address = msg.from_addr or normalise_address(ctx.raw.envelope_from or "")
     contact = repo.contact(ctx.session, address)
     if contact is not None and msg.from_name and not contact.name:
         contact.name = msg.from_name
