@@ -77,11 +77,13 @@ def _configure_logging(args: argparse.Namespace) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     # aiosmtpd logs every SMTP command at INFO, alembic every migration step, APScheduler
-    # every run: too chatty. mail-parser warns about every odd message it reads; maildesk
-    # logs what matters about those itself (one line per quarantined message).
+    # every run: too chatty. mail-parser and tnefparse warn about every odd message or
+    # winmail.dat they read; maildesk logs what matters about those itself (one line per
+    # quarantined message).
     for noisy in ("mail.log", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    logging.getLogger("mailparser").setLevel(max(level, logging.ERROR))
+    for parser in ("mailparser", "tnefparse"):
+        logging.getLogger(parser).setLevel(max(level, logging.ERROR))
 
 
 def build_parser() -> argparse.ArgumentParser:
