@@ -110,9 +110,10 @@ def with_quoted_html(rendered: Rendered, body_text: str, quoted: str | None) -> 
     if quoted is None or rendered.html is not None:
         return rendered
     text = rendered.text
-    at = text.find(body_text) if body_text.strip() else -1
+    # The quote on lines of its own, so a subject line that repeats a short text is no match.
+    at = text.find(f"\n{body_text}\n") if body_text.strip() else -1
     if at >= 0:
-        before, after = text[:at], text[at + len(body_text) :]
+        before, after = text[: at + 1], text[at + 1 + len(body_text) :]
     else:
         cut = text.rfind("\n-- \n")
         before, after = (text[: cut + 1], text[cut + 1 :]) if cut >= 0 else (text, "")

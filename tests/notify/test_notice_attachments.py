@@ -151,6 +151,30 @@ def test_inline_images_stay_inline_in_the_notices_html_part(desk: Desk) -> None:
     assert marker in html_to_text(shown).splitlines()
     assert "screenshot" not in text_part.get_content()
     assert "shot1@client.png (20 KB, shown inline)" in text_part.get_content()
+    listed = {f["filename"]: f for f in desk.json("ticket", "attachments", "MD-1")}
+    assert (listed["shot1@client.png"]["inline"], listed["shot1@client.png"]["hidden"]) == (
+        True,
+        False,
+    )
+    assert (listed["logo@client.png"]["inline"], listed["logo@client.png"]["hidden"]) == (
+        True,
+        True,
+    )
+
+
+def test_the_requesters_html_replaces_their_text_not_a_line_that_repeats_it(
+    desk: Desk,
+) -> None:
+    alice = Mailbox(desk, ALICE)
+    msg = _html_mail('<p>Error dialog</p><img src="cid:s@c">', {"s@c": _png(9000)})
+    msg.replace_header("Subject", "Error dialog")
+    msg.get_payload()[0].set_content("Error dialog")  # type: ignore[index]
+    desk.send(msg)
+
+    [notice] = alice.next()
+    shown = notice.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Subject:  Error dialog" in shown  # the notice's own line, as it was
+    assert "<div><p>Error dialog</p>" in shown
 
 
 def test_a_flagged_messages_files_are_named_not_attached(desk: Desk) -> None:
