@@ -264,3 +264,24 @@ def test_a_watchers_reply_all_is_appended(desk: Desk) -> None:
     [event] = [e for e in events(desk, opened.ref, "message") if e["actor"] == DAVE]
     assert event["data"]["sender"] == "watcher"
     assert dave.nothing_new() and carol.nothing_new()
+
+
+def test_the_not_relayed_notice_is_rate_limited(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    extra = "[notify]\nauto_replies_per_hour = 1\n"
+    with running_desk(write_config(db_url, sink.port, extra=extra), sink) as desk:
+        opened = open_ticket(desk)
+        alice = Mailbox(desk, ALICE)
+        for text in ("First try.", "Second try."):
+            plain_reply(desk, opened.ack, text, sender=ALICE, to="support@example.com")
+        wait_until(lambda: len(events(desk, opened.ref, "sender_unverified")) == 2)
+
+        got = alice.next(3)  # two warnings to the queue's agent, one notice to the writer
+        assert len([m for m in got if "Not relayed" in str(m["Subject"])]) == 1
+        [held] = [
+            e for e in events(desk, opened.ref, "notification_suppressed")
+            if e["data"]["notification"] == "reply_not_relayed"
+        ]  # fmt: skip
+        assert "rate limit: 1 reply_not_relayed notices" in held["data"]["reason"]
+        assert alice.nothing_new()
