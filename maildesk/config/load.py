@@ -225,6 +225,7 @@ def _notify(r: Reader, t: dict[str, Any], base: Path) -> NotifyConfig:
         acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
         notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
         command_receipts=bool(r.take(t, "[notify]", "command_receipts", bool, True)),
+        acknowledge_forwarded=bool(r.take(t, "[notify]", "acknowledge_forwarded", bool, False)),
         per_ticket_per_hour=_limit(
             r.take(t, "[notify]", "per_ticket_per_hour", int_between(0, 100_000), 30), 30
         ),

@@ -114,6 +114,8 @@ class NotifyConfig:
     acknowledge: bool
     notify_agents: bool
     command_receipts: bool = True  # a short receipt to the agent after commands by mail
+    # A ticket an agent opened on a customer's behalf (a forward) acknowledges the customer.
+    acknowledge_forwarded: bool = False
     per_ticket_per_hour: int = 30  # mails one ticket may send within an hour (loop cap)
     # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
     auto_replies_per_hour: int = 5  # acknowledgements to one address

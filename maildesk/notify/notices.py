@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +28,8 @@ from maildesk.notify.context import agent_context
 from maildesk.notify.context import context as context
 from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files, with_quoted_html
 from maildesk.notify.outbox import Notification, enqueue
+from maildesk.notify.recipients import Recipient as Recipient
+from maildesk.notify.recipients import relay_recipients
 from maildesk.notify.scrub import scrub_attachment
 from maildesk.notify.suppression import no_acknowledgement, ticket_over_limit
 from maildesk.routing.proof import Role
@@ -37,12 +38,6 @@ from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str = ""
 
 
 def send(
@@ -291,6 +286,7 @@ def relay(
         # The agent's name, never their address: requesters only ever see the desk's.
         from_name=f"{agent.name} via {app.config.desk.name}" if agent.name else None,
         attachments=attachments,
+        sender=reply.from_addr or agent.email,
     )
 
 
@@ -333,11 +329,16 @@ def _to_requester_side(
     now: datetime,
     from_name: str | None = None,
     attachments: Sequence[OutgoingAttachment] = (),
+    sender: str = "",
 ) -> Message | None:
     """Mail to the requester, Cc the watchers, answering the last mail of their thread (never
-    an internal one, so no agent-side Message-ID reaches them)."""
+    an internal one, so no agent-side Message-ID reaches them). `sender`: whose mail this
+    relays; they never get a copy of their own mail."""
     thread = repo.public_thread(session, ticket.id)
-    watchers = [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
+    to, cc = relay_recipients(ticket, repo.watchers(session, ticket.id), sender)
+    if to is None:
+        suppressed(app, session, ticket, kind, f"nobody but its sender {sender} to send it to", now)
+        return None
     return send(
         app,
         session,
@@ -345,8 +346,8 @@ def _to_requester_side(
         kind=kind,
         template=template,
         ctx=ctx,
-        to=ticket.requester,
-        cc=watchers,
+        to=to,
+        cc=cc,
         role="requester",
         answers=thread[-1] if thread else None,
         references=[m.message_id for m in thread[:-1]],

@@ -22,6 +22,7 @@ from maildesk.store.outbound import (
     list_outbox,
     next_outbox_due,
     no_outbound_yet,
+    notices_to_since,
     outbound_since,
     outbox_entries,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "next_outbox_due",
     "next_sla_due",
     "no_outbound_yet",
+    "notices_to_since",
     "outbound_since",
     "outbox_entries",
     "pending_raw_ids",
