@@ -56,6 +56,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/command_receipt": ("changes", "commands"),
     "agent/sla_warning": ("sla",),
     "agent/sla_breach": ("sla",),
+    "agent/reply_not_relayed": ("why",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -70,6 +71,7 @@ TEMPLATES = (
     "agent/command_receipt",
     "agent/sla_warning",
     "agent/sla_breach",
+    "agent/reply_not_relayed",
     "requester/pending_reminder",
 )
 
