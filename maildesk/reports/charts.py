@@ -18,6 +18,10 @@ COLOURS = {"created": "#3b6ea5", "resolved": "#5a9e4b", "backlog": "#c0504d", "p
 MAIL_COLOURS = {"mail_in": "#3b6ea5", "mail_out": "#5a9e4b", "quarantined": "#c0504d"}
 MAX_LABELS = 12  # day labels on an axis; more days and only every n-th is named
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+# matplotlib numbers its element ids per figure (figure_1, patch_1, ...): on a page with
+# several charts they would clash, so each chart's ids, and the references to them, get
+# the chart's name in front.
+_IDS = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
 
 
 def charts(report: dict[str, Any]) -> dict[str, str]:
@@ -41,7 +45,7 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
     ):
         params: Any = {**settings, "svg.hashsalt": f"maildesk-{name}"}
         with rc_context(params):
-            drawn[name] = _svg(draw, report)
+            drawn[name] = _IDS.sub(rf"\g<1>{name}-\g<2>", _svg(draw, report))
     return drawn
 
 
