@@ -68,6 +68,13 @@ def _day_axis(ax: Any, days: Sequence[dict[str, Any]]) -> None:
     ax.set_xlim(-0.6, max(len(days) - 0.4, 0.6))
 
 
+def _legend(ax: Any, columns: int) -> None:
+    """The legend above the plot, right, on the title's line: never over the data."""
+    ax.legend(
+        frameon=False, ncols=columns, loc="lower right", bbox_to_anchor=(1, 1), borderaxespad=0
+    )
+
+
 def _no_data(ax: Any) -> None:
     ax.text(0.5, 0.5, "no data in this period", ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
@@ -94,7 +101,7 @@ def _tickets_per_day(ax: Any, report: dict[str, Any]) -> None:
     ax.set_title("Tickets created and resolved per day", loc="left")
     ax.yaxis.get_major_locator().set_params(integer=True)
     _day_axis(ax, days)
-    ax.legend(frameon=False, ncols=2, loc="upper right")
+    _legend(ax, 2)
 
 
 def _backlog(ax: Any, report: dict[str, Any]) -> None:
@@ -128,7 +135,7 @@ def _mail_per_day(ax: Any, report: dict[str, Any]) -> None:
     ax.set_ylim(bottom=0)
     ax.yaxis.get_major_locator().set_params(integer=True)
     _day_axis(ax, days)
-    ax.legend(frameon=False, ncols=3, loc="upper right")
+    _legend(ax, 3)
 
 
 def _times(ax: Any, report: dict[str, Any]) -> None:
@@ -150,7 +157,7 @@ def _times(ax: Any, report: dict[str, Any]) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("business hours")
     ax.set_title("First response and resolution by queue", loc="left")
-    ax.legend(frameon=False, ncols=2, loc="lower right")
+    _legend(ax, 2)
 
 
 def _compliance(ax: Any, report: dict[str, Any]) -> None:
@@ -172,7 +179,8 @@ def _compliance(ax: Any, report: dict[str, Any]) -> None:
             color=COLOURS[colour],
         )
     ax.set_xticks(list(xs), [r["key"] for r in rows])
+    ax.set_xlim(-0.5 - 0.5 * max(0, 4 - len(rows)), len(rows) - 0.5 + 0.5 * max(0, 4 - len(rows)))
     ax.set_ylim(0, 105)
     ax.set_ylabel("% of targets met")
     ax.set_title("SLA compliance by policy", loc="left")
-    ax.legend(frameon=False, ncols=2, loc="lower right")
+    _legend(ax, 2)
