@@ -251,3 +251,29 @@ def test_a_period_backwards_or_past_a_year_is_refused(start: date, end: date, wo
     with pytest.raises(InvalidRequest, match=words):
         reports.Period(start, end)
     assert reports.Period(date(2024, 1, 1), date(2024, 12, 31)).days == 366  # a leap year
+
+
+def test_days_are_the_desks_days(
+    db_url: str, write_config: Callable[..., Path], sink: Sink
+) -> None:
+    """In New York (UTC-5 after the clocks went back on 1 November) MD-12, opened Monday
+    00:30 UTC, was opened on Sunday evening: the week has eleven new tickets."""
+
+    def in_new_york(*args: Any, **kwargs: Any) -> Path:
+        path: Path = write_config(*args, **kwargs)
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("[desk]\n", '[desk]\ntimezone = "America/New_York"\n', 1))
+        return path
+
+    app, _ = seeded_desk(db_url, in_new_york, sink.port)
+    try:
+        report = report_of(app, reports.Period(WEEK_START, WEEK_END))
+        sunday = report_of(app, reports.Period(date(2026, 11, 1), date(2026, 11, 1)))
+    finally:
+        app.close()
+    assert report["period"]["timezone"] == "America/New_York"
+    assert report["summary"]["created"] == 11
+    assert [d["created"] for d in report["daily"]] == [3, 2, 1, 1, 1, 1, 2]
+    assert report["summary"]["backlog_end"] == 5
+    # 1 November, 25 hours long there: nothing happened in it, and MD-1 was open all day.
+    assert (sunday["summary"]["created"], sunday["daily"][0]["backlog"]) == (0, 1)
