@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,9 @@ WIDTH, HEIGHT = 8.0, 2.8  # inches; the page scales them to its width
 COLOURS = {"created": "#3b6ea5", "resolved": "#5a9e4b", "backlog": "#c0504d", "p90": "#9bb7d4"}
 MAIL_COLOURS = {"mail_in": "#3b6ea5", "mail_out": "#5a9e4b", "quarantined": "#c0504d"}
 MAX_LABELS = 12  # day labels on an axis; more days and only every n-th is named
+# matplotlib's settings (rcParams) are one per process: charts drawn by two threads at once
+# (the HTTP side) would each see the other's, so they are drawn one chart set at a time.
+_DRAWING = threading.Lock()
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 # matplotlib numbers its element ids per figure (figure_1, patch_1, ...): on a page with
 # several charts they would clash, so each chart's ids, and the references to them, get
@@ -44,7 +48,7 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
         ("sla_compliance", _compliance),
     ):
         params: Any = {**settings, "svg.hashsalt": f"maildesk-{name}"}
-        with rc_context(params):
+        with _DRAWING, rc_context(params):
             drawn[name] = _IDS.sub(rf"\g<1>{name}-\g<2>", _svg(draw, report))
     return drawn
 
