@@ -154,6 +154,16 @@ class Templates:
         return None
 
 
+def render_page(name: str, context: Mapping[str, Any]) -> str:
+    """An HTML page from the package's `templates/<name>.html.j2`, autoescaped (a report)."""
+    env = Environment(
+        loader=FileSystemLoader(str(package_templates_dir())),
+        undefined=StrictUndefined,
+        autoescape=True,
+    )
+    return env.get_template(f"{name}.html.j2").render(dict(context))
+
+
 def _environment(loaders: list[FileSystemLoader]) -> tuple[Environment, Environment]:
     """A text environment (no escaping, strict) and its autoescaping HTML twin."""
     text = Environment(
