@@ -133,7 +133,8 @@ def plain_reply(
     """A requester-side reply: subject tag and In-Reply-To, quoted text below."""
     msg = mail(
         f"Re: {answering['Subject']}",
-        f"{body}\n\nOn Sun, 22 Nov 2026, Test Desk wrote:\n> {answering.get_content()[:200]}",
+        f"{body}\n\nOn Sun, 22 Nov 2026, Test Desk wrote:\n"
+        + _quoted(answering.get_content()[:200]),
         sender=sender,
         to=to or str(answering["Reply-To"]),
         in_reply_to=str(answering["Message-ID"]),
@@ -142,6 +143,11 @@ def plain_reply(
     )
     desk.send(msg)
     return msg
+
+
+def _quoted(text: str) -> str:
+    """Every line quoted, as mail clients quote."""
+    return "\n".join(f"> {line}" for line in text.splitlines())
 
 
 def events(desk: Desk, ref: str, kind: str) -> list[dict[str, Any]]:

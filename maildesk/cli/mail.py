@@ -282,7 +282,8 @@ def add_quarantine(parsers: Parsers) -> None:
         default="quarantined",
         help="which set-aside messages: failed processing (default), dropped by a rule (spam), "
         "held from a flooding sender (flood), bounces of mail on no ticket (bounce), "
-        "and the records dropped ones leave (dropped)",
+        "read receipts of mail on no ticket (receipt), fragments of a message sent in parts "
+        "waiting for the rest (partial), and the records dropped ones leave (dropped)",
     )
     sp.add_argument("--spam", action="store_true", help="the same as --status spam")
 

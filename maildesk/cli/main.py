@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from maildesk.cli import admin, contacts, mail, tickets
+from maildesk.cli import admin, contacts, mail, report, tickets
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
 from maildesk.config import resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
@@ -26,6 +26,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     admin.add_outbox,
     mail.add_quarantine,
     tickets.add_sla,
+    report.add_report,
     mail.add_poll,
     admin.add_status,
     admin.add_db,
@@ -77,11 +78,13 @@ def _configure_logging(args: argparse.Namespace) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     # aiosmtpd logs every SMTP command at INFO, alembic every migration step, APScheduler
-    # every run: too chatty. mail-parser warns about every odd message it reads; maildesk
-    # logs what matters about those itself (one line per quarantined message).
+    # every run: too chatty. mail-parser and tnefparse warn about every odd message or
+    # winmail.dat they read; maildesk logs what matters about those itself (one line per
+    # quarantined message).
     for noisy in ("mail.log", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    logging.getLogger("mailparser").setLevel(max(level, logging.ERROR))
+    for parser in ("mailparser", "tnefparse"):
+        logging.getLogger(parser).setLevel(max(level, logging.ERROR))
 
 
 def build_parser() -> argparse.ArgumentParser:

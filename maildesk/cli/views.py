@@ -134,6 +134,11 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{'hard' if d.get('permanent') else 'soft'} bounce for "
         f"{', '.join(d.get('recipients', []))}: {d.get('diagnostic', '')}"
     ),
+    "receipt": lambda d: (
+        f"read receipt: {d['disposition']}"
+        + (" (sent automatically)" if d.get("automatic") else "")
+        + (f" for {d['original']}" if d.get("original") else "")
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.organisations import Organisation, organisation_for
 from maildesk.routing.rules import DEFAULT_MATRIX, Rule
@@ -100,6 +101,11 @@ class OutboundConfig:
 
 
 AGENT_NOTICE_MAX_BODY = 64 * 1024  # [notify] agent_notice_max_body, "64KiB"
+ATTACH_LIMIT = 10 * 1000**2  # [notify] attach_limit, "10MB"
+# [notify] min_image_bytes: 1x1 tracking pixels are under 100 bytes and the spacers, social
+# icons and logos of signatures mostly under 2 KB, while even a small cropped screenshot of
+# an error dialog is several KB as PNG; smaller images stay stored, only unlisted.
+MIN_IMAGE_BYTES = 2048
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +114,8 @@ class NotifyConfig:
     acknowledge: bool
     notify_agents: bool
     command_receipts: bool = True  # a short receipt to the agent after commands by mail
+    # A ticket an agent opened on a customer's behalf (a forward) acknowledges the customer.
+    acknowledge_forwarded: bool = False
     per_ticket_per_hour: int = 30  # mails one ticket may send within an hour (loop cap)
     # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
     auto_replies_per_hour: int = 5  # acknowledgements to one address
@@ -115,6 +123,12 @@ class NotifyConfig:
     # How much of a message's text an agent notice quotes (bytes of UTF-8); the rest stays
     # on the ticket, so a big message is not copied into every agent's notice.
     agent_notice_max_body: int = AGENT_NOTICE_MAX_BODY
+    # The requester's files an agent notice carries, in all (decoded bytes); the rest are
+    # named in it with the command that saves them.
+    attach_limit: int = ATTACH_LIMIT
+    # Images smaller than this are signature logos and tracking pixels: kept on the message,
+    # neither listed in nor attached to agent notices.
+    min_image_bytes: int = MIN_IMAGE_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,16 +231,16 @@ class Config:
         return next((q for q in self.queues if q.name == name), None)
 
     def agent(self, email: str) -> Agent | None:
-        wanted = email.lower()
-        return next((a for a in self.agents if a.email.lower() == wanted), None)
+        wanted = normalise_address(email)
+        return next((a for a in self.agents if a.email == wanted), None)
 
     def route_context(self, when: datetime, envelope_to: Sequence[str] = ()) -> RouteContext:
         """What the router needs besides the message, with `when` in the desk's timezone."""
         return RouteContext(
             now=when.astimezone(ZoneInfo(self.desk.timezone)),
-            agents=frozenset(a.email.lower() for a in self.agents),
+            agents=frozenset(a.email for a in self.agents),
             vips=self.vips,
-            envelope_to=tuple(a.lower() for a in envelope_to),
+            envelope_to=tuple(normalise_address(a) for a in envelope_to),
             organisations=self.organisations,
         )
 
@@ -245,7 +259,5 @@ class Config:
     def own_addresses(self) -> frozenset[str]:
         """Every address that is the desk itself: notifications come from these, mail
         arrives at them (the SMTP accept list and the IMAP mailboxes' logins)."""
-        boxes = (m.username.lower() for m in self.mailboxes if "@" in m.username)
-        return frozenset(
-            {self.desk.address.lower(), *(a.lower() for a in self.smtp.accept), *boxes}
-        )
+        boxes = (normalise_address(m.username) for m in self.mailboxes if "@" in m.username)
+        return frozenset({self.desk.address, *self.smtp.accept, *boxes})

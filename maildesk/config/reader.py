@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import Problems
 
 __all__ = [
@@ -99,10 +100,12 @@ def parse_hostport(value: object) -> tuple[str, int]:
 
 
 def parse_email(value: object) -> str:
-    """An email address, lower-cased."""
+    """An email address in the one spelling the store uses (lower-cased, NFC, the domain in
+    Unicode: see maildesk.mail.address.normalise_address), so an IDN written either way
+    matches the mail."""
     if not isinstance(value, str) or not EMAIL.match(value):
         raise ValueError(f"expected an email address, got {value!r}")
-    return value.lower()
+    return normalise_address(value)
 
 
 def parse_zone(value: object) -> ZoneInfo:

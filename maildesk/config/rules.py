@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from maildesk.config.reader import EMAIL, Reader
+from maildesk.mail.address import normalise_address
 from maildesk.routing.rules import Rule, compile_matrix, compile_rules
 
 
@@ -31,8 +32,8 @@ def read_matrix(r: Reader, table: object) -> Mapping[tuple[str, str], str]:
 
 
 def read_vips(r: Reader, t: dict[str, Any]) -> tuple[str, ...]:
-    """[routing] vips: addresses and "@domain"s, lower-cased."""
-    vips = tuple(v.lower() for v in r.strings(t, "[routing]", "vips") if _vip(r, v))
+    """[routing] vips: addresses and "@domain"s, normalised as the mail's addresses are."""
+    vips = tuple(normalise_address(v) for v in r.strings(t, "[routing]", "vips") if _vip(r, v))
     r.done(t, "[routing]")
     return vips
 

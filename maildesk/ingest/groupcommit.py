@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Generic, TypeVar
 
+from maildesk.errors import StoreUnavailable
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,14 +102,32 @@ class GroupCommit(Generic[T, R]):
             results = list(self._write([item for item, _ in batch]))
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
-        except BaseException as exc:  # every caller hears of the failure (SMTP: 451)
-            for _, future in batch:
-                with _settling(future):
-                    future.set_exception(exc)
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, StoreUnavailable):
+                # Something in one item broke the transaction: write each alone, so only
+                # the item at fault fails (SMTP: 451 for it) and the others are committed.
+                log.warning(
+                    "%s: a batch of %d failed (%s); writing each alone", self._name, len(batch), exc
+                )
+                for entry in batch:
+                    self._flush([entry])
+                return
+            if not isinstance(exc, StoreUnavailable):
+                log.error("%s: write failed: %s", self._name, exc, exc_info=exc)
+            _fail(batch, exc)  # the store is down for all, or this one item is at fault
             return
+        except BaseException as exc:  # the thread is being stopped: nobody may wait forever
+            _fail(batch, exc)
+            raise
         for (_, future), result in zip(batch, results, strict=True):
             with _settling(future):
                 future.set_result(result)
+
+
+def _fail(batch: Sequence[tuple[Any, Future[Any]]], exc: BaseException) -> None:
+    for _, future in batch:
+        with _settling(future):
+            future.set_exception(exc)
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ from maildesk.ingest.smtp_limits import (
     Listener,
     SessionLimits,
 )
-from maildesk.mail.address import is_desk_address
+from maildesk.mail.address import is_desk_address, normalise_address
 from maildesk.metrics import Metrics
 
 # The SMTP edge as the daemon and the tests see it (the limits' defaults included).
@@ -65,7 +65,7 @@ StoreFn = Callable[[bytes, str | None, list[str]], Awaitable[int]]
 
 def accepts(recipient: str, accept: frozenset[str]) -> bool:
     """True for an accepted address or its plus form (support+TOKEN@example.com)."""
-    return is_desk_address(recipient.strip().strip("<>").lower(), accept)
+    return is_desk_address(normalise_address(recipient.strip().strip("<>")), accept)
 
 
 def _valid_utf8(address: str) -> bool:

@@ -193,7 +193,8 @@ def plus_address(address: str, token: str) -> str:
 def is_desk_address(address: str, desk_addresses: Collection[str]) -> bool:
     """True for one of the desk's addresses or its plus form (support+TOKEN@example.com).
 
-    Compared as given: both sides lower-cased, as the parser and the config give them.
+    Compared as given: both sides normalised (normalise_address), as the parser and the
+    config give them.
     """
     local, _, domain = address.rpartition("@")
     return f"{local}@{domain}" in desk_addresses or split_plus(address)[0] in desk_addresses

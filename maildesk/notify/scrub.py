@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from email import message_from_bytes
-from email.header import decode_header, make_header
 from email.policy import compat32
 
+from maildesk.parse.headers import decode_words
 from maildesk.parse.reply import NOTICE_MARKER
 
 # The token of maildesk.routing.proof with the agent's role letter, and its plus-address.
@@ -53,7 +53,7 @@ def carries_agent_token(filename: str, content_type: str, content: bytes) -> boo
         msg = message_from_bytes(content, policy=compat32)
         for part in msg.walk():
             for value in part.values():
-                if AGENT_TOKEN.search(str(make_header(decode_header(str(value))))):
+                if AGENT_TOKEN.search(decode_words(str(value))):
                     return True
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes) and _AGENT_TOKEN_BYTES.search(payload):

@@ -9,7 +9,7 @@ import logging
 
 from maildesk.app import App
 from maildesk.mail.message import ParsedMessage
-from maildesk.notify import notices
+from maildesk.notify import agent_notices, notices
 from maildesk.parse.reply import new_text
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message
@@ -38,7 +38,7 @@ def append_mail(ctx: Context) -> Outcome:
     on, msg, raw = ctx.on, ctx.msg, ctx.raw
     ticket, sender = on.ticket, on.sender
     ref = ctx.app.ref(ticket.id)
-    text = new_text(msg.body_text) or msg.body_text
+    text = new_text(msg.body_text, msg.body_html) or msg.body_text
     inbound = store_message(ctx, ticket, text=text)
     auto_reply = may_auto_reply(msg, ctx.app.config.own_addresses)
     extra = {"automatic": auto_reply.reason} if not auto_reply.allowed else {}
@@ -46,7 +46,7 @@ def append_mail(ctx: Context) -> Outcome:
     flags: list[str] = []
     reason = ""
     if sender.doubt:
-        flags.append(_unverified_agent(ctx, ref))
+        flags.append(_unverified_agent(ctx, inbound, ref))
     stranger = sender.kind == "stranger"
     if stranger:
         reason, flag = _stranger(ctx, inbound, ref)
@@ -62,9 +62,16 @@ def append_mail(ctx: Context) -> Outcome:
     return Outcome(raw.id, status, ticket.id, ref, reason)
 
 
-def _unverified_agent(ctx: Context, ref: str) -> str:
-    """Record that the From claims an agent without proof; the flag for the agents."""
+def _unverified_agent(ctx: Context, inbound: Message, ref: str) -> str:
+    """Record that the From claims an agent without proof, and tell that agent (at their
+    configured address) it was kept, not relayed; the flag for the agents."""
     doubt = ctx.on.sender.doubt
+    agent = ctx.app.config.agent(ctx.msg.from_addr)
+    if agent is not None:
+        why = doubt.replace(f"From claims agent {agent.email}, but ", "", 1)
+        agent_notices.reply_not_relayed(
+            ctx.app, ctx.session, ctx.on.ticket, agent, inbound, why, ctx.now
+        )
     repo.add_event(
         ctx.session,
         ctx.on.ticket,
@@ -164,7 +171,7 @@ def agent_mail(ctx: Context) -> Outcome:
     """A proven agent's reply: commands, an internal note, or a reply to relay."""
     msg, raw, ticket, sender = ctx.msg, ctx.raw, ctx.on.ticket, ctx.on.sender
     assert sender.agent is not None
-    text = new_text(msg.body_text)
+    text = new_text(msg.body_text, msg.body_html)
     machine = automatic(msg)
     if machine is not None:
         # An agent's out-of-office answer is kept for the record, never relayed or obeyed.

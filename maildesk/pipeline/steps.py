@@ -17,9 +17,12 @@ from dataclasses import replace
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
+from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.append import agent_mail, append_mail
+from maildesk.pipeline.behalf import on_behalf
 from maildesk.pipeline.context import Context, OnTicket
+from maildesk.pipeline.forwards import forward_of_ticket, own_notice
 from maildesk.pipeline.fragments import fragment
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
@@ -78,7 +81,7 @@ def requester(ctx: Context) -> Context:
     """Who to answer: the From address, else the envelope sender; a known contact's mail
     fills in their name and proves their address receives mail. Nobody: NoSender."""
     msg = ctx.msg
-    address = msg.from_addr or (ctx.raw.envelope_from or "").lower()
+    address = msg.from_addr or normalise_address(ctx.raw.envelope_from or "")
     contact = repo.contact(ctx.session, address)
     if contact is not None and msg.from_name and not contact.name:
         contact.name = msg.from_name
@@ -100,7 +103,8 @@ def existing_ticket(ctx: Context) -> Outcome | Context:
         desk_addresses=config.own_addresses,
     )
     if match.ticket_id is None:
-        return new_ticket(ctx)
+        found = on_behalf(ctx)  # a proven agent's forward opens it in the customer's name
+        return new_ticket(ctx) if found is None else new_ticket(found[0], behalf=found[1])
     named = ctx.session.get_one(Ticket, match.ticket_id)
     ticket = lifecycle.resolve_merged(ctx.session, named)
     sender = classify_sender(ctx, ticket, named)
@@ -183,6 +187,8 @@ STEPS: tuple[Step, ...] = (
     existing_ticket,
     agent,
     tied,
+    own_notice,  # an agent notice forwarded back by anyone but a proven agent: internal
+    forward_of_ticket,  # a forward by someone not on the ticket: a new ticket, linked
     subject_tag_only,
     stranger,
     past_reopen_window,

@@ -71,7 +71,7 @@ from maildesk.errors import InvalidRequest
 from maildesk.reports.charts import charts
 from maildesk.reports.definitions import REPORT_VERSION, compute
 from maildesk.reports.html import render_html
-from maildesk.reports.tables import TABLES, tables, write_csv
+from maildesk.reports.tables import TABLES, csv_text, tables, write_csv
 
 MAX_DAYS = 366  # the longest period one report covers
 
@@ -82,6 +82,7 @@ __all__ = [
     "Period",
     "build_report",
     "charts",
+    "csv_text",
     "render_html",
     "tables",
     "write_csv",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,14 @@ WIDTH, HEIGHT = 8.0, 2.8  # inches; the page scales them to its width
 COLOURS = {"created": "#3b6ea5", "resolved": "#5a9e4b", "backlog": "#c0504d", "p90": "#9bb7d4"}
 MAIL_COLOURS = {"mail_in": "#3b6ea5", "mail_out": "#5a9e4b", "quarantined": "#c0504d"}
 MAX_LABELS = 12  # day labels on an axis; more days and only every n-th is named
+# matplotlib's settings (rcParams) are one per process: charts drawn by two threads at once
+# (the HTTP side) would each see the other's, so they are drawn one chart set at a time.
+_DRAWING = threading.Lock()
 _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+# matplotlib numbers its element ids per figure (figure_1, patch_1, ...): on a page with
+# several charts they would clash, so each chart's ids, and the references to them, get
+# the chart's name in front.
+_IDS = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
 
 
 def charts(report: dict[str, Any]) -> dict[str, str]:
@@ -40,8 +48,8 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
         ("sla_compliance", _compliance),
     ):
         params: Any = {**settings, "svg.hashsalt": f"maildesk-{name}"}
-        with rc_context(params):
-            drawn[name] = _svg(draw, report)
+        with _DRAWING, rc_context(params):
+            drawn[name] = _IDS.sub(rf"\g<1>{name}-\g<2>", _svg(draw, report))
     return drawn
 
 
@@ -62,6 +70,13 @@ def _day_axis(ax: Any, days: Sequence[dict[str, Any]]) -> None:
     ticks = list(range(0, len(days), step))
     ax.set_xticks(ticks, [days[i]["date"][5:] for i in ticks])
     ax.set_xlim(-0.6, max(len(days) - 0.4, 0.6))
+
+
+def _legend(ax: Any, columns: int) -> None:
+    """The legend above the plot, right, on the title's line: never over the data."""
+    ax.legend(
+        frameon=False, ncols=columns, loc="lower right", bbox_to_anchor=(1, 1), borderaxespad=0
+    )
 
 
 def _no_data(ax: Any) -> None:
@@ -90,7 +105,7 @@ def _tickets_per_day(ax: Any, report: dict[str, Any]) -> None:
     ax.set_title("Tickets created and resolved per day", loc="left")
     ax.yaxis.get_major_locator().set_params(integer=True)
     _day_axis(ax, days)
-    ax.legend(frameon=False, ncols=2, loc="upper right")
+    _legend(ax, 2)
 
 
 def _backlog(ax: Any, report: dict[str, Any]) -> None:
@@ -124,7 +139,7 @@ def _mail_per_day(ax: Any, report: dict[str, Any]) -> None:
     ax.set_ylim(bottom=0)
     ax.yaxis.get_major_locator().set_params(integer=True)
     _day_axis(ax, days)
-    ax.legend(frameon=False, ncols=3, loc="upper right")
+    _legend(ax, 3)
 
 
 def _times(ax: Any, report: dict[str, Any]) -> None:
@@ -146,7 +161,7 @@ def _times(ax: Any, report: dict[str, Any]) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("business hours")
     ax.set_title("First response and resolution by queue", loc="left")
-    ax.legend(frameon=False, ncols=2, loc="lower right")
+    _legend(ax, 2)
 
 
 def _compliance(ax: Any, report: dict[str, Any]) -> None:
@@ -168,7 +183,8 @@ def _compliance(ax: Any, report: dict[str, Any]) -> None:
             color=COLOURS[colour],
         )
     ax.set_xticks(list(xs), [r["key"] for r in rows])
+    ax.set_xlim(-0.5 - 0.5 * max(0, 4 - len(rows)), len(rows) - 0.5 + 0.5 * max(0, 4 - len(rows)))
     ax.set_ylim(0, 105)
     ax.set_ylabel("% of targets met")
     ax.set_title("SLA compliance by policy", loc="left")
-    ax.legend(frameon=False, ncols=2, loc="lower right")
+    _legend(ax, 2)

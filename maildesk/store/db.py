@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from maildesk.errors import StoreUnavailable
+from maildesk.errors import MaildeskError, StoreUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -199,8 +199,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         from alembic import command
 
         cfg = alembic_config()
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                _upgrade_sqlite(conn, cfg, revision)
+                return
+            with conn.begin():
                 # Two daemons (or `maildesk init`s) starting on an empty database would both
                 # create the tables; the second waits here, then finds them in place.
                 # Released at commit; SQLite's BEGIN IMMEDIATE already serialises this.
@@ -208,10 +211,32 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 if revision == "head" and _revision_in(conn) == head_revision():
                     return
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
     except OperationalError as exc:
         raise StoreUnavailable(str(exc.orig or exc).strip()) from exc
+
+
+def _upgrade_sqlite(conn: Connection, cfg: Any, revision: str) -> None:
+    """SQLite changes a table by copying it (Alembic's batch mode) and dropping the old one,
+    which foreign keys from other tables' rows forbid: so the migrations run with foreign
+    keys off (a pragma that only takes effect outside a transaction), and the whole result is
+    checked before it commits. A violation rolls everything back."""
+    from alembic import command
+
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a live connection: the pragma goes outside any transaction
+    pragma = driver.execute
+    pragma("PRAGMA foreign_keys=OFF")
+    try:
+        with conn.begin():
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise MaildeskError(f"schema upgrade would break foreign keys: {broken[:5]}")
+    finally:
+        pragma("PRAGMA foreign_keys=ON")
 
 
 def _stored_revision(engine: Engine) -> str | None:

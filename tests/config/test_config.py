@@ -531,3 +531,35 @@ def test_commented_mailbox_example_validates_when_uncommented(
     monkeypatch.setenv("MAILDESK_IMAP_PASSWORD", "secret")
     (box,) = load_config(write(tmp_path, "".join(lines))).mailboxes
     assert (box.name, box.password, box.after) == ("support", "secret", "seen")
+
+
+def test_addresses_in_config_are_spelt_as_the_mail_is_stored(tmp_path: Path) -> None:
+    """An IDN written as its A-label (or in capitals) in the config is the same mailbox the
+    parser stores in Unicode: agents, accepted addresses and VIPs all match it."""
+    config = load_config(
+        write(
+            tmp_path,
+            textwrap.dedent(
+                """\
+                [desk]
+                address = "Support@XN--EXMPLE-CUA.SE"
+                [smtp]
+                accept = ["hjälp@xn--exmple-cua.se"]
+                [routing]
+                vips = ["VD@xn--exmple-cua.se", "@XN--EXMPLE-CUA.SE"]
+                [[agents]]
+                email = "Alice@xn--exmple-cua.se"
+                queues = ["general"]
+                [[queues]]
+                name = "general"
+                default = true
+                """
+            ),
+        )
+    )
+    assert config.desk.address == "support@exämple.se"
+    assert config.smtp.accept == ("hjälp@exämple.se",)
+    assert config.vips == ("vd@exämple.se", "@exämple.se")
+    assert config.agent("alice@exämple.se") is not None
+    assert config.agent("ALICE@xn--exmple-cua.se") is not None
+    assert "support@exämple.se" in config.own_addresses

@@ -198,10 +198,9 @@ def test_a_reply_quoting_the_notice_is_not_relayed_and_the_agent_is_told(
     carol, alice = Mailbox(desk, CAROL), Mailbox(desk, ALICE)
     notice_text = opened.notice.get_content()
     body = {
-        # An attribution line no client library knows: the notice below it is not cut.
-        "unknown-attribution": (
-            f"{NEW}\n\nTest Desk <support@example.com> 22.11.2026 10:00:\n\n{notice_text}"
-        ),
+        # An attribution line in no form known (no date, address or "wrote"): the notice
+        # below it is not cut.
+        "unknown-attribution": f"{NEW}\n\nTest Desk, as it came in:\n\n{notice_text}",
         "bare-paste": f"{NEW}\n\n{notice_text}",
         "forwarded-inside": (
             f"{NEW}\n\n---------- Forwarded message ---------\n"

@@ -176,6 +176,8 @@ def test_receipt_is_recorded_on_the_ticket_and_changes_nothing(
     assert event["data"]["automatic"] is automatic
     assert event["data"]["found_by"] == found_by
     assert event["data"]["original"] == (answer if found_by == "message-id" else None)
+    code, story = run_cli("ticket", "show", "MD-1", "--config", str(app.config.path))
+    assert code == 0 and f"{CAROL} (mail): read receipt: displayed" in story, story
 
 
 def test_receipt_of_mail_on_no_ticket_is_kept_without_one(

@@ -492,3 +492,14 @@ def test_config_keys(tmp_path: Path) -> None:
         "[smtp] key 'per_client_exceptions'",
     ]
     assert all(p.file == str(path) for p in error.value.problems)
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    ["hjälp@exämple.se", "<HJÄLP@xn--exmple-cua.se>", "hjälp+ab12@XN--EXMPLE-CUA.SE"],
+)
+def test_an_idn_recipient_is_accepted_in_either_spelling(recipient: str) -> None:
+    from maildesk.ingest.smtp import accepts
+
+    assert accepts(recipient, frozenset({"hjälp@exämple.se"}))
+    assert not accepts("other@exämple.se", frozenset({"hjälp@exämple.se"}))

@@ -37,3 +37,16 @@ def test_quoted_notice_lines_are_named() -> None:
     assert quoted_notice_problems("My answer.", [notice]) == []
     marker_only = quoted_notice_problems("-- maildesk notice MD-42 0a1b2c3d --", [])
     assert "quotes a notice" in marker_only[0]
+
+
+def test_a_token_split_over_encoded_words_in_two_charsets_refuses_it() -> None:
+    """Adjacent encoded-words join without a space (RFC 2047 6.2), whatever their charsets:
+    a token split across two of them is still found."""
+    head, tail = TOKEN[:10], TOKEN[10:]
+    first = base64.b64encode(f"Antwort für {head}".encode("iso-8859-1")).decode()
+    second = base64.b64encode(tail.encode()).decode()
+    eml = (
+        f"From: a@example.org\nSubject: =?iso-8859-1?b?{first}?= =?us-ascii?b?{second}?=\n"
+        "Content-Type: text/plain\n\nnothing here\n"
+    ).encode()
+    assert scrub_attachment("old.eml", "message/rfc822", eml) is None
