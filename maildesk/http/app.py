@@ -100,13 +100,6 @@ def require_token(request: Request, web: Annotated[Web, Depends(web_of)]) -> Pri
     return web.login(token, client_of(request))
 
 
-def require_admin(principal: Annotated[Principal, Depends(require_token)]) -> Principal:
-    """An admin-only route: a read token gets 403."""
-    if not principal.is_admin:
-        raise HTTPException(403, f"token {principal.name!r} has role read; this needs admin")
-    return principal
-
-
 def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """An RFC 9457 problem details response."""
     try:
