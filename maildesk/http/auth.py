@@ -23,6 +23,7 @@ SESSION_LIFETIME = 8 * 3600.0  # seconds a dashboard login lasts
 MAX_FAILURES = 10  # failed tokens from one address within FAILURE_WINDOW, then 429
 FAILURE_WINDOW = 60.0  # seconds
 MAX_SESSIONS = 10_000
+MAX_CLIENTS = 100_000  # addresses whose failures are remembered at once
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class FailureLimiter:
     def blocked(self, client: str) -> float:
         """Seconds until this client may try again (0: it may now)."""
         with self._lock:
+            if client not in self._failures:
+                return 0.0
             recent = self._recent(client)
             if len(recent) < self.limit:
                 return 0.0
@@ -78,15 +81,15 @@ class FailureLimiter:
 
     def failed(self, client: str) -> None:
         with self._lock:
+            if len(self._failures) >= MAX_CLIENTS:  # many addresses: forget the quiet ones
+                start = self.clock() - self.window
+                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > start}
             self._recent(client).append(self.clock())
 
     def _recent(self, client: str) -> deque[float]:
         recent = self._failures.setdefault(client, deque())
         while recent and recent[0] <= self.clock() - self.window:
             recent.popleft()
-        if not recent:
-            del self._failures[client]
-            recent = self._failures.setdefault(client, deque())
         return recent
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from maildesk.config import HttpToken
+from maildesk.http.auth import FailureLimiter, Principal, find_token
 from tests.conftest import mail, run_cli, wait_until
 from tests.http.conftest import ADMIN_TOKEN, READ_TOKEN, Web
 
@@ -199,3 +201,28 @@ def test_http_config_errors_name_their_place(write_config: Any, tmp_path: Any) -
     ]:
         lines = [line for line in out.splitlines() if f"{config}: {place}: " in line]
         assert any(what in line for line in lines), (place, out)
+
+
+def test_the_failure_limit_forgets_after_its_window() -> None:
+    now = [1000.0]
+    limiter = FailureLimiter(limit=3, window=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.blocked("192.0.2.1") == 0
+        limiter.failed("192.0.2.1")
+    assert limiter.blocked("192.0.2.1") == 60.0
+    assert limiter.blocked("192.0.2.2") == 0, "another address is not held"
+    now[0] += 59.0
+    assert limiter.blocked("192.0.2.1") == 1.0
+    now[0] += 1.5
+    assert limiter.blocked("192.0.2.1") == 0
+
+
+def test_a_token_is_found_only_whole() -> None:
+    tokens = (
+        HttpToken(name="ops", secret=READ_TOKEN, role="read"),
+        HttpToken(name="lead", secret=ADMIN_TOKEN, role="admin"),
+    )
+    assert find_token(tokens, ADMIN_TOKEN) == Principal("lead", "admin")
+    assert find_token(tokens, READ_TOKEN) == Principal("ops", "read")
+    for wrong in ("", READ_TOKEN[:-1], READ_TOKEN + "x", READ_TOKEN.upper(), "\udcff"):
+        assert find_token(tokens, wrong) is None
