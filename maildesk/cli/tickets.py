@@ -58,7 +58,9 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
     def load(app: App, session: Any) -> tuple[str, list[dict[str, Any]]]:
         prefix = app.config.desk.ref_prefix
-        rows = repo.list_tickets(session, status=args.status, queue=args.queue, limit=args.limit)
+        rows = repo.list_tickets(
+            session, status=args.status, queue=args.queue, limit=args.limit, offset=args.offset
+        )
         return prefix, [views.ticket_json(t, prefix) for t in rows]
 
     _prefix, tickets = with_session(args, load, readonly=True)
@@ -300,11 +302,12 @@ def _local(value: str | None, zone: ZoneInfo) -> str:
 
 
 def add_tickets(parsers: Parsers) -> None:
-    """`maildesk tickets [--status S] [--queue Q] [--limit N]`."""
+    """`maildesk tickets [--status S] [--queue Q] [--limit N] [--offset N]`."""
     sp = parsers.add("tickets", cmd_tickets, "list tickets", [parsers.json_flag])
     sp.add_argument("--status")
     sp.add_argument("--queue")
     sp.add_argument("--limit", type=int, default=1000)
+    sp.add_argument("--offset", type=int, default=0, help="skip this many (newest first)")
 
 
 def add_ticket(parsers: Parsers) -> None:

@@ -39,6 +39,7 @@ def test_tickets_as_the_cli_lists_and_shows_them(web_desk: Web) -> None:
         assert http.get("/api/tickets").json() == cli
         page = http.get("/api/tickets", params={"limit": 2, "offset": 1}).json()
         assert [t["ref"] for t in page] == [t["ref"] for t in cli[1:3]]
+        assert page == web_desk.desk.json("tickets", "--limit", "2", "--offset", "1")
         infra = http.get("/api/tickets", params={"queue": "infra"}).json()
         assert infra == web_desk.desk.json("tickets", "--queue", "infra")
         assert [t["subject"] for t in infra] == ["Mail server down"]
