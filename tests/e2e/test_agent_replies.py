@@ -65,6 +65,7 @@ def test_agent_reply_is_relayed_to_requester_and_ccs(desk: Desk) -> None:
     "client",
     [
         "outlook.eml",
+        "outlook-web-html.eml",
         "outlook-original-message.eml",
         "outlook-de.eml",
         "gmail.eml",
