@@ -3,6 +3,7 @@ clients that talk to it over real sockets."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Desk, Sink, free_port, running_desk
+from tests.conftest import Desk, Sink, free_port, running_desk, wait_until
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
@@ -62,3 +63,16 @@ def sqlite_web_desk(tmp_path: Path, sink: Sink, write_config: Callable[..., Path
     config = write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port, extra=http_config())
     with running_desk(config, sink) as desk:
         yield web_for(desk)
+
+
+def status_link(web: Web, subject: str) -> str:
+    """The status page link in the acknowledgement of the ticket with that subject."""
+    acks = wait_until(
+        lambda: [m for m in web.desk.sink.parsed() if subject in str(m["Subject"])
+                 and "carol@example.org" in str(m["To"])]
+    )  # fmt: skip
+    body = acks[0].get_body(("plain",))
+    assert body is not None
+    found = re.search(r"(http://127\.0\.0\.1:\d+/status/\S+)", body.get_content())
+    assert found, body.get_content()
+    return found.group(1)

@@ -19,8 +19,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import mail, skip_or_fail
-from tests.http.conftest import ADMIN_TOKEN, READ_TOKEN, Web
-from tests.http.test_metrics_status import _status_link
+from tests.http.conftest import ADMIN_TOKEN, READ_TOKEN, Web, status_link
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -120,7 +119,7 @@ def test_status_page_in_chromium(browser: WebDriver, sqlite_web_desk: Web, tmp_p
     web = sqlite_web_desk
     web.desk.send(mail("VPN broken", "It drops every five minutes."))
     web.desk.wait_tickets(1)
-    link = _status_link(web, "VPN broken")
+    link = status_link(web, "VPN broken")
     code, out = web.desk.cli(
         "ticket", "note", "MD-1", "--as", "alice@example.com", "-m", "Internal: blame the ISP"
     )

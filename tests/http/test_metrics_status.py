@@ -3,13 +3,12 @@ acknowledgement: status and public messages, never an internal note."""
 
 from __future__ import annotations
 
-import re
 import smtplib
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import mail, wait_until
-from tests.http.conftest import ADMIN_TOKEN, Web
+from tests.http.conftest import ADMIN_TOKEN, Web, status_link
 
 
 def scrape(web: Web) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,22 +60,10 @@ def test_counters_and_gauges_move_as_mail_arrives(web_desk: Web) -> None:
     assert sample(web_desk, "maildesk_sla_breaches_total") == 0
 
 
-def _status_link(web: Web, subject: str) -> str:
-    acks = wait_until(
-        lambda: [m for m in web.desk.sink.parsed() if subject in str(m["Subject"])
-                 and "carol@example.org" in str(m["To"])]
-    )  # fmt: skip
-    body = acks[0].get_body(("plain",))
-    assert body is not None
-    found = re.search(r"(http://127\.0\.0\.1:\d+/status/\S+)", body.get_content())
-    assert found, body.get_content()
-    return found.group(1)
-
-
 def test_the_status_page_shows_status_and_public_messages_only(web_desk: Web) -> None:
     web_desk.desk.send(mail("VPN broken", "It drops every five minutes."))
     web_desk.desk.wait_tickets(1)
-    link = _status_link(web_desk, "VPN broken")
+    link = status_link(web_desk, "VPN broken")
     code, out = web_desk.desk.cli(
         "ticket", "note", "MD-1", "--as", "alice@example.com", "-m", "Internal: blame the ISP"
     )
