@@ -62,6 +62,8 @@ def write_config(
     swaps = {
         "auto_replies_per_hour = 5 ": f"auto_replies_per_hour = {limits} ",
         "new_tickets_per_hour = 30 ": f"new_tickets_per_hour = {limits} ",
+        # HTTP on a port of its own for each daemon (several may run at once).
+        'listen = "127.0.0.1:8025"': 'listen = "127.0.0.1:0"',
     }
     if port is not None:
         swaps['listen = "127.0.0.1:2525"'] = f'listen = "127.0.0.1:{port}"'

@@ -15,6 +15,7 @@ from maildesk.config import Config, load_config
 from maildesk.errors import ConfigError, ConfigProblem
 from maildesk.mail.render import Templates
 from maildesk.mail.transport import Transport, transport_for
+from maildesk.metrics import Metrics
 from maildesk.routing.proof import Role, TokenCodec, plus_address
 from maildesk.store import repo
 from maildesk.store.db import create_db_engine, session_factory, transaction, upgrade
@@ -87,6 +88,7 @@ def _sample_ticket(config: Config) -> dict[str, Any]:
         "watchers": ["watcher@example.org"],
         "matched_rules": ["sample rule"],
         "reply_address": config.desk.address,
+        "status_url": "http://127.0.0.1:8025/status/42-0123456789abcdef0123456789abcdef",
         "sla_policy": "standard",
         "response_due": "2026-11-23T10:00:00Z",
         "resolution_due": "2026-11-25T17:00:00Z",
@@ -149,6 +151,7 @@ class App:
     templates: Templates
     transport: Transport
     clock: Callable[[], datetime] = field(default=utcnow)
+    metrics: Metrics = field(default_factory=Metrics)  # this daemon's counters
     _tokens: TokenCodec | None = field(default=None, repr=False)
 
     @classmethod
@@ -208,6 +211,13 @@ class App:
     def reply_address(self, ticket_id: int, role: Role = "requester", agent: str = "") -> str:
         """support+TOKEN@…: replies to it thread; an agent's also proves that agent."""
         return plus_address(self.config.desk.address, self.tokens.mint(ticket_id, role, agent))
+
+    def status_url(self, ticket_id: int) -> str | None:
+        """The requester's status page of a ticket, when `[http] status_page` is on."""
+        http = self.config.http
+        if not (http.enabled and http.status_page):
+            return None
+        return f"{http.base_url}/status/{self.tokens.status_token(ticket_id)}"
 
     def reload(self) -> bool:
         """Re-read the config file; on any error keep the old config and return False."""

@@ -24,6 +24,7 @@ from maildesk.config import Agent, load_config
 from maildesk.errors import MaildeskError, NotFound
 from maildesk.store import repo
 from maildesk.store.models import Ticket
+from maildesk.store.views import ticket_detail
 from maildesk.tickets import lifecycle, replies
 from maildesk.tickets.commands import AgentRef, find_agent
 from maildesk.tickets.lifecycle import Actor
@@ -57,7 +58,9 @@ def cmd_tickets(args: argparse.Namespace) -> int:
 
     def load(app: App, session: Any) -> tuple[str, list[dict[str, Any]]]:
         prefix = app.config.desk.ref_prefix
-        rows = repo.list_tickets(session, status=args.status, queue=args.queue, limit=args.limit)
+        rows = repo.list_tickets(
+            session, status=args.status, queue=args.queue, limit=args.limit, offset=args.offset
+        )
         return prefix, [views.ticket_json(t, prefix) for t in rows]
 
     _prefix, tickets = with_session(args, load, readonly=True)
@@ -91,15 +94,10 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
     ticket_id = _ticket_id(args.id)
 
     def load(app: App, session: Any) -> dict[str, Any]:
-        ticket = repo.ticket_with_history(session, ticket_id)
-        if ticket is None:
+        detail = ticket_detail(session, ticket_id, app.config.desk.ref_prefix)
+        if detail is None:
             raise NotFound(f"ticket {args.id} not found")
-        return views.ticket_detail_json(
-            ticket,
-            app.config.desk.ref_prefix,
-            watchers=repo.watchers(session, ticket.id),
-            links=repo.links(session, ticket.id),
-        )
+        return detail
 
     detail = with_session(args, load, readonly=True)
     if args.json:
@@ -250,15 +248,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
     from maildesk.tickets import sla as hooks
 
     def load(app: App, session: Session) -> list[dict[str, Any]]:
-        now, prefix = app.now(), app.config.desk.ref_prefix
-        rows = []
-        for ticket in repo.sla_tickets(session):
-            state = hooks.standing(ticket)
-            if args.all or state in ("breached", "at risk"):
-                used = hooks.consumed(app, ticket, now).total_seconds()
-                rows.append(views.sla_json(ticket, prefix, state=state, consumed=used))
-        order = {"breached": 0, "at risk": 1, "ok": 2, "paused": 3}
-        return sorted(rows, key=lambda r: (order[r["state"]], r["resolution_due"] or "9", r["id"]))
+        return hooks.standings(app, session, app.now(), everything=args.all)
 
     rows = with_session(args, load, readonly=True)
     if args.json:
@@ -312,11 +302,12 @@ def _local(value: str | None, zone: ZoneInfo) -> str:
 
 
 def add_tickets(parsers: Parsers) -> None:
-    """`maildesk tickets [--status S] [--queue Q] [--limit N]`."""
+    """`maildesk tickets [--status S] [--queue Q] [--limit N] [--offset N]`."""
     sp = parsers.add("tickets", cmd_tickets, "list tickets", [parsers.json_flag])
     sp.add_argument("--status")
     sp.add_argument("--queue")
     sp.add_argument("--limit", type=int, default=1000)
+    sp.add_argument("--offset", type=int, default=0, help="skip this many (newest first)")
 
 
 def add_ticket(parsers: Parsers) -> None:

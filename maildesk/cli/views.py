@@ -1,4 +1,5 @@
-"""Stable JSON shapes of tickets, messages, contacts, outbox entries and quarantined messages.
+"""Stable JSON shapes of contacts, outbox entries and quarantined messages, and the ticket
+shapes of maildesk.store.views (shared with the HTTP API); the lines of `ticket show`.
 
 These field names are a contract (SPEC): add fields freely, never rename or remove one.
 """
@@ -11,39 +12,15 @@ from typing import Any
 
 from maildesk.parse.parser import summarise
 from maildesk.routing.organisations import Organisation
-from maildesk.store.models import Contact, Message, OutboxEntry, RawMessage, Ticket
+from maildesk.store.models import Contact, OutboxEntry, RawMessage
+
+# The ticket shapes live in the store, shared with the HTTP API; named here for the CLI.
+from maildesk.store.views import message_json as message_json
+from maildesk.store.views import sla_json as sla_json
+from maildesk.store.views import ticket_detail_json as ticket_detail_json
+from maildesk.store.views import ticket_json as ticket_json
 from maildesk.terms import OutboxStatus
 from maildesk.timefmt import iso
-
-
-def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
-    return {
-        "id": ticket.id,
-        "ref": f"{prefix}-{ticket.id}",
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "queue": ticket.queue,
-        "type": ticket.type,
-        "category": ticket.category,
-        "assignee": ticket.assignee,
-        "requester": ticket.requester.email,
-        "requester_name": ticket.requester.name,
-        "tags": list(ticket.tags),
-        "created_at": iso(ticket.created_at),
-        "updated_at": iso(ticket.updated_at),
-        "closed_at": iso(ticket.closed_at),
-        "resolved_at": iso(ticket.resolved_at),
-        "parent": f"{prefix}-{ticket.parent_id}" if ticket.parent_id else None,
-        "merged_into": f"{prefix}-{ticket.merged_into_id}" if ticket.merged_into_id else None,
-        "sla_policy": ticket.sla_policy,
-        "first_response_due": iso(ticket.sla_response_due),
-        "resolution_due": iso(ticket.sla_resolution_due),
-        "first_response_at": iso(ticket.first_response_at),
-        "impact": ticket.impact,
-        "urgency": ticket.urgency,
-        "organisation": ticket.organisation,
-    }
 
 
 def contact_json(
@@ -60,53 +37,6 @@ def contact_json(
         "tickets": tickets,
         "bouncing": contact.bounced_at is not None,
         "created_at": iso(contact.created_at),
-    }
-
-
-def message_json(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "direction": message.direction,
-        "kind": message.kind,
-        "from": message.from_addr,
-        "from_name": message.from_name,
-        "to": list(message.to),
-        "cc": list(message.cc),
-        "subject": message.subject,
-        "message_id": message.message_id,
-        "in_reply_to": message.in_reply_to,
-        "body_text": message.body_text,
-        "has_html": bool(message.body_html),
-        "internal": message.internal,
-        "created_at": iso(message.created_at),
-        "attachments": [
-            {
-                "id": a.id,
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-            }
-            for a in message.attachments
-        ],
-    }
-
-
-def ticket_detail_json(
-    ticket: Ticket,
-    prefix: str,
-    *,
-    watchers: Sequence[str] = (),
-    links: Sequence[tuple[int, str]] = (),
-) -> dict[str, Any]:
-    return {
-        **ticket_json(ticket, prefix),
-        "watchers": list(watchers),
-        "links": [{"ticket": f"{prefix}-{other}", "relation": rel} for other, rel in links],
-        "messages": [message_json(m) for m in ticket.messages],
-        "events": [
-            {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "via": e.via, "data": e.data}
-            for e in ticket.events
-        ],
     }
 
 
@@ -223,26 +153,3 @@ def event_line(event: dict[str, Any]) -> str:
         what = f"{event['kind']} {json.dumps(event['data'], ensure_ascii=False)}"
     when = (event["at"] or "")[:19].replace("T", " ")
     return f"{when}  {event['actor']} ({event['via']}): {what}"
-
-
-def sla_json(ticket: Ticket, prefix: str, *, state: str, consumed: float) -> dict[str, Any]:
-    """A ticket's SLA standing, as `maildesk sla --json` lists it."""
-    return {
-        "id": ticket.id,
-        "ref": f"{prefix}-{ticket.id}",
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "queue": ticket.queue,
-        "assignee": ticket.assignee,
-        "policy": ticket.sla_policy,
-        "state": state,
-        "consumed_seconds": round(consumed),
-        "first_response_due": iso(ticket.sla_response_due),
-        "resolution_due": iso(ticket.sla_resolution_due),
-        "first_response_at": iso(ticket.first_response_at),
-        "first_response_warned_at": iso(ticket.sla_response_warned_at),
-        "first_response_breached_at": iso(ticket.sla_response_breached_at),
-        "resolution_warned_at": iso(ticket.sla_resolution_warned_at),
-        "resolution_breached_at": iso(ticket.sla_resolution_breached_at),
-    }

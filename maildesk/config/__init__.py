@@ -7,6 +7,7 @@ rule name and key. Unknown keys are errors, so a typo never silently does nothin
     model.py      the frozen dataclasses (Config and one per section)
     load.py       load_config / parse_config, and the desk, database, notify ... sections
     mail.py       [smtp], [outbound], [[mailboxes]]
+    http.py       [http]: API, metrics, dashboard, status page, tokens
     rules.py      [[rules]], [priority_matrix], [routing]
     calendars.py  [[calendars]]         sla.py  [[sla_policies]], [sla]
 """
@@ -26,6 +27,8 @@ from maildesk.config.model import (
     Config,
     DatabaseConfig,
     DeskConfig,
+    HttpConfig,
+    HttpToken,
     MailboxConfig,
     NotifyConfig,
     OutboundConfig,
@@ -46,6 +49,8 @@ __all__ = [
     "Config",
     "DatabaseConfig",
     "DeskConfig",
+    "HttpConfig",
+    "HttpToken",
     "MailboxConfig",
     "NotifyConfig",
     "OutboundConfig",

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from maildesk.config.http import read_http
 from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
 from maildesk.config.model import (
     AGENT_NOTICE_MAX_BODY,
@@ -69,6 +70,7 @@ _SECTIONS = {
     "routing",
     "priority_matrix",
     "organisations",
+    "http",
 }
 
 
@@ -127,6 +129,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
+    http = read_http(r, r.table(data, "http"))
     r.check()
     return Config(
         path=cfg_path,
@@ -145,6 +148,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
+        http=http,
     )
 
 

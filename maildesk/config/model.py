@@ -160,6 +160,35 @@ class ThreadingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HttpToken:
+    """A bearer token of `[http] tokens`: `read` sees everything but internal notes,
+    `admin` the agents' view (docs/http.md)."""
+
+    name: str
+    secret: str = field(repr=False)
+    role: str = "read"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpConfig:
+    """`[http]`: where the API, metrics and dashboard listen (None: not at all)."""
+
+    host: str | None = None
+    port: int = 0
+    tokens: tuple[HttpToken, ...] = ()
+    status_page: bool = False  # the requester status page /status/{token}
+    public_url: str | None = None  # how requesters reach it; default http://listen
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Agent:
     email: str
     name: str
@@ -192,6 +221,7 @@ class Config:
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
     organisations: tuple[Organisation, ...] = ()
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     @property
     def default_queue(self) -> Queue:

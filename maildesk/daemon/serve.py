@@ -1,5 +1,6 @@
-"""The daemon's wiring: the SMTP listener and its group-commit writer, the workers, the IMAP
-watchers, the supervisor and the SLA schedule, started in order and stopped in order.
+"""The daemon's wiring: the SMTP listener and its group-commit writer, the HTTP listener
+(`[http] listen`), the workers, the IMAP watchers, the supervisor and the SLA schedule,
+started in order and stopped in order.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from maildesk.daemon.workers import (
     sender_worker,
 )
 from maildesk.errors import StoreUnavailable
+from maildesk.http.server import HttpListener
 from maildesk.ingest import imap, inbox
 from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.inbox import Incoming
@@ -40,6 +42,7 @@ class Daemon:
     def __init__(self, app: App) -> None:
         self.app = app
         self.port: int | None = None
+        self.http: HttpListener | None = None  # [http] listen, when set
         self.ready = threading.Event()
         self.writer: GroupCommit[Incoming, int] | None = None
         self._work_pool = ThreadPoolExecutor(1, thread_name_prefix="md-pipeline")
@@ -52,7 +55,15 @@ class Daemon:
     async def run(self, *, install_signals: bool = True) -> None:
         """Serve until stopped; then drain stored work and return."""
         self._events = events = Wakeups(asyncio.get_running_loop())
-        server = await self._listen(events)
+        if self.app.config.http.enabled:  # first: it starts no thread, so a failure stops clean
+            self.http = HttpListener(self.app)
+            await self.http.start()
+        try:
+            server = await self._listen(events)
+        except BaseException:
+            if self.http is not None:
+                await self.http.stop()
+            raise
         if install_signals:
             self._install_signals()
         log.info(
@@ -81,6 +92,7 @@ class Daemon:
             accept=lambda: frozenset(self.app.config.smtp.accept),
             on_stored=events.wake,
             max_recipients=smtp.max_recipients,
+            metrics=self.app.metrics,
         )
         server = await start_smtp_server(
             handler,
@@ -120,7 +132,9 @@ class Daemon:
             "config-watcher", lambda: config_watcher(app, events.stop, self._reload)
         )
         for box in app.config.mailboxes:
-            watch = partial(imap.watch, app, box, supervisor.threads_stop, events.wake_threadsafe)
+            watch = partial(
+                imap.watch, app, box, supervisor.threads_stop, events.wake_threadsafe, app.metrics
+            )
             supervisor.start_thread(f"imap-{box.name}", watch)
         assert self.writer is not None
         supervisor.watch("ingest-writer", self.writer)
@@ -133,6 +147,8 @@ class Daemon:
         await self._supervisor.stop_threads(WATCHER_JOIN)
         log.info("stopping: no longer accepting mail, finishing stored work")
         server.close()
+        if self.http is not None:
+            await self.http.stop()
         await server.wait_closed()
         assert self.writer is not None
         await loop.run_in_executor(None, self.writer.close)

@@ -60,6 +60,7 @@ async def pipeline_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -
             outcomes = await _in(pool, pipeline.process_pending, app)
         except Exception as exc:  # the worker must outlive any one failure
             if isinstance(exc, StoreUnavailable):
+                app.metrics.store_failed("pipeline")
                 log.error("store unavailable, pipeline paused: %s", exc)
             else:
                 log.exception("pipeline worker error, retrying in %ss", STORE_RETRY)
@@ -89,6 +90,7 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
             next_due = await _in(pool, _next_due, app)
         except Exception as exc:  # the worker must outlive any one failure
             if isinstance(exc, StoreUnavailable):
+                app.metrics.store_failed("sender")
                 log.error("store unavailable, sender paused: %s", exc)
             else:
                 log.exception("outbox sender error, retrying in %ss", STORE_RETRY)
@@ -96,6 +98,7 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
                 return
             await _wait(events.send, STORE_RETRY)
             continue
+        app.metrics.sent(report.kinds, report.retrying, report.failed)
         if stopping:
             return
         if report.sent or report.retrying or report.failed:
@@ -170,11 +173,13 @@ class SlaSchedule:
             report = jobs.run_due(app, app.now())
             jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
         except StoreUnavailable as exc:
+            app.metrics.store_failed("sla")
             log.error("store unavailable, SLA job skipped: %s", exc)
             return
         except Exception:  # the scheduler must outlive any one failure
             log.exception("SLA job failed; it runs again at the next interval")
             return
+        app.metrics.sla_job(report.warnings, report.breaches)
         if report:
             log.info(
                 "SLA job: %d tickets, %d warnings, %d breaches, %d reminders, "

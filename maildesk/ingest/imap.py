@@ -27,6 +27,7 @@ from maildesk.config import MailboxConfig
 from maildesk.errors import MaildeskError
 from maildesk.ingest import inbox
 from maildesk.ingest.inbox import Incoming, Storage
+from maildesk.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +181,11 @@ def watch(
     box: MailboxConfig,
     stop: threading.Event,
     on_stored: Callable[[], None],
+    metrics: Metrics | None = None,
 ) -> None:
     """Run in a thread until stop: poll, then IDLE (or sleep) for new mail; reconnect with
     capped, jittered backoff, logging once per change of state, not once per retry."""
+    metrics = metrics or Metrics()
     failures = 0
     last_error: str | None = None
     while not stop.is_set():
@@ -191,8 +194,9 @@ def watch(
                 if last_error is not None:
                     log.info("mailbox %s: connected again", box.name)
                 failures, last_error = 0, None
-                _serve_connection(storage, box, client, stop, on_stored)
+                _serve_connection(storage, box, client, stop, on_stored, metrics)
         except Exception as exc:  # any failure: reconnect, never let the thread die
+            metrics.imap_failed(box.name)
             failures += 1
             text = str(exc) if isinstance(exc, MailboxError) else f"mailbox {box.name!r}: {exc!r}"
             if text != last_error:
@@ -208,10 +212,14 @@ def _serve_connection(
     client: IMAPClient,
     stop: threading.Event,
     on_stored: Callable[[], None],
+    metrics: Metrics,
 ) -> None:
     idle = box.idle and b"IDLE" in client.capabilities()
     while not stop.is_set():
-        if poll_once(storage, box, client).stored:
+        report = poll_once(storage, box, client)
+        metrics.imap_polled(box.name)
+        if report.stored:
+            metrics.accepted("imap", report.stored)
             on_stored()
         if not idle:
             stop.wait(box.poll_interval)

@@ -36,6 +36,7 @@ from maildesk.ingest.smtp_limits import (
     SessionLimits,
 )
 from maildesk.mail.address import is_desk_address, normalise_address
+from maildesk.metrics import Metrics
 
 # The SMTP edge as the daemon and the tests see it (the limits' defaults included).
 __all__ = [
@@ -87,11 +88,18 @@ class IngestHandler:
         on_stored: Callable[[int], None] = lambda _id: None,
         *,
         max_recipients: int = MAX_RECIPIENTS,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.accept = accept
         self.on_stored = on_stored
         self.max_recipients = max_recipients
+        self.metrics = metrics
+
+    def refused(self, code: str) -> None:
+        """Count a 4xx or 5xx reply (the listener calls this for every one)."""
+        if self.metrics is not None:
+            self.metrics.refused(code)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -137,6 +145,8 @@ class IngestHandler:
         except Exception:
             log.exception("unexpected error storing a message, answered 451")
             return "451 4.3.0 Local error in processing, please try again later"
+        if self.metrics is not None:
+            self.metrics.accepted("smtp")
         self.on_stored(raw_id)
         return f"250 2.0.0 OK: queued as {raw_id}"
 

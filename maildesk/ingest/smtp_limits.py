@@ -181,6 +181,7 @@ class Listener(SMTP):
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(refusal.encode("ascii") + b"\r\n")
             transport.close()
+            self.event_handler.refused(refusal[:3])
             return
         self._counted = True
         self._idle_since = self.loop.time()
@@ -247,6 +248,7 @@ class Listener(SMTP):
             return  # already on its way out
         self._writer.write(reply.encode("ascii") + b"\r\n")
         self.transport.close()
+        self.event_handler.refused(reply[:3])
 
     # --- progress and junk: every final reply ends one command (RFC 5321 4.2) ------------
 
@@ -255,6 +257,8 @@ class Listener(SMTP):
         text = status if isinstance(status, str) else status.decode("ascii", "replace")
         if text[3:4] == "-" or text.startswith("3"):  # a continuation line, or 354 go ahead
             return
+        if text[:1] in ("4", "5"):
+            self.event_handler.refused(text[:3])
         if not self._greeted:
             self._greeted = True  # the 220 greeting answers no command
             return

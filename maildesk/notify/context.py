@@ -38,6 +38,7 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "watchers": _watchers(ticket),
         "matched_rules": list(matched),
         "reply_address": app.reply_address(ticket.id),
+        "status_url": app.status_url(ticket.id),  # None unless [http] status_page
         "sla_policy": ticket.sla_policy,
         "response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +40,7 @@ class SendReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)  # sent, by notification kind
 
 
 def backoff_delay(attempts: int, cfg: OutboundConfig) -> timedelta:
@@ -142,6 +143,7 @@ def _record(
             if exc is None:
                 entry.status, entry.sent_at, entry.last_error = OutboxStatus.SENT, now, None
                 report.sent += 1
+                report.kinds[entry.kind] = report.kinds.get(entry.kind, 0) + 1
                 continue
             entry.last_error = _error_text(str(exc))
             if exc.permanent or attempts >= cfg.max_attempts:

@@ -74,7 +74,8 @@ def new_ticket(
     raw.ticket_id = ticket.id
     log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
     status = "created" if related is None else "followup" if follow_up else "linked"
-    return Outcome(raw.id, status, ticket.id, ref, related[1] if related else "")
+    reason = related[1] if related else ""
+    return Outcome(raw.id, status, ticket.id, ref, reason, rules=tuple(decision.matched))
 
 
 def _flood(ctx: Context) -> Outcome | None:
@@ -98,7 +99,7 @@ def _dropped(ctx: Context, decision: RoutingDecision) -> Outcome:
     raw.status = RawStatus.SPAM
     raw.reason = f"dropped by rule {decision.dropped_by!r} (matched: {', '.join(decision.matched)})"
     log.info("dropped %s (raw %s): %s", ctx.msg.message_id, raw.id, raw.reason)
-    return Outcome(raw.id, "dropped", reason=raw.reason)
+    return Outcome(raw.id, "dropped", reason=raw.reason, rules=tuple(decision.matched))
 
 
 def _assignee(ctx: Context, decision: RoutingDecision) -> str | None:

@@ -20,6 +20,7 @@ class Outcome:
     ref: str | None = None
     reason: str = ""
     then: int | None = None  # a raw message it stored for the pipeline (a reassembled one)
+    rules: tuple[str, ...] = ()  # the routing rules that matched (a new ticket, a drop)
 
 
 @dataclass(frozen=True)

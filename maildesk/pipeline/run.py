@@ -102,6 +102,7 @@ class _Work:
     raw: bytes
     msg: ParsedMessage | None
     error: Exception | None = None
+    parse_seconds: float = 0.0
 
 
 def process_many(
@@ -123,12 +124,16 @@ def process_many(
     outcomes: list[Outcome] = []
     gate = write_gate(app.sessions)
     while len(outcomes) < len(work):
+        done: list[tuple[Outcome, float]] = []
         with transaction(app.sessions) as session:
             started = time.monotonic()
             for item in work[len(outcomes) :]:
+                began = time.monotonic()
                 outcomes.append(_run(app, session, item))
+                done.append((outcomes[-1], time.monotonic() - began + item.parse_seconds))
                 if time.monotonic() - started > budget or (gate and gate.urgent_waiting):
                     break  # commit now: mail being accepted goes next
+        _count(app, done)  # committed: now they count
     for outcome in outcomes:
         if outcome.status == "quarantined":
             log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
@@ -138,16 +143,25 @@ def process_many(
     return outcomes
 
 
+def _count(app: App, done: Sequence[tuple[Outcome, float]]) -> None:
+    for outcome, seconds in done:
+        app.metrics.processed(outcome.status, seconds)
+        app.metrics.rules_matched(outcome.rules)
+
+
 def _parse(raw_id: int, raw: bytes | None) -> _Work:
     if raw is None:
         return _Work(raw_id, b"", None)  # no such stored message: nothing to do
+    began = time.monotonic()
+    error: Exception | None = None
     try:
-        return _Work(raw_id, raw, parse_message(raw))
+        msg = parse_message(raw)
     except (NotMail, MessageTooComplex) as exc:
-        return _Work(raw_id, raw, None, exc)
+        msg, error = None, exc
     except Exception as exc:  # parsing is defensive; anything left is a bug to see
         log.exception("raw message %s could not be parsed", raw_id)
-        return _Work(raw_id, raw, None, exc)
+        msg, error = None, exc
+    return _Work(raw_id, raw, msg, error, time.monotonic() - began)
 
 
 def _run(app: App, session: Session, item: _Work) -> Outcome:

@@ -40,6 +40,7 @@ from maildesk.mail.address import plus_address as plus_address
 Role = Literal["requester", "agent"]
 _ROLE_CODE: dict[Role, str] = {"requester": "r", "agent": "a"}
 _TOKEN = re.compile(r"^(\d{1,18})-([ra])([0-9a-f]{20})$")
+_STATUS_TOKEN = re.compile(r"^(\d{1,18})-([0-9a-f]{32})$")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,22 @@ class TokenCodec:
         if not hmac.compare_digest(m.group(3), mac):
             return None
         return Token(ticket_id, role)
+
+    def _status_mac(self, ticket_id: int) -> str:
+        msg = f"maildesk-status-page:{ticket_id}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:32]
+
+    def status_token(self, ticket_id: int) -> str:
+        """'42-<128 bits of HMAC>': the token of a ticket's requester status page (never a
+        reply token: knowing one tells nothing of the other)."""
+        return f"{ticket_id}-{self._status_mac(ticket_id)}"
+
+    def status_ticket(self, token: str) -> int | None:
+        """The ticket a status-page token was minted for, or None."""
+        m = _STATUS_TOKEN.match(token)
+        if not m or not hmac.compare_digest(m.group(2), self._status_mac(int(m.group(1)))):
+            return None
+        return int(m.group(1))
 
 
 @dataclass(frozen=True)

@@ -204,9 +204,15 @@ def pick_agent(session: Session, strategy: str, candidates: Sequence[str]) -> st
 
 
 def list_tickets(
-    session: Session, *, status: str | None = None, queue: str | None = None, limit: int = 1000
+    session: Session,
+    *,
+    status: str | None = None,
+    queue: str | None = None,
+    limit: int = 1000,
+    offset: int = 0,
 ) -> list[Ticket]:
-    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+    """Tickets newest first, optionally of one status and queue; `offset` pages on."""
+    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(limit).offset(offset)
     if status:
         stmt = stmt.where(Ticket.status == status)
     if queue:
@@ -276,3 +282,13 @@ def sla_tickets(session: Session) -> list[Ticket]:
         .order_by(Ticket.id)
     )
     return list(session.scalars(stmt))
+
+
+def open_ticket_counts(session: Session) -> list[tuple[str, str, str, int]]:
+    """Tickets not resolved, closed or merged: (queue, status, priority, count)."""
+    stmt = (
+        select(Ticket.queue, Ticket.status, Ticket.priority, func.count())
+        .where(Ticket.status.not_in(DONE_STATUSES))
+        .group_by(Ticket.queue, Ticket.status, Ticket.priority)
+    )
+    return [(q, s, p, int(n)) for q, s, p, n in session.execute(stmt)]

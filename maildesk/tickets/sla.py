@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from maildesk.sla.clock import (
 )
 from maildesk.sla.lifecycle import next_lifecycle_step
 from maildesk.sla.policy import select_policy
-from maildesk.store import repo
+from maildesk.store import repo, views
 from maildesk.store.models import Ticket
 
 log = logging.getLogger(__name__)
@@ -263,3 +264,22 @@ def standing(ticket: Ticket) -> str:
     if ticket.sla_resolution_warned_at or (response_open and ticket.sla_response_warned_at):
         return "at risk"
     return "ok"
+
+
+STANDING_ORDER = {"breached": 0, "at risk": 1, "ok": 2, "paused": 3}
+
+
+def standings(
+    app: App, session: Session, now: datetime, *, everything: bool = False
+) -> list[dict[str, Any]]:
+    """Tickets at risk and in breach (every one under a policy, with `everything`), worst
+    first, as `maildesk sla --json` and `GET /api/sla` list them."""
+    prefix, rows = app.config.desk.ref_prefix, []
+    for ticket in repo.sla_tickets(session):
+        state = standing(ticket)
+        if everything or state in ("breached", "at risk"):
+            used = consumed(app, ticket, now).total_seconds()
+            rows.append(views.sla_json(ticket, prefix, state=state, consumed=used))
+    return sorted(
+        rows, key=lambda r: (STANDING_ORDER[r["state"]], r["resolution_due"] or "9", r["id"])
+    )

@@ -14,6 +14,7 @@ import zipfile
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli.test_cli import REPO, maildesk
@@ -22,12 +23,13 @@ from tests.conftest import free_port, require_tool, serve_process, wait_until
 
 def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
     swaks = require_tool("swaks")
-    port = free_port()
+    port, http_port = free_port(), free_port()
     config = tmp_path / "maildesk.toml"
     config.write_text(
         (REPO / "maildesk.toml")
         .read_text(encoding="utf-8")
-        .replace('listen = "127.0.0.1:2525"', f'listen = "127.0.0.1:{port}"'),
+        .replace('listen = "127.0.0.1:2525"', f'listen = "127.0.0.1:{port}"')
+        .replace('listen = "127.0.0.1:8025"', f'listen = "127.0.0.1:{http_port}"'),
         encoding="utf-8",
     )
     assert maildesk("init", "--config", str(config)).returncode == 0
@@ -68,6 +70,14 @@ def test_new_user_walkthrough_with_swaks(tmp_path: Path) -> None:
         assert "[MD-1]" in str(ack["Subject"])
         assert ack["Auto-Submitted"] == "auto-replied"
         assert (tmp_path / "var" / "maildesk.db").exists(), "relative sqlite path is beside config"
+        # The dashboard's API and metrics with the example token (README, docs/http.md).
+        token = {"Authorization": "Bearer example-read-token-change-me"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers=token) as http:
+            assert [t["ref"] for t in http.get("/api/tickets").json()] == ["MD-1"]
+            assert (
+                'maildesk_messages_accepted_total{source="smtp"} 1.0' in http.get("/metrics").text
+            )
+        assert f"http://127.0.0.1:{http_port}/status/1-" in ack.get_body(("plain",)).get_content()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, log_path.read_text()
 
@@ -95,6 +105,7 @@ def test_wheel_ships_templates_and_migrations(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "maildesk/templates/requester/ticket_created.txt.j2" in names
     assert "maildesk/templates/agent/ticket_created.txt.j2" in names
+    assert "maildesk/templates/dashboard/overview.html.j2" in names
     assert "maildesk/store/migrations/versions/0001_initial_schema.py" in names
     assert "maildesk/store/migrations/script.py.mako" in names
 

@@ -1,0 +1,126 @@
+"""Stable JSON shapes of a ticket, its messages and its SLA standing, as `maildesk tickets`,
+`ticket show --json`, `sla --json` and the HTTP API give them.
+
+These field names are a contract (SPEC): add fields freely, never rename or remove one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from maildesk.store.models import Message, Ticket
+from maildesk.store.tickets import links, ticket_with_history, watchers
+from maildesk.timefmt import iso
+
+
+def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "ref": f"{prefix}-{ticket.id}",
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "type": ticket.type,
+        "category": ticket.category,
+        "assignee": ticket.assignee,
+        "requester": ticket.requester.email,
+        "requester_name": ticket.requester.name,
+        "tags": list(ticket.tags),
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "closed_at": iso(ticket.closed_at),
+        "resolved_at": iso(ticket.resolved_at),
+        "parent": f"{prefix}-{ticket.parent_id}" if ticket.parent_id else None,
+        "merged_into": f"{prefix}-{ticket.merged_into_id}" if ticket.merged_into_id else None,
+        "sla_policy": ticket.sla_policy,
+        "first_response_due": iso(ticket.sla_response_due),
+        "resolution_due": iso(ticket.sla_resolution_due),
+        "first_response_at": iso(ticket.first_response_at),
+        "impact": ticket.impact,
+        "urgency": ticket.urgency,
+        "organisation": ticket.organisation,
+    }
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": message.direction,
+        "kind": message.kind,
+        "from": message.from_addr,
+        "from_name": message.from_name,
+        "to": list(message.to),
+        "cc": list(message.cc),
+        "subject": message.subject,
+        "message_id": message.message_id,
+        "in_reply_to": message.in_reply_to,
+        "body_text": message.body_text,
+        "has_html": bool(message.body_html),
+        "internal": message.internal,
+        "created_at": iso(message.created_at),
+        "attachments": [
+            {
+                "id": a.id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+            }
+            for a in message.attachments
+        ],
+    }
+
+
+def ticket_detail_json(
+    ticket: Ticket,
+    prefix: str,
+    *,
+    watchers: Sequence[str] = (),
+    links: Sequence[tuple[int, str]] = (),
+) -> dict[str, Any]:
+    return {
+        **ticket_json(ticket, prefix),
+        "watchers": list(watchers),
+        "links": [{"ticket": f"{prefix}-{other}", "relation": rel} for other, rel in links],
+        "messages": [message_json(m) for m in ticket.messages],
+        "events": [
+            {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "via": e.via, "data": e.data}
+            for e in ticket.events
+        ],
+    }
+
+
+def ticket_detail(session: Session, ticket_id: int, prefix: str) -> dict[str, Any] | None:
+    """A ticket with its watchers, links, messages and events (`ticket show --json`)."""
+    ticket = ticket_with_history(session, ticket_id)
+    if ticket is None:
+        return None
+    return ticket_detail_json(
+        ticket, prefix, watchers=watchers(session, ticket.id), links=links(session, ticket.id)
+    )
+
+
+def sla_json(ticket: Ticket, prefix: str, *, state: str, consumed: float) -> dict[str, Any]:
+    """A ticket's SLA standing, as `maildesk sla --json` lists it."""
+    return {
+        "id": ticket.id,
+        "ref": f"{prefix}-{ticket.id}",
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "queue": ticket.queue,
+        "assignee": ticket.assignee,
+        "policy": ticket.sla_policy,
+        "state": state,
+        "consumed_seconds": round(consumed),
+        "first_response_due": iso(ticket.sla_response_due),
+        "resolution_due": iso(ticket.sla_resolution_due),
+        "first_response_at": iso(ticket.first_response_at),
+        "first_response_warned_at": iso(ticket.sla_response_warned_at),
+        "first_response_breached_at": iso(ticket.sla_response_breached_at),
+        "resolution_warned_at": iso(ticket.sla_resolution_warned_at),
+        "resolution_breached_at": iso(ticket.sla_resolution_breached_at),
+    }
