@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from maildesk.app import App
 from maildesk.cli import views
 from maildesk.cli.common import EX_OK, Parsers, err, operator, print_json, print_table, with_session
+from maildesk.cli.problems import problem_json
 from maildesk.config import Agent, load_config
 from maildesk.errors import MaildeskError, NotFound
 from maildesk.store import repo
@@ -99,6 +100,7 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
             app.config.desk.ref_prefix,
             watchers=repo.watchers(session, ticket.id),
             links=repo.links(session, ticket.id),
+            problems=problem_json(app, session, ticket),
         )
 
     detail = with_session(args, load, readonly=True)
@@ -120,6 +122,11 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
         print(f"watchers {', '.join(detail['watchers'])}")
     for link in detail["links"]:
         print(f"linked {link['ticket']} ({link['relation']})")
+    if detail["alert"]:
+        a = detail["alert"]
+        print(f"alert {a['monitor']} {a['key']} {a['state']} {a['severity']} count {a['count']}")
+    if detail["known_error"]:
+        print(f"known error: {detail['known_error']}")
     if detail["merged_into"]:
         print(f"merged into {detail['merged_into']}: its history is there now")
     for m in detail["messages"]:

@@ -6,7 +6,7 @@ These field names are a contract (SPEC): add fields freely, never rename or remo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from maildesk.parse.parser import summarise
@@ -97,11 +97,18 @@ def ticket_detail_json(
     *,
     watchers: Sequence[str] = (),
     links: Sequence[tuple[int, str]] = (),
+    problems: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`ticket show --json`; `problems`: its problem, incidents, known_error and alert."""
     return {
         **ticket_json(ticket, prefix),
         "watchers": list(watchers),
         "links": [{"ticket": f"{prefix}-{other}", "relation": rel} for other, rel in links],
+        "problem": None,
+        "incidents": [],
+        "known_error": ticket.known_error,
+        "alert": None,
+        **(problems or {}),
         "messages": [message_json(m) for m in ticket.messages],
         "events": [
             {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "via": e.via, "data": e.data}
@@ -198,6 +205,16 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "merged": lambda d: (
         f"merged into {d['into']}" if d.get("into") else f"merged {d.get('source')} in"
     ),
+    "alert": lambda d: (
+        f"alert {d.get('key')} {d.get('state')} {d.get('severity')} (count {d.get('count')})"
+    ),
+    "recovered": lambda d: f"recovered: {d.get('key')} (after {d.get('count')} alerts)",
+    "acknowledged": lambda d: f"acknowledged at the monitor: {d.get('key')}",
+    "flapping": lambda d: f"flapping ({d.get('changes')} state changes): notices held",
+    "settled": lambda d: "no longer flapping",
+    "severity": lambda d: f"severity {_change(d)}",
+    "known_error": lambda d: f"known error: {d.get('to')}",
+    "problem_detected": lambda d: f"problem candidate for {', '.join(d.get('incidents', []))}",
     "sender_unverified": lambda d: f"NOT VERIFIED: {d.get('reason')}",
     "notification_suppressed": lambda d: f"no {d.get('notification')}: {d.get('reason')}",
     "bounce": lambda d: (

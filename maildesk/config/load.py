@@ -33,6 +33,7 @@ from maildesk.config.model import (
     SecurityConfig,
     ThreadingConfig,
 )
+from maildesk.config.monitors import read_monitors, read_problems
 from maildesk.config.organisations import read_organisations
 from maildesk.config.reader import (
     Reader,
@@ -67,6 +68,8 @@ _SECTIONS = {
     "routing",
     "priority_matrix",
     "organisations",
+    "monitors",
+    "problems",
 }
 
 
@@ -125,6 +128,8 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
+    monitors = read_monitors(r, r.array(data, "monitors"), queues=queue_names)
+    problems = read_problems(r, r.table(data, "problems"))
     r.check()
     return Config(
         path=cfg_path,
@@ -143,6 +148,8 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
+        monitors=monitors,
+        problems=problems,
     )
 
 

@@ -56,6 +56,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/command_receipt": ("changes", "commands"),
     "agent/sla_warning": ("sla",),
     "agent/sla_breach": ("sla",),
+    "requester/problem_resolved": ("problem",),
+    "agent/problem_detected": ("problem",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -71,6 +73,9 @@ TEMPLATES = (
     "agent/sla_warning",
     "agent/sla_breach",
     "requester/pending_reminder",
+    "requester/problem_resolved",
+    "agent/alert_recovered",
+    "agent/problem_detected",
 )
 
 

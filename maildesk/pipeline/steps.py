@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from maildesk.app import App
 from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
+from maildesk.pipeline.alerts import alerts
 from maildesk.pipeline.append import agent_mail, append_mail
 from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.fragments import fragment
@@ -181,6 +182,7 @@ STEPS: tuple[Step, ...] = (
     receipt,
     bounce,
     requester,
+    alerts,  # a monitor's alert: the one open incident of its key (pipeline/alerts.py)
     existing_ticket,
     agent,
     tied,

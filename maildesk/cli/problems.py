@@ -1,0 +1,76 @@
+"""`maildesk problems`: problems with their incidents, age and known-error state; and the
+problem keys of `ticket show --json` (problem, incidents, known_error, alert)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from maildesk.app import App
+from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.notify.context import alert_json
+from maildesk.store import repo
+from maildesk.store.models import Ticket
+from maildesk.timefmt import iso
+
+
+def add_problems(parsers: Parsers) -> None:
+    """`maildesk problems [--json]`."""
+    parsers.add("problems", cmd_problems, "problems and their incidents", [parsers.json_flag])
+
+
+def problem_json(app: App, session: Session, ticket: Ticket) -> dict[str, Any]:
+    """The ticket's problem (ref or None), its incidents (refs, on a problem), the known
+    error (its own, or its problem's) and the alert behind it (or None)."""
+    problems = repo.related(session, ticket.id, "problem")
+    incidents = repo.related(session, ticket.id, "incident")
+    known = ticket.known_error or next((p.known_error for p in problems if p.known_error), None)
+    return {
+        "problem": app.ref(problems[0].id) if problems else None,
+        "incidents": [app.ref(i.id) for i in incidents],
+        "known_error": known,
+        "alert": alert_json(repo.ticket_alert(session, ticket.id)),
+    }
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    """Every problem, newest first."""
+
+    def load(app: App, session: Session) -> list[dict[str, Any]]:
+        now = app.now()
+        return [
+            {
+                "ref": app.ref(p.id),
+                "subject": p.subject,
+                "status": p.status,
+                "queue": p.queue,
+                "incidents": [app.ref(i.id) for i in repo.related(session, p.id, "incident")],
+                "incident_count": count,
+                "open_incidents": open_count,
+                "known_error": p.known_error,
+                "created_at": iso(p.created_at),
+                "age_hours": round((now - p.created_at).total_seconds() / 3600, 1),
+            }
+            for p, count, open_count in repo.list_problems(session)
+        ]
+
+    rows = with_session(args, load, readonly=True)
+    if args.json:
+        print_json(rows)
+        return EX_OK
+    table = Table("problem", "status", "incidents", "open", "age", "known error", "subject")
+    for r in rows:
+        table.add_row(
+            r["ref"],
+            r["status"],
+            str(r["incident_count"]),
+            str(r["open_incidents"]),
+            f"{r['age_hours']}h",
+            "yes" if r["known_error"] else "no",
+            r["subject"],
+        )
+    print_table(table)
+    return EX_OK

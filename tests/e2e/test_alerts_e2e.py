@@ -1,0 +1,131 @@
+"""Monitoring alerts over real SMTP into the running desk: one incident per alert key,
+repeats counted, recoveries resolving, flapping held. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import email
+import uuid
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Desk, Sink, running_desk, wait_until
+
+DATA = Path(__file__).parent.parent / "data" / "monitors"
+
+MONITORS = """
+[[monitors]]
+name = "nagios"
+when = { field = "from", equals = "nagios@mon.example.com" }
+format = "nagios"
+queue = "infra"
+priority = { CRITICAL = "P1", DOWN = "P1", WARNING = "P3" }
+flap = { changes = 3, within = "1h" }
+
+[[monitors]]
+name = "zabbix"
+when = { field = "from", equals = "zabbix@mon.example.com" }
+format = "zabbix"
+queue = "infra"
+priority = { High = "P2", Warning = "P3" }
+
+[[monitors]]
+name = "prometheus"
+when = { field = "from", equals = "alertmanager@mon.example.com" }
+format = "alertmanager"
+queue = "infra"
+priority = { critical = "P1" }
+"""
+
+
+@pytest.fixture
+def monitored(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator[Desk]:
+    with running_desk(write_config(db_url, sink.port, extra=MONITORS), sink) as d:
+        yield d
+
+
+def fixture_mail(name: str) -> EmailMessage:
+    """A stored notification again, with a fresh Message-ID (as each real one has)."""
+    msg = email.message_from_bytes((DATA / name).read_bytes(), _class=EmailMessage)
+    del msg["Message-Id"]
+    msg["Message-Id"] = f"<{uuid.uuid4().hex}@mon.example.com>"
+    return msg  # type: ignore[return-value]
+
+
+def send_all(desk: Desk, *names: str) -> None:
+    before = len(desk.raw_statuses())
+    for name in names:
+        desk.send(fixture_mail(name))
+    desk.wait_processed(before + len(names), timeout=30)
+
+
+def alert_tickets(desk: Desk) -> list[dict[str, Any]]:
+    return [desk.ticket(t["ref"]) for t in reversed(desk.tickets())]
+
+
+def test_nagios_problem_repeats_and_recovery_make_one_resolved_incident(
+    monitored: Desk,
+) -> None:
+    send_all(monitored, *["nagios_service_problem.eml"] * 11)
+    (ticket,) = alert_tickets(monitored)
+    assert (ticket["type"], ticket["queue"], ticket["priority"]) == ("incident", "infra", "P1")
+    assert ticket["alert"]["count"] == 11 and ticket["alert"]["key"] == "web1/HTTP"
+    assert ticket["alert"]["monitor"] == "nagios" and ticket["alert"]["state"] == "problem"
+    # One notice to the queue (bob), none to the monitor, none for the repeats.
+    notices = wait_until(lambda: monitored.sink.to("bob@example.com") or None)
+    assert len(notices) == 1
+    assert monitored.sink.to("nagios@mon.example.com") == []
+    send_all(monitored, "nagios_service_recovery.eml")
+    (ticket,) = alert_tickets(monitored)
+    assert ticket["status"] == "resolved"
+    assert ticket["alert"]["state"] == "recovery" and ticket["alert"]["count"] == 11
+    assert "recovered" in [e["kind"] for e in ticket["events"]]
+    recovered = wait_until(lambda: len(monitored.sink.to("bob@example.com")) >= 2 or None)
+    assert recovered
+    assert monitored.sink.to("nagios@mon.example.com") == []
+
+
+def test_recovery_without_incident_is_recorded_and_opens_nothing(monitored: Desk) -> None:
+    send_all(monitored, "nagios_host_recovery.eml")
+    assert monitored.tickets() == []
+    assert monitored.raw_statuses() == ["alert"]
+
+
+def test_zabbix_problem_severity_change_and_recovery(monitored: Desk) -> None:
+    send_all(monitored, "zabbix_problem.eml", "zabbix_problem.eml")
+    (ticket,) = alert_tickets(monitored)
+    assert (ticket["priority"], ticket["alert"]["count"]) == ("P3", 2)
+    send_all(monitored, "zabbix_problem_high.eml")
+    (ticket,) = alert_tickets(monitored)
+    assert (ticket["priority"], ticket["alert"]["severity"]) == ("P2", "High")
+    send_all(monitored, "zabbix_resolved.eml")
+    (ticket,) = alert_tickets(monitored)
+    assert ticket["status"] == "resolved" and ticket["alert"]["count"] == 3
+
+
+def test_alertmanager_group_mail_opens_one_incident_per_key(monitored: Desk) -> None:
+    send_all(monitored, "alertmanager_firing_group.eml", "alertmanager_firing_one.eml")
+    tickets = alert_tickets(monitored)
+    assert len(tickets) == 2
+    counts = {t["alert"]["key"]: t["alert"]["count"] for t in tickets}
+    assert counts == {
+        "InstanceDown{instance=web1:9100,job=node}": 2,
+        "InstanceDown{instance=web2:9100,job=node}": 1,
+    }
+    send_all(monitored, "alertmanager_resolved_group.eml")
+    assert {t["status"] for t in alert_tickets(monitored)} == {"resolved"}
+
+
+def test_flapping_tags_the_incident_and_holds_notices(monitored: Desk) -> None:
+    flips = ["nagios_service_problem.eml", "nagios_service_recovery.eml"] * 3
+    send_all(monitored, *flips)
+    (ticket,) = alert_tickets(monitored)
+    assert "flapping" in ticket["tags"]
+    kinds = [e["kind"] for e in ticket["events"]]
+    assert kinds.count("flapping") == 1
+    # The first notice (new ticket) and the first recovery; the rest held while flapping.
+    wait_until(lambda: len(monitored.sink.to("bob@example.com")) >= 2 or None)
+    assert len(monitored.sink.to("bob@example.com")) == 2
