@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from maildesk.store.models import AlertState, Ticket, TicketLink
 from maildesk.terms import DONE_STATUSES, TicketType
 
-ALERT_LOCK = 0x616C657274  # the high half of an alert key's advisory lock ("alert")
+ALERT_LOCK = 0x616C6572  # the high half of an alert key's advisory lock ("aler")
 
 
 def lock_alert_key(session: Session, monitor: str, key: str) -> None:
@@ -21,8 +21,8 @@ def lock_alert_key(session: Session, monitor: str, key: str) -> None:
     writers anyway."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    low = zlib.crc32(f"{monitor}\0{key}".encode()) - 2**31  # a signed 32-bit int
-    session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": ALERT_LOCK, "b": low})
+    lock = ALERT_LOCK << 32 | zlib.crc32(f"{monitor}\0{key}".encode())
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
 
 
 def latest_alert(session: Session, monitor: str, key: str) -> AlertState | None:
