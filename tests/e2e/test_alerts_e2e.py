@@ -4,6 +4,7 @@ repeats counted, recoveries resolving, flapping held. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import email
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -129,3 +130,27 @@ def test_flapping_tags_the_incident_and_holds_notices(monitored: Desk) -> None:
     # The first notice (new ticket) and the first recovery; the rest held while flapping.
     wait_until(lambda: len(monitored.sink.to("bob@example.com")) >= 2 or None)
     assert len(monitored.sink.to("bob@example.com")) == 2
+
+
+# Several daemons share one database on PostgreSQL.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_daemons_on_one_postgresql_open_one_incident_per_key(
+    db_url: str, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    config = write_config(db_url, sink.port, extra=MONITORS)
+    with running_desk(config, sink) as one, running_desk(config, sink) as two:
+        # Two monitors (or one mailing each desk on its own) send the same alert to both
+        # daemons at once: every mail its own, all of one key.
+        def stream(desk: Desk) -> None:
+            for _ in range(10):
+                desk.send(fixture_mail("nagios_service_problem.eml"))
+
+        threads = [threading.Thread(target=stream, args=(d,)) for d in (one, two)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert set(one.wait_processed(20, timeout=30)) == {"processed"}
+        (ticket,) = alert_tickets(one)
+        assert ticket["alert"]["count"] == 20
+        assert len(sink.to("bob@example.com")) == 1
