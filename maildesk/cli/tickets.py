@@ -50,6 +50,8 @@ SET_FIELDS = {
     "merge": "merge",
     "link": "link",
     "unlink": "unlink",
+    "problem": "problem",
+    "known_error": "known-error",
 }
 
 

@@ -213,7 +213,7 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "flapping": lambda d: f"flapping ({d.get('changes')} state changes): notices held",
     "settled": lambda d: "no longer flapping",
     "severity": lambda d: f"severity {_change(d)}",
-    "known_error": lambda d: f"known error: {d.get('to')}",
+    "known_error": lambda d: f"known error: {(d.get('change') or {}).get('to') or 'none'}",
     "problem_detected": lambda d: f"problem candidate for {', '.join(d.get('incidents', []))}",
     "sender_unverified": lambda d: f"NOT VERIFIED: {d.get('reason')}",
     "notification_suppressed": lambda d: f"no {d.get('notification')}: {d.get('reason')}",

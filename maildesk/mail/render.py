@@ -58,6 +58,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/sla_breach": ("sla",),
     "requester/problem_resolved": ("problem",),
     "agent/problem_detected": ("problem",),
+    "agent/problem_linked": ("problem",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -76,6 +77,7 @@ TEMPLATES = (
     "requester/problem_resolved",
     "agent/alert_recovered",
     "agent/problem_detected",
+    "agent/problem_linked",
 )
 
 
