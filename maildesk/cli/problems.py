@@ -11,7 +11,11 @@ from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.config import Config
+from maildesk.mail.message import ParsedMessage
 from maildesk.notify.context import alert_json
+from maildesk.routing.conditions import RouteContext
+from maildesk.routing.monitors import recognise
 from maildesk.store import repo
 from maildesk.store.models import Ticket
 from maildesk.timefmt import iso
@@ -74,3 +78,33 @@ def cmd_problems(args: argparse.Namespace) -> int:
         )
     print_table(table)
     return EX_OK
+
+
+def monitor_json(config: Config, msg: ParsedMessage, ctx: RouteContext) -> dict[str, Any] | None:
+    """For `route test`: the monitor a message comes from and the alert keys it carries
+    (each one incident), or None for mail from no monitor."""
+    found = recognise(msg, config.monitors, ctx)
+    if found is None:
+        return None
+    return {
+        "monitor": found.monitor.name,
+        "format": found.monitor.format,
+        "alerts": [
+            {
+                "key": a.key,
+                "state": a.state,
+                "severity": a.severity,
+                "priority": found.monitor.priority_of(a.severity),
+            }
+            for a in found.alerts
+        ],
+    }
+
+
+def monitor_line(monitor: dict[str, Any]) -> str:
+    """The `route test` line of a monitor's mail."""
+    alerts = "; ".join(
+        f"key {a['key']} {a['state']} {a['severity'] or '-'}" for a in monitor["alerts"]
+    )
+    found = alerts or "no alert it can read (an ordinary ticket)"
+    return f"{monitor['monitor']} ({monitor['format']}): {found}"
