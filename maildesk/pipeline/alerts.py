@@ -88,7 +88,9 @@ def _one(ctx: Context, monitor: Monitor, alert: Alert, n: int) -> tuple[Ticket |
     if alert.state == "recovery":
         _recovered(ctx, monitor, alert, row, ticket)
         return ticket, f"{label}: resolved {ctx.app.ref(ticket.id)}"
-    kind = "acknowledged" if alert.state == "acknowledgement" else "alert"
+    kind = "alert"
+    if alert.state == "acknowledgement":
+        kind, row.state = "acknowledged", "acknowledgement"
     repo.add_event(session, ticket, kind, ctx.now, actor=monitor.name, **_data(alert))
     return ticket, f"{label}: recorded on {ctx.app.ref(ticket.id)}"
 

@@ -9,7 +9,8 @@ A monitor is recognised by its `when` condition (the rule condition language); i
   web1 is UP **`, and Icinga 2's `[PROBLEM] HTTP on web1 is CRITICAL!` /
   `[RECOVERY] Host web1 is UP!` (the host and service names of its body win).
 - `zabbix`: `Problem: {EVENT.NAME}`, `Resolved: ...` or `Resolved in {EVENT.DURATION}: ...`,
-  `Updated problem: ...`; the key is the body's `Original problem ID`.
+  `Updated problem: ...`; the key is the body's `Original problem ID` (the default update
+  message has none: add `Original problem ID: {EVENT.ID}` to it to have updates found).
 - `alertmanager`: `[FIRING:2] alertname (labels)` / `[RESOLVED] ...`; the body (the
   default `email.default.html`, read as text) lists each alert's labels, under
   `[n] Firing` and `[n] Resolved`: one mail can carry several alerts, one key each.
@@ -173,7 +174,7 @@ def zabbix(subject: str, body: str) -> Alert | None:
     """A Zabbix default problem, recovery or update message (keyed by the problem ID)."""
     m = _ZABBIX_SUBJECT.match(subject)
     event_id = _body_field(body, "Original problem ID")
-    if m is None or event_id is None:
+    if m is None or (event_id is None and not m.group("updated")):
         return None
     if m.group("problem"):
         state = "problem"
@@ -185,7 +186,10 @@ def zabbix(subject: str, body: str) -> Alert | None:
     name = _body_field(body, "Problem name") or m.group("name")
     host = _body_field(body, "Host")
     summary = f"{name} on {host}" if host else name
-    return Alert(f"zabbix:{event_id}", state, severity, summary)
+    # The default update message names no problem ID: keyed by its name, it finds no
+    # incident (recorded, opens nothing) unless the template adds the ID.
+    key = f"zabbix:{event_id}" if event_id else f"zabbix:name:{name}"
+    return Alert(key, state, severity, summary)
 
 
 # --- Prometheus Alertmanager ------------------------------------------------------------

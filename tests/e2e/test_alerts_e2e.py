@@ -95,6 +95,17 @@ def test_recovery_without_incident_is_recorded_and_opens_nothing(monitored: Desk
     assert monitored.raw_statuses() == ["alert"]
 
 
+def test_acknowledgements_are_recorded_and_open_nothing(monitored: Desk) -> None:
+    send_all(monitored, "nagios_service_ack.eml", "zabbix_updated_ack.eml")
+    assert monitored.tickets() == []
+    assert monitored.raw_statuses() == ["alert", "alert"]
+    send_all(monitored, "nagios_service_problem.eml", "nagios_service_ack.eml")
+    (ticket,) = alert_tickets(monitored)
+    assert "acknowledged" in [e["kind"] for e in ticket["events"]]
+    assert ticket["status"] == "new" and ticket["alert"]["count"] == 1
+    assert ticket["alert"]["state"] == "acknowledgement"
+
+
 def test_zabbix_problem_severity_change_and_recovery(monitored: Desk) -> None:
     send_all(monitored, "zabbix_problem.eml", "zabbix_problem.eml")
     (ticket,) = alert_tickets(monitored)

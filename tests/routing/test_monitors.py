@@ -100,8 +100,16 @@ def test_alertmanager_plain_text_alert_list() -> None:
     assert alert.key == "DiskFull{device=sda1,instance=db1}"
 
 
-def test_zabbix_update_without_problem_id_is_not_an_alert() -> None:
-    assert alerts_of("zabbix", "zabbix_updated_ack.eml") == ()
+def test_zabbix_update_without_problem_id_is_keyed_by_name() -> None:
+    (alert,) = alerts_of("zabbix", "zabbix_updated_ack.eml")
+    assert alert.state == "acknowledgement"
+    assert alert.key == "zabbix:name:High CPU utilization (over 90% for 5m)"
+    with_id = parse_alerts(
+        monitor("zabbix"),
+        "Updated problem in 5m: disk full",
+        "Admin acknowledged problem at 2026.12.02 04:05:00.\nOriginal problem ID: 7\n",
+    )
+    assert [(a.key, a.state) for a in with_id] == [("zabbix:7", "acknowledgement")]
 
 
 @pytest.mark.parametrize(
