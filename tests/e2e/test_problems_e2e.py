@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from maildesk import jobs
+from tests.agents import events, open_ticket, reply
 from tests.conftest import Desk, Sink, mail, running_desk, wait_until
 
 PROBLEMS = """
@@ -106,3 +107,19 @@ def test_detection_opens_one_problem_for_five_and_links_the_sixth(problem_desk: 
     assert len(lead) == 1 and "Possible problem" in str(lead[0]["Subject"])
     events = [e["kind"] for e in desk.ticket(problem["ref"])["events"]]
     assert events.count("problem_detected") == 1
+
+
+def test_problem_commands_by_mail(problem_desk: Desk) -> None:
+    desk = problem_desk
+    first = open_ticket(desk, "Shared drive is slow", sender="carol@example.org")
+    second = open_ticket(desk, "S: drive takes minutes", sender="dave@example.org")
+    reply(desk, first.notice, "#problem new\n\nLooks like the file server.")
+    wait_until(lambda: desk.ticket(first.ref)["problem"] or None)
+    problem = desk.ticket(first.ref)["problem"]
+    reply(desk, second.notice, f"#problem {problem}")
+    wait_until(lambda: desk.ticket(second.ref)["problem"] == problem or None)
+    assert desk.ticket(problem)["incidents"] == [first.ref, second.ref]
+    # #known-error on an incident is refused (an error mail, nothing changes).
+    reply(desk, first.notice, "#known-error restart it")
+    wait_until(lambda: events(desk, first.ref, "commands_rejected") or None)
+    assert desk.ticket(first.ref)["known_error"] is None
