@@ -41,7 +41,19 @@ def sample_context(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "from_name": "Requester",
         "body_text": "It is burning.",
         "body_omitted": 2500,  # as in a notice quoting part of a long message
-        "attachments": [{"filename": "photo.jpg", "content_type": "image/jpeg", "size": 1}],
+        "attachments": [
+            {
+                "filename": "photo.jpg",
+                "content_type": "image/jpeg",
+                "size": 1,
+                # the keys agent notices add (maildesk.notify.files)
+                "size_text": "1 bytes",
+                "number": 1,
+                "attached": False,
+                "inline": False,
+                "save": "maildesk ticket attachment save MD-1 1",
+            }
+        ],
     }
     recipient = {"email": "requester@example.org", "name": "Requester"}
     context = {

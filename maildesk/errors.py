@@ -5,7 +5,8 @@
     ├── StoreUnavailable          the database cannot be reached or is locked; callers retry later
     ├── NotMail                   input is not an email message at all (deliver exits 65)
     ├── MessageTooComplex         a MIME tree past the parse limits (the message is quarantined)
-    └── NotFound                  a ticket, outbox entry or quarantined message does not exist
+    ├── NotFound                  a ticket, outbox entry or quarantined message does not exist
+    └── InvalidRequest            a request asks for the impossible (a report period too long)
 
 Expected outcomes of the pipeline (duplicate, ignored, quarantined) are values, not exceptions.
 Library errors are mapped to these at the boundary that calls the library.
@@ -54,3 +55,8 @@ class MessageTooComplex(MaildeskError):
 
 class NotFound(MaildeskError):
     """A named object (ticket, outbox entry, quarantined message) does not exist."""
+
+
+class InvalidRequest(MaildeskError):
+    """A request (command options, API query) asks for what cannot be given, e.g. a report
+    period that ends before it starts or is longer than a report covers."""

@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.cli import views
+from maildesk.cli import attachments, views
 from maildesk.cli.common import EX_OK, Parsers, err, operator, print_json, print_table, with_session
 from maildesk.cli.problems import problem_json
 from maildesk.config import Agent, load_config
@@ -329,7 +329,7 @@ def add_tickets(parsers: Parsers) -> None:
 
 
 def add_ticket(parsers: Parsers) -> None:
-    """`maildesk ticket show|reply|note|set ID ...`."""
+    """`maildesk ticket show|reply|note|set|attachments|attachment save ID ...`."""
     ticket = parsers.group("ticket", "one ticket", "ticket_command")
     sp = ticket.add(
         "show", cmd_ticket_show, "a ticket with its messages and events", [parsers.json_flag]
@@ -364,6 +364,7 @@ def add_ticket(parsers: Parsers) -> None:
     )
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
     sp.add_argument("changes", nargs="+", metavar="key=value", help=", ".join(SET_FIELDS))
+    attachments.add_to_ticket(ticket, parsers.json_flag)
 
 
 def add_sla(parsers: Parsers) -> None:

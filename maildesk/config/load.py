@@ -23,6 +23,8 @@ from sqlalchemy.exc import ArgumentError
 from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
 from maildesk.config.model import (
     AGENT_NOTICE_MAX_BODY,
+    ATTACH_LIMIT,
+    MIN_IMAGE_BYTES,
     STRANGER_POLICIES,
     Agent,
     Config,
@@ -230,6 +232,7 @@ def _notify(r: Reader, t: dict[str, Any], base: Path) -> NotifyConfig:
         acknowledge=bool(r.take(t, "[notify]", "acknowledge", bool, True)),
         notify_agents=bool(r.take(t, "[notify]", "notify_agents", bool, True)),
         command_receipts=bool(r.take(t, "[notify]", "command_receipts", bool, True)),
+        acknowledge_forwarded=bool(r.take(t, "[notify]", "acknowledge_forwarded", bool, False)),
         per_ticket_per_hour=_limit(
             r.take(t, "[notify]", "per_ticket_per_hour", int_between(0, 100_000), 30), 30
         ),
@@ -242,6 +245,10 @@ def _notify(r: Reader, t: dict[str, Any], base: Path) -> NotifyConfig:
         agent_notice_max_body=_limit(
             r.take(t, "[notify]", "agent_notice_max_body", parse_size), AGENT_NOTICE_MAX_BODY
         ),
+        attach_limit=_limit(r.take(t, "[notify]", "attach_limit", parse_size), ATTACH_LIMIT),
+        min_image_bytes=_limit(
+            r.take(t, "[notify]", "min_image_bytes", _size_or_zero), MIN_IMAGE_BYTES
+        ),
     )
     if notify.templates is not None and not notify.templates.is_dir():
         r.problem("[notify] key 'templates'", f"directory {notify.templates} does not exist")
@@ -251,6 +258,11 @@ def _notify(r: Reader, t: dict[str, Any], base: Path) -> NotifyConfig:
 
 def _limit(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def _size_or_zero(value: object) -> int:
+    """A size like parse_size's, or 0 (turns a threshold off)."""
+    return 0 if value == 0 or value == "0" else parse_size(value)
 
 
 def _queues(r: Reader, tables: list[dict[str, Any]], base: Path) -> list[Queue]:

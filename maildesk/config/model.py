@@ -102,6 +102,11 @@ class OutboundConfig:
 
 
 AGENT_NOTICE_MAX_BODY = 64 * 1024  # [notify] agent_notice_max_body, "64KiB"
+ATTACH_LIMIT = 10 * 1000**2  # [notify] attach_limit, "10MB"
+# [notify] min_image_bytes: 1x1 tracking pixels are under 100 bytes and the spacers, social
+# icons and logos of signatures mostly under 2 KB, while even a small cropped screenshot of
+# an error dialog is several KB as PNG; smaller images stay stored, only unlisted.
+MIN_IMAGE_BYTES = 2048
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +115,8 @@ class NotifyConfig:
     acknowledge: bool
     notify_agents: bool
     command_receipts: bool = True  # a short receipt to the agent after commands by mail
+    # A ticket an agent opened on a customer's behalf (a forward) acknowledges the customer.
+    acknowledge_forwarded: bool = False
     per_ticket_per_hour: int = 30  # mails one ticket may send within an hour (loop cap)
     # Loop and flood guards, per sender address and rolling hour; 0 turns a limit off.
     auto_replies_per_hour: int = 5  # acknowledgements to one address
@@ -117,6 +124,12 @@ class NotifyConfig:
     # How much of a message's text an agent notice quotes (bytes of UTF-8); the rest stays
     # on the ticket, so a big message is not copied into every agent's notice.
     agent_notice_max_body: int = AGENT_NOTICE_MAX_BODY
+    # The requester's files an agent notice carries, in all (decoded bytes); the rest are
+    # named in it with the command that saves them.
+    attach_limit: int = ATTACH_LIMIT
+    # Images smaller than this are signature logos and tracking pixels: kept on the message,
+    # neither listed in nor attached to agent notices.
+    min_image_bytes: int = MIN_IMAGE_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)

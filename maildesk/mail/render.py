@@ -59,6 +59,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "requester/problem_resolved": ("problem",),
     "agent/problem_detected": ("problem",),
     "agent/problem_linked": ("problem",),
+    "agent/reply_not_relayed": ("why",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -73,6 +74,7 @@ TEMPLATES = (
     "agent/command_receipt",
     "agent/sla_warning",
     "agent/sla_breach",
+    "agent/reply_not_relayed",
     "requester/pending_reminder",
     "requester/problem_resolved",
     "agent/alert_recovered",
@@ -159,6 +161,16 @@ class Templates:
         return None
 
 
+def render_page(name: str, context: Mapping[str, Any]) -> str:
+    """An HTML page from the package's `templates/<name>.html.j2`, autoescaped (a report)."""
+    env = Environment(
+        loader=FileSystemLoader(str(package_templates_dir())),
+        undefined=StrictUndefined,
+        autoescape=True,
+    )
+    return env.get_template(f"{name}.html.j2").render(dict(context))
+
+
 def _environment(loaders: list[FileSystemLoader]) -> tuple[Environment, Environment]:
     """A text environment (no escaping, strict) and its autoescaping HTML twin."""
     text = Environment(
@@ -216,6 +228,10 @@ class OutgoingAttachment:
     filename: str
     content_type: str
     content: bytes
+    # An image the HTML part shows (`<img src="cid:...">`): sent beside it in a
+    # multipart/related under this Content-ID (without angle brackets). Without an HTML
+    # part it goes as a file like any other.
+    content_id: str | None = None
 
 
 # Text parts in UTF-8, quoted-printable: readable in a raw view, safe for any transport.
@@ -277,34 +293,34 @@ def _raw_utf8(items: Sequence[str]) -> str:
 def compose(
     env: Envelope, rendered: Rendered, attachments: Sequence[OutgoingAttachment] = ()
 ) -> bytes:
-    """Build the message bytes: text part, optional HTML alternative, threading headers,
-    attachments (kept from an agent's reply).
+    """Build the message bytes: text part, optional HTML alternative (with the images it
+    shows beside it), threading headers, attachments.
 
     Built with the standard library's compat32 MIME classes, which are several times
     faster than EmailMessage with a modern policy; every free-text value goes through
     one_line (no CR, LF or controls) and RFC 2047 encoding, so no header can be injected.
     """
+    shown = [a for a in attachments if a.content_id and rendered.html]
+    files = [a for a in attachments if not (a.content_id and rendered.html)]
     text: Message = MIMEText(rendered.text, "plain", _UTF8_QP)  # type: ignore[arg-type]
     body: Message = text
     if rendered.html:
+        html: Message = MIMEText(rendered.html, "html", _UTF8_QP)  # type: ignore[arg-type]
+        if shown:
+            # RFC 2387: the HTML first, then the images its cid: links name.
+            related = MIMEMultipart("related", type="text/html")
+            related.attach(html)
+            for a in shown:
+                related.attach(_file_part(a, inline=True))
+            html = related
         body = MIMEMultipart("alternative")
         body.attach(text)
-        body.attach(MIMEText(rendered.html, "html", _UTF8_QP))  # type: ignore[arg-type]
-    if attachments:
+        body.attach(html)
+    if files:
         mixed = MIMEMultipart("mixed")
         mixed.attach(body)
-        for a in attachments:
-            maintype, _, subtype = a.content_type.partition("/")
-            # Container types cannot be base64 leaves (RFC 2046): send those bytes as a file.
-            if maintype in ("multipart", "message") or not subtype or not a.content_type.isascii():
-                maintype, subtype = "application", "octet-stream"
-            part = MIMEBase(maintype, subtype)
-            part.set_payload(a.content)
-            encode_base64(part)
-            part.add_header(
-                "Content-Disposition", "attachment", filename=("utf-8", "", one_line(a.filename))
-            )
-            mixed.attach(part)
+        for a in files:
+            mixed.attach(_file_part(a, inline=False))
         body = mixed
     msg = body
     name = one_line(env.from_name)[:200]
@@ -330,3 +346,21 @@ def compose(
     if env.ticket_ref:
         msg["X-Maildesk-Ticket"] = env.ticket_ref
     return msg.as_bytes(policy=_WIRE)
+
+
+def _file_part(a: OutgoingAttachment, *, inline: bool) -> Message:
+    """One file as a base64 leaf: an attachment, or an inline image with its Content-ID."""
+    maintype, _, subtype = a.content_type.partition("/")
+    # Container types cannot be base64 leaves (RFC 2046): send those bytes as a file.
+    if maintype in ("multipart", "message") or not subtype or not a.content_type.isascii():
+        maintype, subtype = "application", "octet-stream"
+    part = MIMEBase(maintype, subtype)
+    part.set_payload(a.content)
+    encode_base64(part)
+    disposition = "inline" if inline else "attachment"
+    part.add_header(
+        "Content-Disposition", disposition, filename=("utf-8", "", one_line(a.filename))
+    )
+    if inline and a.content_id:
+        part["Content-ID"] = f"<{one_line(a.content_id).strip('<>')}>"
+    return part

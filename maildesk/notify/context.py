@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from maildesk.app import App
+from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files
 from maildesk.store import repo
 from maildesk.store.models import AlertState, Message, Ticket
 from maildesk.timefmt import iso
@@ -156,10 +157,19 @@ def agent_context(
     ticket: Ticket,
     message: Message | None,
     matched: Sequence[str] = (),
+    *,
+    files: NoticeFiles | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The context of a notice to agents: the message's text only up to `[notify]
     agent_notice_max_body`, so a big message is stored once (on the ticket), not again in
-    every agent's notice; the template points to `maildesk ticket show` for the rest."""
+    every agent's notice; the template points to `maildesk ticket show` for the rest.
+    Its files are listed as maildesk.notify.files says (`files`; by default named, not
+    attached): numbered, with the command that saves each, tiny images left out."""
     cap = app.config.notify.agent_notice_max_body
-    return context(app, ticket, message, matched, max_body=cap, **extra)
+    ctx = context(app, ticket, message, matched, max_body=cap, **extra)
+    if files is None:
+        session = object_session(ticket)
+        files = notice_files(app, session, ticket, message, attach=False) if session else NO_FILES
+    ctx["message"]["attachments"] = list(files.listed)
+    return ctx

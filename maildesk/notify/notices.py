@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +26,10 @@ from maildesk.notify.context import agent_context
 
 # The template context is built in maildesk.notify.context; callers also reach it from here.
 from maildesk.notify.context import context as context
+from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files, with_quoted_html
 from maildesk.notify.outbox import Notification, enqueue
+from maildesk.notify.recipients import Recipient as Recipient
+from maildesk.notify.recipients import relay_recipients
 from maildesk.notify.scrub import scrub_attachment
 from maildesk.notify.suppression import no_acknowledgement, ticket_over_limit
 from maildesk.routing.proof import Role
@@ -36,12 +38,6 @@ from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    email: str
-    name: str = ""
 
 
 def send(
@@ -62,8 +58,10 @@ def send(
     now: datetime,
     from_name: str | None = None,
     attachments: Sequence[OutgoingAttachment] = (),
+    quoted_html: str | None = None,
 ) -> Message | None:
-    """Render `template` for `to` and queue it (with `cc`), answering `answers`.
+    """Render `template` for `to` and queue it (with `cc`), answering `answers`; with
+    `quoted_html` the notice gets an HTML part quoting it (maildesk.notify.files).
 
     A ticket that has sent `[notify] per_ticket_per_hour` mails within the hour sends no
     more (recorded): whatever loop two misbehaving autoresponders build through a ticket,
@@ -75,6 +73,7 @@ def send(
         return None
     recipient = {"email": to.email, "name": to.name}
     rendered = app.templates.render(template, {**ctx, "recipient": recipient}, ticket.queue)
+    rendered = with_quoted_html(rendered, ctx["message"]["body_text"], quoted_html)
     in_reply_to = answers.message_id if answers is not None else None
     chain = [*references, in_reply_to] if in_reply_to else list(references)
     note = Notification(
@@ -118,8 +117,10 @@ def to_agents(
     references: Sequence[str] = (),
     now: datetime,
     exclude: str | None = None,
+    files: NoticeFiles = NO_FILES,
 ) -> None:
-    """An internal notice to each of these agents (never to `exclude`, the one who acted).
+    """An internal notice to each of these agents (never to `exclude`, the one who acted),
+    carrying `files` (the requester's, see maildesk.notify.files).
 
     One message per agent: each carries that agent's own reply token, so a reply proves
     who wrote it (maildesk.routing.proof).
@@ -152,6 +153,8 @@ def to_agents(
             auto_submitted="auto-generated",
             internal=True,
             now=now,
+            attachments=files.attachments,
+            quoted_html=files.html,
         )
 
 
@@ -191,6 +194,7 @@ def ticket_created(
             internal=False,
             now=now,
         )
+    files = notice_files(app, session, ticket, inbound, attach=True)
     to_agents(
         app,
         session,
@@ -198,11 +202,12 @@ def ticket_created(
         _new_ticket_agents(app, ticket),
         kind="agent_new_ticket",
         template="agent/ticket_created",
-        ctx=agent_context(app, ticket, inbound, decision.matched),
+        ctx=agent_context(app, ticket, inbound, decision.matched, files=files),
         answers=inbound,
         references=msg.references,
         now=now,
         exclude=msg.from_addr,
+        files=files,
     )
 
 
@@ -232,7 +237,9 @@ def requester_replied(
     reopened: bool,
     flags: Sequence[str] = (),
 ) -> None:
-    """The requester (or anyone but a proven agent) wrote: tell the assignee or the queue."""
+    """The requester (or anyone but a proven agent) wrote: tell the assignee or the queue
+    (a flagged message's files named, not attached)."""
+    files = notice_files(app, session, ticket, inbound, attach=not flags)
     to_agents(
         app,
         session,
@@ -240,11 +247,12 @@ def requester_replied(
         assignee_or_queue(app, ticket),
         kind="agent_ticket_reopened" if reopened else "agent_requester_reply",
         template="agent/ticket_reopened" if reopened else "agent/requester_reply",
-        ctx=agent_context(app, ticket, inbound, flags=list(flags)),
+        ctx=agent_context(app, ticket, inbound, files=files, flags=list(flags)),
         answers=inbound,
         references=msg.references,
         now=now,
         exclude=msg.from_addr if not flags else None,
+        files=files,
     )
 
 
@@ -278,6 +286,7 @@ def relay(
         # The agent's name, never their address: requesters only ever see the desk's.
         from_name=f"{agent.name} via {app.config.desk.name}" if agent.name else None,
         attachments=attachments,
+        sender=reply.from_addr or agent.email,
     )
 
 
@@ -320,11 +329,16 @@ def _to_requester_side(
     now: datetime,
     from_name: str | None = None,
     attachments: Sequence[OutgoingAttachment] = (),
+    sender: str = "",
 ) -> Message | None:
     """Mail to the requester, Cc the watchers, answering the last mail of their thread (never
-    an internal one, so no agent-side Message-ID reaches them)."""
+    an internal one, so no agent-side Message-ID reaches them). `sender`: whose mail this
+    relays; they never get a copy of their own mail."""
     thread = repo.public_thread(session, ticket.id)
-    watchers = [w for w in repo.watchers(session, ticket.id) if w != ticket.requester.email]
+    to, cc = relay_recipients(ticket, repo.watchers(session, ticket.id), sender)
+    if to is None:
+        suppressed(app, session, ticket, kind, f"nobody but its sender {sender} to send it to", now)
+        return None
     return send(
         app,
         session,
@@ -332,8 +346,8 @@ def _to_requester_side(
         kind=kind,
         template=template,
         ctx=ctx,
-        to=ticket.requester,
-        cc=watchers,
+        to=to,
+        cc=cc,
         role="requester",
         answers=thread[-1] if thread else None,
         references=[m.message_id for m in thread[:-1]],

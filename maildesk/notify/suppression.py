@@ -41,9 +41,13 @@ def no_acknowledgement(
     requester = ticket.requester
     queue = config.queue(ticket.queue)
     verdict = may_auto_reply(msg, config.own_addresses)
+    on_behalf = msg.from_addr != requester.email and config.agent(msg.from_addr) is not None
     return (
         "acknowledgements are off"
         if not config.notify.acknowledge or (queue is not None and not queue.acknowledge)
+        else f"opened by {msg.from_addr} on the requester's behalf "
+        "([notify] acknowledge_forwarded = false)"
+        if on_behalf and not config.notify.acknowledge_forwarded
         else f"no acknowledgement by rule (matched: {', '.join(decision.matched)})"
         if decision.acknowledge is False
         else verdict.reason
@@ -58,4 +62,15 @@ def _rate_limited(session: Session, limit: int, contact: Contact, now: datetime)
     """The rate limit when `contact` had `limit` acknowledgements within the hour, or None."""
     if limit and repo.auto_replies_since(session, contact, now - HOUR) >= limit:
         return f"rate limit: {limit} acknowledgements to {contact.email} within the last hour"
+    return None
+
+
+def notice_rate_limited(
+    app: App, session: Session, kind: str, address: str, now: datetime
+) -> str | None:
+    """The rate limit when `address` got `[notify] auto_replies_per_hour` notices of this
+    kind within the hour (over all tickets), or None."""
+    limit = app.config.notify.auto_replies_per_hour
+    if limit and repo.notices_to_since(session, kind, address, now - HOUR) >= limit:
+        return f"rate limit: {limit} {kind} notices to {address} within the last hour"
     return None

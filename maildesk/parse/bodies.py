@@ -137,3 +137,49 @@ def charsets(parts: list[Part]) -> tuple[str, ...]:
         and not part_filename(p.part)
     )
     return tuple(dict.fromkeys(c.lower() for c in found if isinstance(c, str) and c))
+
+
+# What a notice quoting a requester's HTML drops: active content, and anything that could
+# restyle or cover the notice's own text around it (a forged-sender warning, say).
+_UNSAFE_TAGS = ["script", "style", "link", "meta", "base", "iframe", "frame", "frameset",
+                "object", "embed", "applet", "form", "input", "button", "select", "textarea",
+                "title", "svg", "math"]  # fmt: skip
+_KEPT_ATTRS = {"href", "src", "alt", "title", "width", "height", "colspan", "rowspan", "align"}
+_CID = re.compile(r"^\s*cid:(.+?)\s*$", re.I)
+_SAFE_LINK = re.compile(r"^\s*(https?:|mailto:|cid:|#)", re.I)
+
+
+def cid_references(html: str) -> set[str]:
+    """The Content-IDs (without angle brackets) that an HTML body's images show."""
+    if "cid:" not in html.lower():
+        return set()
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    found = (_CID.match(str(img.get("src") or "")) for img in soup.find_all("img"))
+    return {m.group(1).strip("<>") for m in found if m}
+
+
+def quotable_html(html: str, keep_cids: set[str]) -> str:
+    """A received HTML body made fit to show inside a notice: the body's content only, no
+    scripts, styles, frames or forms, no attributes but links, sources and sizes; images
+    shown by cid: only where the notice carries that image (`keep_cids`)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(_UNSAFE_TAGS):
+        tag.decompose()
+    for tag in soup.find_all(True):
+        tag.attrs = {
+            k: v
+            for k, v in tag.attrs.items()
+            if k.lower() in _KEPT_ATTRS
+            and (k.lower() not in ("href", "src") or _SAFE_LINK.match(str(v)))
+        }
+        cid = _CID.match(str(tag.get("src") or "")) if tag.name == "img" else None
+        if cid and cid.group(1).strip("<>") not in keep_cids:
+            tag.decompose()
+    for name in ("html", "head", "body"):
+        for tag in soup(name):
+            tag.unwrap()
+    return str(soup).strip()

@@ -9,7 +9,7 @@ import logging
 
 from maildesk.app import App
 from maildesk.mail.message import ParsedMessage
-from maildesk.notify import notices
+from maildesk.notify import agent_notices, notices
 from maildesk.parse.reply import new_text
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message
@@ -46,7 +46,7 @@ def append_mail(ctx: Context) -> Outcome:
     flags: list[str] = []
     reason = ""
     if sender.doubt:
-        flags.append(_unverified_agent(ctx, ref))
+        flags.append(_unverified_agent(ctx, inbound, ref))
     stranger = sender.kind == "stranger"
     if stranger:
         reason, flag = _stranger(ctx, inbound, ref)
@@ -62,9 +62,16 @@ def append_mail(ctx: Context) -> Outcome:
     return Outcome(raw.id, status, ticket.id, ref, reason)
 
 
-def _unverified_agent(ctx: Context, ref: str) -> str:
-    """Record that the From claims an agent without proof; the flag for the agents."""
+def _unverified_agent(ctx: Context, inbound: Message, ref: str) -> str:
+    """Record that the From claims an agent without proof, and tell that agent (at their
+    configured address) it was kept, not relayed; the flag for the agents."""
     doubt = ctx.on.sender.doubt
+    agent = ctx.app.config.agent(ctx.msg.from_addr)
+    if agent is not None:
+        why = doubt.replace(f"From claims agent {agent.email}, but ", "", 1)
+        agent_notices.reply_not_relayed(
+            ctx.app, ctx.session, ctx.on.ticket, agent, inbound, why, ctx.now
+        )
     repo.add_event(
         ctx.session,
         ctx.on.ticket,

@@ -8,7 +8,8 @@ import logging
 import secrets
 from datetime import timedelta
 
-from maildesk.notify import notices
+from maildesk.notify import agent_notices, notices
+from maildesk.pipeline.behalf import Behalf, opened_for
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import store_message
 from maildesk.pipeline.outcome import Outcome
@@ -26,12 +27,17 @@ HOUR = timedelta(hours=1)
 
 
 def new_ticket(
-    ctx: Context, *, related: tuple[Ticket, str] | None = None, follow_up: bool = False
+    ctx: Context,
+    *,
+    related: tuple[Ticket, str] | None = None,
+    follow_up: bool = False,
+    behalf: Behalf | None = None,
 ) -> Outcome:
     """Open a ticket for the message, unless its sender floods the desk or a rule drops it.
 
     `related`: a ticket the mail names but does not go on, and why; with `follow_up` the mail
     answers that ticket after its reopen window, and the new ticket is its follow-up.
+    `behalf`: a proven agent opens it for the customer `ctx` names (pipeline.behalf).
     """
     held = _flood(ctx)
     if held is not None:
@@ -51,11 +57,20 @@ def new_ticket(
     ticket = _create(ctx, decision, assignee, parent)
     ref = ctx.app.ref(ticket.id)
     inbound = store_message(ctx, ticket)
-    _created_events(ctx, ticket, ref, decision, assignee)
+    opener = behalf.agent.email if behalf is not None else ctx.requester
+    _created_events(ctx, ticket, ref, decision, assignee, opener)
     add_cc_watchers(ctx, ticket, ctx.requester)
     if related is not None:
         _link(ctx, ticket, ref, related, follow_up)
-    notices.ticket_created(ctx.app, ctx.session, ticket, inbound, msg, decision, ctx.now)
+    if behalf is not None:
+        opened_for(ctx, ticket, inbound, behalf)
+    if behalf is not None and behalf.error:
+        agent_notices.requester_not_set(
+            ctx.app, ctx.session, ticket, inbound, behalf.agent, behalf.error, ctx.now
+        )
+    else:
+        told = behalf.original if behalf is not None else msg  # the agent's own mail
+        notices.ticket_created(ctx.app, ctx.session, ticket, inbound, told, decision, ctx.now)
     raw.ticket_id = ticket.id
     log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
     status = "created" if related is None else "followup" if follow_up else "linked"
@@ -126,12 +141,17 @@ def _create(
 
 
 def _created_events(
-    ctx: Context, ticket: Ticket, ref: str, decision: RoutingDecision, assignee: str | None
+    ctx: Context,
+    ticket: Ticket,
+    ref: str,
+    decision: RoutingDecision,
+    assignee: str | None,
+    opener: str,
 ) -> None:
     """The ticket's first events: created (by whom, from which mail) and routed (why)."""
     session, now = ctx.session, ctx.now
     repo.add_event(
-        session, ticket, "created", now, actor=ctx.requester, message_id=ctx.msg.message_id, ref=ref
+        session, ticket, "created", now, actor=opener, message_id=ctx.msg.message_id, ref=ref
     )
     repo.add_event(session, ticket, "routed", now, **decision_json(decision, assignee))
 

@@ -21,7 +21,9 @@ from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.alerts import alerts
 from maildesk.pipeline.append import agent_mail, append_mail
+from maildesk.pipeline.behalf import on_behalf
 from maildesk.pipeline.context import Context, OnTicket
+from maildesk.pipeline.forwards import forward_of_ticket, own_notice
 from maildesk.pipeline.fragments import fragment
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
@@ -102,7 +104,8 @@ def existing_ticket(ctx: Context) -> Outcome | Context:
         desk_addresses=config.own_addresses,
     )
     if match.ticket_id is None:
-        return new_ticket(ctx)
+        found = on_behalf(ctx)  # a proven agent's forward opens it in the customer's name
+        return new_ticket(ctx) if found is None else new_ticket(found[0], behalf=found[1])
     named = ctx.session.get_one(Ticket, match.ticket_id)
     ticket = lifecycle.resolve_merged(ctx.session, named)
     sender = classify_sender(ctx, ticket, named)
@@ -186,6 +189,8 @@ STEPS: tuple[Step, ...] = (
     existing_ticket,
     agent,
     tied,
+    own_notice,  # an agent notice forwarded back by anyone but a proven agent: internal
+    forward_of_ticket,  # a forward by someone not on the ticket: a new ticket, linked
     subject_tag_only,
     stranger,
     past_reopen_window,

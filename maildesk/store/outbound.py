@@ -32,6 +32,15 @@ def auto_replies_since(session: Session, contact: Contact, since: datetime) -> i
     return int(session.scalar(stmt) or 0)
 
 
+def notices_to_since(session: Session, kind: str, address: str, since: datetime) -> int:
+    """Notices of this kind sent to this address since then, over all tickets (for the
+    rate limit of automatic notices to one agent)."""
+    stmt = select(Message.to).where(
+        Message.direction == "out", Message.kind == kind, Message.created_at >= since
+    )
+    return sum(1 for to in session.scalars(stmt) if address in (to or ()))
+
+
 def outbound_since(session: Session, ticket_id: int, since: datetime) -> int:
     """Mails this ticket queued since then (for the per-ticket loop cap).
 

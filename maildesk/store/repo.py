@@ -3,10 +3,12 @@
 Each lives in the module of its aggregate: raw mail, quarantine and IMAP checkpoints in
 `raw`; the threading step's lookups in `threads`; tickets, events, watchers, contacts and
 the agents' load in `tickets`; a contact's addresses, tickets and merges in `contacts`;
-the outbox and the rate-limit counts in `outbound`; reports already recorded and the
-fragments of messages sent in parts in `reports`.
+the outbox and the rate-limit counts in `outbound`; a ticket's stored files in
+`attachments`; reports already recorded and the fragments of messages sent in parts in
+`reports`.
 """
 
+from maildesk.store.attachments import StoredFile, file_content, message_html, ticket_files
 from maildesk.store.contacts import (
     contact_addresses,
     contact_tickets,
@@ -20,6 +22,7 @@ from maildesk.store.outbound import (
     list_outbox,
     next_outbox_due,
     no_outbound_yet,
+    notices_to_since,
     outbound_since,
     outbox_entries,
 )
@@ -95,6 +98,7 @@ __all__ = [
     "DROPPED",
     "LISTABLE",
     "StoreThreadIndex",
+    "StoredFile",
     "StoredFragment",
     "add_event",
     "add_link",
@@ -111,6 +115,7 @@ __all__ = [
     "desk_secret",
     "drop_quarantined",
     "due_outbox",
+    "file_content",
     "fragment_bytes",
     "fragments_named",
     "hold",
@@ -127,6 +132,7 @@ __all__ = [
     "mark_fragments",
     "merge_contacts",
     "message_exists",
+    "message_html",
     "message_ids_exist",
     "move_messages",
     "new_alert",
@@ -134,6 +140,7 @@ __all__ = [
     "next_outbox_due",
     "next_sla_due",
     "no_outbound_yet",
+    "notices_to_since",
     "outbound_since",
     "outbox_entries",
     "pending_raw_ids",
@@ -156,6 +163,7 @@ __all__ = [
     "sla_tickets",
     "stale_fragments",
     "ticket_alert",
+    "ticket_files",
     "ticket_with_history",
     "tickets_opened_since",
     "watchers",

@@ -84,7 +84,8 @@ def test_a_forged_trusted_header_does_not_act(desk: Desk, trace: bytes, tail: by
     raw = agent_mail(opened, trace, tail)
     desk.send(raw, mail_from=ALICE)
 
-    [warned] = alice.next()  # the real alice is told, with a warning
+    # The real alice is told, with a warning, and that her mail was not relayed.
+    [warned] = [m for m in alice.next(2) if "Not relayed" not in str(m["Subject"])]
     assert "WARNING: From claims agent alice@example.com" in warned.get_content()
     detail = desk.ticket(opened.ref)
     assert detail["priority"] == "P3"  # the command did not run

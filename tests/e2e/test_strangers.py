@@ -99,8 +99,9 @@ def test_stranger_cannot_open_a_pending_ticket(desk: Desk) -> None:
     assert desk.ticket(opened.ref)["status"] == "pending"
     mallory = Mailbox(desk, MALLORY)
 
-    # Forwarded to a list: no subject tag, only the In-Reply-To of the relay.
-    desk.send(_stranger_mail(relayed, subject="Fwd: spooler"))
+    # Answered on a list it was posted to: no subject tag, only the In-Reply-To of the
+    # relay. (A forward would open a linked ticket: tests/e2e/test_forwards.py.)
+    desk.send(_stranger_mail(relayed, subject="Re: spooler"))
 
     [notice] = alice.next()
     assert f"WARNING: {MALLORY} is not on {opened.ref}" in notice.get_content()
