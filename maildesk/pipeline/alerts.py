@@ -164,10 +164,11 @@ def _create(ctx: Context, decision: RoutingDecision, alert: Alert) -> Ticket:
 
 
 def _store(ctx: Context, ticket: Ticket, n: int) -> Message:
-    """The monitor's mail on the incident; a group mail's later alerts keep it under an id
-    of their own (one Message-ID is one message row)."""
+    """The monitor's mail on the incident; where a group mail's earlier alert stored it
+    already, under an id of its own (one Message-ID is one message row)."""
+    taken = n and repo.message_exists(ctx.session, ctx.msg.message_id)
     message = store_message(ctx, ticket, kind="alert")
-    if n:
+    if taken:
         message.message_id = f"<alert{n}.{ctx.msg.message_id.strip('<>')}>"
     return message
 

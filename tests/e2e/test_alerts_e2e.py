@@ -165,3 +165,16 @@ def test_two_daemons_on_one_postgresql_open_one_incident_per_key(
         (ticket,) = alert_tickets(one)
         assert ticket["alert"]["count"] == 20
         assert len(sink.to("bob@example.com")) == 1
+
+
+def test_alertmanager_mail_with_one_firing_and_one_resolved(monitored: Desk) -> None:
+    send_all(monitored, "alertmanager_firing_one.eml", "alertmanager_mixed.eml")
+    states = {t["alert"]["key"]: t["status"] for t in alert_tickets(monitored)}
+    assert states == {
+        "InstanceDown{instance=web1:9100,job=node}": "resolved",
+        "InstanceDown{instance=web2:9100,job=node}": "new",
+    }
+    # The mixed mail is on both incidents, one of them under an id of its own.
+    inbound = [m for t in alert_tickets(monitored) for m in t["messages"] if m["direction"] == "in"]
+    ids = [m["message_id"] for m in inbound]
+    assert len(ids) == len(set(ids)) == 3
