@@ -75,14 +75,14 @@ def _one(ctx: Context, monitor: Monitor, alert: Alert, n: int) -> tuple[Ticket |
     label = f"{monitor.name} {alert.key} {alert.state}"
     if alert.state == "problem":
         if row is not None and (row.is_open or _reopenable(ctx, monitor, row)):
-            ticket = session.get_one(Ticket, row.ticket_id)
+            ticket = _incident(ctx, row)
             _repeat(ctx, monitor, alert, row, ticket, n)
             return ticket, f"{label}: on {ctx.app.ref(ticket.id)} (count {row.count})"
         ticket = _open(ctx, monitor, alert, n)
         return ticket, f"{label}: opened {ctx.app.ref(ticket.id)}"
     if row is None or not row.is_open:
         return None, f"{label}: no open incident, recorded, nothing opened"
-    ticket = session.get_one(Ticket, row.ticket_id)
+    ticket = _incident(ctx, row)
     _store(ctx, ticket, n)
     row.last_at = ctx.now
     if alert.state == "recovery":
@@ -93,6 +93,11 @@ def _one(ctx: Context, monitor: Monitor, alert: Alert, n: int) -> tuple[Ticket |
         kind, row.state = "acknowledged", "acknowledgement"
     repo.add_event(session, ticket, kind, ctx.now, actor=monitor.name, **_data(alert))
     return ticket, f"{label}: recorded on {ctx.app.ref(ticket.id)}"
+
+
+def _incident(ctx: Context, row: AlertState) -> Ticket:
+    """The alert's incident, or the ticket it was merged into."""
+    return lifecycle.resolve_merged(ctx.session, ctx.session.get_one(Ticket, row.ticket_id))
 
 
 def _data(alert: Alert) -> dict[str, str]:

@@ -178,3 +178,13 @@ def test_alertmanager_mail_with_one_firing_and_one_resolved(monitored: Desk) -> 
     inbound = [m for t in alert_tickets(monitored) for m in t["messages"] if m["direction"] == "in"]
     ids = [m["message_id"] for m in inbound]
     assert len(ids) == len(set(ids)) == 3
+
+
+def test_an_alert_of_a_merged_incident_goes_where_it_was_merged(monitored: Desk) -> None:
+    send_all(monitored, "nagios_service_problem.eml", "nagios_host_problem.eml")
+    assert monitored.cli("ticket", "set", "MD-1", "merge=MD-2")[0] == 0
+    send_all(monitored, "nagios_service_problem.eml", "nagios_service_recovery.eml")
+    target = monitored.ticket("MD-2")
+    assert target["status"] == "resolved"
+    assert [e["data"]["key"] for e in target["events"] if e["kind"] == "recovered"] == ["web1/HTTP"]
+    assert monitored.ticket("MD-1")["status"] == "merged"
