@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.store import repo
-from maildesk.store.db import create_db_engine, session_factory, transaction
+from maildesk.store.db import (
+    create_db_engine,
+    current_revision,
+    head_revision,
+    session_factory,
+    transaction,
+    upgrade,
+)
 from maildesk.store.models import Ticket
 from tests.conftest import wait_until
 
@@ -108,3 +115,34 @@ def test_a_locked_alert_key_waits_for_the_holder(
     a.join(30)
     b.join(30)
     assert len(seen) == 1 and seen[0] is not None  # it found the first one's incident
+
+
+@pytest.mark.empty_database
+def test_upgrade_to_problems_and_alerts_keeps_tickets(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    try:
+        upgrade(engine, "0006")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (email, name, created_at)"
+                    " VALUES ('c@example.org', 'C', :t)"
+                ),
+                {"t": NOW},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO tickets (subject, status, priority, queue, type, requester_id,"
+                    " tags, reply_token, created_at, updated_at, sla_consumed_us)"
+                    " VALUES ('Old', 'open', 'P2', 'it', 'problem', 1, '[]', 't', :t, :t, 0)"
+                ),
+                {"t": NOW},
+            )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT subject, known_error FROM tickets")).one()
+            assert tuple(row) == ("Old", None)
+            assert conn.execute(text("SELECT count(*) FROM alerts")).scalar() == 0
+    finally:
+        engine.dispose()
