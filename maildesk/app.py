@@ -92,6 +92,17 @@ def _sample_ticket(config: Config) -> dict[str, Any]:
         "sla_policy": "standard",
         "response_due": "2026-11-23T10:00:00Z",
         "resolution_due": "2026-11-25T17:00:00Z",
+        "problem": f"{config.desk.ref_prefix}-7",
+        "known_error": "Restart the print spooler",
+        "alert": {
+            "monitor": "nagios",
+            "key": "web1/HTTP",
+            "state": "problem",
+            "severity": "CRITICAL",
+            "count": 3,
+            "first_at": "2026-11-23T09:00:00Z",
+            "last_at": "2026-11-23T09:10:00Z",
+        },
     }
 
 
@@ -107,6 +118,13 @@ def _sample_extras(config: Config) -> dict[str, Any]:
         "merged_into": {"ref": f"{config.desk.ref_prefix}-7", "subject": "Printers"},
         "why": "no answer from the requester",
         "resolve_after": 2,
+        "problem": {
+            "ref": f"{config.desk.ref_prefix}-7",
+            "subject": "Print spooler crashes",
+            "known_error": "Restart the print spooler",
+            "resolution": "The spooler was patched.",
+            "incidents": [f"{config.desk.ref_prefix}-42"],
+        },
         "sla": {
             "kind": "breach",
             "target": "resolution",

@@ -24,7 +24,7 @@ from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
 from maildesk.terms import Status
-from maildesk.tickets import lifecycle
+from maildesk.tickets import lifecycle, problems
 from maildesk.tickets import sla as hooks
 from maildesk.tickets.lifecycle import Actor
 
@@ -152,3 +152,15 @@ def release_stale_fragments(app: App, now: datetime) -> int:
             PARTIAL_WAIT,
         )
     return len(stale)
+
+
+def detect_problems(app: App, now: datetime) -> int:
+    """[problems] detect: open problem candidates for bursts of similar incidents, and link
+    later ones to them (see tickets.problems.detect). Returns how many problems opened."""
+    if app.config.problems.detect is None:
+        return 0
+    with transaction(app.sessions) as session:
+        opened = problems.detect(app, session, now)
+    for problem in opened:
+        log.info("problem candidate %s opened by detection", app.ref(problem.id))
+    return len(opened)

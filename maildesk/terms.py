@@ -51,6 +51,7 @@ class RawStatus(StrEnum):
     RECEIPT = "receipt"  # a read receipt of mail that is on no ticket
     PARTIAL = "partial"  # a fragment (message/partial) waiting for the rest of its set
     REASSEMBLED = "reassembled"  # a fragment whose set became one message (its own raw row)
+    ALERT = "alert"  # a monitor's alert with no open incident to act on (recorded only)
 
 
 class OutboxStatus(StrEnum):

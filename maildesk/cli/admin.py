@@ -17,6 +17,7 @@ from rich.table import Table
 from maildesk.app import App
 from maildesk.cli import views
 from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.cli.problems import monitor_json, monitor_line
 from maildesk.config import load_config
 from maildesk.errors import MaildeskError, NotFound
 from maildesk.parse.parser import parse_message
@@ -78,6 +79,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         explain=True,
     )
     result = decision_json(decision)
+    monitor = monitor_json(config, msg, ctx)
     if args.json:
         print_json(
             {
@@ -88,6 +90,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
                     for r in decision.results
                 ],
                 "decision": result,
+                "monitor": monitor,
             }
         )
         return EX_OK
@@ -101,6 +104,8 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         f"{k}={v}" for k, v in result.items() if k != "matched" and v not in (None, [])
     )
     print(f"decision: {shown}")
+    if monitor is not None:
+        print(f"monitor: {monitor_line(monitor)}")
     return EX_OK
 
 

@@ -50,6 +50,8 @@ SET_FIELDS = {
     "merge": "merge",
     "link": "link",
     "unlink": "unlink",
+    "problem": "problem",
+    "known_error": "known-error",
 }
 
 
@@ -118,6 +120,11 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
         print(f"watchers {', '.join(detail['watchers'])}")
     for link in detail["links"]:
         print(f"linked {link['ticket']} ({link['relation']})")
+    if detail["alert"]:
+        a = detail["alert"]
+        print(f"alert {a['monitor']} {a['key']} {a['state']} {a['severity']} count {a['count']}")
+    if detail["known_error"]:
+        print(f"known error: {detail['known_error']}")
     if detail["merged_into"]:
         print(f"merged into {detail['merged_into']}: its history is there now")
     for m in detail["messages"]:

@@ -128,6 +128,16 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "merged": lambda d: (
         f"merged into {d['into']}" if d.get("into") else f"merged {d.get('source')} in"
     ),
+    "alert": lambda d: (
+        f"alert {d.get('key')} {d.get('state')} {d.get('severity')} (count {d.get('count')})"
+    ),
+    "recovered": lambda d: f"recovered: {d.get('key')} (after {d.get('count')} alerts)",
+    "acknowledged": lambda d: f"acknowledged at the monitor: {d.get('key')}",
+    "flapping": lambda d: f"flapping ({d.get('changes')} state changes): notices held",
+    "settled": lambda d: "no longer flapping",
+    "severity": lambda d: f"severity {_change(d)}",
+    "known_error": lambda d: f"known error: {(d.get('change') or {}).get('to') or 'none'}",
+    "problem_detected": lambda d: f"problem candidate for {', '.join(d.get('incidents', []))}",
     "sender_unverified": lambda d: f"NOT VERIFIED: {d.get('reason')}",
     "notification_suppressed": lambda d: f"no {d.get('notification')}: {d.get('reason')}",
     "bounce": lambda d: (

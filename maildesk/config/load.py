@@ -36,6 +36,7 @@ from maildesk.config.model import (
     SecurityConfig,
     ThreadingConfig,
 )
+from maildesk.config.monitors import read_monitors, read_problems
 from maildesk.config.organisations import read_organisations
 from maildesk.config.reader import (
     Reader,
@@ -71,6 +72,8 @@ _SECTIONS = {
     "priority_matrix",
     "organisations",
     "http",
+    "monitors",
+    "problems",
 }
 
 
@@ -130,6 +133,8 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         policies={p.name for p in sla.policies},
     )
     http = read_http(r, r.table(data, "http"))
+    monitors = read_monitors(r, r.array(data, "monitors"), queues=queue_names)
+    problems = read_problems(r, r.table(data, "problems"))
     r.check()
     return Config(
         path=cfg_path,
@@ -149,6 +154,8 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         sla=sla,
         organisations=organisations,
         http=http,
+        monitors=monitors,
+        problems=problems,
     )
 
 

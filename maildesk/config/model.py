@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
+from maildesk.routing.monitors import Monitor
 from maildesk.routing.organisations import Organisation, organisation_for
 from maildesk.routing.rules import DEFAULT_MATRIX, Rule
 from maildesk.sla.policy import SlaConfig
@@ -203,6 +204,24 @@ class Queue:
     templates: Path | None = None  # this queue's own template overrides
 
 
+DETECT_BY = ("category", "queue", "rule", "monitor", "subject")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectRule:
+    """[problems] detect: `incidents` alike within `within` open a problem candidate."""
+
+    incidents: int = 5
+    within: timedelta = timedelta(hours=1)
+    by: str = "category"  # one of DETECT_BY ("monitor": the alert key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProblemsConfig:
+    resolve_incidents: bool = True  # resolving a problem resolves its open incidents
+    detect: DetectRule | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     path: Path
@@ -222,6 +241,8 @@ class Config:
     sla: SlaConfig = field(default_factory=SlaConfig)
     organisations: tuple[Organisation, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
+    monitors: tuple[Monitor, ...] = ()
+    problems: ProblemsConfig = field(default_factory=ProblemsConfig)
 
     @property
     def default_queue(self) -> Queue:

@@ -172,6 +172,7 @@ class SlaSchedule:
                 self._stale = False  # only once done: a failed refresh runs again
             report = jobs.run_due(app, app.now())
             jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
+            jobs.detect_problems(app, app.now())  # [problems] detect
         except StoreUnavailable as exc:
             app.metrics.store_failed("sla")
             log.error("store unavailable, SLA job skipped: %s", exc)

@@ -56,6 +56,9 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/command_receipt": ("changes", "commands"),
     "agent/sla_warning": ("sla",),
     "agent/sla_breach": ("sla",),
+    "requester/problem_resolved": ("problem",),
+    "agent/problem_detected": ("problem",),
+    "agent/problem_linked": ("problem",),
     "agent/reply_not_relayed": ("why",),
 }
 TEMPLATES = (
@@ -73,6 +76,10 @@ TEMPLATES = (
     "agent/sla_breach",
     "agent/reply_not_relayed",
     "requester/pending_reminder",
+    "requester/problem_resolved",
+    "agent/alert_recovered",
+    "agent/problem_detected",
+    "agent/problem_linked",
 )
 
 

@@ -12,6 +12,7 @@ from maildesk.app import App
 from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
+from maildesk.store.views import alert_json
 from maildesk.timefmt import iso
 
 
@@ -42,6 +43,21 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "sla_policy": ticket.sla_policy,
         "response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),
+        **_problem(app, ticket),
+    }
+
+
+def _problem(app: App, ticket: Ticket) -> dict[str, Any]:
+    """The ticket's problem (ref), the problem's known error, and the alert behind it."""
+    session = object_session(ticket)
+    if session is None or ticket.id is None:
+        return {"problem": None, "known_error": None, "alert": None}
+    problems = repo.related(session, ticket.id, "problem")
+    alert = repo.ticket_alert(session, ticket.id)
+    return {
+        "problem": app.ref(problems[0].id) if problems else None,
+        "known_error": problems[0].known_error if problems else ticket.known_error,
+        "alert": alert_json(alert),
     }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from maildesk.app import App
 from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
+from maildesk.pipeline.alerts import alerts
 from maildesk.pipeline.append import agent_mail, append_mail
 from maildesk.pipeline.behalf import on_behalf
 from maildesk.pipeline.context import Context, OnTicket
@@ -184,6 +185,7 @@ STEPS: tuple[Step, ...] = (
     receipt,
     bounce,
     requester,
+    alerts,  # a monitor's alert: the one open incident of its key (pipeline/alerts.py)
     existing_ticket,
     agent,
     tied,

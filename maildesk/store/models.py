@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -131,6 +132,8 @@ class Ticket(Base):
     sla_response_due: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sla_resolution_due: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sla_next_check: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    # A problem's known error: the workaround agents see on its newly linked incidents.
+    known_error: Mapped[str | None] = mapped_column(Text)
 
     requester: Mapped[Contact] = relationship(lazy="joined", foreign_keys=[requester_id])
     messages: Mapped[list[Message]] = relationship(
@@ -255,6 +258,38 @@ class TicketLink(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("ticket_id", "linked_id", name="uq_ticket_links_pair"),)
+
+
+class AlertState(Base):
+    """A monitor's alert (monitor + key) and the incident it opened: one open row per key."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    monitor: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(1000))
+    state: Mapped[str] = mapped_column(String(16))  # problem, recovery, acknowledgement
+    severity: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)  # problem alerts received for the incident
+    first_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    is_open: Mapped[bool] = mapped_column(Boolean)
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False)
+    changes: Mapped[list[Any]] = mapped_column(default=list)  # ISO times of state changes
+
+    __table_args__ = (
+        Index("ix_alerts_ticket", "ticket_id"),
+        Index("ix_alerts_key", "monitor", "key"),
+        Index(
+            "uq_alerts_open_key",
+            "monitor",
+            "key",
+            unique=True,
+            sqlite_where=text("is_open"),
+            postgresql_where=text("is_open"),
+        ),
+    )
 
 
 class Setting(Base):

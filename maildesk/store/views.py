@@ -6,12 +6,13 @@ These field names are a contract (SPEC): add fields freely, never rename or remo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from maildesk.store.models import Message, Ticket
+from maildesk.store.models import AlertState, Message, Ticket
+from maildesk.store.problems import related, ticket_alert
 from maildesk.store.tickets import links, ticket_with_history, watchers
 from maildesk.timefmt import iso
 
@@ -80,11 +81,18 @@ def ticket_detail_json(
     *,
     watchers: Sequence[str] = (),
     links: Sequence[tuple[int, str]] = (),
+    problems: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`ticket show --json`; `problems`: its problem, incidents, known_error and alert."""
     return {
         **ticket_json(ticket, prefix),
         "watchers": list(watchers),
         "links": [{"ticket": f"{prefix}-{other}", "relation": rel} for other, rel in links],
+        "problem": None,
+        "incidents": [],
+        "known_error": ticket.known_error,
+        "alert": None,
+        **(problems or {}),
         "messages": [message_json(m) for m in ticket.messages],
         "events": [
             {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "via": e.via, "data": e.data}
@@ -99,8 +107,41 @@ def ticket_detail(session: Session, ticket_id: int, prefix: str) -> dict[str, An
     if ticket is None:
         return None
     return ticket_detail_json(
-        ticket, prefix, watchers=watchers(session, ticket.id), links=links(session, ticket.id)
+        ticket,
+        prefix,
+        watchers=watchers(session, ticket.id),
+        links=links(session, ticket.id),
+        problems=problem_keys(session, ticket, prefix),
     )
+
+
+def problem_keys(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+    """The ticket's problem (ref or None), its incidents (refs, on a problem), the known
+    error (its own, or its problem's) and the alert behind it (or None)."""
+    problems = related(session, ticket.id, "problem")
+    incidents = related(session, ticket.id, "incident")
+    known = ticket.known_error or next((p.known_error for p in problems if p.known_error), None)
+    return {
+        "problem": f"{prefix}-{problems[0].id}" if problems else None,
+        "incidents": [f"{prefix}-{i.id}" for i in incidents],
+        "known_error": known,
+        "alert": alert_json(ticket_alert(session, ticket.id)),
+    }
+
+
+def alert_json(alert: AlertState | None) -> dict[str, Any] | None:
+    """An incident's alert as templates and `--json` show it."""
+    if alert is None:
+        return None
+    return {
+        "monitor": alert.monitor,
+        "key": alert.key,
+        "state": alert.state,
+        "severity": alert.severity,
+        "count": alert.count,
+        "first_at": iso(alert.first_at),
+        "last_at": iso(alert.last_at),
+    }
 
 
 def sla_json(ticket: Ticket, prefix: str, *, state: str, consumed: float) -> dict[str, Any]:

@@ -23,33 +23,12 @@ from maildesk.tickets.notes import NOTE_ERROR, mentions_note, normalise, note_lo
 _STATUS_ALIASES = {"onhold": "on-hold", "on_hold": "on-hold", "hold": "on-hold"}
 _TYPE_ALIASES = {"service-request": "request", "service_request": "request"}
 _LEVEL_ALIASES = {"h": "high", "m": "medium", "med": "medium", "l": "low"}
-SINGLE = (
-    "status",
-    "priority",
-    "impact",
-    "urgency",
-    "assign",
-    "queue",
-    "type",
-    "merge",
-    "category",
-)
-NAMES = (
-    "status",
-    "priority",
-    "impact",
-    "urgency",
-    "assign",
-    "queue",
-    "tag",
-    "type",
-    "note",
-    "merge",
-    "link",
-    "unlink",
-    "cc",
-    "category",
-)
+# Commands that take one value: two of them on one reply must agree.
+SINGLE: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", "queue")
+SINGLE += ("type", "merge", "category", "problem", "known-error")
+NAMES: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", "queue")
+NAMES += ("tag", "type", "note", "merge", "link", "unlink", "cc", "category", "problem")
+NAMES += ("known-error",)
 _ALIASES = {
     "tags": "tag",
     "watcher": "cc",
@@ -59,6 +38,8 @@ _ALIASES = {
     "notes": "note",
     "internal": "note",
     "private": "note",
+    "known_error": "known-error",
+    "knownerror": "known-error",
 }
 # "#status resolved", and the spellings clients and habits produce: "# note", "#note:",
 # "*#note*" (rich-text bold turned into text), "#note, the vendor says ...".
@@ -93,7 +74,7 @@ class Command:
     line: int
     text: str
     value: str | None = None
-    target: int | None = None  # ticket number for merge, link, unlink
+    target: int | None = None  # ticket number for merge, link, unlink, problem
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
 
@@ -374,6 +355,20 @@ def _ticket_command(name: str) -> Parser:
     return parse
 
 
+def _problem(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
+    """#problem MD-7 links to that problem; #problem new opens one from this incident."""
+    if arg.strip().lower() == "new":
+        return Command(name="problem", line=line, text=text, value="new")
+    return _ticket_command("problem")(line, text, arg, ctx)
+
+
+def _known_error(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
+    if not arg:
+        raise ValueError("needs the workaround (or none)")
+    value = None if arg.lower() in ("none", "-") else arg[:4000]
+    return Command(name="known-error", line=line, text=text, value=value)
+
+
 _PARSERS: dict[str, Parser] = {
     "category": _category,
     "status": _status,
@@ -389,4 +384,6 @@ _PARSERS: dict[str, Parser] = {
     "merge": _ticket_command("merge"),
     "link": _ticket_command("link"),
     "unlink": _ticket_command("unlink"),
+    "problem": _problem,
+    "known-error": _known_error,
 }

@@ -23,8 +23,8 @@ from maildesk.config import Agent
 from maildesk.notify import notices
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
-from maildesk.terms import REOPENABLE_STATUSES, Status
-from maildesk.tickets import levels, sla
+from maildesk.terms import REOPENABLE_STATUSES, Status, TicketType
+from maildesk.tickets import levels, problems, sla
 from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,17 @@ def set_status(
         **{"from": old, "to": status},
         **({"reason": reason} if reason else {}),
     )
-    if status == Status.RESOLVED and notify_requester:
+    if status == Status.RESOLVED and ticket.type == TicketType.PROBLEM:
+        problems.resolved(
+            app,
+            session,
+            ticket,
+            now,
+            lambda t, why: set_status(
+                app, session, t, Status.RESOLVED, actor, now, notify_requester=False, reason=why
+            ),
+        )
+    elif status == Status.RESOLVED and notify_requester:
         notices.to_requester(
             app,
             session,
@@ -139,6 +149,11 @@ def check(
             )
         elif c.name == "unlink" and all(o != other.id for o, _ in repo.links(session, ticket.id)):
             errors.append(CommandError(c.line, c.text, f"this ticket is not linked to {ref}"))
+        elif c.name == "problem" and other.type != TicketType.PROBLEM:
+            errors.append(CommandError(c.line, c.text, f"{ref} is a {other.type}, not a problem"))
+    for c in commands:
+        if c.name == "known-error" and ticket.type != TicketType.PROBLEM:
+            errors.append(CommandError(c.line, c.text, "only a problem has a known error"))
     return errors
 
 
@@ -216,6 +231,12 @@ def _apply_one(
             return None
         repo.add_event(session, ticket, "watchers", now, **who, added=added, removed=gone)
         return "watchers: " + " ".join([*(f"+{a}" for a in added), *(f"-{a}" for a in gone)])
+    if c.name == "problem":
+        problem = session.get(Ticket, c.target) if c.target is not None else None
+        problem = problem or problems.open_problem(app, session, ticket, actor.email, now)
+        return problems.link(app, session, ticket, problem, who, now)
+    if c.name == "known-error":
+        return problems.set_known_error(app, session, ticket, c.value, who, now)
     if c.name in ("link", "unlink") and c.target is not None:
         other = session.get_one(Ticket, c.target)
         return link(app, session, ticket, other, actor, now, remove=c.name == "unlink")
