@@ -56,7 +56,7 @@ class Daemon:
         """Serve until stopped; then drain stored work and return."""
         self._events = events = Wakeups(asyncio.get_running_loop())
         if self.app.config.http.enabled:  # first: it starts no thread, so a failure stops clean
-            self.http = HttpListener(self.app)
+            self.http = HttpListener(self.app, events.wake_threadsafe)
             await self.http.start()
         try:
             server = await self._listen(events)

@@ -12,6 +12,7 @@ holds up the event loop that answers SMTP clients.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -53,6 +54,7 @@ class Web:
     """What the routes share: the daemon's App, dashboard sessions, failed-login counts."""
 
     app: App
+    wake: Callable[[], None] = lambda: None  # the pipeline, for what a route stored
     sessions: Sessions = field(default_factory=Sessions)
     failures: FailureLimiter = field(default_factory=FailureLimiter)
 
@@ -144,9 +146,10 @@ def _install_errors(api: FastAPI) -> None:
         return problem(500, "internal error (logged)")
 
 
-def build_app(app: App) -> FastAPI:
-    """The ASGI app serving `app` (the daemon's App)."""
-    from maildesk.http import api, dashboard, metrics, status
+def build_app(app: App, wake: Callable[[], None] = lambda: None) -> FastAPI:
+    """The ASGI app serving `app` (the daemon's App); `wake` tells the pipeline (from any
+    thread) that a route stored a message."""
+    from maildesk.http import alerts, api, dashboard, metrics, status
 
     web = FastAPI(
         title="maildesk",
@@ -156,7 +159,7 @@ def build_app(app: App) -> FastAPI:
         docs_url=None,  # the interactive docs load scripts from elsewhere: not here
         redoc_url=None,
     )
-    web.state.web = Web(app)
+    web.state.web = Web(app, wake)
     _install_errors(web)
 
     @web.middleware("http")
@@ -167,6 +170,6 @@ def build_app(app: App) -> FastAPI:
         return response
 
     metrics.install(app)
-    for router in (api.router, metrics.router, status.router, dashboard.router):
+    for router in (api.router, alerts.router, metrics.router, status.router, dashboard.router):
         web.include_router(router)
     return web

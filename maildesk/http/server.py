@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import uvicorn
 
@@ -23,11 +24,11 @@ log = logging.getLogger(__name__)
 class HttpListener:
     """`[http] listen`: start() in the running loop, then stop()."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, wake: Callable[[], None] = lambda: None) -> None:
         http = app.config.http
         assert http.host is not None
         config = uvicorn.Config(
-            build_app(app),
+            build_app(app, wake),
             host=http.host,
             port=http.port,
             log_config=None,  # the daemon's logging, as configured by `maildesk serve`

@@ -24,7 +24,15 @@ from maildesk.notify.context import agent_context
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import store_message
 from maildesk.pipeline.outcome import Outcome
-from maildesk.routing.monitors import Alert, Monitor, MonitorMail, recognise
+from maildesk.routing.monitors import (
+    WEBHOOK_MONITOR_HEADER,
+    WEBHOOK_ORIGIN,
+    Alert,
+    Monitor,
+    MonitorMail,
+    named,
+    recognise,
+)
 from maildesk.routing.rules import RoutingDecision, decision_json, route
 from maildesk.store import repo
 from maildesk.store.models import AlertState, Message, Ticket
@@ -34,6 +42,7 @@ from maildesk.tickets import lifecycle, sla
 log = logging.getLogger(__name__)
 
 FLAPPING = "flapping"
+WEBHOOK_HEADER = WEBHOOK_MONITOR_HEADER.lower()
 
 
 def monitor_mail(ctx: Context) -> MonitorMail | None:
@@ -41,6 +50,9 @@ def monitor_mail(ctx: Context) -> MonitorMail | None:
     config = ctx.app.config
     if not config.monitors:
         return None
+    if ctx.raw.origin == WEBHOOK_ORIGIN:  # stored by an admin's webhook call, which named it
+        name = next((v for k, v in ctx.msg.headers if k.lower() == WEBHOOK_HEADER), None)
+        return named(ctx.msg, config.monitors, name)
     return recognise(ctx.msg, config.monitors, config.route_context(ctx.now, ctx.raw.envelope_to))
 
 

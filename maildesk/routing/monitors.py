@@ -31,6 +31,9 @@ from datetime import timedelta
 from maildesk.routing.conditions import Condition, Facts, Routable, RouteContext
 
 FORMATS = ("nagios", "zabbix", "alertmanager", "regex")
+# The monitor a webhook call named (maildesk.http.alerts); trusted on that origin only.
+WEBHOOK_MONITOR_HEADER = "X-Maildesk-Webhook-Monitor"
+WEBHOOK_ORIGIN = "webhook"  # the raw messages such calls store
 STATES = ("problem", "recovery", "acknowledgement", "info")
 
 _STATE_WORDS = {
@@ -97,6 +100,14 @@ def recognise(msg: Routable, monitors: Iterable[Monitor], ctx: RouteContext) -> 
         if monitor.when.holds(facts):
             return MonitorMail(monitor, parse_alerts(monitor, msg.subject, msg.body_text))
     return None
+
+
+def named(msg: Routable, monitors: Iterable[Monitor], name: str | None) -> MonitorMail | None:
+    """The monitor of that name and the message's alerts (a webhook names its monitor)."""
+    monitor = next((m for m in monitors if m.name == name), None)
+    if monitor is None:
+        return None
+    return MonitorMail(monitor, parse_alerts(monitor, msg.subject, msg.body_text))
 
 
 def parse_alerts(monitor: Monitor, subject: str, body: str) -> tuple[Alert, ...]:
