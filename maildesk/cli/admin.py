@@ -17,6 +17,7 @@ from rich.table import Table
 from maildesk.app import App
 from maildesk.cli import views
 from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.cli.learn import route_suggestions
 from maildesk.config import load_config
 from maildesk.errors import MaildeskError, NotFound
 from maildesk.parse.parser import parse_message
@@ -77,6 +78,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         matrix=config.priority_matrix,
         explain=True,
     )
+    decision, suggestions = route_suggestions(config, msg, decision, when)
     result = decision_json(decision)
     if args.json:
         print_json(
@@ -88,6 +90,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
                     for r in decision.results
                 ],
                 "decision": result,
+                "suggestions": suggestions,
             }
         )
         return EX_OK
@@ -101,6 +104,9 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         f"{k}={v}" for k, v in result.items() if k != "matched" and v not in (None, [])
     )
     print(f"decision: {shown}")
+    for s in suggestions:
+        applied = ", applied" if s["applied"] else ""
+        print(f"suggested {s['label']}: {s['value']} ({s['confidence']:.2f}{applied})")
     return EX_OK
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from maildesk.config.learning import read_learning
 from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
 from maildesk.config.model import (
     AGENT_NOTICE_MAX_BODY,
@@ -67,6 +68,7 @@ _SECTIONS = {
     "routing",
     "priority_matrix",
     "organisations",
+    "learning",
 }
 
 
@@ -125,6 +127,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
+    learning = read_learning(r, data, queues=queue_names)
     r.check()
     return Config(
         path=cfg_path,
@@ -143,6 +146,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
+        learning=learning,
     )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.config.learning import LearningConfig
 from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.organisations import Organisation, organisation_for
@@ -179,6 +180,7 @@ class Config:
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
     organisations: tuple[Organisation, ...] = ()
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
     @property
     def default_queue(self) -> Queue:

@@ -40,7 +40,16 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "sla_policy": ticket.sla_policy,
         "response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),
+        "suggestions": _suggestions(app, ticket),
     }
+
+
+def _suggestions(app: App, ticket: Ticket) -> list[Any]:
+    """What learned routing suggested when the ticket was opened ([learning] only)."""
+    session = object_session(ticket)
+    if not app.config.learning.enabled or session is None:
+        return []
+    return repo.routed_suggestions(session, ticket.id)
 
 
 def _watchers(ticket: Ticket) -> list[str]:

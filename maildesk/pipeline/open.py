@@ -8,6 +8,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from maildesk.learn.predict import Suggestion, event_data, suggest
 from maildesk.notify import notices
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import store_message
@@ -46,12 +47,13 @@ def new_ticket(
     )
     if decision.dropped_by is not None:
         return _dropped(ctx, decision)
+    decision, suggestions = suggest(ctx.app, ctx.session, msg, decision, ctx.now)
     assignee = _assignee(ctx, decision)
     parent = related[0] if related and follow_up else None
     ticket = _create(ctx, decision, assignee, parent)
     ref = ctx.app.ref(ticket.id)
     inbound = store_message(ctx, ticket)
-    _created_events(ctx, ticket, ref, decision, assignee)
+    _created_events(ctx, ticket, ref, decision, assignee, suggestions)
     add_cc_watchers(ctx, ticket, ctx.requester)
     if related is not None:
         _link(ctx, ticket, ref, related, follow_up)
@@ -126,14 +128,20 @@ def _create(
 
 
 def _created_events(
-    ctx: Context, ticket: Ticket, ref: str, decision: RoutingDecision, assignee: str | None
+    ctx: Context,
+    ticket: Ticket,
+    ref: str,
+    decision: RoutingDecision,
+    assignee: str | None,
+    suggestions: list[Suggestion],
 ) -> None:
     """The ticket's first events: created (by whom, from which mail) and routed (why)."""
     session, now = ctx.session, ctx.now
     repo.add_event(
         session, ticket, "created", now, actor=ctx.requester, message_id=ctx.msg.message_id, ref=ref
     )
-    repo.add_event(session, ticket, "routed", now, **decision_json(decision, assignee))
+    routed = decision_json(decision, assignee) | event_data(suggestions)
+    repo.add_event(session, ticket, "routed", now, **routed)
 
 
 def _link(
