@@ -68,7 +68,8 @@ def _report(app: App, as_json: bool) -> int:
     with transaction(app.sessions, readonly=True) as session:
         result = feedback.report(session) | {"models": repo.list_models(session)}
     if as_json:
-        print_json(result)
+        models = [m | {"created_at": m["created_at"].isoformat()} for m in result["models"]]
+        print_json(result | {"models": models})
         return EX_OK
     for m in result["models"]:
         acc = m["metrics"].get("accuracy")
