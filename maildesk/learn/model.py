@@ -17,7 +17,7 @@ from maildesk.errors import MaildeskError
 INSTALL_HINT = "learned routing needs scikit-learn: pip install 'maildesk[learn]'"
 FORMAT = 1  # the layout of the pickled dict; a daemon skips models of another format
 MAX_BODY = 1000  # characters of the first message that count; the start says what it is about
-SUBJECT_WEIGHT = 2  # the subject counts this many times
+SUBJECT_WEIGHT = 1  # times the subject is in the text (twice was worse: docs/learning.md)
 
 
 class LearnUnavailable(MaildeskError):

@@ -79,14 +79,16 @@ def models(app: App, session: Session, now: datetime) -> dict[str, Model]:
         if last is not None and last <= now < last + POLL:
             return loaded.models
         loaded.checked_at = now
-        newest = repo.model_versions(session)
-        for label in app.config.learning.labels:
-            version = newest.get(label)
-            if version is None:
-                _once(loaded, f"none:{label}", "no learned %s model yet: routing by rules", label)
-            elif loaded.versions.get(label) != version:
-                loaded.versions[label] = version
-                _load(app, session, loaded, label, version)
+        # In a savepoint of its own: should a query fail, the message's transaction goes on.
+        with session.begin_nested():
+            newest = repo.model_versions(session)
+            for label in app.config.learning.labels:
+                version = newest.get(label)
+                if version is None:
+                    _once(loaded, f"none:{label}", "no learned %s model yet: rules only", label)
+                elif loaded.versions.get(label) != version:
+                    loaded.versions[label] = version
+                    _load(app, session, loaded, label, version)
         return loaded.models
 
 
