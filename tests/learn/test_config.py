@@ -52,3 +52,19 @@ def test_errors_name_file_section_and_key(
         load_config(path)
     text = str(caught.value)
     assert str(path) in text and f"[learning] {place}" in text and says in text, text
+
+
+def test_serve_schedules_the_retrain_job(tmp_path: Path, write_config: Callable[..., Path]) -> None:
+    from maildesk.app import App
+    from maildesk.daemon.workers import SlaSchedule
+
+    extra = '\n[learning]\nretrain = "1d"\n'
+    app = App.build(load_config(write_config(f"sqlite:///{tmp_path / 'd.db'}", extra=extra)))
+    schedule = SlaSchedule(app, lambda: None)
+    schedule.start()
+    try:
+        job = schedule._scheduler.get_job("learn")  # type: ignore[union-attr]
+        assert job is not None and job.trigger.interval == timedelta(days=1)
+    finally:
+        schedule.shutdown()
+        app.close()
