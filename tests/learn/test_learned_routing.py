@@ -79,7 +79,7 @@ def test_a_confident_suggestion_routes_the_ticket_and_is_recorded(
         text = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert f"Suggested queue: access ({s['confidence']:.2f}), applied" in text
         code, out = run_cli("ticket", "show", f"MD-{ticket.id}", "--config", str(path))
-        assert f"queue access by model v1 ({s['confidence']:.2f})" in out, out
+        assert code == 0 and f"queue access by model v1 ({s['confidence']:.2f})" in out, out
     finally:
         app.close()
 
