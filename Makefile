@@ -9,7 +9,7 @@ CONFIG ?= maildesk.toml
 $(BIN)/maildesk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,learn]'
 	@touch $@
 
 run: $(BIN)/maildesk

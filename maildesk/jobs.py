@@ -1,5 +1,6 @@
 """The scheduler's jobs. The SLA job: warnings, breaches, escalations, reminders, auto-resolve,
-auto-close; and fragments of messages sent in parts that waited too long for the rest.
+auto-close; fragments of messages sent in parts that waited too long for the rest; and the
+learned-routing retrain (`[learning] retrain`).
 
 `run_due(app, now)` handles every ticket whose `sla_next_check` has come, one ticket per
 transaction: the warning or breach, its notice and the new clock state commit together, so a
@@ -13,10 +14,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
+from maildesk.learn.model import LearnUnavailable
+from maildesk.learn.predict import forget
+from maildesk.learn.train import TrainResult, train_label
 from maildesk.notify import notices
 from maildesk.routing.partial import PARTIAL_WAIT
 from maildesk.sla.lifecycle import lifecycle_due
@@ -164,3 +169,41 @@ def detect_problems(app: App, now: datetime) -> int:
     for problem in opened:
         log.info("problem candidate %s opened by detection", app.ref(problem.id))
     return len(opened)
+
+
+def schedule_learning(scheduler: Any, app: App) -> None:
+    """Add the retrain job to the scheduler, if `[learning] retrain` asks for one."""
+    every = app.config.learning.retrain
+    if app.config.learning.enabled and every is not None:
+        seconds = every.total_seconds()
+        scheduler.add_job(
+            lambda: retrain(app, app.now()),
+            "interval",
+            seconds=seconds,
+            id="learn",
+            max_instances=1,
+        )
+
+
+def retrain(app: App, now: datetime, *, force: bool = False) -> list[TrainResult]:
+    """Train a new version of each `[learning]` label's model, unless one newer than most of
+    the interval is there (another daemon made it); every daemon then loads it."""
+    learning = app.config.learning
+    with transaction(app.sessions, readonly=True) as session:
+        newest = {m["label"]: m["created_at"] for m in reversed(repo.list_models(session))}
+    results: list[TrainResult] = []
+    for label in learning.labels:
+        made = newest.get(label)
+        recent = made is not None and learning.retrain is not None
+        if not force and recent and now - made < learning.retrain * 0.9:  # type: ignore[operator]
+            continue
+        try:
+            result = train_label(app, label, now)
+        except LearnUnavailable as exc:
+            log.warning("learn job skipped: %s", exc)
+            return results
+        if result.skipped:
+            log.info("learn job: %s model not trained: %s", label, result.skipped)
+        results.append(result)
+    forget(app)  # this daemon loads the new models with its next message; others within POLL
+    return results

@@ -17,6 +17,7 @@ from rich.table import Table
 from maildesk.app import App
 from maildesk.cli import views
 from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.cli.learn import route_suggestions
 from maildesk.cli.problems import monitor_json, monitor_line
 from maildesk.config import load_config
 from maildesk.errors import MaildeskError, NotFound
@@ -78,6 +79,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         matrix=config.priority_matrix,
         explain=True,
     )
+    decision, suggestions = route_suggestions(config, msg, decision, when)
     result = decision_json(decision)
     monitor = monitor_json(config, msg, ctx)
     if args.json:
@@ -91,6 +93,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
                 ],
                 "decision": result,
                 "monitor": monitor,
+                "suggestions": suggestions,
             }
         )
         return EX_OK
@@ -106,6 +109,9 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     print(f"decision: {shown}")
     if monitor is not None:
         print(f"monitor: {monitor_line(monitor)}")
+    for s in suggestions:
+        applied = ", applied" if s["applied"] else ""
+        print(f"suggested {s['label']}: {s['value']} ({s['confidence']:.2f}{applied})")
     return EX_OK
 
 

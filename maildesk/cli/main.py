@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from maildesk.cli import admin, contacts, mail, problems, report, tickets
+from maildesk.cli import admin, contacts, learn, mail, problems, report, tickets
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
 from maildesk.config import resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
@@ -20,6 +20,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     mail.add_deliver,
     mail.add_import,
     admin.add_route,
+    learn.add_learn,
     tickets.add_tickets,
     tickets.add_ticket,
     contacts.add_contacts,

@@ -99,6 +99,11 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "routed": lambda d: (
         f"routed to {d.get('queue')}, {d.get('priority')}, {d.get('type')}"
         + (f" by {', '.join(d['matched'])}" if d.get("matched") else "")
+        + "".join(
+            f"; {s['label']} {s['value']} {'by' if s['applied'] else 'suggested by'} model"
+            f" v{s['version']} ({s['confidence']:.2f})"
+            for s in d.get("suggestions", [])
+        )
     ),
     "message": lambda d: (
         f"wrote ({d.get('sender', 'mail')}, threaded by {d.get('threaded_by')})"

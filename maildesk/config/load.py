@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from maildesk.config.http import read_http
+from maildesk.config.learning import read_learning
 from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
 from maildesk.config.model import (
     AGENT_NOTICE_MAX_BODY,
@@ -74,6 +75,7 @@ _SECTIONS = {
     "http",
     "monitors",
     "problems",
+    "learning",
 }
 
 
@@ -135,6 +137,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     http = read_http(r, r.table(data, "http"))
     monitors = read_monitors(r, r.array(data, "monitors"), queues=queue_names)
     problems = read_problems(r, r.table(data, "problems"))
+    learning = read_learning(r, data, queues=queue_names)
     r.check()
     return Config(
         path=cfg_path,
@@ -156,6 +159,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         http=http,
         monitors=monitors,
         problems=problems,
+        learning=learning,
     )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.config.learning import LearningConfig
 from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.monitors import Monitor
@@ -243,6 +244,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     monitors: tuple[Monitor, ...] = ()
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
 
     @property
     def default_queue(self) -> Queue:

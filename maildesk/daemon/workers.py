@@ -149,6 +149,7 @@ class SlaSchedule:
             coalesce=True,
             next_run_time=datetime.now(UTC),
         )
+        jobs.schedule_learning(scheduler, self.app)
         scheduler.start()
         self._scheduler = scheduler
 

@@ -44,6 +44,7 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),
         **_problem(app, ticket),
+        "suggestions": _suggestions(app, ticket),
     }
 
 
@@ -59,6 +60,14 @@ def _problem(app: App, ticket: Ticket) -> dict[str, Any]:
         "known_error": problems[0].known_error if problems else ticket.known_error,
         "alert": alert_json(alert),
     }
+
+
+def _suggestions(app: App, ticket: Ticket) -> list[Any]:
+    """What learned routing suggested when the ticket was opened ([learning] only)."""
+    session = object_session(ticket)
+    if not app.config.learning.enabled or session is None:
+        return []
+    return repo.routed_suggestions(session, ticket.id)
 
 
 def _watchers(ticket: Ticket) -> list[str]:

@@ -8,6 +8,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from maildesk.learn.predict import Suggestion, event_data, suggest
 from maildesk.notify import agent_notices, notices
 from maildesk.pipeline.behalf import Behalf, opened_for
 from maildesk.pipeline.context import Context
@@ -52,13 +53,14 @@ def new_ticket(
     )
     if decision.dropped_by is not None:
         return _dropped(ctx, decision)
+    decision, suggestions = suggest(ctx.app, ctx.session, msg, decision, ctx.now)
     assignee = _assignee(ctx, decision)
     parent = related[0] if related and follow_up else None
     ticket = _create(ctx, decision, assignee, parent)
     ref = ctx.app.ref(ticket.id)
     inbound = store_message(ctx, ticket)
     opener = behalf.agent.email if behalf is not None else ctx.requester
-    _created_events(ctx, ticket, ref, decision, assignee, opener)
+    _created_events(ctx, ticket, ref, decision, assignee, opener, suggestions)
     add_cc_watchers(ctx, ticket, ctx.requester)
     if related is not None:
         _link(ctx, ticket, ref, related, follow_up)
@@ -148,13 +150,15 @@ def _created_events(
     decision: RoutingDecision,
     assignee: str | None,
     opener: str,
+    suggestions: list[Suggestion],
 ) -> None:
     """The ticket's first events: created (by whom, from which mail) and routed (why)."""
     session, now = ctx.session, ctx.now
     repo.add_event(
         session, ticket, "created", now, actor=opener, message_id=ctx.msg.message_id, ref=ref
     )
-    repo.add_event(session, ticket, "routed", now, **decision_json(decision, assignee))
+    routed = decision_json(decision, assignee) | event_data(suggestions)
+    repo.add_event(session, ticket, "routed", now, **routed)
 
 
 def _link(

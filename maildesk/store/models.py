@@ -310,3 +310,19 @@ class ImapCheckpoint(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LearnedModel(Base):
+    """A trained routing model (maildesk.learn): one version of one label, signed by the desk."""
+
+    __tablename__ = "learned_models"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    label: Mapped[str] = mapped_column(String(16))  # queue, category, type
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per label
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 of blob under the desk secret
+
+    __table_args__ = (UniqueConstraint("label", "version", name="uq_learned_models_version"),)
