@@ -134,10 +134,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    http = read_http(r, r.table(data, "http"))
-    monitors = read_monitors(r, r.array(data, "monitors"), queues=queue_names)
-    problems = read_problems(r, r.table(data, "problems"))
-    learning = read_learning(r, data, queues=queue_names)
+    service_desk = _service_desk(r, data, queue_names)
     r.check()
     return Config(
         path=cfg_path,
@@ -156,11 +153,18 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
-        http=http,
-        monitors=monitors,
-        problems=problems,
-        learning=learning,
+        **service_desk,
     )
+
+
+def _service_desk(r: Reader, data: Mapping[str, Any], queues: set[str]) -> dict[str, Any]:
+    """The sections beyond the help desk, as Config's keyword arguments of the same names."""
+    return {
+        "http": read_http(r, r.table(data, "http")),
+        "monitors": read_monitors(r, r.array(data, "monitors"), queues=queues),
+        "problems": read_problems(r, r.table(data, "problems")),
+        "learning": read_learning(r, data, queues=queues),
+    }
 
 
 def _desk(r: Reader, t: dict[str, Any]) -> DeskConfig:
