@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -142,6 +143,24 @@ def load_templates(config: Config) -> Templates:
 
 
 @dataclass
+class Replay:
+    """Mail from a mailbox's past being imported, and what its notifications did.
+
+    `historic` (the default of `maildesk import`): nothing is mailed, each suppressed
+    notification is recorded with SUPPRESSED_REASON, and the pipeline dates what it does by
+    each message's own Date. Without it (`import --notify`) the mail runs as new mail does.
+    """
+
+    historic: bool = True
+    sent: Counter[str] = field(default_factory=Counter)  # notifications queued, by kind
+    suppressed: Counter[str] = field(default_factory=Counter)  # held back, by kind
+    without_sla: int = 0  # tickets older than the SLA's horizon, opened with no clock
+
+
+SUPPRESSED_REASON = "imported mail from the past (maildesk import without --notify)"
+
+
+@dataclass
 class App:
     config: Config
     engine: Engine
@@ -150,6 +169,7 @@ class App:
     transport: Transport
     clock: Callable[[], datetime] = field(default=utcnow)
     _tokens: TokenCodec | None = field(default=None, repr=False)
+    replay: Replay | None = None  # set while `maildesk import` runs mail through the pipeline
 
     @classmethod
     def build(

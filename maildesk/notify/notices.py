@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from maildesk.app import App
+from maildesk.app import SUPPRESSED_REASON, App
 from maildesk.config import Agent
 from maildesk.mail.message import ParsedMessage
 from maildesk.mail.render import OutgoingAttachment
@@ -67,6 +67,10 @@ def send(
     more (recorded): whatever loop two misbehaving autoresponders build through a ticket,
     it stops there.
     """
+    if app.replay is not None and app.replay.historic:
+        app.replay.suppressed[kind] += 1
+        suppressed(app, session, ticket, kind, f"{SUPPRESSED_REASON}; to {to.email}", now)
+        return None
     reason = ticket_over_limit(app, session, ticket, now)
     if reason:
         suppressed(app, session, ticket, kind, f"{reason}; to {to.email}", now)
@@ -91,6 +95,8 @@ def send(
     )
     message = enqueue(session, ticket, note, ref=app.ref(ticket.id), desk=app.config.desk, now=now)
     repo.count_outbound(session, ticket.id)
+    if app.replay is not None:
+        app.replay.sent[kind] += 1
     return message
 
 
