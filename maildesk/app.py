@@ -103,6 +103,7 @@ def _sample_extras(config: Config) -> dict[str, Any]:
         "commands": ["#priority P9"],
         "changes": ["priority: P3 -> P2"],
         "assigned_by": "agent@example.com",
+        "noted_by": "Agent <agent@example.com>",
         "merged_into": {"ref": f"{config.desk.ref_prefix}-7", "subject": "Printers"},
         "why": "no answer from the requester",
         "resolve_after": 2,

@@ -57,6 +57,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/sla_warning": ("sla",),
     "agent/sla_breach": ("sla",),
     "agent/reply_not_relayed": ("why",),
+    "agent/note_added": ("noted_by",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -72,6 +73,7 @@ TEMPLATES = (
     "agent/sla_warning",
     "agent/sla_breach",
     "agent/reply_not_relayed",
+    "agent/note_added",
     "requester/pending_reminder",
 )
 
