@@ -124,7 +124,9 @@ def _sample_extras(config: Config) -> dict[str, Any]:
 def load_templates(config: Config) -> Templates:
     """The template set for config; a template that fails to render is a config error."""
     templates = Templates(
-        config.notify.templates, {q.name: q.templates for q in config.queues if q.templates}
+        config.notify.templates,
+        {q.name: q.templates for q in config.queues if q.templates},
+        timezone=config.desk.timezone,
     )
     sample, extras = sample_context(config)
     problems = [

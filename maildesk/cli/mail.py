@@ -183,8 +183,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
     try:
         boxes = [b for b in app.config.mailboxes if not args.name or b.name == args.name]
         if not boxes:
-            known = ", ".join(b.name for b in app.config.mailboxes) or "none configured"
-            raise NotFound(f"no mailbox {args.name!r} (known: {known})")
+            if not app.config.mailboxes:
+                raise NotFound("no IMAP mailboxes configured ([[mailboxes]] in the config)")
+            known = ", ".join(b.name for b in app.config.mailboxes)
+            raise NotFound(f"no mailbox {args.name} (known: {known})")
         failed = 0
         for box in boxes:
             try:
