@@ -26,13 +26,15 @@ def when(
         return "not set"
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value  # not an instant: shown as it is
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # the store keeps UTC
+    else:
+        instant = value
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)  # the store keeps UTC
     tz = zone(timezone)
-    local = value.astimezone(tz)
+    local = instant.astimezone(tz)
     this_year = (now or datetime.now(UTC)).astimezone(tz).year
     year = "" if local.year == this_year else f" {local.year}"
     return f"{local:%a} {local.day} {local:%b}{year} {local:%H:%M} ({tz.key})"
