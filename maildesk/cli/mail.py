@@ -101,10 +101,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not path.exists():
         raise NotFound(f"{path}: no such file or directory")
     app = open_app(args)
-    since = _since(args.since, app.config.desk.timezone) if args.since else None
     replay = Replay(historic=not args.notify)
     counts: dict[str, int] = {}
     try:
+        since = _since(args.since, app.config.desk.timezone) if args.since else None
         with (
             Progress(
                 TextColumn("[bold]importing"),
