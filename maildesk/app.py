@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -115,6 +116,7 @@ def _sample_extras(config: Config) -> dict[str, Any]:
         "commands": ["#priority P9"],
         "changes": ["priority: P3 -> P2"],
         "assigned_by": "agent@example.com",
+        "noted_by": "Agent <agent@example.com>",
         "merged_into": {"ref": f"{config.desk.ref_prefix}-7", "subject": "Printers"},
         "why": "no answer from the requester",
         "resolve_after": 2,
@@ -142,7 +144,9 @@ def _sample_extras(config: Config) -> dict[str, Any]:
 def load_templates(config: Config) -> Templates:
     """The template set for config; a template that fails to render is a config error."""
     templates = Templates(
-        config.notify.templates, {q.name: q.templates for q in config.queues if q.templates}
+        config.notify.templates,
+        {q.name: q.templates for q in config.queues if q.templates},
+        timezone=config.desk.timezone,
     )
     sample, extras = sample_context(config)
     problems = [
@@ -162,6 +166,24 @@ def load_templates(config: Config) -> Templates:
 
 
 @dataclass
+class Replay:
+    """Mail from a mailbox's past being imported, and what its notifications did.
+
+    `historic` (the default of `maildesk import`): nothing is mailed, each suppressed
+    notification is recorded with SUPPRESSED_REASON, and the pipeline dates what it does by
+    each message's own Date. Without it (`import --notify`) the mail runs as new mail does.
+    """
+
+    historic: bool = True
+    sent: Counter[str] = field(default_factory=Counter)  # notifications queued, by kind
+    suppressed: Counter[str] = field(default_factory=Counter)  # held back, by kind
+    without_sla: int = 0  # tickets older than the SLA's horizon, opened with no clock
+
+
+SUPPRESSED_REASON = "imported mail from the past (maildesk import without --notify)"
+
+
+@dataclass
 class App:
     config: Config
     engine: Engine
@@ -171,6 +193,7 @@ class App:
     clock: Callable[[], datetime] = field(default=utcnow)
     metrics: Metrics = field(default_factory=Metrics)  # this daemon's counters
     _tokens: TokenCodec | None = field(default=None, repr=False)
+    replay: Replay | None = None  # set while `maildesk import` runs mail through the pipeline
 
     @classmethod
     def build(

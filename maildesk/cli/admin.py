@@ -21,6 +21,7 @@ from maildesk.cli.learn import route_suggestions
 from maildesk.cli.problems import monitor_json, monitor_line
 from maildesk.config import load_config
 from maildesk.errors import MaildeskError, NotFound
+from maildesk.mail.words import words
 from maildesk.parse.parser import parse_message
 from maildesk.routing.rules import decision_json, route
 from maildesk.store import repo
@@ -104,7 +105,7 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         mark = "skip " if r.skipped else "MATCH" if r.matched else "  -  "
         print(f"  {mark} {r.rule}: {r.reason}")
     shown = " ".join(
-        f"{k}={v}" for k, v in result.items() if k != "matched" and v not in (None, [])
+        f"{k}={words(v)}" for k, v in result.items() if k != "matched" and v not in (None, [])
     )
     print(f"decision: {shown}")
     if monitor is not None:

@@ -9,7 +9,10 @@ import argparse
 import logging
 import os
 import sys
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -17,7 +20,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from maildesk import pipeline
-from maildesk.app import App
+from maildesk.app import App, Replay
 from maildesk.cli import views
 from maildesk.cli.common import (
     EX_DATAERR,
@@ -88,13 +91,20 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Ingest every message of an mbox file or a Maildir; importing again adds nothing twice."""
+    """Ingest every message of an mbox file or a Maildir; importing again adds nothing twice.
+
+    The mail is the mailbox's past: nothing is sent (each notification recorded as
+    suppressed), tickets are dated by their messages, and one older than a day starts no
+    SLA clock; `--notify` runs it as new mail instead.
+    """
     path = Path(args.path)
     if not path.exists():
         raise NotFound(f"{path}: no such file or directory")
     app = open_app(args)
+    replay = Replay(historic=not args.notify)
     counts: dict[str, int] = {}
     try:
+        since = _since(args.since, app.config.desk.timezone) if args.since else None
         with (
             Progress(
                 TextColumn("[bold]importing"),
@@ -107,14 +117,62 @@ def cmd_import(args: argparse.Namespace) -> int:
         ):
             total, messages = read_mailbox(path)
             task = progress.add_task("import", total=total)
-            for status in pipeline.import_many(app, messages, save=inbox.save_raw):
+            statuses = pipeline.import_many(
+                app, messages, save=inbox.save_raw, replay=replay, since=since
+            )
+            for status in statuses:
                 counts[status] = counts.get(status, 0) + 1
                 progress.advance(task)
     finally:
         app.close()
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"imported {sum(counts.values())} messages from {path}: {summary or 'nothing'}")
+    print(_replay_summary(replay))
     return EX_OK
+
+
+def _since(value: str, timezone: str) -> datetime:
+    """`--since`: a day or a time (ISO 8601); without a zone, in the desk's timezone."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MaildeskError(
+            f"import --since {value}: not a date or time (e.g. 2026-11-01 or 2026-11-01T08:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(timezone))
+
+
+def _replay_summary(replay: Replay) -> str:
+    """What the import mailed and what it did not, in words."""
+
+    def kinds(counter: Counter[str]) -> str:
+        return ", ".join(
+            f"{n} {NOTICE_WORDS.get(k, k.replace('_', ' '))}" for k, n in sorted(counter.items())
+        )
+
+    if replay.historic:
+        held = sum(replay.suppressed.values())
+        line = (
+            f"sent nothing: {held} notification(s) not sent ({kinds(replay.suppressed)}); "
+            "use --notify to send them"
+            if held
+            else "sent nothing"
+        )
+        if replay.without_sla:
+            line += f"; {replay.without_sla} ticket(s) older than a day started no SLA clock"
+        return line
+    sent = sum(replay.sent.values())
+    return f"sent {sent} notification(s) ({kinds(replay.sent)})" if sent else "sent nothing"
+
+
+# How the import summary names the notifications it counted.
+NOTICE_WORDS = {
+    "acknowledgement": "acknowledgements to requesters",
+    "agent_new_ticket": "new-ticket notices to agents",
+    "agent_requester_reply": "reply notices to agents",
+    "agent_ticket_reopened": "reopened notices to agents",
+    "relay": "agent replies relayed to requesters",
+}
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -125,8 +183,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
     try:
         boxes = [b for b in app.config.mailboxes if not args.name or b.name == args.name]
         if not boxes:
-            known = ", ".join(b.name for b in app.config.mailboxes) or "none configured"
-            raise NotFound(f"no mailbox {args.name!r} (known: {known})")
+            if not app.config.mailboxes:
+                raise NotFound("no IMAP mailboxes configured ([[mailboxes]] in the config)")
+            known = ", ".join(b.name for b in app.config.mailboxes)
+            raise NotFound(f"no mailbox {args.name} (known: {known})")
         failed = 0
         for box in boxes:
             try:
@@ -261,9 +321,26 @@ def add_deliver(parsers: Parsers) -> None:
 
 
 def add_import(parsers: Parsers) -> None:
-    """`maildesk import PATH [--quiet]`."""
-    sp = parsers.add("import", cmd_import, "bulk ingest an mbox file or a Maildir (idempotent)")
-    sp.add_argument("path")
+    """`maildesk import PATH [--notify] [--since DATE] [--quiet]`."""
+    sp = parsers.add(
+        "import",
+        cmd_import,
+        "bulk ingest an mbox file or a Maildir (idempotent); sends nothing unless --notify",
+    )
+    sp.add_argument("path", help="an mbox file or a Maildir directory")
+    sp.add_argument(
+        "--notify",
+        action="store_true",
+        help="send acknowledgements and agent notices and start SLA clocks as for new mail "
+        "(default: send nothing, date tickets by their messages, no SLA clock for tickets "
+        "older than a day)",
+    )
+    sp.add_argument(
+        "--since",
+        metavar="DATE",
+        help="only messages dated on or after DATE (ISO 8601, e.g. 2026-11-01; "
+        "without a zone, in the desk's timezone)",
+    )
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 

@@ -62,6 +62,11 @@ class ParsedMessage:
         return tuple(seen)
 
 
+def is_minted(message_id: str) -> bool:
+    """Is this a Message-ID maildesk minted (the mail had none)? Nobody else knows it."""
+    return message_id.rstrip(">").endswith(f"@{MINTED_ID_DOMAIN}")
+
+
 def minted_message_id(raw: bytes) -> str:
     """A stable Message-ID for a message that has none: the same bytes give the same id."""
     return f"<{hashlib.sha256(raw).hexdigest()[:32]}@{MINTED_ID_DOMAIN}>"

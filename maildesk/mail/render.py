@@ -35,6 +35,7 @@ from jinja2 import (
 )
 
 from maildesk.mail.address import ascii_address
+from maildesk.mail.words import when, words
 
 # Set on every message the desk sends; mail that comes back with our own marker is a loop.
 LOOP_HEADER = "X-Maildesk-Loop"
@@ -60,6 +61,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/problem_detected": ("problem",),
     "agent/problem_linked": ("problem",),
     "agent/reply_not_relayed": ("why",),
+    "agent/note_added": ("noted_by",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -75,6 +77,7 @@ TEMPLATES = (
     "agent/sla_warning",
     "agent/sla_breach",
     "agent/reply_not_relayed",
+    "agent/note_added",
     "requester/pending_reminder",
     "requester/problem_resolved",
     "agent/alert_recovered",
@@ -99,14 +102,22 @@ class Templates:
     and for a queue with its own `templates` directory, from that one first."""
 
     def __init__(
-        self, override_dir: Path | None = None, queue_dirs: Mapping[str, Path] | None = None
+        self,
+        override_dir: Path | None = None,
+        queue_dirs: Mapping[str, Path] | None = None,
+        *,
+        timezone: str = "UTC",
     ) -> None:
+        """`timezone`: the desk's, in which the `when` filter writes instants."""
         base = [FileSystemLoader(str(override_dir))] if override_dir else []
         base.append(FileSystemLoader(str(package_templates_dir())))
         self._queue_dirs = dict(queue_dirs or {})
-        self._envs: dict[str | None, tuple[Environment, Environment]] = {None: _environment(base)}
+        self._envs: dict[str | None, tuple[Environment, Environment]] = {
+            None: _environment(base, timezone)
+        }
         for queue, directory in self._queue_dirs.items():
-            self._envs[queue] = _environment([FileSystemLoader(str(directory)), *base])
+            loaders = [FileSystemLoader(str(directory)), *base]
+            self._envs[queue] = _environment(loaders, timezone)
 
     def render(self, name: str, context: Mapping[str, Any], queue: str | None = None) -> Rendered:
         """Render `<name>.txt.j2` (and `<name>.html.j2` if present) for the queue's set."""
@@ -161,17 +172,18 @@ class Templates:
         return None
 
 
-def render_page(name: str, context: Mapping[str, Any]) -> str:
+def render_page(name: str, context: Mapping[str, Any], timezone: str = "UTC") -> str:
     """An HTML page from the package's `templates/<name>.html.j2`, autoescaped (a report)."""
     env = Environment(
         loader=FileSystemLoader(str(package_templates_dir())),
         undefined=StrictUndefined,
         autoescape=True,
     )
+    _filters(env, timezone)
     return env.get_template(f"{name}.html.j2").render(dict(context))
 
 
-def _environment(loaders: list[FileSystemLoader]) -> tuple[Environment, Environment]:
+def _environment(loaders: list[FileSystemLoader], timezone: str) -> tuple[Environment, Environment]:
     """A text environment (no escaping, strict) and its autoescaping HTML twin."""
     text = Environment(
         loader=ChoiceLoader(loaders),
@@ -180,7 +192,15 @@ def _environment(loaders: list[FileSystemLoader]) -> tuple[Environment, Environm
         keep_trailing_newline=True,
     )
     text.globals["notice_marker"] = notice_marker
+    _filters(text, timezone)
     return text, text.overlay(autoescape=True)
+
+
+def _filters(env: Environment, timezone: str) -> None:
+    """`when`: an instant in the desk's timezone (`Tue 1 Dec 19:10 (Europe/Berlin)`);
+    `words`: a list, None or bytes in words (maildesk.mail.words)."""
+    env.filters["when"] = lambda value: when(value, timezone)
+    env.filters["words"] = words
 
 
 def one_line(value: str) -> str:

@@ -173,16 +173,15 @@ def _classify(exc: Exception, cfg: OutboundSettings) -> tuple[DeliveryError | No
         # goes out once the credentials are fixed, instead of failing every message.
         return DeliveryError(
             f"login to {cfg.host}:{cfg.port} as {cfg.username} refused: "
-            f"{exc.smtp_code} {exc.smtp_error!r}",
+            f"{exc.smtp_code} {_smtp_text(exc.smtp_error)}",
             permanent=False,
         ), False
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
-        detail = "; ".join(f"{r}: {c} {m!r}" for r, (c, m) in exc.recipients.items())
+        detail = "; ".join(f"{r}: {c} {_smtp_text(m)}" for r, (c, m) in exc.recipients.items())
         return DeliveryError(detail, permanent=all(c >= 500 for c in codes)), 421 not in codes
     if isinstance(exc, smtplib.SMTPResponseException):
-        error = exc.smtp_error
-        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+        text = _smtp_text(exc.smtp_error)
         # 421 and 554: the server is closing or refused the session itself.
         usable = exc.smtp_code not in (421, 554) and exc.smtp_code >= 0
         return DeliveryError(f"{exc.smtp_code} {text}", permanent=exc.smtp_code >= 500), usable
@@ -192,6 +191,12 @@ def _classify(exc: Exception, cfg: OutboundSettings) -> tuple[DeliveryError | No
     if isinstance(exc, (TimeoutError, smtplib.SMTPException, OSError)):
         return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False), False
     return None, True
+
+
+def _smtp_text(reply: bytes | str) -> str:
+    """A server's reply text as it reads (smtplib hands it over as bytes)."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
 
 
 class MaildirTransport:

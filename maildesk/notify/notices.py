@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from maildesk.app import App
+from maildesk.app import SUPPRESSED_REASON, App
 from maildesk.config import Agent
-from maildesk.mail.message import ParsedMessage
+from maildesk.mail.message import ParsedMessage, is_minted
 from maildesk.mail.render import OutgoingAttachment
 from maildesk.notify.context import agent_context
 
@@ -67,6 +67,10 @@ def send(
     more (recorded): whatever loop two misbehaving autoresponders build through a ticket,
     it stops there.
     """
+    if app.replay is not None and app.replay.historic:
+        app.replay.suppressed[kind] += 1
+        suppressed(app, session, ticket, kind, f"{SUPPRESSED_REASON}; to {to.email}", now)
+        return None
     reason = ticket_over_limit(app, session, ticket, now)
     if reason:
         suppressed(app, session, ticket, kind, f"{reason}; to {to.email}", now)
@@ -74,8 +78,10 @@ def send(
     recipient = {"email": to.email, "name": to.name}
     rendered = app.templates.render(template, {**ctx, "recipient": recipient}, ticket.queue)
     rendered = with_quoted_html(rendered, ctx["message"]["body_text"], quoted_html)
-    in_reply_to = answers.message_id if answers is not None else None
-    chain = [*references, in_reply_to] if in_reply_to else list(references)
+    # An id minted for mail that came without one was never seen by anyone: not answered.
+    answered = answers.message_id if answers is not None else None
+    in_reply_to = answered if answered and not is_minted(answered) else None
+    chain = [r for r in references if not is_minted(r)] + ([in_reply_to] if in_reply_to else [])
     note = Notification(
         kind=kind,
         to=[to.email],
@@ -91,6 +97,8 @@ def send(
     )
     message = enqueue(session, ticket, note, ref=app.ref(ticket.id), desk=app.config.desk, now=now)
     repo.count_outbound(session, ticket.id)
+    if app.replay is not None:
+        app.replay.sent[kind] += 1
     return message
 
 

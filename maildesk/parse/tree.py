@@ -55,7 +55,7 @@ def count_delimiters(raw: bytes, max_parts: int, counted: int = 0) -> None:
             count += 1
             if count > max_parts:
                 raise MessageTooComplex(
-                    f"more than {max_parts} MIME parts (limit MAX_PARTS={max_parts})"
+                    f"more than {max_parts} MIME parts (maildesk reads at most {max_parts})"
                 )
 
 
@@ -107,11 +107,12 @@ def walk(msg: Message, max_parts: int, max_depth: int) -> list[Part]:
         part, depth = stack.pop()
         if depth > max_depth:
             raise MessageTooComplex(
-                f"MIME parts nested deeper than {max_depth} levels (limit MAX_DEPTH={max_depth})"
+                f"MIME parts nested deeper than {max_depth} levels "
+                f"(maildesk reads at most {max_depth})"
             )
         if len(out) >= max_parts:
             raise MessageTooComplex(
-                f"more than {max_parts} MIME parts (limit MAX_PARTS={max_parts})"
+                f"more than {max_parts} MIME parts (maildesk reads at most {max_parts})"
             )
         source, signed = _to_read_again(part)
         entity = None

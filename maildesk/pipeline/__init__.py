@@ -9,7 +9,7 @@ that fails anywhere in here is quarantined with the reason; its raw bytes are ne
     steps.py    the order, as data: STEPS over one frozen Context (context.py)
     open.py     a new ticket            append.py  mail on an existing ticket
     sender.py   who wrote it            watchers.py, inbound.py  what the mail adds
-    outcome.py  what processing did
+    outcome.py  what processing did       historic.py  when imported mail happened
 """
 
 from maildesk.pipeline.outcome import NoSender, Outcome, Sender

@@ -14,10 +14,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from maildesk.app import App
+from maildesk.app import App, Replay
 from maildesk.errors import MessageTooComplex, NotMail
 from maildesk.mail.message import ParsedMessage
 from maildesk.parse.parser import parse_message
+from maildesk.pipeline.historic import sent_at
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.steps import process_message
 from maildesk.store import pipeline_rows, repo
@@ -44,14 +45,19 @@ def import_many(
     save: SaveRaw,
     origin: str = "import",
     budget: float = IMPORT_BUDGET,
+    replay: Replay | None = None,
+    since: datetime | None = None,
 ) -> Iterator[str]:
     """Store and process messages from a mailbox, several per transaction; yield each one's
     status. Idempotent: a message whose bytes or Message-ID are already stored is skipped
     ("already imported"). Each message is stored raw (by `save`, the inbox's) in the same
     transaction that runs it through the pipeline (in a savepoint, so a failure quarantines
     only it); nothing is held in memory beyond the message at hand.
+
+    `replay`: the mail is the mailbox's past (App.replay; it counts what was sent and what
+    was not). `since`: a message dated before it is passed over ("before --since").
     """
-    app = app.pinned()
+    app = replace(app.pinned(), replay=replay)
     stream = iter(raws)
     pending: bytes | None = next(stream, None)
     while pending is not None:
@@ -59,17 +65,21 @@ def import_many(
         with transaction(app.sessions) as session:
             started = time.monotonic()
             while pending is not None:
-                statuses.append(_import_one(app, session, pending, origin, save))
+                statuses.append(_import_one(app, session, pending, origin, save, since))
                 pending = next(stream, None)
                 if time.monotonic() - started > budget:
                     break
         yield from statuses
 
 
-def _import_one(app: App, session: Session, raw: bytes, origin: str, save: SaveRaw) -> str:
+def _import_one(
+    app: App, session: Session, raw: bytes, origin: str, save: SaveRaw, since: datetime | None
+) -> str:
     if repo.raw_exists(session, hashlib.sha256(raw).hexdigest()):
         return "already imported"
     work = _parse(0, raw)
+    if since is not None and work.msg is not None and _before(work.msg, since):
+        return BEFORE_SINCE
     if work.msg is not None and repo.message_exists(session, work.msg.message_id):
         return "already imported"
     raw_id = save(session, raw, origin, app.now())
@@ -80,6 +90,15 @@ def _import_one(app: App, session: Session, raw: bytes, origin: str, save: SaveR
         stored = dict(repo.raw_bytes(session, [outcome.then]))
         _run(app, session, _parse(outcome.then, stored.get(outcome.then)))
     return outcome.status
+
+
+BEFORE_SINCE = "before --since"
+
+
+def _before(msg: ParsedMessage, since: datetime) -> bool:
+    """Dated before `since` (a message with no readable Date is imported)."""
+    written = sent_at(msg)
+    return written is not None and written < since
 
 
 def process_pending(app: App, limit: int = 100) -> list[Outcome]:

@@ -25,6 +25,7 @@ from maildesk.pipeline.behalf import on_behalf
 from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.forwards import forward_of_ticket, own_notice
 from maildesk.pipeline.fragments import fragment
+from maildesk.pipeline.historic import message_time
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.reports import bounced, receipt_noted
@@ -202,8 +203,8 @@ def process_message(
     app: App, session: Session, raw_id: int, msg: ParsedMessage, raw_bytes: bytes
 ) -> Outcome:
     """Claim a stored message and run it through STEPS (inside the caller's savepoint)."""
-    now = app.now()
-    raw = repo.claim_raw(session, raw_id, now)
+    raw = repo.claim_raw(session, raw_id, app.now())
+    now = message_time(app, msg)  # imported mail: its own Date (pipeline.historic)
     if raw is None:
         return Outcome(raw_id, "skipped", reason="not pending (already processed)")
     ctx = Context(

@@ -28,4 +28,5 @@ def render_html(report: dict[str, Any], charts: dict[str, str]) -> str:
             "hours": hours,
             "pct": lambda v: "\u2013" if v is None else f"{v:.1f} %",
         },
+        timezone=report["period"]["timezone"],
     )

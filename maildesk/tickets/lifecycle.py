@@ -210,7 +210,7 @@ def _apply_one(
             sla.queue_changed(app, session, ticket, now)
         elif c.name == "priority":
             sla.refresh(app, ticket, now)
-        return f"{c.name}: {old} -> {c.value}"
+        return f"{c.name}: {old or 'none'} -> {c.value or 'none'}"
     if c.name in ("impact", "urgency") and c.value:
         return levels.set_level(app, session, ticket, c.name, c.value, actor, now)
     if c.name == "assign":

@@ -104,6 +104,7 @@ def agent_reply(
     changes = _apply_commands(reply, parsed, public=public)
     if internal:
         changes.append("kept as an internal note (not sent to the requester)")
+        changes.extend(_note_to_assignee(reply))
     result = ReplyResult(kind, changes)
     if public:
         notices.relay(app, session, ticket, message, actor.agent, now)
@@ -148,6 +149,27 @@ def _rejected(reply: _Reply, parsed: ParsedReply, text: str, problems: list[str]
     ref = reply.app.ref(reply.ticket.id)
     log.info("%s: commands from %s rejected: %s", ref, actor.email, "; ".join(problems))
     return ReplyResult("rejected", errors=problems)
+
+
+def _note_to_assignee(reply: _Reply) -> list[str]:
+    """A note on a ticket assigned to another agent: that agent hears of it."""
+    app, ticket = reply.app, reply.ticket
+    assignee = app.config.agent(ticket.assignee) if ticket.assignee else None
+    if assignee is None or assignee.email == reply.agent.email:
+        return []
+    by = reply.agent
+    notices.to_agent(
+        app,
+        reply.session,
+        ticket,
+        assignee,
+        kind="agent_note",
+        template="agent/note_added",
+        answers=reply.message,
+        now=reply.now,
+        noted_by=f"{by.name} <{by.email}>" if by.name else by.email,
+    )
+    return [f"note sent to the assignee, {assignee.email}"]
 
 
 def _apply_commands(reply: _Reply, parsed: ParsedReply, *, public: bool) -> list[str]:
@@ -197,18 +219,34 @@ def _merge(reply: _Reply, parsed: ParsedReply, result: ReplyResult) -> Ticket | 
 def _receipt(
     reply: _Reply, parsed: ParsedReply, merged_into: Ticket | None, result: ReplyResult
 ) -> None:
-    """The agent's receipt of what their commands did (on the ticket merged into, if any)."""
+    """The agent's receipt of what their commands did, one per ticket: the ticket the
+    reply was on, with its changes; after a #merge, the ticket merged into, with the merge."""
     notices.to_agent(
         reply.app,
         reply.session,
-        merged_into or reply.ticket,
+        reply.ticket,
         reply.agent,
         kind="command_receipt",
         template="agent/command_receipt",
-        answers=reply.message if merged_into is None else None,
+        answers=reply.message,
         now=reply.now,
         changes=result.changes,
         commands=list(parsed.lines),
+    )
+    if merged_into is None:
+        return
+    merge = [line for line in parsed.lines if line.lstrip().lower().startswith("#merge")]
+    notices.to_agent(
+        reply.app,
+        reply.session,
+        merged_into,
+        reply.agent,
+        kind="command_receipt",
+        template="agent/command_receipt",
+        answers=None,
+        now=reply.now,
+        changes=[f"{reply.app.ref(reply.ticket.id)} merged into this ticket"],
+        commands=merge or ["#merge"],
     )
 
 

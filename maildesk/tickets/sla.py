@@ -40,6 +40,9 @@ from maildesk.store.models import Ticket
 log = logging.getLogger(__name__)
 SLA_ACTOR = "sla"  # the actor of changes the SLA makes itself (escalations)
 US = timedelta(microseconds=1)
+# An imported ticket (maildesk import) older than this gets no SLA clock: its targets were
+# missed or met long before the desk saw it, and its breach notices would mail the past.
+HISTORIC_SLA_HORIZON = timedelta(days=1)
 
 
 def state_of(ticket: Ticket) -> SlaState:
@@ -92,9 +95,20 @@ def started(app: App, ticket: Ticket, matched_rules: Sequence[str], now: datetim
         organisation_policy=_organisation_policy(app, ticket),
     )
     name = policy.name if policy else None
+    if _historic(app, now):
+        name = None  # no policy: no due times, nothing falls due
     ticket.status_changed_at = now
     _store(ticket, start_clock(sla, policy=name, status=ticket.status, created_at=now))
     refresh(app, ticket, now)
+
+
+def _historic(app: App, created_at: datetime) -> bool:
+    """An imported ticket older than HISTORIC_SLA_HORIZON: it starts no clock."""
+    replay = app.replay
+    if replay is None or not replay.historic or app.now() - created_at <= HISTORIC_SLA_HORIZON:
+        return False
+    replay.without_sla += 1
+    return True
 
 
 def _organisation_policy(app: App, ticket: Ticket) -> str | None:
