@@ -49,6 +49,7 @@ from maildesk.config.reader import (
 from maildesk.config.rules import read_matrix, read_rules, read_vips
 from maildesk.config.sla import SECTIONS as SLA_SECTIONS
 from maildesk.config.sla import compile_sla
+from maildesk.config.survey import read_survey
 from maildesk.errors import ConfigError, ConfigProblem
 
 DEFAULT_CONFIG = "maildesk.toml"
@@ -74,6 +75,7 @@ _SECTIONS = {
     "http",
     "monitors",
     "problems",
+    "survey",
 }
 
 
@@ -132,9 +134,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    http = read_http(r, r.table(data, "http"))
-    monitors = read_monitors(r, r.array(data, "monitors"), queues=queue_names)
-    problems = read_problems(r, r.table(data, "problems"))
+    later = _later_sections(r, data, queue_names)
     r.check()
     return Config(
         path=cfg_path,
@@ -153,10 +153,18 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
-        http=http,
-        monitors=monitors,
-        problems=problems,
+        **later,
     )
+
+
+def _later_sections(r: Reader, data: Mapping[str, Any], queues: set[str]) -> dict[str, Any]:
+    """[http], [[monitors]], [problems] and [survey], as Config's keyword arguments."""
+    return {
+        "http": read_http(r, r.table(data, "http")),
+        "monitors": read_monitors(r, r.array(data, "monitors"), queues=queues),
+        "problems": read_problems(r, r.table(data, "problems")),
+        "survey": read_survey(r, r.table(data, "survey"), queues=queues),
+    }
 
 
 def _desk(r: Reader, t: dict[str, Any]) -> DeskConfig:
@@ -171,6 +179,7 @@ def _desk(r: Reader, t: dict[str, Any]) -> DeskConfig:
         or timedelta(0),
         secret=_secret(r, t),
         assign_on_reply=bool(r.take(t, "[desk]", "assign_on_reply", bool, True)),
+        gratitude_reopens=bool(r.take(t, "[desk]", "gratitude_reopens", bool, False)),
     )
     r.done(t, "[desk]")
     return desk

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.monitors import Monitor
@@ -31,6 +32,8 @@ class DeskConfig:
     secret: str | None = field(default=None, repr=False)
     # An agent's public reply to an unassigned ticket makes them its assignee.
     assign_on_reply: bool = True
+    # A requester's short thank-you reopens a resolved ticket (default: recorded only).
+    gratitude_reopens: bool = False
 
     @property
     def domain(self) -> str:
@@ -243,6 +246,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     monitors: tuple[Monitor, ...] = ()
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
 
     @property
     def default_queue(self) -> Queue:

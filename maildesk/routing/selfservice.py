@@ -4,7 +4,7 @@
 - `close_request`: a first line `close`, `resolved` or `#close`: resolve the ticket.
 - `is_gratitude`: a short thank-you ("thanks!", "danke", "merci", "спасибо", "ありがとう"…,
   with a signature or a "works now"), which must not reopen a resolved ticket.
-- `survey_answer`: a first line `good` / `bad` (a comment after it) or a score 1–5.
+- `survey_answer`: a first line `good` / `bad` (a comment after it) or a score 1-5.
 """
 
 from __future__ import annotations
@@ -68,13 +68,13 @@ _THANKS = (
 )
 _THANKS_RE = re.compile("|".join(re.escape(t) for t in _THANKS))
 # Words that may stand beside a thank-you without asking for anything more.
-_FILLERS = frozenset(
-    """a again all and best bien cheers everyone everything fine fixed for good great guys
+_FILLER_WORDS = """a again all and best bien cheers everyone everything fine fixed for good
+    great guys
     help helped hi hello it its kind lot much now ok okay perfect really regards resolved
     solved so sorted team that the this very working works you your
     funktioniert jetzt es läuft alles gut ça marche fonctionne maintenant funciona ya ahora
-    funkar nu werkt het weer funziona ora obrigado funcionou""".split()
-)
+    funkar nu werkt het weer funziona ora obrigado funcionou"""
+_FILLERS = frozenset(_FILLER_WORDS.split())
 # Any of these means the reply asks for more: never a plain thank-you.
 _DOUBT = re.compile(
     r"\?|\b(but|still|not|no|again\s+broken|doesn'?t|don'?t|isn'?t|can'?t|won'?t|aber|"
@@ -89,7 +89,7 @@ _GOOD_BAD = re.compile(r"^\s*(good|bad)\b\s*[-:,.!]*\s*(.*)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class SurveyAnswer:
-    """A survey reply: `score` is "good", "bad" or 1–5; `comment` the rest (may be "")."""
+    """A survey reply: `score` is "good", "bad" or 1-5; `comment` the rest (may be "")."""
 
     score: str | int
     comment: str
@@ -149,7 +149,7 @@ def is_gratitude(text: str) -> bool:
 
 
 def survey_answer(text: str) -> SurveyAnswer | None:
-    """A survey reply: its first line `good` or `bad` or a score 1–5, the rest a comment."""
+    """A survey reply: its first line `good` or `bad` or a score 1-5, the rest a comment."""
     lines = _lines(text)
     if not lines:
         return None

@@ -61,6 +61,7 @@ from maildesk.store.reports import (
     requeue_fragments,
     stale_fragments,
 )
+from maildesk.store.selfservice import requester_tickets, status_mails_since, surveys_due
 from maildesk.store.threads import (
     StoreThreadIndex,
     bounced_message,
@@ -157,6 +158,7 @@ __all__ = [
     "remove_link",
     "remove_watchers",
     "removed_watchers",
+    "requester_tickets",
     "requeue_fragments",
     "requeue_quarantined",
     "routed_by",
@@ -164,6 +166,8 @@ __all__ = [
     "set_aside_message",
     "sla_tickets",
     "stale_fragments",
+    "status_mails_since",
+    "surveys_due",
     "ticket_alert",
     "ticket_files",
     "ticket_with_history",
