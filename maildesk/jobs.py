@@ -186,7 +186,8 @@ def send_surveys(app: App, now: datetime) -> int:
                 return sent
             ticket = due[0]
             done.append(ticket.id)
-            sent += _survey(app, session, ticket, now)
+            if not repo.survey_settled(session, ticket.id):
+                sent += _survey(app, session, ticket, now)
 
 
 def _automatic_mail(ticket: Ticket) -> str:

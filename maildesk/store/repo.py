@@ -61,7 +61,12 @@ from maildesk.store.reports import (
     requeue_fragments,
     stale_fragments,
 )
-from maildesk.store.selfservice import requester_tickets, status_mails_since, surveys_due
+from maildesk.store.selfservice import (
+    requester_tickets,
+    status_mails_since,
+    survey_settled,
+    surveys_due,
+)
 from maildesk.store.threads import (
     StoreThreadIndex,
     bounced_message,
@@ -167,6 +172,7 @@ __all__ = [
     "sla_tickets",
     "stale_fragments",
     "status_mails_since",
+    "survey_settled",
     "surveys_due",
     "ticket_alert",
     "ticket_files",

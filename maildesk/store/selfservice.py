@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from maildesk.store.db import for_update
 from maildesk.store.models import Contact, Event, OutboxEntry, Ticket
 from maildesk.terms import Status
 
@@ -69,4 +70,12 @@ def surveys_due(
         stmt = stmt.where(Ticket.queue.in_(list(queues)))
     if skip:
         stmt = stmt.where(Ticket.id.not_in(list(skip)))
-    return list(session.scalars(stmt.order_by(Ticket.resolved_at, Ticket.id).limit(limit)))
+    stmt = stmt.order_by(Ticket.resolved_at, Ticket.id).limit(limit)
+    return list(session.scalars(for_update(stmt, session, skip_locked=True, of=Ticket)))
+
+
+def survey_settled(session: Session, ticket_id: int) -> bool:
+    """The ticket has had its survey, or been let off one (asked again once it is locked:
+    another daemon may have sent it meanwhile)."""
+    stmt = select(Event.id).where(Event.ticket_id == ticket_id, Event.kind.in_(SURVEY_EVENTS))
+    return session.scalar(stmt.limit(1)) is not None
