@@ -11,11 +11,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from maildesk import jobs
 from maildesk.store.db import transaction
-from maildesk.store.models import Ticket
+from maildesk.store.models import RawMessage, Ticket
 from tests.agents import ALICE, CAROL, Mailbox, events, open_ticket, plain_reply, received
 from tests.conftest import Desk, Sink, mail, running_desk, wait_until
 
@@ -42,6 +42,13 @@ def resolved_ago(desk: Desk, ago: timedelta) -> None:
     """Move every ticket's resolution back to `ago` before now (as time passing would)."""
     with transaction(desk.app.sessions) as session:
         session.execute(update(Ticket).values(resolved_at=desk.app.now() - ago))
+
+
+def last_raw_reason(desk: Desk) -> str:
+    with transaction(desk.app.sessions, readonly=True) as session:
+        return str(
+            session.scalars(select(RawMessage.reason).order_by(RawMessage.id.desc())).first()
+        )
 
 
 def unhappy(desk: Desk, address: str) -> list[EmailMessage]:
@@ -92,12 +99,13 @@ def test_status_is_never_answered_for_automatic_mail_and_is_rate_limited(desk: D
     desk.send(mail("status", "", headers={"Auto-Submitted": "auto-replied"}))
     wait_until(lambda: desk.raw_statuses()[-1] == "ignored" or None)
     assert carol.nothing_new()
-    limit = desk.config.notify.auto_replies_per_hour - 1  # the acknowledgement counts not
-    for _ in range(limit + 2):
+    per_hour = desk.config.notify.auto_replies_per_hour
+    for _ in range(per_hour + 1):
         desk.send(mail("status", ""))
-    desk.wait_processed(limit + 4)
-    assert len(carol.next(limit + 1)) == limit + 1
-    assert carol.nothing_new()
+    desk.wait_processed(1 + 1 + per_hour + 1)  # the ticket, the automatic one, the requests
+    assert len(carol.next(per_hour)) == per_hour
+    assert carol.nothing_new()  # the one past the limit is not answered
+    assert "rate limit" in last_raw_reason(desk)
     assert len(desk.tickets()) == 1
 
 
