@@ -120,6 +120,9 @@ def _sample_extras(config: Config) -> dict[str, Any]:
         "merged_into": {"ref": f"{config.desk.ref_prefix}-7", "subject": "Printers"},
         "why": "no answer from the requester",
         "resolve_after": 2,
+        "tickets": [_status_line(config, "open", None)],
+        "resolved": [_status_line(config, "resolved", "2026-11-20T09:00:00Z")],
+        "csat": {"score": "bad", "comment": "took a week", "at": "2026-11-25T17:00:00Z"},
         "problem": {
             "ref": f"{config.desk.ref_prefix}-7",
             "subject": "Print spooler crashes",
@@ -138,6 +141,19 @@ def _sample_extras(config: Config) -> dict[str, Any]:
             "crossed_at": "2026-11-25T17:00:00+00:00",
             "escalated_to": ["lead@example.com"],
         },
+    }
+
+
+def _status_line(config: Config, status: str, resolved_at: str | None) -> dict[str, Any]:
+    """A ticket as a status list shows it (maildesk.notify.selfservice)."""
+    return {
+        "ref": f"{config.desk.ref_prefix}-42",
+        "subject": "Printer on fire",
+        "status": status,
+        "assignee_name": "Agent",
+        "updated_at": "2026-11-23T09:00:00Z",
+        "resolved_at": resolved_at,
+        "next_due": "2026-11-25T17:00:00Z",
     }
 
 

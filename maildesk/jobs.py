@@ -22,7 +22,8 @@ from maildesk.app import App
 from maildesk.learn.model import LearnUnavailable
 from maildesk.learn.predict import forget
 from maildesk.learn.train import TrainResult, train_label
-from maildesk.notify import notices
+from maildesk.notify import notices, selfservice
+from maildesk.routing.guard import AUTOMATIC_REASONS, automatic_address
 from maildesk.routing.partial import PARTIAL_WAIT
 from maildesk.sla.lifecycle import lifecycle_due
 from maildesk.store import repo
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SCHEDULER = Actor("scheduler", "scheduler")
 STUCK_RETRY = timedelta(minutes=5)
+SURVEY_WINDOW = timedelta(days=7)  # a ticket resolved longer than this before its delay: none
 
 
 @dataclass
@@ -207,3 +209,61 @@ def retrain(app: App, now: datetime, *, force: bool = False) -> list[TrainResult
         results.append(result)
     forget(app)  # this daemon loads the new models with its next message; others within POLL
     return results
+
+
+def send_surveys(app: App, now: datetime) -> int:
+    """[survey]: mail the satisfaction survey of each ticket resolved `delay` ago (within a
+    week of that, so enabling surveys does not mail every old ticket), once per ticket, one
+    ticket per transaction; an automatic or bouncing requester gets none (recorded as
+    `survey_skipped`). Returns how many were sent."""
+    config = app.config.survey
+    if not config.enabled:
+        return 0
+    end = now - config.delay
+    sent: int = 0
+    done: list[int] = []
+    while True:
+        with transaction(app.sessions) as session:
+            due = repo.surveys_due(session, (end - SURVEY_WINDOW, end), config.queues, skip=done)
+            if not due:
+                return sent
+            ticket = due[0]
+            done.append(ticket.id)
+            if not repo.survey_settled(session, ticket.id):
+                sent += _survey(app, session, ticket, now)
+
+
+def _automatic_mail(ticket: Ticket) -> str:
+    """Why the requester's mail on the ticket was written by a machine ("" if it was not)."""
+    for event in ticket.events:
+        data = event.data or {}
+        reason = str(data.get("reason") or data.get("automatic") or "")
+        if event.kind == "message" and data.get("automatic"):
+            return f"the requester's mail was automatic ({reason})"
+        if (
+            event.kind == "notification_suppressed"
+            and data.get("notification") == "acknowledgement"
+            and reason.startswith(AUTOMATIC_REASONS)
+        ):
+            return f"the requester's mail was automatic ({reason})"
+    return ""
+
+
+def _survey(app: App, session: Session, ticket: Ticket, now: datetime) -> int:
+    """One ticket's survey, or the reason it gets none; 1 if sent."""
+    requester = ticket.requester
+    reason = (
+        automatic_address(requester.email, app.config.own_addresses)
+        or (f"requester address bounces: {requester.bounce_reason}" if requester.bounced_at else "")
+        or _automatic_mail(ticket)
+    )
+    message = None if reason else selfservice.survey(app, session, ticket, now)
+    if message is None:
+        reason = reason or "not sent (see notification_suppressed)"
+        repo.add_event(session, ticket, "survey_skipped", now, via="scheduler", reason=reason)
+        return 0
+    repo.add_event(
+        session, ticket, "survey_sent", now, via="scheduler", message_id=message.message_id
+    )
+    log.info("%s: survey sent to %s", app.ref(ticket.id), requester.email)
+    return 1

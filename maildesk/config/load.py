@@ -50,6 +50,7 @@ from maildesk.config.reader import (
 from maildesk.config.rules import read_matrix, read_rules, read_vips
 from maildesk.config.sla import SECTIONS as SLA_SECTIONS
 from maildesk.config.sla import compile_sla
+from maildesk.config.survey import read_survey
 from maildesk.errors import ConfigError, ConfigProblem
 
 DEFAULT_CONFIG = "maildesk.toml"
@@ -76,6 +77,7 @@ _SECTIONS = {
     "monitors",
     "problems",
     "learning",
+    "survey",
 }
 
 
@@ -164,6 +166,7 @@ def _service_desk(r: Reader, data: Mapping[str, Any], queues: set[str]) -> dict[
         "monitors": read_monitors(r, r.array(data, "monitors"), queues=queues),
         "problems": read_problems(r, r.table(data, "problems")),
         "learning": read_learning(r, data, queues=queues),
+        "survey": read_survey(r, r.table(data, "survey"), queues=queues),
     }
 
 
@@ -179,6 +182,7 @@ def _desk(r: Reader, t: dict[str, Any]) -> DeskConfig:
         or timedelta(0),
         secret=_secret(r, t),
         assign_on_reply=bool(r.take(t, "[desk]", "assign_on_reply", bool, True)),
+        gratitude_reopens=bool(r.take(t, "[desk]", "gratitude_reopens", bool, False)),
     )
     r.done(t, "[desk]")
     return desk

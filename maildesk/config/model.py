@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from maildesk.config.learning import LearningConfig
+from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.monitors import Monitor
@@ -32,6 +33,8 @@ class DeskConfig:
     secret: str | None = field(default=None, repr=False)
     # An agent's public reply to an unassigned ticket makes them its assignee.
     assign_on_reply: bool = True
+    # A requester's short thank-you reopens a resolved ticket (default: recorded only).
+    gratitude_reopens: bool = False
 
     @property
     def domain(self) -> str:
@@ -245,6 +248,7 @@ class Config:
     monitors: tuple[Monitor, ...] = ()
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
 
     @property
     def default_queue(self) -> Queue:

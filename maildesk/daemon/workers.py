@@ -174,6 +174,7 @@ class SlaSchedule:
             report = jobs.run_due(app, app.now())
             jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
             jobs.detect_problems(app, app.now())  # [problems] detect
+            jobs.send_surveys(app, app.now())  # [survey]
         except StoreUnavailable as exc:
             app.metrics.store_failed("sla")
             log.error("store unavailable, SLA job skipped: %s", exc)

@@ -62,6 +62,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/problem_linked": ("problem",),
     "agent/reply_not_relayed": ("why",),
     "agent/note_added": ("noted_by",),
+    "requester/status": ("tickets", "resolved"),
+    "agent/survey_bad": ("csat",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -83,6 +85,10 @@ TEMPLATES = (
     "agent/alert_recovered",
     "agent/problem_detected",
     "agent/problem_linked",
+    "requester/status",
+    "requester/closed_by_you",
+    "requester/survey",
+    "agent/survey_bad",
 )
 
 

@@ -17,10 +17,11 @@ from maildesk.pipeline.outcome import Outcome
 from maildesk.pipeline.watchers import add_cc_watchers
 from maildesk.routing.guard import Verdict, automatic, may_auto_reply
 from maildesk.routing.proof import authentication_results
+from maildesk.routing.selfservice import SurveyAnswer, close_request, is_gratitude, survey_answer
 from maildesk.store import repo
 from maildesk.store.models import Message
 from maildesk.terms import REOPENABLE_STATUSES, Status
-from maildesk.tickets import lifecycle
+from maildesk.tickets import lifecycle, selfservice
 from maildesk.tickets.lifecycle import Actor
 from maildesk.tickets.replies import agent_reply
 
@@ -186,3 +187,87 @@ def agent_mail(ctx: Context) -> Outcome:
     raw.ticket_id = ticket.id
     ref = ctx.app.ref(ticket.id)
     return Outcome(raw.id, result.status, ticket.id, ref, "; ".join(result.errors))
+
+
+def requester_action(ctx: Context) -> Outcome | None:
+    """A requester's reply that acts on its ticket: a survey answer, a first line `close`
+    (`resolved`, `#close`), or a short thank-you to a resolved ticket, which is recorded and
+    does not reopen it (`[desk] gratitude_reopens`). Anything else: None (appended as usual).
+
+    Resolving needs the requester's proof (requester_unproven); an unproven `close` is
+    recorded and changes nothing.
+    """
+    on, msg = ctx.on, ctx.msg
+    ticket = on.ticket
+    if on.sender.kind not in ("requester", "watcher"):
+        return None
+    if not may_auto_reply(msg, ctx.app.config.own_addresses).allowed:
+        return None  # automatic mail: kept by append_mail, never obeyed
+    text = new_text(msg.body_text, msg.body_html) or msg.body_text
+    unproven = requester_unproven(ctx.app, msg, ctx.tied_by)
+    mine = on.sender.kind == "requester"
+    answer = survey_answer(text) if mine and selfservice.survey_pending(ticket) else None
+    if answer is not None:
+        return _survey_answered(ctx, text, answer, unproven)
+    word = close_request(text) if mine else None
+    done = ticket.status in REOPENABLE_STATUSES
+    if word is not None and not unproven and not done:
+        return _closed(ctx, text, word)
+    if word is not None:
+        why = f"already {ticket.status}" if done else unproven
+        repo.add_event(
+            ctx.session,
+            ticket,
+            "close_refused",
+            ctx.now,
+            actor=msg.from_addr,
+            word=word,
+            reason=why,
+        )
+        return _kept(ctx, text, f"{word!r}: {why}") if done else None
+    if done and not ctx.app.config.desk.gratitude_reopens and is_gratitude(text):
+        repo.add_event(ctx.session, ticket, "gratitude", ctx.now, actor=msg.from_addr)
+        return _kept(ctx, text, f"a thank-you to a {ticket.status} ticket: not reopened")
+    return None
+
+
+def _kept(ctx: Context, text: str, reason: str) -> Outcome:
+    """Store the reply on the ticket, changing nothing else."""
+    ticket = ctx.on.ticket
+    store_message(ctx, ticket, text=text)
+    message_event(ctx, ticket, ctx.on.sender.kind)
+    ctx.raw.ticket_id = ticket.id
+    ref = ctx.app.ref(ticket.id)
+    log.info("kept %s on %s: %s (raw %s)", ctx.msg.message_id, ref, reason, ctx.raw.id)
+    return Outcome(ctx.raw.id, "appended", ticket.id, ref, reason)
+
+
+def _closed(ctx: Context, text: str, word: str) -> Outcome:
+    """The requester's proven `close`: resolved, a receipt to them, the agents told."""
+    app, session, ticket, now = ctx.app, ctx.session, ctx.on.ticket, ctx.now
+    inbound = store_message(ctx, ticket, text=text)
+    message_event(ctx, ticket, "requester")
+    selfservice.resolve_by_requester(app, session, ticket, inbound, word, now)
+    notices.requester_replied(app, session, ticket, inbound, ctx.msg, now, reopened=False)
+    ctx.raw.ticket_id = ticket.id
+    return Outcome(ctx.raw.id, "resolved", ticket.id, app.ref(ticket.id), f"{word!r} by requester")
+
+
+def _survey_answered(ctx: Context, text: str, answer: SurveyAnswer, unproven: str) -> Outcome:
+    """A survey answer: recorded (a bad one escalated) when proven; never reopens."""
+    if unproven:
+        repo.add_event(
+            ctx.session,
+            ctx.on.ticket,
+            "survey_refused",
+            ctx.now,
+            actor=ctx.msg.from_addr,
+            reason=unproven,
+        )
+        return _kept(ctx, text, f"survey answer not recorded: {unproven}")
+    ticket = ctx.on.ticket
+    inbound = store_message(ctx, ticket, text=text)
+    message_event(ctx, ticket, "requester")
+    selfservice.record_answer(ctx.app, ctx.session, ticket, inbound, answer, ctx.now)
+    ctx.raw.ticket_id = ticket.id
+    return Outcome(ctx.raw.id, "survey", ticket.id, ctx.app.ref(ticket.id), str(answer.score))

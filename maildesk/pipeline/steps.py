@@ -20,7 +20,7 @@ from maildesk.app import App
 from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.alerts import alerts
-from maildesk.pipeline.append import agent_mail, append_mail
+from maildesk.pipeline.append import agent_mail, append_mail, requester_action
 from maildesk.pipeline.behalf import on_behalf
 from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.forwards import forward_of_ticket, own_notice
@@ -29,6 +29,7 @@ from maildesk.pipeline.historic import message_time
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.reports import bounced, receipt_noted
+from maildesk.pipeline.selfservice import status_request
 from maildesk.pipeline.sender import classify_sender
 from maildesk.routing.bounce import recognise as recognise_bounce
 from maildesk.routing.guard import is_own_loop
@@ -187,6 +188,7 @@ STEPS: tuple[Step, ...] = (
     bounce,
     requester,
     alerts,  # a monitor's alert: the one open incident of its key (pipeline/alerts.py)
+    status_request,  # subject "status" alone: the sender's tickets mailed back, no ticket
     existing_ticket,
     agent,
     tied,
@@ -194,6 +196,7 @@ STEPS: tuple[Step, ...] = (
     forward_of_ticket,  # a forward by someone not on the ticket: a new ticket, linked
     subject_tag_only,
     stranger,
+    requester_action,  # close by reply, a survey answer, a thank-you that does not reopen
     past_reopen_window,
     append_mail,  # anything else goes on the ticket (a requester's reply may reopen it)
 )

@@ -14,7 +14,7 @@ from maildesk.mail.address import is_desk_address
 from maildesk.mail.message import ParsedMessage
 from maildesk.mail.render import LOOP_HEADER
 
-__all__ = ["LOOP_HEADER", "automatic", "is_own_loop", "may_auto_reply"]
+__all__ = ["LOOP_HEADER", "automatic", "automatic_address", "is_own_loop", "may_auto_reply"]
 
 _ROBOT_LOCALS = re.compile(
     r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?|daemon|"
@@ -62,6 +62,17 @@ def automatic(msg: ParsedMessage) -> str | None:
     return None
 
 
+def automatic_address(address: str, own_addresses: Collection[str]) -> str | None:
+    """Why mail to this address would go to a machine (ours, or a robot's), or None."""
+    if not address or "@" not in address:
+        return "no usable address"
+    if is_desk_address(address, own_addresses):
+        return f"{address} is one of our own addresses"
+    if _ROBOT_LOCALS.match(address.partition("@")[0]):
+        return f"{address} is an automated sender"
+    return None
+
+
 def may_auto_reply(msg: ParsedMessage, own_addresses: Collection[str]) -> Verdict:
     """Decide whether an acknowledgement may be sent in answer to this message."""
     if why := automatic(msg):
@@ -85,3 +96,21 @@ def may_auto_reply(msg: ParsedMessage, own_addresses: Collection[str]) -> Verdic
     if _ROBOT_LOCALS.match(sender.partition("@")[0]):
         return Verdict(False, f"From {sender} is an automated sender")
     return ALLOWED
+
+
+# The reasons may_auto_reply gives for a message a machine wrote (not for a rate limit or
+# a setting): an acknowledgement suppressed for one of these went to automatic mail.
+AUTOMATIC_REASONS = (
+    "Auto-Submitted",
+    "Precedence",
+    "x-autoreply",
+    "x-autorespond",
+    "Content-Class",
+    "list-id",
+    "list-unsubscribe",
+    "x-loop",
+    LOOP_HEADER.lower(),
+    "X-Auto-Response-Suppress",
+    "delivery report",
+    "From ",
+)

@@ -73,6 +73,12 @@ from maildesk.store.reports import (
     requeue_fragments,
     stale_fragments,
 )
+from maildesk.store.selfservice import (
+    requester_tickets,
+    status_mails_since,
+    survey_settled,
+    surveys_due,
+)
 from maildesk.store.threads import (
     StoreThreadIndex,
     bounced_message,
@@ -174,6 +180,7 @@ __all__ = [
     "remove_link",
     "remove_watchers",
     "removed_watchers",
+    "requester_tickets",
     "requeue_fragments",
     "requeue_quarantined",
     "routed_by",
@@ -184,7 +191,10 @@ __all__ = [
     "set_aside_message",
     "sla_tickets",
     "stale_fragments",
+    "status_mails_since",
     "stored_model",
+    "survey_settled",
+    "surveys_due",
     "ticket_alert",
     "ticket_files",
     "ticket_with_history",

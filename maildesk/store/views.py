@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from maildesk.store.models import AlertState, Message, Ticket
+from maildesk.store.models import AlertState, Event, Message, Ticket
 from maildesk.store.problems import related, ticket_alert
 from maildesk.store.tickets import links, ticket_with_history, watchers
 from maildesk.timefmt import iso
@@ -92,6 +92,7 @@ def ticket_detail_json(
         "incidents": [],
         "known_error": ticket.known_error,
         "alert": None,
+        "csat": csat_json(ticket.events),
         **(problems or {}),
         "messages": [message_json(m) for m in ticket.messages],
         "events": [
@@ -99,6 +100,15 @@ def ticket_detail_json(
             for e in ticket.events
         ],
     }
+
+
+def csat_json(events: Sequence[Event]) -> dict[str, Any] | None:
+    """The requester's survey answer: score ("good", "bad" or 1-5), comment, at; or None."""
+    answer = next((e for e in reversed(events) if e.kind == "survey_answered"), None)
+    if answer is None:
+        return None
+    data = answer.data or {}
+    return {"score": data.get("score"), "comment": data.get("comment") or "", "at": iso(answer.at)}
 
 
 def ticket_detail(session: Session, ticket_id: int, prefix: str) -> dict[str, Any] | None:
