@@ -222,7 +222,7 @@ def _sla_line(detail: dict[str, Any], zone: str) -> str:
 
 def _is_notice(m: dict[str, Any]) -> bool:
     """An agent notice the desk sent: one copy per agent, each with its own reply token."""
-    return m["direction"] == "out" and m["internal"] and m["kind"] != "note"
+    return bool(m["direction"] == "out" and m["internal"] and m["kind"] != "note")
 
 
 def _conversation(detail: dict[str, Any], zone: str) -> Iterator[str]:
