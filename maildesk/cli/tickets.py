@@ -67,19 +67,18 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
     """One ticket with its messages and events."""
     ticket_id = _ticket_id(args.id)
 
-    def load(app: App, session: Any) -> tuple[str, dict[str, Any]]:
+    def load(app: App, session: Any) -> tuple[str, dict[str, Any], str | None]:
         detail = ticket_detail(session, ticket_id, app.config.desk.ref_prefix)
         ticket = session.get(Ticket, ticket_id)
         if detail is None or ticket is None:
             raise NotFound(f"ticket {args.id} not found")
-        detail["sla_state"] = standing(ticket) if ticket.sla_policy else None
-        return app.config.desk.timezone, detail
+        return app.config.desk.timezone, detail, standing(ticket) if ticket.sla_policy else None
 
-    zone, detail = with_session(args, load, readonly=True)
+    zone, detail, sla_state = with_session(args, load, readonly=True)
     if args.json:
         print_json(detail)
         return EX_OK
-    for line in views.show_text(detail, zone):
+    for line in views.show_text(detail, zone, sla_state):
         print(line)
     return EX_OK
 

@@ -174,9 +174,10 @@ def _when(value: str | None, zone: str) -> str:
     return local_text(datetime.fromisoformat(value.replace("Z", "+00:00")), zone)
 
 
-def show_text(detail: dict[str, Any], zone: str) -> Iterator[str]:
-    """`maildesk ticket show`: the ticket's fields and SLA, its conversation (a fan-out of
-    agent notices as one line), then its events; times in the desk's timezone `zone`."""
+def show_text(detail: dict[str, Any], zone: str, sla_state: str | None) -> Iterator[str]:
+    """`maildesk ticket show`: the ticket's fields and SLA (policy, `sla_state` as `maildesk
+    sla` words it, due times), its conversation (a fan-out of agent notices as one line),
+    then its events; times in the desk's timezone `zone`."""
     yield f"{detail['ref']}  {detail['subject']}"
     yield (
         f"status {detail['status']}  priority {detail['priority']}  queue {detail['queue']}  "
@@ -190,7 +191,7 @@ def show_text(detail: dict[str, Any], zone: str) -> Iterator[str]:
             f"organisation {detail['organisation'] or '-'}"
         )
     if detail["sla_policy"]:
-        yield _sla_line(detail, zone)
+        yield _sla_line(detail, zone, sla_state)
     if detail["watchers"]:
         yield f"watchers {', '.join(detail['watchers'])}"
     for link in detail["links"]:
@@ -208,16 +209,16 @@ def show_text(detail: dict[str, Any], zone: str) -> Iterator[str]:
         yield f"  {event_line(e, zone)}"
 
 
-def _sla_line(detail: dict[str, Any], zone: str) -> str:
+def _sla_line(detail: dict[str, Any], zone: str, state: str | None) -> str:
     """The SLA policy, its standing and both targets, e.g. `sla standard: at risk; first
     response due Tue 1 Dec 19:10 (answered Tue 1 Dec 18:02); resolution due ...`."""
     answered = detail["first_response_at"]
     response = f"first response due {_when(detail['first_response_due'], zone)}" + (
         f" (answered {_when(answered, zone)})" if answered else ""
     )
-    state = f": {detail['sla_state']}" if detail.get("sla_state") else ""
+    standing = f": {state}" if state else ""
     resolution = f"resolution due {_when(detail['resolution_due'], zone)}"
-    return f"sla {detail['sla_policy']}{state}; {response}; {resolution}"
+    return f"sla {detail['sla_policy']}{standing}; {response}; {resolution}"
 
 
 def _is_notice(m: dict[str, Any]) -> bool:
