@@ -582,7 +582,7 @@ class Desk:
         return json.loads(out)
 
     def tickets(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.json("tickets")
+        result: list[dict[str, Any]] = self.json("tickets", "--all")
         return result
 
     def ticket(self, ref: str | int) -> dict[str, Any]:

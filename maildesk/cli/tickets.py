@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -20,6 +19,8 @@ from sqlalchemy.orm import Session
 from maildesk.app import App
 from maildesk.cli import attachments, views
 from maildesk.cli.common import EX_OK, Parsers, err, operator, print_json, print_table, with_session
+from maildesk.cli.listing import AGENT_ENV, as_agent_option, local_iso
+from maildesk.cli.listing import add_tickets as add_tickets  # registered with the others
 from maildesk.config import Agent, load_config
 from maildesk.errors import MaildeskError, NotFound
 from maildesk.store import repo
@@ -28,10 +29,10 @@ from maildesk.store.views import ticket_detail
 from maildesk.tickets import lifecycle, replies
 from maildesk.tickets.commands import AgentRef, find_agent
 from maildesk.tickets.lifecycle import Actor
+from maildesk.tickets.sla import standing
 
 T = TypeVar("T")
 
-AGENT_ENV = "MAILDESK_AGENT"
 # `ticket set` keys and the mail command each one is.
 SET_FIELDS = {
     "status": "status",
@@ -55,35 +56,6 @@ SET_FIELDS = {
 }
 
 
-def cmd_tickets(args: argparse.Namespace) -> int:
-    """List tickets, newest first."""
-
-    def load(app: App, session: Any) -> tuple[str, list[dict[str, Any]]]:
-        prefix = app.config.desk.ref_prefix
-        rows = repo.list_tickets(
-            session, status=args.status, queue=args.queue, limit=args.limit, offset=args.offset
-        )
-        return prefix, [views.ticket_json(t, prefix) for t in rows]
-
-    _prefix, tickets = with_session(args, load, readonly=True)
-    if args.json:
-        print_json(tickets)
-        return EX_OK
-    table = Table("ref", "status", "prio", "queue", "requester", "subject", "updated")
-    for t in tickets:
-        table.add_row(
-            t["ref"],
-            t["status"],
-            t["priority"],
-            t["queue"],
-            t["requester"],
-            t["subject"],
-            (t["updated_at"] or "")[:16],
-        )
-    print_table(table)
-    return EX_OK
-
-
 def _ticket_id(value: str) -> int:
     number = value.rpartition("-")[2]
     if not number.isdigit():
@@ -95,49 +67,19 @@ def cmd_ticket_show(args: argparse.Namespace) -> int:
     """One ticket with its messages and events."""
     ticket_id = _ticket_id(args.id)
 
-    def load(app: App, session: Any) -> dict[str, Any]:
+    def load(app: App, session: Any) -> tuple[str, dict[str, Any], str | None]:
         detail = ticket_detail(session, ticket_id, app.config.desk.ref_prefix)
-        if detail is None:
+        ticket = session.get(Ticket, ticket_id)
+        if detail is None or ticket is None:
             raise NotFound(f"ticket {args.id} not found")
-        return detail
+        return app.config.desk.timezone, detail, standing(ticket) if ticket.sla_policy else None
 
-    detail = with_session(args, load, readonly=True)
+    zone, detail, sla_state = with_session(args, load, readonly=True)
     if args.json:
         print_json(detail)
         return EX_OK
-    print(f"{detail['ref']}  {detail['subject']}")
-    print(
-        f"status {detail['status']}  priority {detail['priority']}  queue {detail['queue']}  "
-        f"type {detail['type']}  assignee {detail['assignee'] or '-'}  tags {detail['tags']}"
-    )
-    print(f"requester {detail['requester']}  created {detail['created_at']}")
-    if detail["impact"] or detail["urgency"] or detail["organisation"]:
-        print(
-            f"impact {detail['impact'] or '-'}  urgency {detail['urgency'] or '-'}  "
-            f"organisation {detail['organisation'] or '-'}"
-        )
-    if detail["watchers"]:
-        print(f"watchers {', '.join(detail['watchers'])}")
-    for link in detail["links"]:
-        print(f"linked {link['ticket']} ({link['relation']})")
-    if detail["alert"]:
-        a = detail["alert"]
-        print(f"alert {a['monitor']} {a['key']} {a['state']} {a['severity']} count {a['count']}")
-    if detail["known_error"]:
-        print(f"known error: {detail['known_error']}")
-    if detail["merged_into"]:
-        print(f"merged into {detail['merged_into']}: its history is there now")
-    for m in detail["messages"]:
-        flag = " (internal)" if m["internal"] else ""
-        to = ", ".join([*m["to"], *m["cc"]])
-        print(f"\n--- {m['direction']} {m['kind']} {m['created_at']} {m['from']} -> {to}{flag}")
-        print(f"Subject: {m['subject']}")
-        print(m["body_text"].rstrip())
-        for a in m["attachments"]:
-            print(f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]")
-    print("\nevents:")
-    for e in detail["events"]:
-        print(f"  {views.event_line(e)}")
+    for line in views.show_text(detail, zone, sla_state):
+        print(line)
     return EX_OK
 
 
@@ -284,8 +226,8 @@ def cmd_sla(args: argparse.Namespace) -> int:
             r["policy"],
             r["assignee"] or "-",
             f"{minutes // 60}h{minutes % 60:02d}",
-            _local(r["first_response_due"], zone) if not r["first_response_at"] else "answered",
-            _local(r["resolution_due"], zone),
+            local_iso(r["first_response_due"], zone) if not r["first_response_at"] else "answered",
+            local_iso(r["resolution_due"], zone),
             r["subject"],
         )
     print_table(table)
@@ -294,27 +236,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _local(value: str | None, zone: ZoneInfo) -> str:
-    """An ISO instant as the desk's local time, e.g. 'Mon 23 Nov 10:00'."""
-    if not value:
-        return "-"
-    return (
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-        .astimezone(zone)
-        .strftime("%a %d %b %H:%M")
-    )
-
-
 # --- arguments ------------------------------------------------------------------------------
-
-
-def add_tickets(parsers: Parsers) -> None:
-    """`maildesk tickets [--status S] [--queue Q] [--limit N] [--offset N]`."""
-    sp = parsers.add("tickets", cmd_tickets, "list tickets", [parsers.json_flag])
-    sp.add_argument("--status")
-    sp.add_argument("--queue")
-    sp.add_argument("--limit", type=int, default=1000)
-    sp.add_argument("--offset", type=int, default=0, help="skip this many (newest first)")
 
 
 def add_ticket(parsers: Parsers) -> None:
@@ -324,13 +246,7 @@ def add_ticket(parsers: Parsers) -> None:
         "show", cmd_ticket_show, "a ticket with its messages and events", [parsers.json_flag]
     )
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
-    as_agent = argparse.ArgumentParser(add_help=False)
-    as_agent.add_argument(
-        "--as",
-        dest="as_agent",
-        metavar="AGENT",
-        help=f"the agent you are: address, local part or name (default ${AGENT_ENV})",
-    )
+    as_agent = as_agent_option()
     for name, what in (
         ("reply", "answer the requester (and watchers) as an agent; commands at the top apply"),
         ("note", "add an internal note (never sent to the requester)"),

@@ -1,5 +1,5 @@
 """Stable JSON shapes of contacts, outbox entries and quarantined messages, and the ticket
-shapes of maildesk.store.views (shared with the HTTP API); the lines of `ticket show`.
+shapes of maildesk.store.views (shared with the HTTP API); the text of `ticket show`.
 
 These field names are a contract (SPEC): add fields freely, never rename or remove one.
 """
@@ -7,7 +7,8 @@ These field names are a contract (SPEC): add fields freely, never rename or remo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from maildesk.parse.parser import summarise
@@ -20,7 +21,7 @@ from maildesk.store.views import sla_json as sla_json
 from maildesk.store.views import ticket_detail_json as ticket_detail_json
 from maildesk.store.views import ticket_json as ticket_json
 from maildesk.terms import OutboxStatus
-from maildesk.timefmt import iso
+from maildesk.timefmt import iso, local_text
 
 
 def contact_json(
@@ -157,8 +158,9 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def event_line(event: dict[str, Any]) -> str:
-    """One event as a line of `maildesk ticket show`: when, who, how, what."""
+def event_line(event: dict[str, Any], zone: str | None = None) -> str:
+    """One event as a line of `maildesk ticket show`: when (in `zone`, the desk's), who,
+    how, what."""
     describe = _EVENT_TEXT.get(event["kind"])
     try:
         what = describe(event["data"]) if describe else None
@@ -166,5 +168,112 @@ def event_line(event: dict[str, Any]) -> str:
         what = None
     if what is None:
         what = f"{event['kind']} {json.dumps(event['data'], ensure_ascii=False)}"
-    when = (event["at"] or "")[:19].replace("T", " ")
+    when = _when(event["at"], zone) if zone else (event["at"] or "")[:19].replace("T", " ")
     return f"{when}  {event['actor']} ({event['via']}): {what}"
+
+
+def _when(value: str | None, zone: str) -> str:
+    """An ISO instant of the JSON shapes as the desk's local time; '-' for none."""
+    if not value:
+        return "-"
+    return local_text(datetime.fromisoformat(value.replace("Z", "+00:00")), zone)
+
+
+def show_text(detail: dict[str, Any], zone: str, sla_state: str | None) -> Iterator[str]:
+    """`maildesk ticket show`: the ticket's fields and SLA (policy, `sla_state` as `maildesk
+    sla` words it, due times), its conversation (a fan-out of agent notices as one line),
+    then its events; times in the desk's timezone `zone`."""
+    yield f"{detail['ref']}  {detail['subject']}"
+    yield (
+        f"status {detail['status']}  priority {detail['priority']}  queue {detail['queue']}  "
+        f"type {detail['type']}  assignee {detail['assignee'] or '-'}  "
+        f"tags {', '.join(detail['tags']) or '-'}"
+    )
+    yield f"requester {detail['requester']}  created {_when(detail['created_at'], zone)} ({zone})"
+    if detail["impact"] or detail["urgency"] or detail["organisation"]:
+        yield (
+            f"impact {detail['impact'] or '-'}  urgency {detail['urgency'] or '-'}  "
+            f"organisation {detail['organisation'] or '-'}"
+        )
+    if detail["sla_policy"]:
+        yield _sla_line(detail, zone, sla_state)
+    if detail["watchers"]:
+        yield f"watchers {', '.join(detail['watchers'])}"
+    for link in detail["links"]:
+        yield f"linked {link['ticket']} ({link['relation']})"
+    if detail["alert"]:
+        a = detail["alert"]
+        yield f"alert {a['monitor']} {a['key']} {a['state']} {a['severity']} count {a['count']}"
+    if detail["known_error"]:
+        yield f"known error: {detail['known_error']}"
+    if detail["merged_into"]:
+        yield f"merged into {detail['merged_into']}: its history is there now"
+    yield from _conversation(detail, zone)
+    yield "\nevents:"
+    for e in detail["events"]:
+        yield f"  {event_line(e, zone)}"
+
+
+def _sla_line(detail: dict[str, Any], zone: str, state: str | None) -> str:
+    """The SLA policy, its standing and both targets, e.g. `sla standard: at risk; first
+    response due Tue 1 Dec 19:10 (answered Tue 1 Dec 18:02); resolution due ...`."""
+    answered = detail["first_response_at"]
+    response = f"first response due {_when(detail['first_response_due'], zone)}" + (
+        f" (answered {_when(answered, zone)})" if answered else ""
+    )
+    standing = f": {state}" if state else ""
+    resolution = f"resolution due {_when(detail['resolution_due'], zone)}"
+    return f"sla {detail['sla_policy']}{standing}; {response}; {resolution}"
+
+
+def _is_notice(m: dict[str, Any]) -> bool:
+    """An agent notice the desk sent: one copy per agent, each with its own reply token."""
+    return bool(m["direction"] == "out" and m["internal"] and m["kind"] != "note")
+
+
+def _conversation(detail: dict[str, Any], zone: str) -> Iterator[str]:
+    """The messages in order: each in full, except the agents' copies of one notice, which
+    are one line naming who was told; a mail whose claim to be an agent's was not proved
+    says so in its heading."""
+    unproved = {
+        e["data"].get("message_id"): e["data"].get("reason")
+        for e in detail["events"]
+        if e["kind"] == "sender_unverified"
+    }
+    messages = detail["messages"]
+    i = 0
+    while i < len(messages):
+        m = messages[i]
+        if _is_notice(m):
+            same = [m]
+            while i + len(same) < len(messages) and _same_notice(m, messages[i + len(same)]):
+                same.append(messages[i + len(same)])
+            told = ", ".join(a for n in same for a in [*n["to"], *n["cc"]])
+            when = _when(m["created_at"], zone)
+            yield f"\n--- out {m['kind']} {when}: notified {told} ({m['subject']})"
+            i += len(same)
+            continue
+        yield from _message_text(m, zone, unproved.get(m["message_id"]))
+        i += 1
+
+
+def _same_notice(first: dict[str, Any], other: dict[str, Any]) -> bool:
+    return (
+        _is_notice(other)
+        and other["kind"] == first["kind"]
+        and other["subject"] == first["subject"]
+        and other["created_at"] == first["created_at"]
+    )
+
+
+def _message_text(m: dict[str, Any], zone: str, unproved: str | None) -> Iterator[str]:
+    flag = " (internal)" if m["internal"] else ""
+    to = ", ".join([*m["to"], *m["cc"]])
+    when = _when(m["created_at"], zone)
+    yield f"\n--- {m['direction']} {m['kind']} {when} {m['from']} -> {to}{flag}"
+    if unproved:
+        yield f"NOT VERIFIED as an agent's mail (kept as the requester side's): {unproved}"
+    yield f"Subject: {m['subject']}"
+    yield m["body_text"].rstrip()
+    for a in m["attachments"]:
+        yield f"[attachment {a['filename']} {a['content_type']} {a['size']} bytes]"

@@ -13,45 +13,87 @@ from maildesk.parse.text import WS, decode_text, safe
 from maildesk.parse.tnef import tnef_body
 from maildesk.parse.tree import Part
 
-# HTML elements that start a new line in the text rendering; inline ones (span, b, a) do not.
-_BLOCK_TAGS = [
-    "p",
-    "div",
-    "li",
-    "tr",
-    "table",
-    "ul",
-    "ol",
-    "blockquote",
-    "pre",
-    "hr",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "section",
-    "article",
-    "header",
-    "footer",
-]
+# HTML elements that start a new line in the fallback rendering; inline ones (span, b, a) do not.
+_BLOCK_TAGS = ["p", "div", "li", "tr", "table", "ul", "ol", "blockquote", "pre", "hr", "h1",
+               "h2", "h3", "h4", "h5", "h6", "section", "article", "header", "footer"]  # fmt: skip
+# Characters lxml refuses in a document (C0 controls but tab, newline and carriage return).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINKED = re.compile(r"^\s*(https?:|mailto:)", re.I)
+_LIST_ITEM = re.compile(r"^\s*([*+o-]|\d+\.) ")  # inscriptis's bullets, by depth
+_CELL_SEPARATOR = " | "
 
 
 def html_to_text(html: str) -> str:
-    """Readable text from an HTML body: scripts and styles dropped, blocks on their own lines."""
+    """Readable text from an HTML body, laid out by inscriptis: scripts and styles dropped,
+    blocks on their own lines, table rows one a line with their cells separated by ` | `,
+    list items as bullets (`*`, `+` nested, `1.` numbered), links as `text <url>`."""
     from bs4 import BeautifulSoup  # loaded only for mail that has HTML and no text
 
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(_CONTROL.sub("", html), "html.parser")
     _drop_unseen(soup)
+    _spell_out_links(soup)
+    _keep_line_breaks(soup)
+    try:
+        text = _laid_out(str(soup))
+    except Exception:  # markup lxml cannot take: the plain reading keeps the text
+        text = _plain_text(soup)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _laid_out(html: str) -> str:
+    """inscriptis's rendering; each line's trailing padding dropped, and its indentation
+    too except a list item's (which shows how deep it is nested)."""
+    from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    # "strict" lays out as a browser does ("relaxed" pads blocks and spaces out spans).
+    config = ParserConfig(css=CSS_PROFILES["strict"], table_cell_separator=_CELL_SEPARATOR)
+    text = get_text(html, config)
+    lines = (line.rstrip() for line in text.splitlines())
+    return "\n".join(line if _LIST_ITEM.match(line) else line.lstrip() for line in lines)
+
+
+def _plain_text(soup: Any) -> str:
+    """The text with blocks on their own lines and nothing else laid out."""
     for br in soup.find_all("br"):
         br.replace_with("\n")
     for block in soup.find_all(_BLOCK_TAGS):
         block.insert_before("\n")
         block.insert_after("\n")
     text = soup.get_text("")
-    lines = (WS.sub(" ", line).strip() for line in text.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return "\n".join(WS.sub(" ", line).strip() for line in text.splitlines())
+
+
+def _keep_line_breaks(soup: Any) -> None:
+    """A line break inside a run of text stays one, as mail readers have always shown the
+    text of HTML mail (some clients write `My\\r\\nreply` and no `<br>`); breaks between
+    tags, and those in `<pre>`, are left to the layout."""
+    from bs4.element import NavigableString
+
+    for node in list(soup.find_all(string=True)):
+        if type(node) is not NavigableString or node.find_parent(["pre", "textarea"]):
+            continue
+        lines = str(node).replace("\r\n", "\n").split("\n")
+        filled = [i for i, line in enumerate(lines) if line.strip()]
+        if len(filled) < 2:
+            continue
+        pieces: list[Any] = [NavigableString("\n".join(lines[: filled[0]]) + lines[filled[0]])]
+        for line in lines[filled[0] + 1 : filled[-1] + 1]:
+            pieces += [soup.new_tag("br"), NavigableString(line)]
+        pieces[-1] = NavigableString(str(pieces[-1]) + "\n".join(["", *lines[filled[-1] + 1 :]]))
+        node.replace_with(*pieces)
+
+
+def _spell_out_links(soup: Any) -> None:
+    """`<a href="https://x">the page</a>` reads `the page <https://x>` (a link whose text is
+    its address, or that has no text, stays as it is)."""
+    for a in soup.find_all("a", href=True):
+        href = str(a["href"]).strip()
+        text = a.get_text(" ", strip=True)
+        shown = href[7:] if href.lower().startswith("mailto:") else href
+        if _LINKED.match(href) and text and text not in (href, shown):
+            a.append(f" <{shown}>")
 
 
 def _drop_unseen(soup: Any) -> None:
@@ -59,10 +101,12 @@ def _drop_unseen(soup: Any) -> None:
     conditional ones included, are not text to get_text). The head element itself is only
     unwrapped: html.parser nests everything after an unclosed <head> inside it, where a
     browser ends the head at the first text or body tag; what is left in it is shown."""
-    from bs4.element import NavigableString
+    from bs4.element import Declaration, NavigableString, ProcessingInstruction
 
     for tag in soup(["script", "style", "meta", "link", "base"]):
         tag.decompose()
+    for node in soup.find_all(string=lambda s: isinstance(s, Declaration | ProcessingInstruction)):
+        node.extract()
     for title in soup("title"):
         # Unclosed, html.parser nests the document inside it: drop only the title's text.
         for text in [c for c in title.children if isinstance(c, NavigableString)]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from maildesk.store.listing import next_due
 from maildesk.store.models import AlertState, Event, Message, Ticket
 from maildesk.store.problems import related, ticket_alert
 from maildesk.store.tickets import links, ticket_with_history, watchers
@@ -41,6 +42,7 @@ def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "first_response_due": iso(ticket.sla_response_due),
         "resolution_due": iso(ticket.sla_resolution_due),
         "first_response_at": iso(ticket.first_response_at),
+        "sla_due": iso(next_due(ticket)),
         "impact": ticket.impact,
         "urgency": ticket.urgency,
         "organisation": ticket.organisation,

@@ -101,6 +101,39 @@ def test_html_body_text_survives_broken_structure(html: str, expected: str) -> N
     assert parsed.attachments == ()
 
 
+def test_html_only_mail_keeps_its_structure_as_text() -> None:
+    """A monitoring summary as an HTML-only mail (the shape web forms and alerting tools
+    send): the table stays a table, the lists stay lists, each link keeps its address."""
+    html = (
+        "<html><body><p>Hello team,</p>"
+        "<table><tr><th>Host</th><th>State</th></tr>"
+        "<tr><td>web1</td><td>down</td></tr><tr><td>db2</td><td>ok</td></tr></table>"
+        "<ul><li>restart <b>web1</b><ul><li>check the disk</li></ul></li>"
+        "<li>tell the users</li></ul>"
+        "<ol><li>first</li><li>second</li></ol>"
+        '<p>Runbook: <a href="https://wiki.example.com/web1">the web1 page</a>, '
+        '<a href="https://status.example.com">https://status.example.com</a>, '
+        '<a href="mailto:ops@example.com">mail ops</a>.</p></body></html>'
+    )
+    raw = raw_mail("MIME-Version: 1.0", "Content-Type: text/html; charset=utf-8", body=html)
+    assert parse_message(raw).body_text.splitlines() == [
+        "Hello team,",
+        "",
+        "Host | State",
+        "web1 | down",
+        "db2  | ok",
+        "",
+        "  * restart web1",
+        "      + check the disk",
+        "  * tell the users",
+        " 1. first",
+        " 2. second",
+        "",
+        "Runbook: the web1 page <https://wiki.example.com/web1>, https://status.example.com, "
+        "mail ops <ops@example.com>.",
+    ]
+
+
 # --- text/plain parts with a filename ----------------------------------------------------
 
 
