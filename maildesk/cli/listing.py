@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -97,7 +96,7 @@ def local_iso(value: str | None, zone: ZoneInfo) -> str:
     """An ISO instant as the desk's local time, e.g. 'Mon 23 Nov 10:00'; '-' for none."""
     if not value:
         return "-"
-    return local_text(datetime.fromisoformat(value.replace("Z", "+00:00")), zone)
+    return local_text(value, zone)
 
 
 def _one_of(valid: tuple[str, ...], what: str) -> Callable[[str], list[str]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from maildesk.parse.parser import summarise
@@ -176,7 +175,7 @@ def _when(value: str | None, zone: str) -> str:
     """An ISO instant of the JSON shapes as the desk's local time; '-' for none."""
     if not value:
         return "-"
-    return local_text(datetime.fromisoformat(value.replace("Z", "+00:00")), zone)
+    return local_text(value, zone)
 
 
 def show_text(detail: dict[str, Any], zone: str, sla_state: str | None) -> Iterator[str]:

@@ -5,39 +5,28 @@ and missing values in words. The Jinja filters `when` and `words` of every templ
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
-def zone(name: str) -> ZoneInfo:
-    """The named timezone; an unknown name (config checks it) is UTC."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+from maildesk.timefmt import local_text
 
 
 def when(
     value: datetime | str | None, timezone: str = "UTC", *, now: datetime | None = None
 ) -> str:
-    """An instant as `Tue 1 Dec 19:10 (Europe/Berlin)` in `timezone`; the year is added
-    when it is not this year's. An ISO 8601 string is read first; none is "not set"."""
-    if value is None or value == "":
+    """An instant as `Tue 1 Dec 19:10 (Europe/Berlin)` in `timezone` (timefmt.local_text,
+    with the zone named); none is "not set"."""
+    text = local_text(value, timezone, now=now)
+    if not text:
         return "not set"
-    if isinstance(value, str):
-        try:
-            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value  # not an instant: shown as it is
-    else:
-        instant = value
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)  # the store keeps UTC
-    tz = zone(timezone)
-    local = instant.astimezone(tz)
-    this_year = (now or datetime.now(UTC)).astimezone(tz).year
-    year = "" if local.year == this_year else f" {local.year}"
-    return f"{local:%a} {local.day} {local:%b}{year} {local:%H:%M} ({tz.key})"
+    return text if isinstance(value, str) and text == value else f"{text} ({_name(timezone)})"
+
+
+def _name(timezone: str) -> str:
+    try:
+        return ZoneInfo(timezone).key
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
 
 
 def words(value: object, empty: str = "none") -> str:
