@@ -171,7 +171,10 @@ def _idf(session: Session, terms: Sequence[str]) -> dict[str, float]:
     total = session.scalar(select(func.count()).select_from(Message)) or 0
     idf = {}
     for term in terms:
-        df = session.scalar(select(func.count()).where(_matches(session, [term]))) or 0
+        df = session.scalar(
+            select(func.count()).select_from(Message).where(_matches(session, [term]))
+        )
+        df = df or 0
         idf[term] = math.log(1 + (total - df + 0.5) / (df + 0.5))
     return idf
 
