@@ -24,6 +24,8 @@ def _kb(args: argparse.Namespace) -> tuple[KbConfig, KnowledgeBase]:
     cfg = load_config(args.config).kb
     if not cfg.enabled:
         raise MaildeskError("no knowledge base: set [kb] path in the config")
+    if cfg.path is not None and not cfg.path.is_dir():
+        raise MaildeskError(f"[kb] path: no such folder: {cfg.path}")
     return cfg, knowledge_base(cfg)
 
 

@@ -46,8 +46,8 @@ def read_kb(r: Reader, t: dict[str, Any], base: Path) -> KbConfig:
     if url is not None and not re.match(r"^https?://[^\s/]+", url):
         r.problem(f"{place} key 'url'", f"must be an http(s) URL, got {url!r}")
     folder = (base / path).resolve() if path else None
-    if folder is not None and not folder.is_dir():
-        r.problem(f"{place} key 'path'", f"no such folder: {folder}")
+    # A folder missing now is no config error (it may be mounted later, or the config copied
+    # without it): the knowledge base is empty until it appears; `maildesk kb list` says so.
     if drafts and not path:
         r.problem(f"{place} key 'drafts'", "needs 'path' (the folder drafts are published to)")
     kb = KbConfig(

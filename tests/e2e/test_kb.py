@@ -4,6 +4,7 @@ of a new ticket (and none for an unrelated question), `#kb SLUG` in an agent's r
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -102,3 +103,27 @@ def test_kb_draft_is_kept_until_published(kb_desk: Desk, tmp_path: Path) -> None
     assert shown["queues"] == ["it"] and shown["audience"] == "public"
     [event] = events(kb_desk, opened.ref, "kb_draft")
     assert event["data"]["slug"] == "vpn-from-a-hotel"
+
+
+def test_example_config_suggests_the_vpn_article_and_search_finds_the_ticket(
+    tmp_path: Path,
+) -> None:
+    """The example maildesk.toml with its kb/ folder, as a new user has it."""
+    from tests.cli.test_cli import REPO, maildesk
+
+    shutil.copy(REPO / "maildesk.toml", tmp_path / "maildesk.toml")
+    shutil.copytree(SAMPLE_KB, tmp_path / "kb")
+    config = str(tmp_path / "maildesk.toml")
+    raw = (
+        b"From: Carol <carol@example.org>\r\nTo: support@example.com\r\n"
+        b"Subject: VPN does not connect\r\nMessage-ID: <vpn-1@example.org>\r\n\r\n"
+        b"Since this morning.\r\n"
+    )
+    done = maildesk("deliver", "--config", config, stdin=raw)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(maildesk("ticket", "show", "MD-1", "--json", "--config", config).stdout)
+    assert shown["kb_suggested"][0] == "vpn-does-not-connect"
+    [ack] = [m for m in shown["messages"] if m["kind"] == "acknowledgement"]
+    assert "* VPN does not connect (attached)" in ack["body_text"]
+    found = json.loads(maildesk("search", "vpn", "--json", "--config", config).stdout)
+    assert [r["ref"] for r in found] == ["MD-1"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.agents import open_ticket, reply
-from tests.conftest import PgDatabases, Sink, mail, running_desk, run_cli, skip_or_fail
+from tests.conftest import PgDatabases, Sink, mail, run_cli, running_desk, skip_or_fail
 
 MAIL = [
     ("VPN does not connect", "Since this morning the VPN client says error 809."),

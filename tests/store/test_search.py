@@ -33,7 +33,7 @@ def _message(
         conn.execute(
             text(
                 "INSERT INTO messages (ticket_id, direction, kind, message_id, from_addr,"
-                " from_name, \"to\", cc, subject, body_text, body_html, internal, created_at)"
+                ' from_name, "to", cc, subject, body_text, body_html, internal, created_at)'
                 " VALUES (:tid, 'in', 'mail', :mid, 'carol@example.org', '', '[]', '[]', :s,"
                 " :b, '', :internal, :t)"
             ),
