@@ -25,6 +25,7 @@ _Listing = tuple[tuple[str, int, int], ...]
 class Suggestion:
     article: Article
     score: float
+    shared: int  # distinct words of the question the article has
 
 
 class KnowledgeBase:
@@ -47,19 +48,25 @@ class KnowledgeBase:
     def search(self, query: str, *, limit: int = 10) -> list[Suggestion]:
         """Articles sharing words with the query, best first (ties by slug)."""
         scored = zip(self.articles, self._bm25.scores(query), strict=True)
-        found = [Suggestion(a, round(s, 4)) for a, s in scored if s > 0]
+        found = [Suggestion(a, round(s, 4), n) for a, (s, n) in scored if s > 0]
         found.sort(key=lambda s: (-s.score, s.article.slug))
         return found[:limit]
 
-    def suggest(self, query: str, *, queue: str, count: int, min_score: float) -> list[Suggestion]:
-        """Up to `count` public articles for `queue` scoring at least `min_score`."""
+    def suggest(
+        self, query: str, *, queue: str, count: int, min_score: float, min_shared: int = 2
+    ) -> list[Suggestion]:
+        """Up to `count` public articles for `queue` scoring at least `min_score` and
+        sharing at least `min_shared` words with the question (all of a shorter one): one
+        word in common ("report", "space") is a coincidence more often than an answer."""
         found = self.search(query, limit=len(self.articles))
+        shared = min(min_shared, Bm25.query_size(query))
         return [
             s
             for s in found
             if s.article.audience == "public"
             and s.article.for_queue(queue)
             and s.score >= min_score
+            and s.shared >= shared
         ][:count]
 
 

@@ -56,17 +56,18 @@ class Bm25:
         df: Counter[str] = Counter(t for counts in self.tf for t in counts)
         self.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
 
-    def scores(self, query: str) -> list[float]:
-        """Each document's BM25 score for the query (0 for no shared word)."""
+    def scores(self, query: str) -> list[tuple[float, int]]:
+        """Each document's BM25 score for the query (0 for no shared word), and how many
+        distinct query words it shares."""
         q = set(terms(query))
         out = []
         for counts, length in zip(self.tf, self.length, strict=True):
             norm = K1 * (1 - B + B * length / (self.avg or 1.0))
-            out.append(
-                sum(
-                    self.idf[t] * counts[t] * (K1 + 1) / (counts[t] + norm)
-                    for t in q
-                    if counts.get(t)
-                )
-            )
+            shared = [t for t in q if counts.get(t)]
+            score = sum(self.idf[t] * counts[t] * (K1 + 1) / (counts[t] + norm) for t in shared)
+            out.append((score, len(shared)))
         return out
+
+    @staticmethod
+    def query_size(query: str) -> int:
+        return len(set(terms(query)))
