@@ -26,6 +26,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from common import target
+
 from maildesk.config.kb import KbConfig
 from maildesk.kb import KnowledgeBase, knowledge_base
 from maildesk.kb.articles import Article, render_article
@@ -78,6 +80,24 @@ def measure(
     }
 
 
+def report(articles: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run as run_all.py reads it; the targets are the acknowledgement's settings."""
+    used = next((r for r in rows if r["min_shared"] == 2 and r["min_score"] == 2.0), None)
+    precision = used["precision_at_3"] if used else None
+    ms = used["ms_per_suggestion"] if used else None
+    return {
+        "benchmark": "kb",
+        "articles": articles,
+        "questions": rows[0]["questions"],
+        "results": rows,
+        "targets": [
+            target("precision@3 (shared 2, min_score 2)", precision, ">= 0.7",
+                   None if precision is None else precision >= 0.7),
+            target("ms per suggestion", ms, "< 5", None if ms is None else ms < 5),
+        ],
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scores", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
@@ -91,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         repeat = 3 if args.quick else args.repeat
         rows = [measure(kb, data, s, n, repeat) for n in (1, 2) for s in args.scores]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(report(len(kb.articles), rows), indent=2))
         return 0
     print(f"knowledge base: {len(kb.articles)} articles, {rows[0]['questions']} held-out questions")
     print("shared  min_score  precision@3  hit@3  no suggestion  unrelated  ms/suggestion")
