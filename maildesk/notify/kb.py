@@ -52,8 +52,11 @@ def article_file(article: Article) -> OutgoingAttachment:
     return OutgoingAttachment(f"{article.slug}.txt", "text/plain", text.encode("utf-8"))
 
 
-def suggestions(app: App, ticket: Ticket, inbound: Message) -> KbSuggestions:
-    """Up to `[kb] suggest` public articles for a new ticket's first mail."""
+def suggestions(
+    app: App, session: Session, ticket: Ticket, inbound: Message, now: datetime
+) -> KbSuggestions:
+    """Up to `[kb] suggest` public articles for a new ticket's first mail, recorded on the
+    ticket as the acknowledgement shows them."""
     cfg = app.config.kb
     if not cfg.enabled or cfg.suggest == 0:
         return KbSuggestions()
@@ -63,8 +66,10 @@ def suggestions(app: App, ticket: Ticket, inbound: Message) -> KbSuggestions:
     )
     if found:
         log.info("%s: suggesting %s", app.ref(ticket.id), [s.article.slug for s in found])
-    return KbSuggestions(
+    shown = KbSuggestions(
         items=[article_item(app, s.article) for s in found],
         attachments=[] if cfg.url else [article_file(s.article) for s in found],
         scores={s.article.slug: s.score for s in found},
     )
+    shown.record(session, ticket, now)
+    return shown

@@ -188,8 +188,8 @@ def ticket_created(
             if isinstance(decision.acknowledge, str)
             else "requester/ticket_created"
         )
-        kb = suggestions(app, ticket, inbound)
-        sent = send(
+        kb = suggestions(app, session, ticket, inbound, now)  # recorded as kb_suggested
+        send(
             app,
             session,
             ticket,
@@ -205,8 +205,6 @@ def ticket_created(
             now=now,
             attachments=kb.attachments,
         )
-        if sent is not None:
-            kb.record(session, ticket, now)
     files = notice_files(app, session, ticket, inbound, attach=True)
     to_agents(
         app,
