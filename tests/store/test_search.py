@@ -61,7 +61,7 @@ def test_the_migration_indexes_mail_already_stored_and_the_database_keeps_it_cur
 ) -> None:
     engine = create_db_engine(db_url)
     try:
-        upgrade(engine, "0006")
+        upgrade(engine, "0008")
         _contacts(engine)
         _ticket(engine, 1, "VPN does not connect")
         _message(engine, 1, "<a@x>", "VPN does not connect", "Since this morning, error 809.")

@@ -1,7 +1,7 @@
 """Full-text search over message subjects and bodies: SQLite FTS5, PostgreSQL tsvector + GIN
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-02 05:40:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 from maildesk.store.search import PG_DOCUMENT, SQLITE_INDEX
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
