@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "scale": ["--quick"],
     "memory": ["--quick"],
     "routing": ["--rules", "200", "--messages", "2000"],
+    "kb": ["--quick"],
 }
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from maildesk.cli import admin, contacts, learn, mail, problems, report, tickets
+from maildesk.cli import admin, contacts, kb, learn, mail, problems, report, search, tickets
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
 from maildesk.config import resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
@@ -32,6 +32,8 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     mail.add_poll,
     admin.add_status,
     admin.add_db,
+    kb.add_kb,
+    search.add_search,
 )
 
 

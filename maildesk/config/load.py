@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from maildesk.config.http import read_http
+from maildesk.config.kb import read_kb
 from maildesk.config.learning import read_learning
 from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
 from maildesk.config.model import (
@@ -60,6 +61,7 @@ CONFIG_ENV = "MAILDESK_CONFIG"
 _SECTIONS = {
     *SLA_SECTIONS,
     "mailboxes",
+    "kb",
     "security",
     "threading",
     "desk",
@@ -136,7 +138,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    service_desk = _service_desk(r, data, queue_names)
+    service_desk = _service_desk(r, data, queue_names, base)
     r.check()
     return Config(
         path=cfg_path,
@@ -159,7 +161,9 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     )
 
 
-def _service_desk(r: Reader, data: Mapping[str, Any], queues: set[str]) -> dict[str, Any]:
+def _service_desk(
+    r: Reader, data: Mapping[str, Any], queues: set[str], base: Path
+) -> dict[str, Any]:
     """The sections beyond the help desk, as Config's keyword arguments of the same names."""
     return {
         "http": read_http(r, r.table(data, "http")),
@@ -167,6 +171,7 @@ def _service_desk(r: Reader, data: Mapping[str, Any], queues: set[str]) -> dict[
         "problems": read_problems(r, r.table(data, "problems")),
         "learning": read_learning(r, data, queues=queues),
         "survey": read_survey(r, r.table(data, "survey"), queues=queues),
+        "kb": read_kb(r, r.table(data, "kb"), base),
     }
 
 

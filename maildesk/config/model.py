@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
 from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
@@ -249,6 +250,7 @@ class Config:
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
     survey: SurveyConfig = field(default_factory=SurveyConfig)
+    kb: KbConfig = field(default_factory=KbConfig)
 
     @property
     def default_queue(self) -> Queue:

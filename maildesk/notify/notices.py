@@ -27,6 +27,7 @@ from maildesk.notify.context import agent_context
 # The template context is built in maildesk.notify.context; callers also reach it from here.
 from maildesk.notify.context import context as context
 from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files, with_quoted_html
+from maildesk.notify.kb import suggestions
 from maildesk.notify.outbox import Notification, enqueue
 from maildesk.notify.recipients import Recipient as Recipient
 from maildesk.notify.recipients import relay_recipients
@@ -187,13 +188,14 @@ def ticket_created(
             if isinstance(decision.acknowledge, str)
             else "requester/ticket_created"
         )
+        kb = suggestions(app, session, ticket, inbound, now)  # recorded as kb_suggested
         send(
             app,
             session,
             ticket,
             kind="acknowledgement",
             template=template,
-            ctx=ctx,
+            ctx={**ctx, "kb": kb.items},
             to=ticket.requester,
             role="requester",
             answers=inbound,
@@ -201,6 +203,7 @@ def ticket_created(
             auto_submitted="auto-replied",
             internal=False,
             now=now,
+            attachments=kb.attachments,
         )
     files = notice_files(app, session, ticket, inbound, attach=True)
     to_agents(

@@ -96,6 +96,7 @@ def ticket_detail_json(
         "alert": None,
         "csat": csat_json(ticket.events),
         **(problems or {}),
+        "kb_suggested": kb_suggested(ticket),
         "messages": [message_json(m) for m in ticket.messages],
         "events": [
             {"at": iso(e.at), "kind": e.kind, "actor": e.actor, "via": e.via, "data": e.data}
@@ -111,6 +112,12 @@ def csat_json(events: Sequence[Event]) -> dict[str, Any] | None:
         return None
     data = answer.data or {}
     return {"score": data.get("score"), "comment": data.get("comment") or "", "at": iso(answer.at)}
+
+
+def kb_suggested(ticket: Ticket) -> list[str]:
+    """The knowledge-base articles the acknowledgement suggested (slugs, in order)."""
+    slugs = (s for e in ticket.events if e.kind == "kb_suggested" for s in e.data.get("slugs", []))
+    return list(dict.fromkeys(slugs))
 
 
 def ticket_detail(session: Session, ticket_id: int, prefix: str) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from maildesk.routing.rules import LEVELS
 from maildesk.terms import PRIORITIES, SETTABLE_STATUSES, TYPES
+from maildesk.tickets.kb_commands import parse_kb, parse_kb_draft
 from maildesk.tickets.notes import NOTE_ERROR, mentions_note, normalise, note_lookalikes
 
 _STATUS_ALIASES = {"onhold": "on-hold", "on_hold": "on-hold", "hold": "on-hold"}
@@ -28,7 +29,7 @@ SINGLE: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", 
 SINGLE += ("type", "merge", "category", "problem", "known-error")
 NAMES: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", "queue")
 NAMES += ("tag", "type", "note", "merge", "link", "unlink", "cc", "category", "problem")
-NAMES += ("known-error",)
+NAMES += ("known-error", "kb", "kb-draft")
 _ALIASES = {
     "tags": "tag",
     "watcher": "cc",
@@ -386,4 +387,6 @@ _PARSERS: dict[str, Parser] = {
     "unlink": _ticket_command("unlink"),
     "problem": _problem,
     "known-error": _known_error,
+    "kb": parse_kb,
+    "kb-draft": parse_kb_draft,
 }

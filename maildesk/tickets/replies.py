@@ -28,7 +28,7 @@ from maildesk.parse.attachments import sanitise_filename
 from maildesk.store import repo
 from maildesk.store.models import Attachment, Message, Ticket
 from maildesk.terms import WORKING_STATUSES
-from maildesk.tickets import lifecycle, sla
+from maildesk.tickets import kb_reply, lifecycle, sla
 from maildesk.tickets.commands import AgentRef, CommandContext, ParsedReply, parse_reply
 from maildesk.tickets.lifecycle import Actor
 from maildesk.tickets.notes import NOTE_ERROR
@@ -90,6 +90,9 @@ def agent_reply(
     noted = internal or any(c.name == "note" for c in parsed.commands)
     errors = [e for e in parsed.errors if not (noted and e.reason.startswith(NOTE_ERROR))]
     errors = errors or lifecycle.check(session, ticket, parsed.commands, app)
+    own_text = parsed.text
+    parsed, kb_errors = kb_reply.expand(app, parsed)
+    errors = errors or kb_errors
     internal = internal or parsed.internal
     public = not internal and (bool(parsed.text.strip()) or bool(message.attachments))
     problems = [str(e) for e in errors] + (leaks(ticket, message, text) if public else [])
@@ -102,6 +105,7 @@ def agent_reply(
     kind = message.kind
     lifecycle.store_reply_event(session, ticket, message, actor, now, kind)
     changes = _apply_commands(reply, parsed, public=public)
+    changes += kb_reply.save_drafts(app, session, ticket, parsed, own_text, now)
     if internal:
         changes.append("kept as an internal note (not sent to the requester)")
         changes.extend(_note_to_assignee(reply))
