@@ -16,11 +16,11 @@ from rich.table import Table
 
 from maildesk.app import App
 from maildesk.cli import views
-from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.cli.common import EX_OK, Parsers, err, print_json, print_table, with_session
 from maildesk.cli.learn import route_suggestions
 from maildesk.cli.problems import monitor_json, monitor_line
 from maildesk.config import load_config
-from maildesk.errors import MaildeskError, NotFound
+from maildesk.errors import InvalidRequest, MaildeskError, NotFound, StoreUnavailable
 from maildesk.mail.words import words
 from maildesk.parse.parser import parse_message
 from maildesk.routing.rules import decision_json, route
@@ -52,10 +52,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Load the config and its templates; any problem is a ConfigError (exit 2)."""
-    from maildesk.app import load_templates
+    from maildesk.app import check_stored_queues, load_templates
 
     config = load_config(args.config)
     load_templates(config)
+    try:
+        check_stored_queues(config)
+    except StoreUnavailable as exc:
+        err(f"maildesk: warning: queues not checked against their tickets: {exc}")
     print(
         f"{config.path}: OK ({len(config.queues)} queues, {len(config.agents)} agents, "
         f"{len(config.rules)} rules)"

@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     try:
+        app.follow_renamed_queues()
         return serve(app)
     finally:
         app.close()
