@@ -70,9 +70,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_route_test(args: argparse.Namespace) -> int:
     """Dry-run the rules on a message file: which matched, why, and what they decide."""
     config = load_config(args.config)
-    raw = Path(args.file).read_bytes()
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise NotFound(f"route test: cannot read {args.file}: {exc.strerror}") from None
     msg = parse_message(raw)
-    when = datetime.fromisoformat(args.at) if args.at else datetime.now().astimezone()
+    when = _at(args.at) if args.at else datetime.now().astimezone()
     if when.tzinfo is None:  # a bare time is the desk's local time
         when = when.replace(tzinfo=ZoneInfo(config.desk.timezone))
     ctx = config.route_context(when, args.recipient or config.smtp.accept[:1])
@@ -118,6 +121,16 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         applied = ", applied" if s["applied"] else ""
         print(f"suggested {s['label']}: {s['value']} ({s['confidence']:.2f}{applied})")
     return EX_OK
+
+
+def _at(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"route test --at: {text!r} is not a time (ISO, e.g. 2026-11-21T22:30 or "
+            "2026-11-21T22:30+01:00)"
+        ) from None
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ Also the quarantine, where a message that could not be processed waits for an op
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -55,6 +56,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         app.follow_renamed_queues()
         return serve(app)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        smtp = app.config.smtp
+        raise MaildeskError(
+            f"serve: cannot listen on {smtp.host}:{smtp.port} ([smtp] listen): {exc.strerror}"
+        ) from None
     finally:
         app.close()
 
