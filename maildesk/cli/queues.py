@@ -20,7 +20,9 @@ def cmd_queue_move(args: argparse.Namespace) -> int:
     def act(app: App, session: Any) -> tuple[int, int]:
         known = [q.name for q in app.config.queues]
         if args.new not in known:
-            raise InvalidRequest(f"no queue {args.new!r} in the config (queues: {', '.join(known)})")
+            raise InvalidRequest(
+                f"no queue {args.new!r} in the config (queues: {', '.join(known)})"
+            )
         still_open = store_tickets.open_tickets_by_queue(session).get(args.old, 0)
         moved = store_tickets.move_queue(session, args.old, args.new, app.now(), actor=actor)
         return moved, still_open
