@@ -17,6 +17,7 @@ from maildesk.config.load import (
     DATABASE_URL_ENV,
     DEFAULT_CONFIG,
     load_config,
+    load_database_config,
     parse_config,
     resolve_config_path,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "ThreadingConfig",
     "int_between",
     "load_config",
+    "load_database_config",
     "parse_config",
     "parse_duration",
     "parse_hostport",

@@ -306,7 +306,8 @@ def move_queue(
     session: Session, old: str, new: str, now: datetime, *, actor: str, via: str = "cli"
 ) -> int:
     """Move every ticket of queue `old` (open or not) to `new`, each with a `queue` event."""
-    tickets = list(session.scalars(for_update(select(Ticket).where(Ticket.queue == old), session)))
+    stmt = select(Ticket).where(Ticket.queue == old).order_by(Ticket.id)
+    tickets = list(session.scalars(for_update(stmt, session, of=Ticket)))
     for ticket in tickets:
         ticket.queue = new
         add_event(session, ticket, "queue", now, actor=actor, via=via, **{"from": old, "to": new})
