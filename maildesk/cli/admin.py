@@ -252,7 +252,7 @@ def add_route(parsers: Parsers) -> None:
     sp.add_argument(
         "--recipient", action="append", help="envelope recipient (default: first accepted)"
     )
-    sp.add_argument("file")
+    sp.add_argument("file", help="the message, as a file of RFC 5322 mail (.eml)")
 
 
 def add_outbox(parsers: Parsers) -> None:
@@ -260,9 +260,15 @@ def add_outbox(parsers: Parsers) -> None:
     sp = parsers.add(
         "outbox", cmd_outbox, "queued, sent and failed notifications", [parsers.json_flag]
     )
-    sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
-    sp.add_argument("id", nargs="?")
-    sp.add_argument("--status", choices=OUTBOX_STATUSES)
+    sp.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "retry"],
+        default="list",
+        help="list (default), or retry ID|--failed",
+    )
+    sp.add_argument("id", nargs="?", help="with retry: the entry's id in `outbox list`")
+    sp.add_argument("--status", choices=OUTBOX_STATUSES, help="only entries in this state")
     sp.add_argument("--failed", action="store_true", help="with retry: every failed entry")
 
 

@@ -385,8 +385,13 @@ def add_quarantine(parsers: Parsers) -> None:
     sp = parsers.add(
         "quarantine", cmd_quarantine, "messages that could not be processed", [parsers.json_flag]
     )
-    sp.add_argument("action", nargs="?", choices=["list", "show", "retry", "drop"])
-    sp.add_argument("id", nargs="?")
+    sp.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "show", "retry", "drop"],
+        help="list (default), show ID (the raw message), retry ID|--all, drop ID",
+    )
+    sp.add_argument("id", nargs="?", help="the message's id in `quarantine list`")
     sp.add_argument("--all", action="store_true", help="with retry: every quarantined message")
     sp.add_argument("--reason", help="with drop: why, kept in the record the drop leaves")
     sp.add_argument(
