@@ -87,7 +87,8 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         return EX_TEMPFAIL
     try:
         rcpts = [args.recipient] if args.recipient else []
-        sender = os.environ.get("SENDER") or None  # set by Postfix's pipe(8) and others
+        # --sender ${sender} from Postfix's pipe(8); $SENDER from local(8) and procmail-likes
+        sender = args.sender or os.environ.get("SENDER") or None
         raw_id = inbox.store_raw(
             app, raw, origin="deliver", envelope_from=sender, envelope_to=rcpts
         )
@@ -354,6 +355,9 @@ def add_deliver(parsers: Parsers) -> None:
     """`maildesk deliver [--recipient ADDRESS]`."""
     sp = parsers.add("deliver", cmd_deliver, "ingest one message from stdin (MTA pipe transport)")
     sp.add_argument("--recipient", help="envelope recipient (e.g. Postfix ${recipient})")
+    sp.add_argument(
+        "--sender", help="envelope sender (e.g. Postfix ${sender}; default: $SENDER if set)"
+    )
 
 
 def add_import(parsers: Parsers) -> None:
