@@ -6,6 +6,7 @@ rule name and key. Unknown keys are errors, so a typo never silently does nothin
     reader.py     the one TOML reader: typed keys, value kinds, problems with their places
     model.py      the frozen dataclasses (Config and one per section)
     load.py       load_config / parse_config, and the desk, database, notify ... sections
+    partial.py    load_database_config: [database] alone, for read commands
     mail.py       [smtp], [outbound], [[mailboxes]]
     http.py       [http]: API, metrics, dashboard, status page, tokens
     rules.py      [[rules]], [priority_matrix], [routing]
@@ -17,7 +18,6 @@ from maildesk.config.load import (
     DATABASE_URL_ENV,
     DEFAULT_CONFIG,
     load_config,
-    load_database_config,
     parse_config,
     resolve_config_path,
 )
@@ -38,6 +38,7 @@ from maildesk.config.model import (
     SmtpConfig,
     ThreadingConfig,
 )
+from maildesk.config.partial import load_database_config
 from maildesk.config.reader import int_between, parse_duration, parse_hostport, parse_size
 
 __all__ = [
