@@ -191,6 +191,10 @@ def test_read_commands_run_on_database_alone_with_a_warning(
     assert wrong in listed.stderr
     assert shown.returncode == 0, shown.stderr
     assert "Printer jammed" in shown.stdout
+    for reading in (("sla", "--all"), ("status",), ("quarantine", "list"), ("outbox",)):
+        done = maildesk(*reading, "-c", str(config))
+        assert done.returncode == 0, (reading, done.stderr)
+        assert wrong in done.stderr
     assert changed.returncode == 2
     assert "configuration error" in changed.stderr and wrong in changed.stderr
 
