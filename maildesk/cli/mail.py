@@ -35,15 +35,9 @@ from maildesk.cli.common import (
     print_table,
     with_session,
 )
-from maildesk.errors import (
-    ConfigError,
-    InvalidRequest,
-    MaildeskError,
-    NotFound,
-    StoreUnavailable,
-)
+from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
 from maildesk.ingest import inbox
-from maildesk.ingest.mailbox import read_mailbox
+from maildesk.ingest.mailbox import check_mailbox, read_mailbox
 from maildesk.parse.parser import looks_like_mail
 from maildesk.store import repo
 from maildesk.store.db import transaction
@@ -116,7 +110,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise NotFound(f"{path}: no such file or directory")
-    _check_mailbox(path)
+    check_mailbox(path)
     app = open_app(args)
     replay = Replay(historic=not args.notify)
     counts: dict[str, int] = {}
@@ -190,22 +184,6 @@ NOTICE_WORDS = {
     "agent_ticket_reopened": "reopened notices to agents",
     "relay": "agent replies relayed to requesters",
 }
-
-
-def _check_mailbox(path: Path) -> None:
-    """A file must start as an mbox does (a "From " line); a directory is checked by reading."""
-    if path.is_dir():
-        return
-    try:
-        with path.open("rb") as f:
-            start = f.read(4096).lstrip(b"\r\n")
-    except OSError as exc:
-        raise MaildeskError(f"import: cannot read {path}: {exc.strerror}") from None
-    if start and not start.startswith(b"From "):
-        raise InvalidRequest(
-            f"import: {path} is not an mbox file (it does not begin with a 'From ' line) "
-            "nor a Maildir (a directory with cur/ and new/)"
-        )
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
