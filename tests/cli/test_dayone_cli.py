@@ -282,7 +282,7 @@ def test_status_typo_is_an_error_not_an_empty_table(desk: Callable[..., Path]) -
     done = maildesk("tickets", "--status", "opne", "-c", str(config))
 
     assert done.returncode == 2
-    assert "invalid choice: 'opne'" in done.stderr
+    assert "'opne'" in done.stderr
     assert "on-hold" in done.stderr  # the valid values are listed
 
 
