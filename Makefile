@@ -4,7 +4,15 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= maildesk.toml
 
-.PHONY: run test test-quick lint type check bench bench-quick clean
+.PHONY: run deps test test-quick lint type check bench bench-quick clean
+
+# The Debian packages the full test suite uses (the same as .ci/run): swaks, mutt (with
+# `script` from bsdutils), dovecot-imapd, the PostgreSQL server, CPython's email test data,
+# and chromium with its driver for the dashboard tests. Without them those tests skip.
+PY_VERSION   := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+DEB_PACKAGES := swaks mutt bsdutils dovecot-imapd postgresql \
+                libpython$(PY_VERSION)-testsuite chromium chromium-driver
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/maildesk: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +23,12 @@ $(BIN)/maildesk: pyproject.toml
 run: $(BIN)/maildesk
 	$(BIN)/maildesk init --config $(CONFIG)
 	$(BIN)/maildesk serve --config $(CONFIG)
+
+# Install the Debian packages above (apt-get; sudo unless run as root), as CI does.
+deps:
+	$(SUDO) apt-get update -q
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		$(DEB_PACKAGES)
 
 # Everything, on SQLite and PostgreSQL, on as many workers as the machine has cores.
 test: $(BIN)/maildesk

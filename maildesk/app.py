@@ -7,19 +7,28 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.config import Config, load_config
-from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.errors import ConfigError, ConfigProblem, StoreUnavailable
 from maildesk.mail.render import Templates
 from maildesk.mail.transport import Transport, transport_for
 from maildesk.metrics import Metrics
 from maildesk.routing.proof import Role, TokenCodec, plus_address
 from maildesk.store import repo
-from maildesk.store.db import create_db_engine, session_factory, transaction, upgrade
+from maildesk.store import tickets as repo_tickets
+from maildesk.store.db import (
+    create_db_engine,
+    current_revision,
+    session_factory,
+    transaction,
+    upgrade,
+)
 from maildesk.terms import Status
 
 log = logging.getLogger(__name__)
@@ -181,6 +190,41 @@ def load_templates(config: Config) -> Templates:
     return templates
 
 
+def vanished_queues(config: Config, session: Session) -> list[ConfigProblem]:
+    """Queues no longer in config that still have open tickets (their replies would notify
+    nobody), unless a queue's `renamed_from` takes them."""
+    kept = {q.name for q in config.queues} | {old for q in config.queues for old in q.renamed_from}
+    return [
+        ConfigProblem(
+            str(config.path),
+            "[[queues]]",
+            f"queue {name!r} is gone but has {n} open ticket{'s' if n != 1 else ''}: "
+            f'add renamed_from = "{name}" to the queue that takes them over, '
+            f"or move them first with `maildesk queue move {name} NEW`",
+        )
+        for name, n in sorted(repo_tickets.open_tickets_by_queue(session).items())
+        if name not in kept
+    ]
+
+
+def check_stored_queues(config: Config) -> None:
+    """vanished_queues against the database config names (none if it has no schema yet);
+    raise ConfigError listing them."""
+    url = make_url(config.database.url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or ":memory:").exists():
+        return  # a desk not yet initialised has no tickets to lose
+    engine = create_db_engine(config.database.url, connect_timeout=config.database.connect_timeout)
+    try:
+        if current_revision(engine) is None:
+            return
+        with transaction(session_factory(engine), readonly=True) as session:
+            problems = vanished_queues(config, session)
+    finally:
+        engine.dispose()
+    if problems:
+        raise ConfigError(problems)
+
+
 @dataclass
 class Replay:
     """Mail from a mailbox's past being imported, and what its notifications did.
@@ -281,8 +325,15 @@ class App:
         try:
             config = load_config(self.config.path)
             templates = load_templates(config)
+            with transaction(self.sessions, readonly=True) as session:
+                problems = vanished_queues(config, session)
+            if problems:
+                raise ConfigError(problems)
         except ConfigError as exc:
             log.error("config reload refused, keeping the old config:\n%s", exc)
+            return False
+        except StoreUnavailable as exc:
+            log.error("config reload refused, cannot count the queues' tickets: %s", exc)
             return False
         if config.database.url != self.config.database.url:
             log.warning("[database] url changed; restart maildesk to use the new database")
@@ -293,7 +344,22 @@ class App:
             self._tokens = None
         self.config, self.templates = config, templates
         log.info("config reloaded from %s (%d rules)", config.path, len(config.rules))
+        self.follow_renamed_queues()
         return True
+
+    def follow_renamed_queues(self) -> int:
+        """Move the tickets of each queue's old names (`renamed_from`) to it; how many."""
+        moved = 0
+        with transaction(self.sessions) as session:
+            for queue in self.config.queues:
+                for old in queue.renamed_from:
+                    n = repo_tickets.move_queue(
+                        session, old, queue.name, self.now(), actor="config", via="config"
+                    )
+                    if n:
+                        log.info("moved %d tickets from queue %r to %r", n, old, queue.name)
+                    moved += n
+        return moved
 
     def close(self) -> None:
         self.engine.dispose()

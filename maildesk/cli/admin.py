@@ -16,11 +16,11 @@ from rich.table import Table
 
 from maildesk.app import App
 from maildesk.cli import views
-from maildesk.cli.common import EX_OK, Parsers, print_json, print_table, with_session
+from maildesk.cli.common import EX_OK, Parsers, err, print_json, print_table, with_session
 from maildesk.cli.learn import route_suggestions
 from maildesk.cli.problems import monitor_json, monitor_line
 from maildesk.config import load_config
-from maildesk.errors import MaildeskError, NotFound
+from maildesk.errors import InvalidRequest, MaildeskError, NotFound, StoreUnavailable
 from maildesk.mail.words import words
 from maildesk.parse.parser import parse_message
 from maildesk.routing.rules import decision_json, route
@@ -52,10 +52,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Load the config and its templates; any problem is a ConfigError (exit 2)."""
-    from maildesk.app import load_templates
+    from maildesk.app import check_stored_queues, load_templates
 
     config = load_config(args.config)
     load_templates(config)
+    try:
+        check_stored_queues(config)
+    except StoreUnavailable as exc:
+        err(f"maildesk: warning: queues not checked against their tickets: {exc}")
     print(
         f"{config.path}: OK ({len(config.queues)} queues, {len(config.agents)} agents, "
         f"{len(config.rules)} rules)"
@@ -66,9 +70,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_route_test(args: argparse.Namespace) -> int:
     """Dry-run the rules on a message file: which matched, why, and what they decide."""
     config = load_config(args.config)
-    raw = Path(args.file).read_bytes()
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise NotFound(f"route test: cannot read {args.file}: {exc.strerror}") from None
     msg = parse_message(raw)
-    when = datetime.fromisoformat(args.at) if args.at else datetime.now().astimezone()
+    when = _at(args.at) if args.at else datetime.now().astimezone()
     if when.tzinfo is None:  # a bare time is the desk's local time
         when = when.replace(tzinfo=ZoneInfo(config.desk.timezone))
     ctx = config.route_context(when, args.recipient or config.smtp.accept[:1])
@@ -114,6 +121,16 @@ def cmd_route_test(args: argparse.Namespace) -> int:
         applied = ", applied" if s["applied"] else ""
         print(f"suggested {s['label']}: {s['value']} ({s['confidence']:.2f}{applied})")
     return EX_OK
+
+
+def _at(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            f"route test --at: {text!r} is not a time (ISO, e.g. 2026-11-21T22:30 or "
+            "2026-11-21T22:30+01:00)"
+        ) from None
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
@@ -235,7 +252,7 @@ def add_route(parsers: Parsers) -> None:
     sp.add_argument(
         "--recipient", action="append", help="envelope recipient (default: first accepted)"
     )
-    sp.add_argument("file")
+    sp.add_argument("file", help="the message, as a file of RFC 5322 mail (.eml)")
 
 
 def add_outbox(parsers: Parsers) -> None:
@@ -243,9 +260,15 @@ def add_outbox(parsers: Parsers) -> None:
     sp = parsers.add(
         "outbox", cmd_outbox, "queued, sent and failed notifications", [parsers.json_flag]
     )
-    sp.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
-    sp.add_argument("id", nargs="?")
-    sp.add_argument("--status", choices=OUTBOX_STATUSES)
+    sp.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "retry"],
+        default="list",
+        help="list (default), or retry ID|--failed",
+    )
+    sp.add_argument("id", nargs="?", help="with retry: the entry's id in `outbox list`")
+    sp.add_argument("--status", choices=OUTBOX_STATUSES, help="only entries in this state")
     sp.add_argument("--failed", action="store_true", help="with retry: every failed entry")
 
 

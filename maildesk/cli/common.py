@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from maildesk.app import App
-from maildesk.config import load_config
+from maildesk.config import load_config, load_database_config
+from maildesk.errors import ConfigError
 from maildesk.store.db import transaction
 
 EX_OK, EX_USAGE, EX_CONFIG_INVALID = 0, 64, 2
@@ -41,9 +42,54 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+# The commands that only read the database, and so run on [database] alone while the rest
+# of the config has errors (someone is editing it; the daemon keeps its old config). Each is
+# named by its command and, for commands of actions, the actions that read (None: all).
+READ_COMMANDS: dict[str, frozenset[str] | None] = {
+    "tickets": None,
+    "ticket": frozenset({"show", "attachments"}),
+    "sla": None,
+    "outbox": frozenset({"list"}),
+    "quarantine": frozenset({"list", "show"}),
+    "status": None,
+    "report": None,
+    "contacts": None,
+    "contact": frozenset({"show"}),
+    "problems": None,
+}
+# Where a command of actions keeps the action it was given (absent or None: its default).
+_ACTION_DESTS = ("ticket_command", "contact_command", "action")
+_DEFAULT_ACTIONS = {"outbox": "list", "quarantine": "list"}
+
+
+def is_read_command(args: argparse.Namespace) -> bool:
+    """Whether the command given only reads (READ_COMMANDS)."""
+    command = getattr(args, "command", None)
+    if command not in READ_COMMANDS:
+        return False
+    actions = READ_COMMANDS[command]
+    if actions is None:
+        return True
+    given = next((getattr(args, d) for d in _ACTION_DESTS if getattr(args, d, None)), None)
+    return (given or _DEFAULT_ACTIONS.get(command)) in actions
+
+
 def open_app(args: argparse.Namespace, **kwargs: Any) -> App:
-    """The App built from the config named on the command line (or the default one)."""
-    return App.build(load_config(args.config), **kwargs)
+    """The App built from the config named on the command line (or the default one).
+
+    A read command runs on the config's [database] alone when the rest does not load,
+    with a warning naming every error; any other command stops at the errors.
+    """
+    try:
+        return App.build(load_config(args.config), **kwargs)
+    except ConfigError as exc:
+        if not is_read_command(args):
+            raise
+        config = load_database_config(args.config)
+        err(f"maildesk: warning: {config.path} has errors; reading with its [database] only:")
+        for problem in exc.problems:
+            err(f"  {problem}")
+        return App.build(config, **kwargs)
 
 
 def with_session(

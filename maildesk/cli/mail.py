@@ -6,6 +6,7 @@ Also the quarantine, where a message that could not be processed waits for an op
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -36,7 +37,7 @@ from maildesk.cli.common import (
 )
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
 from maildesk.ingest import inbox
-from maildesk.ingest.mailbox import read_mailbox
+from maildesk.ingest.mailbox import check_mailbox, read_mailbox
 from maildesk.parse.parser import looks_like_mail
 from maildesk.store import repo
 from maildesk.store.db import transaction
@@ -53,7 +54,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app = open_app(args)
     try:
+        app.follow_renamed_queues()
         return serve(app)
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        smtp = app.config.smtp
+        raise MaildeskError(
+            f"serve: cannot listen on {smtp.host}:{smtp.port} ([smtp] listen): {exc.strerror}"
+        ) from None
     finally:
         app.close()
 
@@ -72,7 +81,8 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         return EX_TEMPFAIL
     try:
         rcpts = [args.recipient] if args.recipient else []
-        sender = os.environ.get("SENDER") or None  # set by Postfix's pipe(8) and others
+        # --sender ${sender} from Postfix's pipe(8); $SENDER from local(8) and procmail-likes
+        sender = args.sender or os.environ.get("SENDER") or None
         raw_id = inbox.store_raw(
             app, raw, origin="deliver", envelope_from=sender, envelope_to=rcpts
         )
@@ -100,6 +110,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.exists():
         raise NotFound(f"{path}: no such file or directory")
+    check_mailbox(path)
     app = open_app(args)
     replay = Replay(historic=not args.notify)
     counts: dict[str, int] = {}
@@ -292,6 +303,10 @@ def _quarantine_retry(args: argparse.Namespace, ids: list[int]) -> int:
     if len(ids) != 1:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         print(f"retried {len(ids)} messages: {summary or 'nothing to retry'}")
+    again = counts.get("quarantined", 0)
+    if again:
+        err(f"maildesk quarantine retry: {again} of {len(ids)} quarantined again (reasons above)")
+        return EX_DATAERR
     return EX_OK
 
 
@@ -318,6 +333,9 @@ def add_deliver(parsers: Parsers) -> None:
     """`maildesk deliver [--recipient ADDRESS]`."""
     sp = parsers.add("deliver", cmd_deliver, "ingest one message from stdin (MTA pipe transport)")
     sp.add_argument("--recipient", help="envelope recipient (e.g. Postfix ${recipient})")
+    sp.add_argument(
+        "--sender", help="envelope sender (e.g. Postfix ${sender}; default: $SENDER if set)"
+    )
 
 
 def add_import(parsers: Parsers) -> None:
@@ -349,8 +367,13 @@ def add_quarantine(parsers: Parsers) -> None:
     sp = parsers.add(
         "quarantine", cmd_quarantine, "messages that could not be processed", [parsers.json_flag]
     )
-    sp.add_argument("action", nargs="?", choices=["list", "show", "retry", "drop"])
-    sp.add_argument("id", nargs="?")
+    sp.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "show", "retry", "drop"],
+        help="list (default), show ID (the raw message), retry ID|--all, drop ID",
+    )
+    sp.add_argument("id", nargs="?", help="the message's id in `quarantine list`")
     sp.add_argument("--all", action="store_true", help="with retry: every quarantined message")
     sp.add_argument("--reason", help="with drop: why, kept in the record the drop leaves")
     sp.add_argument(

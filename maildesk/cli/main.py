@@ -6,11 +6,30 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-from maildesk.cli import admin, contacts, kb, learn, mail, problems, report, search, tickets
+from maildesk.cli import (
+    admin,
+    contacts,
+    kb,
+    learn,
+    mail,
+    problems,
+    queues,
+    report,
+    search,
+    tickets,
+)
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
 from maildesk.config import resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
+
+DESCRIPTION = """\
+maildesk: an email-driven help desk. Requesters write to the support address; every mail
+becomes or updates a ticket, routed to a queue by rules, with acknowledgements, agent
+notices and SLA clocks. Agents answer by replying to the mail, or with these commands.
+Run `maildesk serve` as the daemon; `maildesk COMMAND --help` tells more about each command.
+"""
 
 # The commands in the order `maildesk --help` lists them; each module adds its own.
 COMMANDS: tuple[Callable[[Parsers], None], ...] = (
@@ -34,6 +53,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     admin.add_db,
     kb.add_kb,
     search.add_search,
+    queues.add_queue,
 )
 
 
@@ -100,16 +120,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="config file (default: $MAILDESK_CONFIG or ./maildesk.toml)",
     )
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log debugging detail on stderr",
+    )
     json_flag = argparse.ArgumentParser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="machine-readable output")
 
     # No set_defaults for the common options here: the parents share their actions, so a
     # default set on this parser would be set on every command's too and overwrite
     # `maildesk --config PATH COMMAND` with None.
-    parser = argparse.ArgumentParser(prog="maildesk", description=__doc__, parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="maildesk",
+        description=DESCRIPTION,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"maildesk {_version()}", help="show the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parsers = Parsers(sub=sub, common=common, json_flag=json_flag)
     for add in COMMANDS:
         add(parsers)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("maildesk")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"

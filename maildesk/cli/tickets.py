@@ -21,7 +21,7 @@ from maildesk.cli import attachments, views
 from maildesk.cli.common import EX_OK, Parsers, err, operator, print_json, print_table, with_session
 from maildesk.cli.listing import AGENT_ENV, as_agent_option, local_iso
 from maildesk.cli.listing import add_tickets as add_tickets  # registered with the others
-from maildesk.config import Agent, load_config
+from maildesk.config import Agent
 from maildesk.errors import MaildeskError, NotFound
 from maildesk.store import repo
 from maildesk.store.models import Ticket
@@ -196,14 +196,15 @@ def cmd_sla(args: argparse.Namespace) -> int:
     """Tickets at risk of missing their SLA, and those in breach (or all, with --all)."""
     from maildesk.tickets import sla as hooks
 
-    def load(app: App, session: Session) -> list[dict[str, Any]]:
-        return hooks.standings(app, session, app.now(), everything=args.all)
+    def load(app: App, session: Session) -> tuple[str, list[dict[str, Any]]]:
+        rows = hooks.standings(app, session, app.now(), everything=args.all)
+        return app.config.desk.timezone, rows
 
-    rows = with_session(args, load, readonly=True)
+    timezone, rows = with_session(args, load, readonly=True)
     if args.json:
         print_json(rows)
         return EX_OK
-    zone = ZoneInfo(load_config(args.config).desk.timezone)
+    zone = ZoneInfo(timezone)
     table = Table(
         "ref",
         "state",

@@ -6,6 +6,7 @@ rule name and key. Unknown keys are errors, so a typo never silently does nothin
     reader.py     the one TOML reader: typed keys, value kinds, problems with their places
     model.py      the frozen dataclasses (Config and one per section)
     load.py       load_config / parse_config, and the desk, database, notify ... sections
+    partial.py    load_database_config: [database] alone, for read commands
     mail.py       [smtp], [outbound], [[mailboxes]]
     http.py       [http]: API, metrics, dashboard, status page, tokens
     rules.py      [[rules]], [priority_matrix], [routing]
@@ -37,6 +38,7 @@ from maildesk.config.model import (
     SmtpConfig,
     ThreadingConfig,
 )
+from maildesk.config.partial import load_database_config
 from maildesk.config.reader import int_between, parse_duration, parse_hostport, parse_size
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "ThreadingConfig",
     "int_between",
     "load_config",
+    "load_database_config",
     "parse_config",
     "parse_duration",
     "parse_hostport",

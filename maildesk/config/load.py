@@ -299,6 +299,7 @@ def _queues(r: Reader, tables: list[dict[str, Any]], base: Path) -> list[Queue]:
             templates=r.existing_dir(
                 place, "templates", base, r.take(t, place, "templates", str, None)
             ),
+            renamed_from=_old_names(r, t, place),
         )
         r.done(t, place)
         if q.name in {x.name for x in queues}:
@@ -308,7 +309,31 @@ def _queues(r: Reader, tables: list[dict[str, Any]], base: Path) -> list[Queue]:
         queues.append(Queue(name="general", default=True, acknowledge=True))
     if sum(q.default for q in queues) > 1:
         r.problem("[[queues]]", "more than one queue has default = true")
+    _check_renames(r, queues)
     return queues
+
+
+def _old_names(r: Reader, t: dict[str, Any], place: str) -> tuple[str, ...]:
+    """renamed_from = "old" or ["old", "older"]."""
+    value = t.get("renamed_from")
+    if isinstance(value, str):
+        t.pop("renamed_from")
+        return (value,)
+    return r.strings(t, place, "renamed_from")
+
+
+def _check_renames(r: Reader, queues: list[Queue]) -> None:
+    """An old name belongs to one queue and is no longer a queue of its own."""
+    names = {q.name for q in queues}
+    claimed: dict[str, str] = {}
+    for q in queues:
+        place = f"[[queues]] '{q.name}' key 'renamed_from'"
+        for old in q.renamed_from:
+            if old in names:
+                r.problem(place, f"queue {old!r} still exists; remove it or its renamed_from")
+            elif old in claimed:
+                r.problem(place, f"{old!r} is also the old name of queue {claimed[old]!r}")
+            claimed.setdefault(old, q.name)
 
 
 def _agents(r: Reader, tables: list[dict[str, Any]], queue_names: set[str]) -> list[Agent]:

@@ -207,6 +207,8 @@ class Queue:
     default: bool
     acknowledge: bool
     templates: Path | None = None  # this queue's own template overrides
+    # Old names of this queue: their tickets move here when the daemon starts or reloads.
+    renamed_from: tuple[str, ...] = ()
 
 
 DETECT_BY = ("category", "queue", "rule", "monitor", "subject")

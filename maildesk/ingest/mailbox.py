@@ -14,11 +14,28 @@ from pathlib import Path
 from maildesk.errors import MaildeskError
 
 
-def read_mailbox(path: Path) -> tuple[int, Iterator[bytes]]:
-    """How many messages there are, and the messages' raw bytes one by one."""
+def check_mailbox(path: Path) -> None:
+    """MaildeskError unless path is a Maildir or a file that begins as an mbox does."""
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise MaildeskError(f"{path}: a directory but not a Maildir (no cur/ or new/)")
+        return
+    try:
+        with path.open("rb") as f:
+            start = f.read(4096).lstrip(b"\r\n")
+    except OSError as exc:
+        raise MaildeskError(f"{path}: cannot read: {exc.strerror}") from None
+    if start and not start.startswith(b"From "):
+        raise MaildeskError(
+            f"{path} is not an mbox file (it does not begin with a 'From ' line) "
+            "nor a Maildir (a directory with cur/ and new/)"
+        )
+
+
+def read_mailbox(path: Path) -> tuple[int, Iterator[bytes]]:
+    """How many messages there are, and the messages' raw bytes one by one."""
+    check_mailbox(path)
+    if path.is_dir():
         files = sorted(
             (f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir()),
             key=lambda f: f.name,

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.errors import MaildeskError, StoreUnavailable
@@ -51,9 +51,12 @@ def create_db_engine(
                 **PG_KEEPALIVES,
                 "options": f"-c lock_timeout={int(busy_timeout * 1000)}",
             }
-        return create_engine(
-            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args
-        )
+        try:
+            return create_engine(
+                url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args
+            )
+        except (ImportError, NoSuchModuleError) as exc:
+            raise StoreUnavailable(_missing_driver(parsed, exc)) from None
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": busy_timeout})
@@ -78,6 +81,18 @@ def create_db_engine(
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _missing_driver(url: URL, exc: Exception) -> str:
+    """What to install for a database URL whose driver cannot be loaded."""
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
+        return f"the PostgreSQL driver is not installed ({exc}): install maildesk[postgres]"
+    if url.get_backend_name() == "postgresql":
+        return (
+            f"the driver {url.get_driver_name()!r} is not installed ({exc}): "
+            "write the URL as postgresql+psycopg://... and install maildesk[postgres]"
+        )
+    return f"no database driver for {url.drivername!r} ({exc})"
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -292,3 +292,23 @@ def open_ticket_counts(session: Session) -> list[tuple[str, str, str, int]]:
         .group_by(Ticket.queue, Ticket.status, Ticket.priority)
     )
     return [(q, s, p, int(n)) for q, s, p, n in session.execute(stmt)]
+
+
+def open_tickets_by_queue(session: Session) -> dict[str, int]:
+    """How many tickets still being worked on (not resolved, closed or merged) each queue has."""
+    counts: dict[str, int] = {}
+    for queue, _status, _priority, n in open_ticket_counts(session):
+        counts[queue] = counts.get(queue, 0) + n
+    return counts
+
+
+def move_queue(
+    session: Session, old: str, new: str, now: datetime, *, actor: str, via: str = "cli"
+) -> int:
+    """Move every ticket of queue `old` (open or not) to `new`, each with a `queue` event."""
+    stmt = select(Ticket).where(Ticket.queue == old).order_by(Ticket.id)
+    tickets = list(session.scalars(for_update(stmt, session, of=Ticket)))
+    for ticket in tickets:
+        ticket.queue = new
+        add_event(session, ticket, "queue", now, actor=actor, via=via, **{"from": old, "to": new})
+    return len(tickets)

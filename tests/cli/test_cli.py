@@ -405,7 +405,8 @@ def test_quarantine_list_retry_and_drop(desk: Desk) -> None:
     assert held["origin"] == "smtp" and held["envelope_from"] == "x@example.org"
     assert "not an email message" in held["reason"]
     code, out = desk.cli("quarantine", "retry", str(held["id"]))
-    assert code == 0 and "quarantined" in out  # still not mail: stays where it is
+    # still not mail: stays where it is, and the exit code says so
+    assert code == 65 and "quarantined again" in out
     code, out = desk.cli("quarantine", "drop", str(held["id"]))
     assert code == 0, out
     assert desk.json("quarantine") == []
