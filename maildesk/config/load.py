@@ -29,17 +29,16 @@ from maildesk.config.model import (
     ATTACH_LIMIT,
     MIN_IMAGE_BYTES,
     STRANGER_POLICIES,
-    Agent,
     Config,
     DatabaseConfig,
     DeskConfig,
     NotifyConfig,
-    Queue,
     SecurityConfig,
     ThreadingConfig,
 )
 from maildesk.config.monitors import read_monitors, read_problems
 from maildesk.config.organisations import read_organisations
+from maildesk.config.queues import read_agents, read_queues
 from maildesk.config.reader import (
     Reader,
     int_between,
@@ -115,8 +114,8 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     smtp = read_smtp(r, r.table(data, "smtp"), desk.address)
     outbound = read_outbound(r, r.table(data, "outbound"), base)
     notify = _notify(r, r.table(data, "notify"), base)
-    queues = _queues(r, r.array(data, "queues"), base)
-    agents = _agents(r, r.array(data, "agents"), {q.name for q in queues})
+    queues = read_queues(r, r.array(data, "queues"), base)
+    agents = read_agents(r, r.array(data, "agents"), {q.name for q in queues})
     queue_names, agent_names = {q.name for q in queues}, {a.email for a in agents}
     rules = read_rules(r, r.array(data, "rules"), queues=queue_names, agents=agent_names)
     matrix = read_matrix(r, data.get("priority_matrix"))
@@ -284,75 +283,6 @@ def _limit(value: int | None, default: int) -> int:
 def _size_or_zero(value: object) -> int:
     """A size like parse_size's, or 0 (turns a threshold off)."""
     return 0 if value == 0 or value == "0" else parse_size(value)
-
-
-def _queues(r: Reader, tables: list[dict[str, Any]], base: Path) -> list[Queue]:
-    """[[queues]]: names unique, at most one default; none at all means one "general"."""
-    queues: list[Queue] = []
-    for i, t in enumerate(tables):
-        name = t.get("name")
-        place = f"[[queues]] '{name}'" if isinstance(name, str) else f"[[queues]] #{i + 1}"
-        q = Queue(
-            name=r.take(t, place, "name", str, required=True) or "",
-            default=bool(r.take(t, place, "default", bool, False)),
-            acknowledge=bool(r.take(t, place, "acknowledge", bool, True)),
-            templates=r.existing_dir(
-                place, "templates", base, r.take(t, place, "templates", str, None)
-            ),
-            renamed_from=_old_names(r, t, place),
-        )
-        r.done(t, place)
-        if q.name in {x.name for x in queues}:
-            r.problem(place, "duplicate queue name")
-        queues.append(q)
-    if not queues:
-        queues.append(Queue(name="general", default=True, acknowledge=True))
-    if sum(q.default for q in queues) > 1:
-        r.problem("[[queues]]", "more than one queue has default = true")
-    _check_renames(r, queues)
-    return queues
-
-
-def _old_names(r: Reader, t: dict[str, Any], place: str) -> tuple[str, ...]:
-    """renamed_from = "old" or ["old", "older"]."""
-    value = t.get("renamed_from")
-    if isinstance(value, str):
-        t.pop("renamed_from")
-        return (value,)
-    return r.strings(t, place, "renamed_from")
-
-
-def _check_renames(r: Reader, queues: list[Queue]) -> None:
-    """An old name belongs to one queue and is no longer a queue of its own."""
-    names = {q.name for q in queues}
-    claimed: dict[str, str] = {}
-    for q in queues:
-        place = f"[[queues]] '{q.name}' key 'renamed_from'"
-        for old in q.renamed_from:
-            if old in names:
-                r.problem(place, f"queue {old!r} still exists; remove it or its renamed_from")
-            elif old in claimed:
-                r.problem(place, f"{old!r} is also the old name of queue {claimed[old]!r}")
-            claimed.setdefault(old, q.name)
-
-
-def _agents(r: Reader, tables: list[dict[str, Any]], queue_names: set[str]) -> list[Agent]:
-    """[[agents]]: address, name and the queues each works in (which must exist)."""
-    agents: list[Agent] = []
-    for i, t in enumerate(tables):
-        email = t.get("email")
-        place = f"[[agents]] '{email}'" if isinstance(email, str) else f"[[agents]] #{i + 1}"
-        a = Agent(
-            email=r.take(t, place, "email", parse_email, required=True) or "",
-            name=r.take(t, place, "name", str, "") or "",
-            queues=r.strings(t, place, "queues"),
-        )
-        for q in a.queues:
-            if q not in queue_names:
-                r.problem(f"{place} key 'queues'", f"unknown queue {q!r}")
-        r.done(t, place)
-        agents.append(a)
-    return agents
 
 
 def _security(r: Reader, t: dict[str, Any], agents: set[str]) -> SecurityConfig:
