@@ -21,6 +21,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINKED = re.compile(r"^\s*(https?:|mailto:)", re.I)
 _LIST_ITEM = re.compile(r"^\s*([*+o-]|\d+\.) ")  # inscriptis's bullets, by depth
 _CELL_SEPARATOR = " | "
+_EDGE_CELLS = re.compile(r"^\s*(?:\|(?:\s+|$))+|(?:\s+\|)+\s*$")
 
 
 def html_to_text(html: str) -> str:
@@ -50,8 +51,16 @@ def _laid_out(html: str) -> str:
     # "strict" lays out as a browser does ("relaxed" pads blocks and spaces out spans).
     config = ParserConfig(css=CSS_PROFILES["strict"], table_cell_separator=_CELL_SEPARATOR)
     text = get_text(html, config)
-    lines = (line.rstrip() for line in text.splitlines())
+    lines = (_cells(line.rstrip()) for line in text.splitlines())
     return "\n".join(line if _LIST_ITEM.match(line) else line.lstrip() for line in lines)
+
+
+def _cells(line: str) -> str:
+    """A table row without the empty cells at its edges: HTML mail lays itself out with
+    tables whose spacer cells would otherwise frame every line in separators. The padding
+    that aligns a data table's columns stays."""
+    stripped = _EDGE_CELLS.sub("", line)
+    return stripped if stripped.strip() else ""
 
 
 def _plain_text(soup: Any) -> str:

@@ -311,3 +311,22 @@ def test_broken_or_false_uuencode_stays_text(block: str) -> None:
     parsed = parse_message(raw_mail(body=body))
     assert parsed.body_text == body
     assert parsed.attachments == ()
+
+
+def test_layout_tables_do_not_frame_every_line_in_separators() -> None:
+    """Newsletters and monitoring mail lay themselves out with tables and spacer cells:
+    the text keeps the lines, not `|` borders around each (a data table keeps its cells)."""
+    html = (
+        "<html><body><table><tr><td></td><td width='600'>"
+        "<table><tr><td><strong>[1] Firing</strong></td></tr>"
+        "<tr><td>alertname = InstanceDown<br>instance = web2:9100</td></tr></table>"
+        "</td><td></td></tr></table>"
+        "<table><tr><th>Host</th><th>State</th></tr><tr><td>web1</td><td>down</td></tr></table>"
+        "</body></html>"
+    )
+    from maildesk.parse.bodies import html_to_text
+
+    text = html_to_text(html)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines[:3] == ["[1] Firing", "alertname = InstanceDown", "instance = web2:9100"]
+    assert lines[3].split() == ["Host", "|", "State"] and lines[4].split() == ["web1", "|", "down"]
