@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -125,6 +126,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"MAILDESK_CI=1 but {len(_skipped)} test(s) skipped: " + ", ".join(_skipped[:10]),
             red=True,
         )
+
+
+class Clock:
+    """An App's clock that the test moves (`App.build(config, clock=clock)`)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
 
 
 def wait_until(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:

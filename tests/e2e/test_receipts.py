@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import smtplib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from maildesk.config import load_config
 from maildesk.ingest import inbox
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry, RawMessage, Ticket
-from tests.conftest import Desk, mail, run_cli, wait_until
+from tests.conftest import Clock, Desk, mail, run_cli, wait_until
 from tests.routing.test_partial import fragments, whole_message
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -39,20 +39,6 @@ calendar = "24x7"
 first_response = { P1 = "1h", P2 = "2h", P3 = "4h", P4 = "8h" }
 resolution = { P1 = "4h", P2 = "8h", P3 = "16h", P4 = "32h" }
 """
-
-
-class Clock:
-    """The app's clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @pytest.fixture

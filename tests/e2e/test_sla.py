@@ -24,7 +24,7 @@ from maildesk.config import load_config
 from maildesk.ingest import inbox
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry, Ticket
-from tests.conftest import Sink, mail, run_cli, running_desk, wait_until
+from tests.conftest import Clock, Sink, mail, run_cli, running_desk, wait_until
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
 
@@ -50,20 +50,6 @@ resolution = {{ P1 = "4h", P2 = "8h", P3 = "16h", P4 = "32h" }}
 warn_at = 0.75
 escalate = [ {escalate} ]
 """
-
-
-class Clock:
-    """The app's clock, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from maildesk import jobs
 from tests.agents import ALICE, CAROL, Mailbox, open_ticket, reply
-from tests.conftest import Sink, mail, running_desk
+from tests.conftest import Clock, Sink, mail, running_desk
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
 SLA = """
@@ -23,14 +23,6 @@ first_response = { P1 = "1h", P2 = "2h", P3 = "4h", P4 = "8h" }
 resolution = { P1 = "4h", P2 = "8h", P3 = "16h", P4 = "32h" }
 warn_at = 0.75
 """
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _berlin(config: Path) -> Path:

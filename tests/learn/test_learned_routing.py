@@ -21,20 +21,12 @@ from maildesk.learn import predict
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import OutboxEntry
-from tests.conftest import run_cli
+from tests.conftest import Clock, run_cli
 from tests.learn.synthetic import LEARNING, deliver, mail, routed, seed
 
 pytest.importorskip("sklearn")
 
 T0 = datetime.now(UTC)  # close to the time `maildesk learn` stamps its models with
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def config_for(write_config: Callable[..., Path], db_url: str, more: str = "") -> Path:
@@ -43,7 +35,7 @@ def config_for(write_config: Callable[..., Path], db_url: str, more: str = "") -
 
 def trained_desk(path: Path, clock: Clock | None = None) -> App:
     """A seeded desk, trained by `maildesk learn`; its clock then past the model poll."""
-    clock = clock or Clock()
+    clock = clock or Clock(T0)
     app = App.build(load_config(path), clock=clock)
     seed(app)
     code, out = run_cli("learn", "--json", "--config", str(path))
@@ -135,7 +127,7 @@ def test_the_retrain_job_swaps_the_model_in_every_daemon(
     db_url: str, write_config: Callable[..., Path]
 ) -> None:
     path = config_for(write_config, db_url, 'apply_above = 0.6\nretrain = "1d"')
-    clock = Clock()
+    clock = Clock(T0)
     first = trained_desk(path, clock)
     second = App.build(load_config(path), clock=clock)  # another daemon on the same database
     try:

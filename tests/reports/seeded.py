@@ -37,7 +37,7 @@ from maildesk.config import load_config
 from maildesk.ingest import inbox
 from maildesk.notify.sender import send_due
 from maildesk.terms import RawStatus
-from tests.conftest import mail
+from tests.conftest import Clock, mail
 
 WEEK_START, WEEK_END = date(2026, 11, 2), date(2026, 11, 8)
 
@@ -65,14 +65,6 @@ set = { category = "printing" }
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     """An instant in November 2026 (UTC)."""
     return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Seeder:
