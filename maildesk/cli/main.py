@@ -7,7 +7,18 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from maildesk.cli import admin, contacts, kb, learn, mail, problems, report, search, tickets
+from maildesk.cli import (
+    admin,
+    changes,
+    contacts,
+    kb,
+    learn,
+    mail,
+    problems,
+    report,
+    search,
+    tickets,
+)
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
 from maildesk.config import resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
@@ -28,6 +39,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     mail.add_quarantine,
     tickets.add_sla,
     problems.add_problems,
+    changes.add_changes,
     report.add_report,
     mail.add_poll,
     admin.add_status,
