@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from maildesk.store.db import for_update
 from maildesk.store.models import Event, Ticket
@@ -38,8 +38,17 @@ def next_change_notice(
     session: Session, kind: str, now: datetime, skip: Sequence[int] = ()
 ) -> Ticket | None:
     """One open change whose `kind` notice (STARTING_EVENT or PASSED_EVENT) is due at `now`
-    and not yet recorded, locked for this worker (SKIP LOCKED on PostgreSQL)."""
-    sent = exists().where(and_(Event.ticket_id == Ticket.id, Event.kind == kind))
+    and not yet recorded since its window was last scheduled, locked for this worker (SKIP
+    LOCKED on PostgreSQL): a change moved to a new window is noticed again."""
+    scheduled = aliased(Event)
+    last = (
+        select(func.max(scheduled.id))
+        .where(scheduled.ticket_id == Ticket.id, scheduled.kind == "change_scheduled")
+        .scalar_subquery()
+    )
+    sent = exists().where(
+        and_(Event.ticket_id == Ticket.id, Event.kind == kind, Event.id > func.coalesce(last, 0))
+    )
     due = (
         Ticket.change_start <= now
         if kind == STARTING_EVENT

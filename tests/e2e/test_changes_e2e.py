@@ -129,6 +129,16 @@ def test_a_change_is_scheduled_listed_noticed_and_closed(change_desk: Desk, cloc
     assert len(events(desk, second.ref, "change_window_passed_notified")) == 1
     assert lead.nothing_new()
     assert events(desk, first.ref, "change_window_passed_notified") == []
+    # Moved to a new window, a change is noticed again at its new start.
+    alice = Mailbox(desk, ALICE)
+    assert (
+        desk.cli("ticket", "set", second.ref, "assignee=alice", "window=2026-12-06 22:00 23:00")[0]
+        == 0
+    )
+    assert "Assigned to you" in subjects(alice.next())[0]
+    notices_at(desk, clock, datetime(2026, 12, 6, 22, 1, tzinfo=UTC))
+    assert "Change starting: Move the file server" in subjects(alice.next())[0]
+    assert len(events(desk, second.ref, "change_starting_notified")) == 2
     code, out = desk.cli("ticket", "set", second.ref, "failed=disk full")
     assert code != 0  # not a `ticket set` key; #failed is a mail command
     # #failed by mail closes the second with its reason.
