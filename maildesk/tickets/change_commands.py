@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from maildesk.config.changes import MOMENT_EXAMPLES, parse_moment
+from maildesk.config.changes import parse_moment
 
 if TYPE_CHECKING:
     from maildesk.tickets.commands import Command, CommandContext
@@ -39,6 +39,8 @@ def parse_window(arg: str, timezone: str) -> tuple[datetime, datetime] | None:
     elif len(words) == 4 and _DATE.match(words[0]) and _DATE.match(words[2]):
         start = parse_moment(f"{words[0]} {words[1]}", timezone)
         end = parse_moment(f"{words[2]} {words[3]}", timezone)
+    elif len(words) == 2 and _DATE.match(words[0]) and _TIME.match(words[1]):
+        raise ValueError(f"needs a window with its end: {USAGE}")
     elif len(words) == 2:
         start = parse_moment(words[0], timezone)
         end = parse_moment(words[1], timezone)
@@ -54,13 +56,7 @@ def parse_schedule(line: int, text: str, arg: str, ctx: CommandContext) -> Comma
 
     if not arg:
         raise ValueError(f"needs a window: {USAGE}")
-    try:
-        window = parse_window(arg, ctx.timezone)
-    except ValueError as exc:
-        reason = str(exc)
-        if "not a date" in reason or "must be a date" in reason:
-            reason = f"{reason}; a window is {USAGE} ({MOMENT_EXAMPLES})"
-        raise ValueError(reason) from None
+    window = parse_window(arg, ctx.timezone)
     value = None if window is None else f"{window[0].isoformat()}/{window[1].isoformat()}"
     return Command(name="schedule", line=line, text=text, value=value)
 
