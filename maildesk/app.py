@@ -132,6 +132,14 @@ def _sample_extras(config: Config) -> dict[str, Any]:
         "tickets": [_status_line(config, "open", None)],
         "resolved": [_status_line(config, "resolved", "2026-11-20T09:00:00Z")],
         "csat": {"score": "bad", "comment": "took a week", "at": "2026-11-25T17:00:00Z"},
+        "change": {
+            "start": "2026-12-05T21:00:00Z",
+            "end": "2026-12-05T22:30:00Z",
+            "start_local": "Sat 5 Dec 22:00",
+            "end_local": "Sat 5 Dec 23:30",
+            "timezone": config.desk.timezone,
+            "assignee": "agent@example.com",
+        },
         "problem": {
             "ref": f"{config.desk.ref_prefix}-7",
             "subject": "Print spooler crashes",

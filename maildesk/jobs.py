@@ -22,11 +22,13 @@ from maildesk.app import App
 from maildesk.learn.model import LearnUnavailable
 from maildesk.learn.predict import forget
 from maildesk.learn.train import TrainResult, train_label
+from maildesk.notify import change_notices as change_notices_mod
 from maildesk.notify import notices, selfservice
 from maildesk.routing.guard import AUTOMATIC_REASONS, automatic_address
 from maildesk.routing.partial import PARTIAL_WAIT
 from maildesk.sla.lifecycle import lifecycle_due
 from maildesk.store import repo
+from maildesk.store.changes import PASSED_EVENT, STARTING_EVENT, next_change_notice
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
 from maildesk.terms import Status
@@ -267,3 +269,27 @@ def _survey(app: App, session: Session, ticket: Ticket, now: datetime) -> int:
     )
     log.info("%s: survey sent to %s", app.ref(ticket.id), requester.email)
     return 1
+
+
+def change_notices(app: App, now: datetime) -> int:
+    """Each scheduled change's window notices, once each: "change starting" at its start,
+    "window passed" when it is still open an hour after its end. The notice and its event
+    commit together, one change per transaction, so a second run sends nothing again.
+    Returns how many notices went out."""
+    sent = 0
+    for kind, notice in (
+        (STARTING_EVENT, change_notices_mod.change_starting),
+        (PASSED_EVENT, change_notices_mod.change_window_passed),
+    ):
+        done: list[int] = []
+        while True:
+            with transaction(app.sessions) as session:
+                ticket = next_change_notice(session, kind, now, skip=done)
+                if ticket is None:
+                    break
+                done.append(ticket.id)
+                notice(app, session, ticket, now)
+                repo.add_event(session, ticket, kind, now, actor=SCHEDULER.email, via="scheduler")
+            log.info("%s: %s", app.ref(ticket.id), kind.removesuffix("_notified"))
+            sent += 1
+    return sent

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from maildesk.cli import (
     admin,
+    changes,
     contacts,
     kb,
     learn,
@@ -47,6 +48,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     mail.add_quarantine,
     tickets.add_sla,
     problems.add_problems,
+    changes.add_changes,
     report.add_report,
     mail.add_poll,
     admin.add_status,

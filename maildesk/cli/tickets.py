@@ -53,6 +53,7 @@ SET_FIELDS = {
     "unlink": "unlink",
     "problem": "problem",
     "known_error": "known-error",
+    "window": "schedule",
 }
 
 

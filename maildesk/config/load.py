@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from maildesk.config.changes import read_freezes
 from maildesk.config.http import read_http
 from maildesk.config.kb import read_kb
 from maildesk.config.learning import read_learning
@@ -79,6 +80,7 @@ _SECTIONS = {
     "problems",
     "learning",
     "survey",
+    "change_freeze",
 }
 
 
@@ -138,6 +140,9 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         policies={p.name for p in sla.policies},
     )
     service_desk = _service_desk(r, data, queue_names, base)
+    freezes = read_freezes(
+        r, r.array(data, "change_freeze"), queues=queue_names, timezone=desk.timezone
+    )
     r.check()
     return Config(
         path=cfg_path,
@@ -156,6 +161,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
+        change_freezes=freezes,
         **service_desk,
     )
 

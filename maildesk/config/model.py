@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.config.changes import ChangeFreeze
 from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
 from maildesk.config.survey import SurveyConfig
@@ -253,6 +254,7 @@ class Config:
     learning: LearningConfig = field(default_factory=LearningConfig)
     survey: SurveyConfig = field(default_factory=SurveyConfig)
     kb: KbConfig = field(default_factory=KbConfig)
+    change_freezes: tuple[ChangeFreeze, ...] = ()
 
     @property
     def default_queue(self) -> Queue:

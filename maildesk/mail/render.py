@@ -64,6 +64,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/note_added": ("noted_by",),
     "requester/status": ("tickets", "resolved"),
     "agent/survey_bad": ("csat",),
+    "agent/change_starting": ("change",),
+    "agent/change_window_passed": ("change",),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -89,6 +91,8 @@ TEMPLATES = (
     "requester/closed_by_you",
     "requester/survey",
     "agent/survey_bad",
+    "agent/change_starting",
+    "agent/change_window_passed",
 )
 
 

@@ -134,6 +134,9 @@ class Ticket(Base):
     sla_next_check: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     # A problem's known error: the workaround agents see on its newly linked incidents.
     known_error: Mapped[str | None] = mapped_column(Text)
+    # A change's scheduled window (maildesk.tickets.changes); both or neither.
+    change_start: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+    change_end: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     requester: Mapped[Contact] = relationship(lazy="joined", foreign_keys=[requester_id])
     messages: Mapped[list[Message]] = relationship(

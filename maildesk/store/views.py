@@ -46,7 +46,15 @@ def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "impact": ticket.impact,
         "urgency": ticket.urgency,
         "organisation": ticket.organisation,
+        "change_window": change_window(ticket),
     }
+
+
+def change_window(ticket: Ticket) -> dict[str, str | None] | None:
+    """A change's scheduled window (`start`, `end` in ISO 8601), or None."""
+    if ticket.change_start is None or ticket.change_end is None:
+        return None
+    return {"start": iso(ticket.change_start), "end": iso(ticket.change_end)}
 
 
 def message_json(message: Message) -> dict[str, Any]:

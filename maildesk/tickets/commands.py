@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from maildesk.routing.rules import LEVELS
 from maildesk.terms import PRIORITIES, SETTABLE_STATUSES, TYPES
+from maildesk.tickets.change_commands import parse_failed, parse_implemented, parse_schedule
 from maildesk.tickets.kb_commands import parse_kb, parse_kb_draft
 from maildesk.tickets.notes import NOTE_ERROR, mentions_note, normalise, note_lookalikes
 
@@ -26,10 +27,10 @@ _TYPE_ALIASES = {"service-request": "request", "service_request": "request"}
 _LEVEL_ALIASES = {"h": "high", "m": "medium", "med": "medium", "l": "low"}
 # Commands that take one value: two of them on one reply must agree.
 SINGLE: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", "queue")
-SINGLE += ("type", "merge", "category", "problem", "known-error")
+SINGLE += ("type", "merge", "category", "problem", "known-error", "schedule")
 NAMES: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", "queue")
 NAMES += ("tag", "type", "note", "merge", "link", "unlink", "cc", "category", "problem")
-NAMES += ("known-error", "kb", "kb-draft")
+NAMES += ("known-error", "kb", "kb-draft", "schedule", "implemented", "failed")
 _ALIASES = {
     "tags": "tag",
     "watcher": "cc",
@@ -41,6 +42,8 @@ _ALIASES = {
     "private": "note",
     "known_error": "known-error",
     "knownerror": "known-error",
+    "window": "schedule",
+    "fail": "failed",
 }
 # "#status resolved", and the spellings clients and habits produce: "# note", "#note:",
 # "*#note*" (rich-text bold turned into text), "#note, the vendor says ...".
@@ -65,6 +68,7 @@ class CommandContext:
     agents: Sequence[AgentRef]
     ref_prefix: str
     own_addresses: Collection[str] = ()
+    timezone: str = "UTC"  # the desk's: how `#schedule` reads a time without an offset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -389,4 +393,7 @@ _PARSERS: dict[str, Parser] = {
     "known-error": _known_error,
     "kb": parse_kb,
     "kb-draft": parse_kb_draft,
+    "schedule": parse_schedule,
+    "implemented": parse_implemented,
+    "failed": parse_failed,
 }

@@ -54,6 +54,7 @@ def command_context(app: App, actor: str | None) -> CommandContext:
         agents=[AgentRef(email=a.email, name=a.name) for a in config.agents],
         ref_prefix=config.desk.ref_prefix,
         own_addresses=config.own_addresses,
+        timezone=config.desk.timezone,
     )
 
 
