@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from maildesk.config.catalog import check_rule_items, read_catalog
 from maildesk.config.http import read_http
 from maildesk.config.learning import read_learning
 from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
@@ -78,6 +79,7 @@ _SECTIONS = {
     "problems",
     "learning",
     "survey",
+    "catalog",
 }
 
 
@@ -137,6 +139,14 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         policies={p.name for p in sla.policies},
     )
     service_desk = _service_desk(r, data, queue_names)
+    service_desk["catalog"] = read_catalog(
+        r,
+        r.array(data, "catalog"),
+        queues=queue_names,
+        policies={p.name for p in sla.policies},
+        leads=sla.leads,
+    )
+    check_rule_items(r, rules, service_desk["catalog"])
     r.check()
     return Config(
         path=cfg_path,
