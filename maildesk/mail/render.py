@@ -64,6 +64,13 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/note_added": ("noted_by",),
     "requester/status": ("tickets", "resolved"),
     "agent/survey_bad": ("csat",),
+    "requester/catalog": ("items",),
+    "requester/request_incomplete": ("item", "missing"),
+    "approver/approval_request": ("item", "approval"),
+    "approver/approval_reminder": ("item", "approval"),
+    "requester/request_approved": ("item", "reason"),
+    "requester/request_rejected": ("item", "reason"),
+    "requester/request_expired": ("item", "reason"),
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -89,6 +96,13 @@ TEMPLATES = (
     "requester/closed_by_you",
     "requester/survey",
     "agent/survey_bad",
+    "requester/catalog",
+    "requester/request_incomplete",
+    "approver/approval_request",
+    "approver/approval_reminder",
+    "requester/request_approved",
+    "requester/request_rejected",
+    "requester/request_expired",
 )
 
 
