@@ -163,7 +163,7 @@ def _required(r: Reader, t: dict[str, Any], place: str, approvers: int) -> int:
 
 def _fields(r: Reader, value: object, place: str) -> tuple[CatalogField, ...]:
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        r.problem(f"{place} key 'fields'", "must be a list of tables like { name = \"user\" }")
+        r.problem(f"{place} key 'fields'", 'must be a list of tables like { name = "user" }')
         return ()
     found: list[CatalogField] = []
     for n, raw in enumerate(value):

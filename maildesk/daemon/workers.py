@@ -175,6 +175,7 @@ class SlaSchedule:
             jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
             jobs.detect_problems(app, app.now())  # [problems] detect
             jobs.send_surveys(app, app.now())  # [survey]
+            jobs.check_approvals(app, app.now())  # [[catalog]] approval reminders, expiry
         except StoreUnavailable as exc:
             app.metrics.store_failed("sla")
             log.error("store unavailable, SLA job skipped: %s", exc)

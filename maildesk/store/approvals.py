@@ -55,7 +55,7 @@ def waiting_approvals(session: Session) -> list[tuple[Ticket, Approval]]:
         .where(Ticket.status == Status.AWAITING_APPROVAL, Approval.decision == PENDING)
         .order_by(Approval.requested_at, Approval.id)
     )
-    return [(t, a) for t, a in session.execute(stmt).tuples()]
+    return [(t, a) for t, a in session.execute(stmt)]
 
 
 def approvals_json(approvals: Sequence[Approval]) -> list[dict[str, Any]]:

@@ -96,7 +96,7 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     subject: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
     priority: Mapped[str] = mapped_column(String(8))
     queue: Mapped[str] = mapped_column(String(64), index=True)
     type: Mapped[str] = mapped_column(String(16))

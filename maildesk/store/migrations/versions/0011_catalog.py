@@ -18,6 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # "awaiting-approval" is longer than the 16 characters statuses had (SQLite ignores it).
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("tickets", "status", type_=sa.String(length=32))
     op.add_column("tickets", sa.Column("catalog_item", sa.String(length=128), nullable=True))
     op.add_column("tickets", sa.Column("fields", sa.JSON(), nullable=True))
     op.create_table(
