@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from maildesk.cli import admin, contacts, learn, mail, problems, report, tickets
+from maildesk.cli import admin, catalog, contacts, learn, mail, problems, report, tickets
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
 from maildesk.config import resolve_config_path
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
@@ -28,6 +28,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     mail.add_quarantine,
     tickets.add_sla,
     problems.add_problems,
+    catalog.add_catalog,
     report.add_report,
     mail.add_poll,
     admin.add_status,
