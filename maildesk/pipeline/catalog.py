@@ -82,10 +82,9 @@ def routed(ctx: Context, item: CatalogItem, decision: RoutingDecision) -> Routin
 
 
 def start_request(ctx: Context, ticket: Ticket, item: CatalogItem) -> None:
-    """A new ticket for the item: its fields stored, then pending, awaiting approval or open."""
+    """A new ticket for the item: its fields stored (before anyone is told of it)."""
     values, _ = read_fields(ctx.msg.body_text or "", item)
     ticket.catalog_item, ticket.fields = item.name, normalise_fields(item, values)
-    problems = field_problems(item, values)
     repo.add_event(
         ctx.session,
         ticket,
@@ -93,9 +92,13 @@ def start_request(ctx: Context, ticket: Ticket, item: CatalogItem) -> None:
         ctx.now,
         item=item.name,
         fields=dict(ticket.fields),
-        missing=problems,
+        missing=field_problems(item, values),
     )
-    _proceed(ctx, ticket, item, problems)
+
+
+def proceed_new(ctx: Context, ticket: Ticket, item: CatalogItem) -> None:
+    """Once announced: pending for what it lacks, awaiting approval, or left open."""
+    _proceed(ctx, ticket, item, field_problems(item, dict(ticket.fields or {})))
 
 
 def _proceed(ctx: Context, ticket: Ticket, item: CatalogItem, problems: dict[str, str]) -> None:

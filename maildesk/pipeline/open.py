@@ -63,6 +63,8 @@ def new_ticket(
     ticket = _create(ctx, decision, assignee, parent)
     ref = ctx.app.ref(ticket.id)
     inbound = store_message(ctx, ticket)
+    if item is not None:
+        catalog.start_request(ctx, ticket, item)
     opener = behalf.agent.email if behalf is not None else ctx.requester
     _created_events(ctx, ticket, ref, decision, assignee, opener, suggestions)
     add_cc_watchers(ctx, ticket, ctx.requester)
@@ -78,7 +80,7 @@ def new_ticket(
         told = behalf.original if behalf is not None else msg  # the agent's own mail
         notices.ticket_created(ctx.app, ctx.session, ticket, inbound, told, decision, ctx.now)
     if item is not None:
-        catalog.start_request(ctx, ticket, item)
+        catalog.proceed_new(ctx, ticket, item)
     raw.ticket_id = ticket.id
     log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
     status = "created" if related is None else "followup" if follow_up else "linked"

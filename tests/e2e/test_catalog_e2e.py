@@ -88,7 +88,7 @@ def test_a_complete_request_without_approvers_opens_in_its_queue(cat_desk: Desk)
     assert ticket["queue"] == "it" and ticket["priority"] == "P4" and ticket["status"] == "new"
     assert ticket["approvals"] == []
     [notice] = alice.next()
-    assert "Software: Inkscape" in body(notice)
+    assert "Request:  software-install" in body(notice) and "Software: Inkscape" in body(notice)
 
 
 def test_an_incomplete_request_is_completed_by_reply(cat_desk: Desk) -> None:
