@@ -1,4 +1,4 @@
-"""[[catalog]] and a rule's set.catalog: read, defaulted, and every problem named by item and key."""
+"""[[catalog]] and a rule's set.catalog: read, defaulted, every problem named by item and key."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def test_approvals_required_defaults_to_all(tmp_path: Path) -> None:
 
 
 def test_a_rule_may_turn_mail_into_a_catalog_item(tmp_path: Path) -> None:
-    rule = '\n[[rules]]\nname = "laptops"\nmatch = { subject = "laptop" }\nset = { catalog = "new-laptop" }\n'
+    rule = '\n[[rules]]\nname = "laptops"\nmatch = { subject = "laptop" }\n'
+    rule += 'set = { catalog = "new-laptop" }\n'
     config = load_config(write(tmp_path, MINIMAL + ITEM + rule))
     assert config.rules[0].actions.catalog == "new-laptop"
 
@@ -64,7 +65,7 @@ def test_a_rule_may_turn_mail_into_a_catalog_item(tmp_path: Path) -> None:
         ("approvals_required = 5", "key 'approvals_required'", ("from 1 to",)),
         ('approval_timeout = "soon"', "key 'approval_timeout'", ()),
         ("approval_timeout = 0", "key 'approval_timeout'", ("more than 0",)),
-        ('title = 3', "key 'title'", ("must be str",)),
+        ("title = 3", "key 'title'", ("must be str",)),
         ("colour = 1", "key 'colour'", ("unknown key",)),
         ('fields = "user"', "key 'fields'", ("list of tables",)),
         ('fields = [ { label = "x" } ]', "fields #1 key 'name'", ("required",)),

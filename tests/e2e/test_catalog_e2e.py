@@ -200,7 +200,9 @@ def test_the_sla_clock_stands_still_while_awaiting_approval(cat_desk: Desk) -> N
     from maildesk.terms import PAUSED_STATUSES, Status
 
     assert Status.AWAITING_APPROVAL in PAUSED_STATUSES
-    [change] = [e for e in events(cat_desk, ref, "status") if e["data"]["to"] == "awaiting-approval"]
+    [change] = [
+        e for e in events(cat_desk, ref, "status") if e["data"]["to"] == "awaiting-approval"
+    ]
     assert change["data"]["from"] == "new"
 
 
