@@ -66,11 +66,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/survey_bad": ("csat",),
     "requester/catalog": ("items",),
     "requester/request_incomplete": ("item", "missing"),
-    "approver/approval_request": ("item", "approval"),
-    "approver/approval_reminder": ("item", "approval"),
-    "requester/request_approved": ("item", "reason"),
-    "requester/request_rejected": ("item", "reason"),
-    "requester/request_expired": ("item", "reason"),
+    **{f"approver/approval_{e}": ("item", "approval") for e in ("request", "reminder")},
+    **{f"requester/request_{o}": ("item", "reason") for o in ("approved", "rejected", "expired")},
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -96,13 +93,7 @@ TEMPLATES = (
     "requester/closed_by_you",
     "requester/survey",
     "agent/survey_bad",
-    "requester/catalog",
-    "requester/request_incomplete",
-    "approver/approval_request",
-    "approver/approval_reminder",
-    "requester/request_approved",
-    "requester/request_rejected",
-    "requester/request_expired",
+    *(n for n in EXTRAS if n.startswith(("requester/catalog", "requester/request_", "approver/"))),
 )
 
 

@@ -31,7 +31,7 @@ from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
 from maildesk.store.models import Ticket
 from maildesk.terms import RawStatus, Status
-from maildesk.tickets import approvals, lifecycle
+from maildesk.tickets import approvals, lifecycle, sla
 from maildesk.tickets.lifecycle import Actor
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ def start_request(ctx: Context, ticket: Ticket, item: CatalogItem) -> None:
     """A new ticket for the item: its fields stored (before anyone is told of it)."""
     values, _ = read_fields(ctx.msg.body_text or "", item)
     ticket.catalog_item, ticket.fields = item.name, normalise_fields(item, values)
+    if item.sla_policy:
+        sla.policy_chosen(ctx.app, ticket, item.sla_policy, ctx.now)
     repo.add_event(
         ctx.session,
         ticket,
