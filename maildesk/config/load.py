@@ -53,6 +53,7 @@ from maildesk.config.sla import SECTIONS as SLA_SECTIONS
 from maildesk.config.sla import compile_sla
 from maildesk.config.survey import read_survey
 from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.sla.policy import SlaConfig
 
 DEFAULT_CONFIG = "maildesk.toml"
 DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"
@@ -138,14 +139,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    service_desk = _service_desk(r, data, queue_names)
-    service_desk["catalog"] = read_catalog(
-        r,
-        r.array(data, "catalog"),
-        queues=queue_names,
-        policies={p.name for p in sla.policies},
-        leads=sla.leads,
-    )
+    service_desk = _service_desk(r, data, queue_names, sla)
     check_rule_items(r, rules, service_desk["catalog"])
     r.check()
     return Config(
@@ -169,9 +163,18 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     )
 
 
-def _service_desk(r: Reader, data: Mapping[str, Any], queues: set[str]) -> dict[str, Any]:
+def _service_desk(
+    r: Reader, data: Mapping[str, Any], queues: set[str], sla: SlaConfig
+) -> dict[str, Any]:
     """The sections beyond the help desk, as Config's keyword arguments of the same names."""
     return {
+        "catalog": read_catalog(
+            r,
+            r.array(data, "catalog"),
+            queues=queues,
+            policies={p.name for p in sla.policies},
+            leads=sla.leads,
+        ),
         "http": read_http(r, r.table(data, "http")),
         "monitors": read_monitors(r, r.array(data, "monitors"), queues=queues),
         "problems": read_problems(r, r.table(data, "problems")),
