@@ -113,6 +113,8 @@ def _sample_ticket(config: Config) -> dict[str, Any]:
             "first_at": "2026-11-23T09:00:00Z",
             "last_at": "2026-11-23T09:10:00Z",
         },
+        "catalog_item": "new-laptop",
+        "fields": [{"name": "user", "label": "For whom", "value": "dana@example.org"}],
     }
 
 
@@ -158,6 +160,32 @@ def _sample_extras(config: Config) -> dict[str, Any]:
             "crossed_at": "2026-11-25T17:00:00+00:00",
             "escalated_to": ["lead@example.com"],
         },
+        **_catalog_extras(),
+    }
+
+
+def _catalog_extras() -> dict[str, Any]:
+    """What the service-catalog mails get (maildesk.notify.approval_notices)."""
+    item = {
+        "name": "new-laptop",
+        "title": "New laptop",
+        "description": "A laptop for a new or existing employee.",
+        "type": "request",
+        "queue": "it",
+        "fields": [
+            {"name": "user", "label": "For whom", "required": True, "choices": [], "kind": "text"}
+        ],
+        "needs_approval": True,
+        "approvals_required": 1,
+        "example_subject": "Request: New laptop",
+        "example_body": "For whom: ...",
+    }
+    return {
+        "items": [item],
+        "item": item,
+        "missing": [{"name": "user", "label": "For whom", "problem": "missing", "example": "..."}],
+        "approval": {"approver": "carol@example.com", "required": 1, "of": 2, "timeout_hours": 72},
+        "reason": "not in this year's budget",
     }
 
 

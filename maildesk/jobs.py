@@ -32,7 +32,7 @@ from maildesk.store.changes import PASSED_EVENT, STARTING_EVENT, next_change_not
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
 from maildesk.terms import Status
-from maildesk.tickets import lifecycle, problems
+from maildesk.tickets import approvals, lifecycle, problems
 from maildesk.tickets import sla as hooks
 from maildesk.tickets.lifecycle import Actor
 
@@ -173,6 +173,15 @@ def detect_problems(app: App, now: datetime) -> int:
     for problem in opened:
         log.info("problem candidate %s opened by detection", app.ref(problem.id))
     return len(opened)
+
+
+def check_approvals(app: App, now: datetime) -> int:
+    """Catalog requests awaiting approval: reminders after the item's approval_timeout,
+    expiry after twice that (see tickets.approvals.check_waiting). Returns what it did."""
+    if not app.config.catalog:
+        return 0
+    with transaction(app.sessions) as session:
+        return approvals.check_waiting(app, session, now)
 
 
 def schedule_learning(scheduler: Any, app: App) -> None:

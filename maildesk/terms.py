@@ -18,6 +18,7 @@ class Status(StrEnum):
     OPEN = "open"
     PENDING = "pending"
     ON_HOLD = "on-hold"
+    AWAITING_APPROVAL = "awaiting-approval"  # a catalog request waiting for its approvers
     RESOLVED = "resolved"
     CLOSED = "closed"
     MERGED = "merged"
@@ -70,9 +71,15 @@ SETTABLE_STATUSES: tuple[Status, ...] = (
     Status.CLOSED,
 )
 # Working states: someone still has to act (least-open assignment counts these).
-WORKING_STATUSES: tuple[Status, ...] = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
-# Waiting on the requester or on hold: SLA clocks stand still.
-PAUSED_STATUSES: tuple[Status, ...] = (Status.PENDING, Status.ON_HOLD)
+WORKING_STATUSES: tuple[Status, ...] = (
+    Status.NEW,
+    Status.OPEN,
+    Status.PENDING,
+    Status.ON_HOLD,
+    Status.AWAITING_APPROVAL,
+)
+# Waiting on the requester, on hold or on approvers: SLA clocks stand still.
+PAUSED_STATUSES: tuple[Status, ...] = (Status.PENDING, Status.ON_HOLD, Status.AWAITING_APPROVAL)
 # Done: no SLA target applies; a requester's reply within the reopen window reopens.
 DONE_STATUSES: tuple[Status, ...] = (Status.RESOLVED, Status.CLOSED, Status.MERGED)
 REOPENABLE_STATUSES: tuple[Status, ...] = (Status.RESOLVED, Status.CLOSED)

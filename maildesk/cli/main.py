@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from maildesk.cli import (
     admin,
+    catalog,
     changes,
     contacts,
     kb,
@@ -49,6 +50,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     tickets.add_sla,
     problems.add_problems,
     changes.add_changes,
+    catalog.add_catalog,
     report.add_report,
     mail.add_poll,
     admin.add_status,

@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.cli import attachments, views
+from maildesk.cli import attachments, catalog, views
 from maildesk.cli.common import EX_OK, Parsers, err, operator, print_json, print_table, with_session
 from maildesk.cli.listing import AGENT_ENV, as_agent_option, local_iso
 from maildesk.cli.listing import add_tickets as add_tickets  # registered with the others
@@ -272,6 +272,7 @@ def add_ticket(parsers: Parsers) -> None:
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
     sp.add_argument("changes", nargs="+", metavar="key=value", help=", ".join(SET_FIELDS))
     attachments.add_to_ticket(ticket, parsers.json_flag)
+    catalog.add_ticket_decisions(ticket)
 
 
 def add_sla(parsers: Parsers) -> None:

@@ -205,6 +205,11 @@ def show_text(detail: dict[str, Any], zone: str, sla_state: str | None) -> Itera
         yield f"alert {a['monitor']} {a['key']} {a['state']} {a['severity']} count {a['count']}"
     if detail["known_error"]:
         yield f"known error: {detail['known_error']}"
+    if detail.get("catalog_item"):
+        yield f"catalog item {detail['catalog_item']}"
+        yield from (f"  {name}: {value}" for name, value in detail["fields"].items())
+    for a in detail.get("approvals", ()):
+        yield f"approval {a['approver']}: {a['decision']} {a['comment'] or ''}".rstrip()
     if detail["merged_into"]:
         yield f"merged into {detail['merged_into']}: its history is there now"
     yield from _conversation(detail, zone)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from maildesk.config.catalog import check_rule_items, read_catalog
 from maildesk.config.changes import read_freezes
 from maildesk.config.http import read_http
 from maildesk.config.kb import read_kb
@@ -53,6 +54,7 @@ from maildesk.config.sla import SECTIONS as SLA_SECTIONS
 from maildesk.config.sla import compile_sla
 from maildesk.config.survey import read_survey
 from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.sla.policy import SlaConfig
 
 DEFAULT_CONFIG = "maildesk.toml"
 DATABASE_URL_ENV = "MAILDESK_DATABASE_URL"
@@ -81,6 +83,7 @@ _SECTIONS = {
     "learning",
     "survey",
     "change_freeze",
+    "catalog",
 }
 
 
@@ -139,10 +142,11 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    service_desk = _service_desk(r, data, queue_names, base)
+    service_desk = _service_desk(r, data, queue_names, base, sla)
     freezes = read_freezes(
         r, r.array(data, "change_freeze"), queues=queue_names, timezone=desk.timezone
     )
+    check_rule_items(r, rules, service_desk["catalog"])
     r.check()
     return Config(
         path=cfg_path,
@@ -167,10 +171,17 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
 
 
 def _service_desk(
-    r: Reader, data: Mapping[str, Any], queues: set[str], base: Path
+    r: Reader, data: Mapping[str, Any], queues: set[str], base: Path, sla: SlaConfig
 ) -> dict[str, Any]:
     """The sections beyond the help desk, as Config's keyword arguments of the same names."""
     return {
+        "catalog": read_catalog(
+            r,
+            r.array(data, "catalog"),
+            queues=queues,
+            policies={p.name for p in sla.policies},
+            leads=sla.leads,
+        ),
         "http": read_http(r, r.table(data, "http")),
         "monitors": read_monitors(r, r.array(data, "monitors"), queues=queues),
         "problems": read_problems(r, r.table(data, "problems")),

@@ -12,11 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from maildesk.config.catalog import LEAD_PREFIX
 from maildesk.config.changes import ChangeFreeze
 from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
 from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
+from maildesk.routing.catalog import CatalogItem
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.monitors import Monitor
 from maildesk.routing.organisations import Organisation, organisation_for
@@ -255,6 +257,7 @@ class Config:
     survey: SurveyConfig = field(default_factory=SurveyConfig)
     kb: KbConfig = field(default_factory=KbConfig)
     change_freezes: tuple[ChangeFreeze, ...] = ()
+    catalog: tuple[CatalogItem, ...] = ()
 
     @property
     def default_queue(self) -> Queue:
@@ -284,6 +287,20 @@ class Config:
     def organisation_of(self, address: str) -> Organisation | None:
         """The organisation an address belongs to, by its mail domain."""
         return organisation_for(address, self.organisations)
+
+    def catalog_item(self, name: str | None) -> CatalogItem | None:
+        """The catalog item of that name; None for None or one no longer configured."""
+        return next((i for i in self.catalog if i.name == name), None)
+
+    def approvers_of(self, item: CatalogItem) -> tuple[str, ...]:
+        """The item's approvers as addresses ("lead:QUEUE" read from [sla] leads)."""
+        found: list[str] = []
+        for a in item.approvers:
+            if a.startswith(LEAD_PREFIX):
+                a = self.sla.lead(a[len(LEAD_PREFIX) :]) or ""
+            if a and normalise_address(a) not in found:
+                found.append(normalise_address(a))
+        return tuple(found)
 
     def agents_of(self, queue: str) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if queue in a.queues)

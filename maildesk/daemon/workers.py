@@ -176,6 +176,7 @@ class SlaSchedule:
             jobs.detect_problems(app, app.now())  # [problems] detect
             jobs.send_surveys(app, app.now())  # [survey]
             jobs.change_notices(app, app.now())  # change windows: starting, passed
+            jobs.check_approvals(app, app.now())  # [[catalog]] approval reminders, expiry
         except StoreUnavailable as exc:
             app.metrics.store_failed("sla")
             log.error("store unavailable, SLA job skipped: %s", exc)

@@ -66,6 +66,10 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/survey_bad": ("csat",),
     "agent/change_starting": ("change",),
     "agent/change_window_passed": ("change",),
+    "requester/catalog": ("items",),
+    "requester/request_incomplete": ("item", "missing"),
+    **{f"approver/approval_{e}": ("item", "approval") for e in ("request", "reminder")},
+    **{f"requester/request_{o}": ("item", "reason") for o in ("approved", "rejected", "expired")},
 }
 TEMPLATES = (
     "requester/ticket_created",
@@ -93,6 +97,7 @@ TEMPLATES = (
     "agent/survey_bad",
     "agent/change_starting",
     "agent/change_window_passed",
+    *(n for n in EXTRAS if n.startswith(("requester/catalog", "requester/request_", "approver/"))),
 )
 
 

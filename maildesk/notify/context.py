@@ -45,7 +45,20 @@ def ticket_context(app: App, ticket: Ticket, matched: Sequence[str] = ()) -> dic
         "resolution_due": iso(ticket.sla_resolution_due),
         **_problem(app, ticket),
         "suggestions": _suggestions(app, ticket),
+        **_catalog(app, ticket),
     }
+
+
+def _catalog(app: App, ticket: Ticket) -> dict[str, Any]:
+    """A catalog request's item and its fields (label and value, in the item's order)."""
+    item = app.config.catalog_item(ticket.catalog_item)
+    values = dict(ticket.fields or {})
+    labels = {f.name: f.label for f in item.fields} if item else {}
+    order = [*labels, *(k for k in values if k not in labels)]
+    fields = [
+        {"name": k, "label": labels.get(k, k), "value": values[k]} for k in order if k in values
+    ]
+    return {"catalog_item": ticket.catalog_item, "fields": fields}
 
 
 def _problem(app: App, ticket: Ticket) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def send(
         references=list(dict.fromkeys(chain)),
         auto_submitted=auto_submitted,
         internal=internal,
-        reply_to=app.reply_address(ticket.id, role, to.email if role == "agent" else ""),
+        reply_to=app.reply_address(ticket.id, role, to.email),  # bound to agents, approvers
         from_name=from_name,
         attachments=attachments,
     )

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from maildesk.learn.predict import Suggestion, event_data, suggest
 from maildesk.notify import agent_notices, notices
+from maildesk.pipeline import catalog
 from maildesk.pipeline.behalf import Behalf, opened_for
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import store_message
@@ -54,11 +55,16 @@ def new_ticket(
     if decision.dropped_by is not None:
         return _dropped(ctx, decision)
     decision, suggestions = suggest(ctx.app, ctx.session, msg, decision, ctx.now)
+    item = catalog.requested(ctx, decision)
+    if item is not None:
+        decision = catalog.routed(ctx, item, decision)
     assignee = _assignee(ctx, decision)
     parent = related[0] if related and follow_up else None
     ticket = _create(ctx, decision, assignee, parent)
     ref = ctx.app.ref(ticket.id)
     inbound = store_message(ctx, ticket)
+    if item is not None:
+        catalog.start_request(ctx, ticket, item)
     opener = behalf.agent.email if behalf is not None else ctx.requester
     _created_events(ctx, ticket, ref, decision, assignee, opener, suggestions)
     add_cc_watchers(ctx, ticket, ctx.requester)
@@ -73,6 +79,8 @@ def new_ticket(
     else:
         told = behalf.original if behalf is not None else msg  # the agent's own mail
         notices.ticket_created(ctx.app, ctx.session, ticket, inbound, told, decision, ctx.now)
+    if item is not None:
+        catalog.proceed_new(ctx, ticket, item)
     raw.ticket_id = ticket.id
     log.info("created %s from %s (raw %s) in queue %s", ref, msg.message_id, raw.id, ticket.queue)
     status = "created" if related is None else "followup" if follow_up else "linked"

@@ -21,7 +21,9 @@ from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
 from maildesk.pipeline.alerts import alerts
 from maildesk.pipeline.append import agent_mail, append_mail, requester_action
+from maildesk.pipeline.approvals import approval_reply
 from maildesk.pipeline.behalf import on_behalf
+from maildesk.pipeline.catalog import catalog_mail, completing_reply
 from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.forwards import forward_of_ticket, own_notice
 from maildesk.pipeline.fragments import fragment
@@ -189,13 +191,16 @@ STEPS: tuple[Step, ...] = (
     requester,
     alerts,  # a monitor's alert: the one open incident of its key (pipeline/alerts.py)
     status_request,  # subject "status" alone: the sender's tickets mailed back, no ticket
+    catalog_mail,  # subject "catalog" or "help" alone: the catalog mailed back, no ticket
     existing_ticket,
+    approval_reply,  # an approver's approve / reject: decided only with proof
     agent,
     tied,
     own_notice,  # an agent notice forwarded back by anyone but a proven agent: internal
     forward_of_ticket,  # a forward by someone not on the ticket: a new ticket, linked
     subject_tag_only,
     stranger,
+    completing_reply,  # a requester's Field: value lines complete their catalog request
     requester_action,  # close by reply, a survey answer, a thank-you that does not reopen
     past_reopen_window,
     append_mail,  # anything else goes on the ticket (a requester's reply may reopen it)

@@ -9,7 +9,9 @@ the agent's only with one of two proofs:
   address: it is minted for one agent, sent only to that agent, and proves only mail whose
   From is that agent (a forwarded notice gives its reader no agent's powers but, with a
   forged From, that one agent's on that one ticket). The requester's mail carries a
-  *requester* token, which threads replies but never proves an agent.
+  *requester* token, which threads replies but never proves an agent. An *approver* token
+  (support+42-p<mac>@…) is minted the same way for one approver of a catalog request and
+  proves only that approver's answer (From that approver) on that one ticket.
 - a pass in an `Authentication-Results` header added by a mail server we trust (its
   authserv-id is configured): DMARC pass, or DKIM pass aligned with the From domain (SPF
   alone proves only the envelope, never the From). The header is read as sent (never
@@ -37,9 +39,11 @@ from maildesk.mail.address import normalise_domain
 # Reply addresses are composed in maildesk.mail.address; named here for the App.
 from maildesk.mail.address import plus_address as plus_address
 
-Role = Literal["requester", "agent"]
-_ROLE_CODE: dict[Role, str] = {"requester": "r", "agent": "a"}
-_TOKEN = re.compile(r"^(\d{1,18})-([ra])([0-9a-f]{20})$")
+Role = Literal["requester", "agent", "approver"]
+_ROLE_CODE: dict[Role, str] = {"requester": "r", "agent": "a", "approver": "p"}
+_CODE_ROLE: dict[str, Role] = {code: role for role, code in _ROLE_CODE.items()}
+_BOUND: tuple[Role, ...] = ("agent", "approver")  # tokens that bind one person's address
+_TOKEN = re.compile(r"^(\d{1,18})-([rap])([0-9a-f]{20})$")
 _STATUS_TOKEN = re.compile(r"^(\d{1,18})-([0-9a-f]{32})$")
 
 
@@ -62,23 +66,24 @@ class TokenCodec:
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:20]
 
     def mint(self, ticket_id: int, role: Role, agent: str = "") -> str:
-        """'42-a1b2…': ticket id, role letter, 80 bits of HMAC (over the agent's address too)."""
-        if role == "agent" and not agent:
-            raise ValueError("an agent token is minted for one agent's address")
-        mac = self._mac(ticket_id, role, agent if role == "agent" else "")
+        """'42-a1b2…': ticket id, role letter, 80 bits of HMAC (over the agent's or the
+        approver's address too)."""
+        if role in _BOUND and not agent:
+            raise ValueError(f"an {role} token is minted for one {role}'s address")
+        mac = self._mac(ticket_id, role, agent if role in _BOUND else "")
         return f"{ticket_id}-{_ROLE_CODE[role]}{mac}"
 
     def verify(self, token: str, sender: str = "") -> Token | None:
         """The ticket and role a token was minted for, or None if it is not ours; an agent
-        token counts only when `sender` is the agent it was minted for."""
+        (or approver) token counts only when `sender` is the one it was minted for."""
         m = _TOKEN.match(token.lower())
         if not m:
             return None
         ticket_id = int(m.group(1))
-        role: Role = "agent" if m.group(2) == "a" else "requester"
-        if role == "agent" and not sender:
+        role = _CODE_ROLE[m.group(2)]
+        if role in _BOUND and not sender:
             return None
-        mac = self._mac(ticket_id, role, sender if role == "agent" else "")
+        mac = self._mac(ticket_id, role, sender if role in _BOUND else "")
         if not hmac.compare_digest(m.group(3), mac):
             return None
         return Token(ticket_id, role)

@@ -40,6 +40,7 @@ SET_KEYS = (
     "assignee",
     "tags",
     "acknowledge",
+    "catalog",
 )
 RULE_KEYS = ("name", "match", "when", "set", "stop", "drop")
 # ITIL default: impact x urgency -> priority; `[priority_matrix]` in config overrides it.
@@ -67,6 +68,7 @@ class Actions:
     assignee: str | None = None  # an agent's address or a strategy
     tags: tuple[str, ...] = ()
     acknowledge: bool | str | None = None  # false: none; a name: requester/<name> template
+    catalog: str | None = None  # the [[catalog]] item the mail requests
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +103,7 @@ class RoutingDecision:
     acknowledge: bool | str = True  # True: the default template; a name: that template
     dropped_by: str | None = None  # the rule that dropped the message (stored as spam)
     organisation: str | None = None  # the sender's organisation (by mail domain)
+    catalog: str | None = None  # the [[catalog]] item a rule made this mail request
     matched: tuple[str, ...] = ()
     results: tuple[RuleResult, ...] = field(default=(), compare=False)
 
@@ -122,6 +125,7 @@ def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dic
         "acknowledge": decision.acknowledge,
         "dropped_by": decision.dropped_by,
         "organisation": decision.organisation,
+        "catalog": decision.catalog,
     }
 
 
@@ -178,7 +182,16 @@ def _decide(
     tags: dict[str, None] = {}
     for rule in matched:
         a = rule.actions
-        for key in ("queue", "priority", "impact", "urgency", "type", "category", "assignee"):
+        for key in (
+            "queue",
+            "priority",
+            "impact",
+            "urgency",
+            "type",
+            "category",
+            "assignee",
+            "catalog",
+        ):
             value = getattr(a, key)
             if value:
                 d[key] = value
@@ -263,6 +276,7 @@ def _actions(
         "urgency": LEVELS,
         "type": TYPES,
         "category": None,
+        "catalog": None,  # checked against [[catalog]] by the config reader
         "assignee": [*STRATEGIES, *sorted(agents)],
     }
     found: dict[str, Any] = {}

@@ -96,7 +96,7 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     subject: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
     priority: Mapped[str] = mapped_column(String(8))
     queue: Mapped[str] = mapped_column(String(64), index=True)
     type: Mapped[str] = mapped_column(String(16))
@@ -137,6 +137,9 @@ class Ticket(Base):
     # A change's scheduled window (maildesk.tickets.changes); both or neither.
     change_start: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
     change_end: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A catalog request: its [[catalog]] item and the fields the requester filled in.
+    catalog_item: Mapped[str | None] = mapped_column(String(128))
+    fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     requester: Mapped[Contact] = relationship(lazy="joined", foreign_keys=[requester_id])
     messages: Mapped[list[Message]] = relationship(
@@ -292,6 +295,27 @@ class AlertState(Base):
             sqlite_where=text("is_open"),
             postgresql_where=text("is_open"),
         ),
+    )
+
+
+class Approval(Base):
+    """One approver's answer to a catalog request: pending until they decide or it expires."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    approver: Mapped[str] = mapped_column(String(320))
+    decision: Mapped[str] = mapped_column(String(16))  # pending approved rejected expired
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # when decided
+    comment: Mapped[str | None] = mapped_column(Text)
+    via: Mapped[str | None] = mapped_column(String(255))  # the proof: token, auth, cli
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "approver", name="uq_approvals_ticket_approver"),
+        Index("ix_approvals_decision", "decision"),
     )
 
 

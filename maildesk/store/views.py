@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from maildesk.store.approvals import approvals_json, ticket_approvals
 from maildesk.store.listing import next_due
 from maildesk.store.models import AlertState, Event, Message, Ticket
 from maildesk.store.problems import related, ticket_alert
@@ -92,6 +93,7 @@ def ticket_detail_json(
     watchers: Sequence[str] = (),
     links: Sequence[tuple[int, str]] = (),
     problems: Mapping[str, Any] | None = None,
+    approvals: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """`ticket show --json`; `problems`: its problem, incidents, known_error and alert."""
     return {
@@ -103,6 +105,9 @@ def ticket_detail_json(
         "known_error": ticket.known_error,
         "alert": None,
         "csat": csat_json(ticket.events),
+        "catalog_item": ticket.catalog_item,
+        "fields": dict(ticket.fields or {}),
+        "approvals": [dict(a) for a in approvals],
         **(problems or {}),
         "kb_suggested": kb_suggested(ticket),
         "messages": [message_json(m) for m in ticket.messages],
@@ -139,6 +144,7 @@ def ticket_detail(session: Session, ticket_id: int, prefix: str) -> dict[str, An
         watchers=watchers(session, ticket.id),
         links=links(session, ticket.id),
         problems=problem_keys(session, ticket, prefix),
+        approvals=approvals_json(ticket_approvals(session, ticket.id)),
     )
 
 

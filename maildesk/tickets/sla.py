@@ -138,6 +138,12 @@ def queue_changed(app: App, session: Session, ticket: Ticket, now: datetime) -> 
     refresh(app, ticket, now)
 
 
+def policy_chosen(app: App, ticket: Ticket, policy: str, now: datetime) -> None:
+    """A catalog item's own policy replaces the one routing chose."""
+    _store(ticket, set_policy(state_of(ticket), app.config.sla, policy=policy, now=now))
+    refresh(app, ticket, now)
+
+
 def first_response(app: App, session: Session, ticket: Ticket, now: datetime) -> None:
     """An agent answered the requester: the first-response target is met (or was late)."""
     if ticket.first_response_at is not None:
