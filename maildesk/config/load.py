@@ -142,10 +142,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    service_desk = _service_desk(r, data, queue_names, base, sla)
-    freezes = read_freezes(
-        r, r.array(data, "change_freeze"), queues=queue_names, timezone=desk.timezone
-    )
+    service_desk = _service_desk(r, data, queue_names, base, sla, desk.timezone)
     check_rule_items(r, rules, service_desk["catalog"])
     r.check()
     return Config(
@@ -165,16 +162,23 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         threading=threading,
         sla=sla,
         organisations=organisations,
-        change_freezes=freezes,
         **service_desk,
     )
 
 
 def _service_desk(
-    r: Reader, data: Mapping[str, Any], queues: set[str], base: Path, sla: SlaConfig
+    r: Reader,
+    data: Mapping[str, Any],
+    queues: set[str],
+    base: Path,
+    sla: SlaConfig,
+    timezone: str,
 ) -> dict[str, Any]:
     """The sections beyond the help desk, as Config's keyword arguments of the same names."""
     return {
+        "change_freezes": read_freezes(
+            r, r.array(data, "change_freeze"), queues=queues, timezone=timezone
+        ),
         "catalog": read_catalog(
             r,
             r.array(data, "catalog"),

@@ -71,33 +71,14 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     **{f"approver/approval_{e}": ("item", "approval") for e in ("request", "reminder")},
     **{f"requester/request_{o}": ("item", "reason") for o in ("approved", "rejected", "expired")},
 }
+# The templates that get nothing beyond desk, ticket, message and recipient; then the rest.
 TEMPLATES = (
     "requester/ticket_created",
-    "requester/agent_reply",
-    "requester/ticket_resolved",
-    "requester/ticket_merged",
     "agent/ticket_created",
-    "agent/requester_reply",
-    "agent/ticket_reopened",
-    "agent/ticket_assigned",
-    "agent/command_error",
-    "agent/command_receipt",
-    "agent/sla_warning",
-    "agent/sla_breach",
-    "agent/reply_not_relayed",
-    "agent/note_added",
-    "requester/pending_reminder",
-    "requester/problem_resolved",
     "agent/alert_recovered",
-    "agent/problem_detected",
-    "agent/problem_linked",
-    "requester/status",
     "requester/closed_by_you",
     "requester/survey",
-    "agent/survey_bad",
-    "agent/change_starting",
-    "agent/change_window_passed",
-    *(n for n in EXTRAS if n.startswith(("requester/catalog", "requester/request_", "approver/"))),
+    *EXTRAS,
 )
 
 
