@@ -13,14 +13,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
-from maildesk.mail.render import Envelope, compose, mint_message_id
 from maildesk.notify.context import context
 from maildesk.notify.notices import send, to_requester
+from maildesk.notify.outbox import enqueue_unthreaded
 from maildesk.notify.recipients import Recipient
 from maildesk.routing.catalog import CatalogItem
 from maildesk.store import repo
-from maildesk.store.models import OutboxEntry, Ticket
-from maildesk.terms import OutboxStatus
+from maildesk.store.models import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -77,33 +76,7 @@ def catalog_list(app: App, session: Session, address: str, now: datetime) -> str
         "items": [item_json(i) for i in app.config.catalog],
     }
     rendered = app.templates.render("requester/catalog", ctx)
-    message_id = mint_message_id(desk.domain, "catalog")
-    envelope = Envelope(
-        from_name=desk.name,
-        from_addr=desk.address,
-        to=[address],
-        subject=rendered.subject,
-        message_id=message_id,
-        date=now,
-        reply_to=desk.address,
-        auto_submitted="auto-replied",
-        loop_marker=desk.address,
-    )
-    session.add(
-        OutboxEntry(
-            ticket_id=None,
-            kind=CATALOG_KIND,
-            message_id=message_id,
-            sender=desk.address,
-            recipients=[address],
-            subject=rendered.subject,
-            raw=compose(envelope, rendered),
-            status=OutboxStatus.QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    message_id = enqueue_unthreaded(session, app.config.desk, CATALOG_KIND, address, rendered, now)
     log.info("queued catalog %s to %s", message_id, address)
     return ""
 

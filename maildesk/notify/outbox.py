@@ -154,3 +154,43 @@ def _outbox_entry(
         next_attempt_at=now,
         created_at=now,
     )
+
+
+def enqueue_unthreaded(
+    session: Session,
+    desk: DeskConfig,
+    kind: str,
+    address: str,
+    rendered: Rendered,
+    now: datetime,
+) -> str:
+    """Queue an automatic answer that belongs to no ticket (the catalog, a status list) to
+    one address; its Message-ID. Marked auto-replied and with the desk's loop marker."""
+    message_id = mint_message_id(desk.domain, kind)
+    envelope = Envelope(
+        from_name=desk.name,
+        from_addr=desk.address,
+        to=[address],
+        subject=rendered.subject,
+        message_id=message_id,
+        date=now,
+        reply_to=desk.address,
+        auto_submitted="auto-replied",
+        loop_marker=desk.address,
+    )
+    session.add(
+        OutboxEntry(
+            ticket_id=None,
+            kind=kind,
+            message_id=message_id,
+            sender=desk.address,
+            recipients=[address],
+            subject=rendered.subject,
+            raw=compose(envelope, rendered),
+            status=OutboxStatus.QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return message_id

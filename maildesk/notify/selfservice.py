@@ -12,13 +12,12 @@ from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.config import Agent
-from maildesk.mail.render import Envelope, compose, mint_message_id
 from maildesk.notify.context import agent_context, context
 from maildesk.notify.notices import send, suppressed, to_agents
+from maildesk.notify.outbox import enqueue_unthreaded
 from maildesk.notify.recipients import Recipient
 from maildesk.store import repo
-from maildesk.store.models import Message, OutboxEntry, Ticket
-from maildesk.terms import OutboxStatus
+from maildesk.store.models import Message, Ticket
 from maildesk.timefmt import iso
 
 log = logging.getLogger(__name__)
@@ -51,34 +50,7 @@ def status_list(app: App, session: Session, address: str, now: datetime) -> str:
         "resolved": [_line(app, t) for t in resolved[:10]],
     }
     rendered = app.templates.render("requester/status", ctx)
-    desk = app.config.desk
-    message_id = mint_message_id(desk.domain, "status")
-    envelope = Envelope(
-        from_name=desk.name,
-        from_addr=desk.address,
-        to=[address],
-        subject=rendered.subject,
-        message_id=message_id,
-        date=now,
-        reply_to=desk.address,
-        auto_submitted="auto-replied",
-        loop_marker=desk.address,
-    )
-    session.add(
-        OutboxEntry(
-            ticket_id=None,
-            kind=STATUS_KIND,
-            message_id=message_id,
-            sender=desk.address,
-            recipients=[address],
-            subject=rendered.subject,
-            raw=compose(envelope, rendered),
-            status=OutboxStatus.QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    message_id = enqueue_unthreaded(session, app.config.desk, STATUS_KIND, address, rendered, now)
     log.info("queued status list %s to %s (%d open)", message_id, address, len(open_))
     return ""
 

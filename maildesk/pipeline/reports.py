@@ -42,10 +42,8 @@ def bounced(ctx: Context, bounce: Bounce) -> Outcome:
     original = repo.bounced_message(session, bounce.quoted_ids)
     what = "hard bounce" if bounce.permanent else "delivery delay/soft bounce"
     if original is None:
-        raw.status = RawStatus.BOUNCE
-        raw.reason = f"{what} for a message that is not on any ticket ({bounce.diagnostic[:200]})"
-        log.info("bounce %s (raw %s) matches no ticket: kept, no ticket", msg.message_id, raw.id)
-        return Outcome(raw.id, "bounce", reason=raw.reason)
+        why = f"{what} for a message that is not on any ticket ({bounce.diagnostic[:200]})"
+        return _on_no_ticket(ctx, RawStatus.BOUNCE, why)
     ticket = session.get_one(Ticket, original.ticket_id)
     recipients = bounce.recipients or tuple(original.to)
     identity = bounces.identity(bounce, original.message_id)
@@ -82,10 +80,9 @@ def receipt_noted(ctx: Context, receipt: Receipt) -> Outcome:
     what = f"read receipt ({receipt.disposition}) from {receipt.reporter or 'someone'}"
     found = _reported_on(ctx, receipt)
     if found is None:
-        raw.status = RawStatus.RECEIPT
-        raw.reason = f"{what} for a message that is not on any ticket"
-        log.info("receipt %s (raw %s) matches no ticket: kept, no ticket", msg.message_id, raw.id)
-        return Outcome(raw.id, "receipt", reason=raw.reason)
+        return _on_no_ticket(
+            ctx, RawStatus.RECEIPT, f"{what} for a message that is not on any ticket"
+        )
     ticket, original, via = found
     identity = receipts.identity(receipt, original or f"ticket {ticket.id}")
     repeat = _repeat(ctx, ticket, "receipt", identity, what)
@@ -146,3 +143,13 @@ def _repeat(ctx: Context, ticket: Ticket, kind: str, identity: str, what: str) -
     )
     log.info("duplicate %s %s for %s (raw %s)", kind, ctx.msg.message_id, ref, raw.id)
     return Outcome(raw.id, "duplicate", ticket.id, ref, raw.reason)
+
+
+def _on_no_ticket(ctx: Context, status: RawStatus, why: str) -> Outcome:
+    """A report about mail that is on no ticket: kept with its status and why, no ticket."""
+    raw = ctx.raw
+    raw.status, raw.reason = status, why
+    log.info(
+        "%s %s (raw %s) matches no ticket: kept, no ticket", status, ctx.msg.message_id, raw.id
+    )
+    return Outcome(raw.id, str(status), reason=why)
