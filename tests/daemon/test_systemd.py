@@ -250,6 +250,26 @@ def test_json_formatter_writes_one_object_a_line_with_an_exception() -> None:
     assert text.endswith(" INFO maildesk.x: later")
 
 
+def test_use_format_switches_maildesk_handlers_only() -> None:
+    ours, theirs = logging.StreamHandler(), logging.StreamHandler()
+    logctx.install(ours)
+    plain = logging.Formatter("%(message)s")
+    theirs.setFormatter(plain)
+    root = logging.getLogger()
+    root.addHandler(ours)
+    root.addHandler(theirs)
+    try:
+        logctx.use_format("json")
+        record = logging.LogRecord("maildesk.x", logging.INFO, __file__, 1, "hello", (), None)
+        assert json.loads(ours.format(record))["message"] == "hello"
+        assert theirs.formatter is plain and theirs.format(record) == "hello"
+        logctx.use_format("text")
+        assert ours.format(record).endswith("INFO maildesk.x: hello")
+    finally:
+        root.removeHandler(ours)
+        root.removeHandler(theirs)
+
+
 def test_log_format_must_be_text_or_json(tmp_path: Path, write_config: Callable[..., Path]) -> None:
     config = write_config("sqlite:///x.db", extra='\n[log]\nformat = "xml"\nlevel = "debug"\n')
     with pytest.raises(ConfigError) as caught:
