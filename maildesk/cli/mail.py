@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from maildesk import pipeline
+from maildesk import logctx, pipeline
 from maildesk.app import App, Replay
 from maildesk.cli import views
 from maildesk.cli.common import (
@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from maildesk.daemon import serve
 
     app = open_app(args)
+    logctx.use_format(app.config.log.format)
     try:
         app.follow_renamed_queues()
         return serve(app)

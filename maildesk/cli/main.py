@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from maildesk import logctx
 from maildesk.cli import (
     admin,
     catalog,
@@ -102,9 +103,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
         if args.command == "serve"
         else logging.WARNING
     )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    # Text until the config is read: `serve` then switches to its [log] format.
+    handler = logging.StreamHandler(sys.stderr)
+    logctx.install(handler)
+    logging.basicConfig(level=level, handlers=[handler])
     # aiosmtpd logs every SMTP command at INFO, alembic every migration step, APScheduler
     # every run: too chatty. mail-parser and tnefparse warn about every odd message or
     # winmail.dat they read; maildesk logs what matters about those itself (one line per

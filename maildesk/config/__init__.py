@@ -5,7 +5,7 @@ rule name and key. Unknown keys are errors, so a typo never silently does nothin
 
     reader.py     the one TOML reader: typed keys, value kinds, problems with their places
     model.py      the frozen dataclasses (Config and one per section)
-    load.py       load_config / parse_config, and the desk, database, notify ... sections
+    load.py       load_config / parse_config, and the desk, database, notify, log ... sections
     partial.py    load_database_config: [database] alone, for read commands
     mail.py       [smtp], [outbound], [[mailboxes]]
     http.py       [http]: API, metrics, dashboard, status page, tokens

@@ -34,6 +34,7 @@ from maildesk.config.model import (
     Config,
     DatabaseConfig,
     DeskConfig,
+    LogConfig,
     NotifyConfig,
     SecurityConfig,
     ThreadingConfig,
@@ -54,6 +55,7 @@ from maildesk.config.sla import SECTIONS as SLA_SECTIONS
 from maildesk.config.sla import compile_sla
 from maildesk.config.survey import read_survey
 from maildesk.errors import ConfigError, ConfigProblem
+from maildesk.logctx import FORMATS as LOG_FORMATS
 from maildesk.sla.policy import SlaConfig
 
 DEFAULT_CONFIG = "maildesk.toml"
@@ -84,6 +86,7 @@ _SECTIONS = {
     "survey",
     "change_freeze",
     "catalog",
+    "log",
 }
 
 
@@ -174,7 +177,8 @@ def _service_desk(
     sla: SlaConfig,
     timezone: str,
 ) -> dict[str, Any]:
-    """The sections beyond the help desk, as Config's keyword arguments of the same names."""
+    """The sections beyond the help desk (and [log]), as Config's keyword arguments of the
+    same names."""
     return {
         "change_freezes": read_freezes(
             r, r.array(data, "change_freeze"), queues=queues, timezone=timezone
@@ -192,7 +196,18 @@ def _service_desk(
         "learning": read_learning(r, data, queues=queues),
         "survey": read_survey(r, r.table(data, "survey"), queues=queues),
         "kb": read_kb(r, r.table(data, "kb"), base),
+        "log": _log(r, r.table(data, "log")),
     }
+
+
+def _log(r: Reader, t: dict[str, Any]) -> LogConfig:
+    """[log]: format, "text" (the default) or "json"."""
+    kind = r.take(t, "[log]", "format", str, "text") or "text"
+    if kind not in LOG_FORMATS:
+        allowed = " or ".join(map(repr, LOG_FORMATS))
+        r.problem("[log] key 'format'", f"must be {allowed}, got {kind!r}")
+    r.done(t, "[log]")
+    return LogConfig(format=kind if kind in LOG_FORMATS else "text")
 
 
 def _desk(r: Reader, t: dict[str, Any]) -> DeskConfig:

@@ -169,6 +169,14 @@ class ThreadingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LogConfig:
+    """`[log]`: how `serve` writes its log lines on stderr: "text" or "json" (one object a
+    line, with the message id, ticket ref and daemon in each)."""
+
+    format: str = "text"
+
+
+@dataclass(frozen=True, kw_only=True)
 class HttpToken:
     """A bearer token of `[http] tokens`: `read` sees everything but internal notes,
     `admin` the agents' view (docs/http.md)."""
@@ -251,6 +259,7 @@ class Config:
     sla: SlaConfig = field(default_factory=SlaConfig)
     organisations: tuple[Organisation, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     monitors: tuple[Monitor, ...] = ()
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)

@@ -14,7 +14,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
+from maildesk import logctx
 from maildesk.app import App
+from maildesk.daemon.sdnotify import Notifier
 from maildesk.daemon.supervisor import Heartbeat, Supervisor, WorkerState
 from maildesk.daemon.workers import (
     SlaSchedule,
@@ -49,7 +51,10 @@ class Daemon:
         self._send_pool = ThreadPoolExecutor(1, thread_name_prefix="md-sender")
         self._events: Wakeups | None = None
         self._schedule = SlaSchedule(app, self._send_threadsafe)
-        self._supervisor = Supervisor(Heartbeat(app.sessions, lambda: self.port))
+        self.notify = Notifier()  # systemd's $NOTIFY_SOCKET, if any
+        self._supervisor = Supervisor(
+            Heartbeat(app.sessions, lambda: self.port), tick=self.notify.watchdog
+        )
         self.workers: dict[str, WorkerState] = self._supervisor.workers
 
     async def run(self, *, install_signals: bool = True) -> None:
@@ -76,6 +81,7 @@ class Daemon:
         supervisor = asyncio.create_task(self._supervisor.run(events.stop), name="supervisor")
         self._schedule.start()
         self.ready.set()
+        self.notify.ready(self._status())
         await events.stop.wait()
         await supervisor
         await self._shutdown(events, server)
@@ -141,6 +147,7 @@ class Daemon:
 
     async def _shutdown(self, events: Wakeups, server: asyncio.Server) -> None:
         """Stop taking mail, finish what was stored (the batch in hand), then let go."""
+        self.notify.stopping("stopping: no longer accepting mail, finishing stored work")
         loop = asyncio.get_running_loop()
         # A running SLA job finishes off the event loop: SMTP clients are still served.
         await loop.run_in_executor(None, self._schedule.shutdown)
@@ -177,8 +184,21 @@ class Daemon:
             self._events.loop.call_soon_threadsafe(self._reload)
 
     def _reload(self) -> None:
-        if self.app.reload():
-            self._schedule.config_changed()
+        self.notify.reloading()
+        try:
+            if self.app.reload():
+                logctx.use_format(self.app.config.log.format)
+                self._schedule.config_changed()
+        finally:
+            self.notify.ready(self._status())
+
+    def _status(self) -> str:
+        """What `systemctl status` shows: where the daemon takes mail."""
+        where = [f"SMTP {self.app.config.smtp.host}:{self.port}"]
+        if self.http is not None:
+            where.append(f"HTTP {self.app.config.http.host}:{self.http.port}")
+        boxes = len(self.app.config.mailboxes)
+        return f"taking mail on {', '.join(where)}; {boxes} IMAP mailbox(es)"
 
     def _install_signals(self) -> None:
         assert self._events is not None

@@ -121,8 +121,9 @@ class Heartbeat:
 class Supervisor:
     """The daemon's workers by name: started here, restarted here when they die."""
 
-    def __init__(self, heartbeat: Heartbeat) -> None:
+    def __init__(self, heartbeat: Heartbeat, *, tick: Callable[[], None] | None = None) -> None:
         self.heartbeat = heartbeat
+        self._tick = tick  # called every SUPERVISE_INTERVAL (the systemd watchdog)
         self.workers: dict[str, WorkerState] = {}  # by name: restarts and the last error
         self.threads_stop = threading.Event()  # set at shutdown: threads end, stay ended
         self._factories: dict[str, TaskFactory] = {}
@@ -165,6 +166,8 @@ class Supervisor:
         owed = False  # a change not yet in a heartbeat (the last write was still running)
         while not stop.is_set():
             try:
+                if self._tick is not None:
+                    self._tick()
                 owed = self._restart_dead(stop) or owed
                 now = time.monotonic()
                 due = owed or now - last_beat >= HEARTBEAT_INTERVAL

@@ -8,6 +8,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from maildesk import logctx
 from maildesk.learn.predict import Suggestion, event_data, suggest
 from maildesk.notify import agent_notices, notices
 from maildesk.pipeline import catalog
@@ -62,6 +63,7 @@ def new_ticket(
     parent = related[0] if related and follow_up else None
     ticket = _create(ctx, decision, assignee, parent)
     ref = ctx.app.ref(ticket.id)
+    logctx.set_ticket(ref)
     inbound = store_message(ctx, ticket)
     if item is not None:
         catalog.start_request(ctx, ticket, item)

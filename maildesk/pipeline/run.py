@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from maildesk import logctx
 from maildesk.app import App, Replay
 from maildesk.errors import MessageTooComplex, NotMail
 from maildesk.mail.message import ParsedMessage
@@ -153,9 +154,10 @@ def process_many(
                 if time.monotonic() - started > budget or (gate and gate.urgent_waiting):
                     break  # commit now: mail being accepted goes next
         _count(app, done)  # committed: now they count
-    for outcome in outcomes:
+    for item, outcome in zip(work, outcomes, strict=True):
         if outcome.status == "quarantined":
-            log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
+            with logctx.about_message(item.msg.message_id if item.msg else None):
+                log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
     follow = [o.then for o in outcomes if o.then is not None]
     if follow:  # the messages fragments completed, at once (they are never fragments again)
         process_many(app, follow, budget=budget)
@@ -184,14 +186,20 @@ def _parse(raw_id: int, raw: bytes | None) -> _Work:
 
 
 def _run(app: App, session: Session, item: _Work) -> Outcome:
-    """One message in its own savepoint; a failure rolls back to it and quarantines."""
-    raw_id = item.raw_id
+    """One message (its log lines name it) in its own savepoint; a failure rolls back to
+    it and quarantines."""
     if item.msg is None:
         return _unparsed(app, session, item)
+    with logctx.about_message(item.msg.message_id):
+        return _run_steps(app, session, item, item.msg)
+
+
+def _run_steps(app: App, session: Session, item: _Work, msg: ParsedMessage) -> Outcome:
+    raw_id = item.raw_id
     for attempt in (1, 2):
         try:
             with pipeline_rows.savepoint(session):
-                return process_message(app, session, raw_id, item.msg, item.raw)
+                return process_message(app, session, raw_id, msg, item.raw)
         except RowConflict as exc:
             # Another worker stored the same Message-ID at the same moment: run again,
             # and this time the message is a duplicate.
@@ -226,5 +234,6 @@ def _unparsed(app: App, session: Session, item: _Work) -> Outcome:
 
 
 def _quarantined(app: App, session: Session, raw_id: int, reason: str) -> Outcome:
+    logctx.set_ticket(None)  # whatever ticket it was on is rolled back with it
     pipeline_rows.quarantine(session, raw_id, reason, app.now())
     return Outcome(raw_id, "quarantined", reason=reason)

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from sqlalchemy.orm import Session
 
+from maildesk import logctx
 from maildesk.app import App
 from maildesk.mail.address import normalise_address
 from maildesk.mail.message import ParsedMessage
@@ -63,6 +64,7 @@ def duplicate(ctx: Context) -> Outcome | None:
     if existing is None:
         return None
     raw, ref = ctx.raw, ctx.app.ref(existing)
+    logctx.set_ticket(ref)
     raw.status, raw.ticket_id = RawStatus.DUPLICATE, existing
     raw.reason = f"Message-ID {ctx.msg.message_id} already stored on {ref}"
     log.info("duplicate %s for %s (raw %s)", ctx.msg.message_id, ref, raw.id)
@@ -112,6 +114,7 @@ def existing_ticket(ctx: Context) -> Outcome | Context:
         return new_ticket(ctx) if found is None else new_ticket(found[0], behalf=found[1])
     named = ctx.session.get_one(Ticket, match.ticket_id)
     ticket = lifecycle.resolve_merged(ctx.session, named)
+    logctx.set_ticket(ctx.app.ref(ticket.id))
     sender = classify_sender(ctx, ticket, named)
     return replace(ctx, existing=OnTicket(match, named, ticket, sender))
 
