@@ -39,6 +39,7 @@ class AuthServer:
     refresh_token: str = "refresh-1"
     rotate: bool = False  # hand out a new refresh token with each refresh
     refuse_grants: bool = False  # answer every token request 400 invalid_grant
+    refuse_logins: bool = False  # introspection calls every token inactive
     port: int = 0
     issued: list[Issued] = field(default_factory=list)
     introspected: list[tuple[str, bool]] = field(default_factory=list)
@@ -94,7 +95,7 @@ class AuthServer:
 
     def introspect(self, form: dict[str, str]) -> dict[str, Any]:
         """RFC 7662: active and whose, or inactive."""
-        item = self.active(form.get("token", ""))
+        item = None if self.refuse_logins else self.active(form.get("token", ""))
         with self.lock:
             self.introspected.append((form.get("token", ""), item is not None))
         if item is None:

@@ -49,11 +49,13 @@ def read_auth(
         r.problem(f"{place} key 'auth'", f"must be 'password' or 'oauth2', got {auth!r}")
     table = t.pop("oauth2", None)
     if table is not None and not isinstance(table, dict):
-        r.problem(f"{place} key 'oauth2'", "must be a table like { client_id = \"...\", ... }")
+        r.problem(f"{place} key 'oauth2'", 'must be a table like { client_id = "...", ... }')
         return auth, None
     if auth != "oauth2":
         if table is not None:
-            r.problem(f"{place} key 'oauth2'", f"is only used with auth = 'oauth2' (auth = {auth!r})")
+            r.problem(
+                f"{place} key 'oauth2'", f"is only used with auth = 'oauth2' (auth = {auth!r})"
+            )
         return auth, None
     if table is None:
         r.problem(f"{place} key 'oauth2'", "is required with auth = 'oauth2'")
@@ -75,8 +77,11 @@ def _settings(
     secret_given = any(k.startswith("client_secret") for k in t)
     secret = _secret(r, t, place, base)
     if grant == "client_credentials" and not secret_given:
-        r.problem(place, "grant 'client_credentials' needs client_secret, client_secret_env or "
-                  "client_secret_file")
+        r.problem(
+            place,
+            "grant 'client_credentials' needs client_secret, client_secret_env or "
+            "client_secret_file",
+        )
     if grant == "refresh_token" and not refresh_file:
         r.problem(f"{place} key 'refresh_token_file'", "is required with grant 'refresh_token'")
     if grant == "client_credentials" and refresh_file:
@@ -116,18 +121,22 @@ def _choice(
 
 def _token_url(r: Reader, t: dict[str, Any], place: str, provider: str) -> str:
     """`token_url`, or the provider's endpoint; https, or http on the loopback only."""
+    given = "token_url" in t  # a bad one is reported as such, not as missing
     url = r.take(t, place, "token_url", _url, None)
     tenant = r.take(t, place, "tenant", str, None)
-    if provider == "microsoft" and url is None:
+    if provider == "microsoft" and not given:
         if not tenant:
-            r.problem(f"{place} key 'tenant'", "is required with provider 'microsoft' "
-                      "(the directory's name or id, e.g. 'contoso.onmicrosoft.com')")
+            r.problem(
+                f"{place} key 'tenant'",
+                "is required with provider 'microsoft' "
+                "(the directory's name or id, e.g. 'contoso.onmicrosoft.com')",
+            )
         url = _MICROSOFT.format(tenant=tenant or "common")
     elif tenant is not None and provider != "microsoft":
         r.problem(f"{place} key 'tenant'", "is only used with provider 'microsoft'")
-    if provider == "google" and url is None:
+    if provider == "google" and not given:
         url = _GOOGLE
-    if url is None:
+    if url is None and not given:
         r.problem(f"{place} key 'token_url'", "is required with provider 'generic'")
     return url or ""
 

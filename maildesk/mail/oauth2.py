@@ -110,9 +110,12 @@ class OAuth2Tokens:
         answer = _post_form(s.token_url, form, s.timeout)
         value, lifetime = _access_token(s.token_url, answer)
         rotated = answer.get("refresh_token")
-        if s.grant == "refresh_token" and isinstance(rotated, str) and rotated:
-            if rotated != form["refresh_token"]:
-                self._save_refresh_token(rotated)
+        if (
+            s.grant == "refresh_token"
+            and isinstance(rotated, str)
+            and rotated not in ("", form["refresh_token"])
+        ):
+            self._save_refresh_token(rotated)  # rotated: the old one may be void now
         self.fetched += 1
         log.info("OAuth2: new access token from %s, valid for %gs", s.token_url, lifetime)
         return AccessToken(value, asked + lifetime - min(EARLY, lifetime / 10))
