@@ -11,8 +11,8 @@ pipeline keeps that from opening tickets twice.
 
 A mailbox with `auth = "oauth2"` logs in with an access token (XOAUTH2 or OAUTHBEARER); a
 refused token is replaced by a fresh one once. The server checks a token only at login,
-but Microsoft 365 ends sessions whose token has expired: so the watcher leaves IDLE shortly
-before its token runs out and logs in again with a new one.
+but Microsoft 365 may end a session once its token expires: so the watcher leaves IDLE
+shortly before its token runs out and logs in again with a new one.
 """
 
 from __future__ import annotations

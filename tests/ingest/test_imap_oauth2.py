@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ class OAuthDovecot(Dovecot):
 
     def log(self) -> str:
         return (Path(self.directory) / "dovecot.log").read_text(errors="replace")
+
+    def kick(self, user: str) -> None:
+        """Drop the user's IMAP sessions, as a server does that ends them."""
+        conf = str(Path(self.directory) / "dovecot.conf")
+        subprocess.run(["doveadm", "-c", conf, "kick", user], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +130,28 @@ def test_watcher_logs_in_again_before_its_token_expires_in_idle(
     assert all(active for _, active in server.introspected), "never logged in on a dead token"
     assert all(i.grant == "client_credentials" for i in server.issued)
     assert "method=XOAUTH2" in dovecot.log()
+
+
+def test_a_dropped_session_logs_in_again_with_a_fresh_token_for_a_revoked_one(
+    dovecot: OAuthDovecot,
+    server: AuthServer,
+    db: str,
+    sink: Sink,
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = write_config(db, sink.port, extra=oauth_mailbox(dovecot, server))
+    with running_desk(config, sink) as desk:
+        dovecot.append("Before the kick")
+        wait_until(lambda: "Before the kick" in _subjects(desk))
+        server.revoke()
+        dovecot.kick(USER)
+        wait_until(lambda: "retrying with backoff" in caplog.text)
+        dovecot.append("After the kick")
+        wait_until(lambda: "After the kick" in _subjects(desk), timeout=15)
+    assert len(server.issued) == 2
+    assert (server.issued[0].token, False) in server.introspected
+    assert server.logins_with(1) >= 1
 
 
 def test_a_revoked_token_is_replaced_and_a_refused_login_is_clear(
