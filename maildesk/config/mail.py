@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from maildesk.config.model import MailboxConfig, OutboundConfig, SmtpConfig
+from maildesk.config.oauth2 import read_auth
 from maildesk.config.reader import (
     Reader,
     int_between,
@@ -91,7 +92,13 @@ def read_outbound(r: Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
     path = r.take(t, place, "path", str, None)
     if transport == "maildir" and not path:
         r.problem(f"{place} key 'path'", "is required when transport = 'maildir'")
+    auth, oauth2 = read_auth(r, t, place, base, "smtp")
     password = _password(r, t, place, required=False)
+    username = r.take(t, place, "username", str, None)
+    if auth == "oauth2":
+        _no_password(r, place, password)
+        if not username:
+            r.problem(f"{place} key 'username'", "is required with auth = 'oauth2'")
     cfg = OutboundConfig(
         transport=transport,
         host=r.take(t, place, "host", str, "127.0.0.1") or "127.0.0.1",
@@ -99,8 +106,9 @@ def read_outbound(r: Reader, t: dict[str, Any], base: Path) -> OutboundConfig:
         path=(base / path) if path else None,
         starttls=bool(r.take(t, place, "starttls", bool, False)),
         ca_file=r.existing_file(place, "ca_file", base, r.take(t, place, "ca_file", str, None)),
-        username=r.take(t, place, "username", str, None),
+        username=username,
         password=password,
+        oauth2=oauth2,
         timeout=(
             r.take(t, place, "timeout", parse_duration, None) or timedelta(seconds=30)
         ).total_seconds(),
@@ -123,6 +131,11 @@ def _password(r: Reader, t: dict[str, Any], place: str, *, required: bool) -> st
     elif required and password is None:
         r.problem(place, "needs password or password_env")
     return password
+
+
+def _no_password(r: Reader, place: str, password: str | None) -> None:
+    if password is not None:
+        r.problem(f"{place} key 'password'", "(or password_env) is not used with auth = 'oauth2'")
 
 
 def read_mailboxes(
@@ -157,7 +170,10 @@ def _mailbox(
     tls = r.take(t, place, "tls", str, "ssl") or "ssl"
     if tls not in ("ssl", "starttls", "none"):
         r.problem(f"{place} key 'tls'", f"must be 'ssl', 'starttls' or 'none', got {tls!r}")
-    password = _password(r, t, place, required=True)
+    auth, oauth2 = read_auth(r, t, place, base, "imap")
+    password = _password(r, t, place, required=auth == "password")
+    if auth == "oauth2":
+        _no_password(r, place, password)
     folder, after, move_to, oversize_to = _folders(r, t, place)
     poll = r.take(t, place, "poll_interval", parse_duration, None) or timedelta(seconds=60)
     if poll < timedelta(seconds=1):
@@ -174,6 +190,7 @@ def _mailbox(
         ca_file=r.existing_file(place, "ca_file", base, r.take(t, place, "ca_file", str, None)),
         username=r.take(t, place, "username", str, required=True) or "",
         password=password or "",
+        oauth2=oauth2,
         folder=folder,
         idle=bool(r.take(t, place, "idle", bool, True)),
         poll_interval=max(poll.total_seconds(), 1.0),

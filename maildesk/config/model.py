@@ -18,6 +18,7 @@ from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
 from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
+from maildesk.mail.oauth2 import OAuth2Settings
 from maildesk.routing.catalog import CatalogItem
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.monitors import Monitor
@@ -83,6 +84,7 @@ class MailboxConfig:
     ca_file: Path | None = None  # verify the server against this CA file, not the system CAs
     username: str
     password: str = field(repr=False)
+    oauth2: OAuth2Settings | None = None  # auth = "oauth2": log in with an access token
     folder: str = "INBOX"
     idle: bool = True
     poll_interval: float = 60.0  # seconds between polls (and IDLE renewals are sooner)
@@ -103,6 +105,7 @@ class OutboundConfig:
     ca_file: Path | None = None  # verify the smarthost against this CA file, not the system CAs
     username: str | None
     password: str | None
+    oauth2: OAuth2Settings | None = None  # auth = "oauth2": AUTH XOAUTH2 (or OAUTHBEARER)
     timeout: float
     max_attempts: int
     backoff: timedelta

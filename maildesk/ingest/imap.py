@@ -8,14 +8,22 @@ the after-ingest action (\\Seen, move, delete) runs after the commit, and is re-
 the next pass to stored messages still in the folder, so a crash in between loses nothing
 and duplicates nothing. A new UIDVALIDITY rescans the folder: Message-ID dedupe in the
 pipeline keeps that from opening tickets twice.
+
+A mailbox with `auth = "oauth2"` logs in with an access token (XOAUTH2 or OAUTHBEARER); a
+refused token is replaced by a fresh one once. The server checks a token only at login,
+but Microsoft 365 may end a session once its token expires: so the watcher leaves IDLE
+shortly before its token runs out and logs in again with a new one.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import ssl
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -27,12 +35,15 @@ from maildesk.config import MailboxConfig
 from maildesk.errors import MaildeskError
 from maildesk.ingest import inbox
 from maildesk.ingest.inbox import Incoming, Storage
+from maildesk.mail.oauth2 import AccessToken, TokenError, tokens_for
 from maildesk.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 IDLE_RENEW = 25 * 60.0  # seconds; servers may drop IDLE after 29 minutes (RFC 2177)
 MAX_BACKOFF = 300.0
+# Sessions logged in with an OAuth2 token, and when (time.monotonic) to log in again.
+_session_ends: weakref.WeakKeyDictionary[IMAPClient, float] = weakref.WeakKeyDictionary()
 
 
 class MailboxError(MaildeskError):
@@ -62,11 +73,14 @@ def connect(box: MailboxConfig, timeout: float = 30.0) -> Iterator[IMAPClient]:
     try:
         if box.tls == "starttls":
             client.starttls(context)
-        client.login(box.username, box.password)
+        _login(client, box)
         client.select_folder(box.folder)
     except LoginError as exc:
         _close(client)
         raise MailboxError(f"{where}: login refused: {_text(exc)}") from exc
+    except TokenError as exc:
+        _close(client)
+        raise MailboxError(f"{where}: no OAuth2 token: {exc}") from exc
     except (OSError, IMAPClientError) as exc:
         _close(client)
         raise MailboxError(f"{where}: {type(exc).__name__}: {_text(exc)}") from exc
@@ -74,6 +88,37 @@ def connect(box: MailboxConfig, timeout: float = 30.0) -> Iterator[IMAPClient]:
         yield client
     finally:
         _close(client)
+
+
+def _login(client: IMAPClient, box: MailboxConfig) -> None:
+    """LOGIN with the password, or AUTHENTICATE with an OAuth2 token: the cached one, and
+    once more with a fresh one when the server refuses it (revoked, expired early)."""
+    if box.oauth2 is None:
+        client.login(box.username, box.password)
+        return
+    tokens = tokens_for(box.oauth2)
+    token = tokens.token()
+    try:
+        _token_login(client, box, token)
+    except LoginError:
+        tokens.refused(token)
+        token = tokens.token()
+        _token_login(client, box, token)
+    _session_ends[client] = token.renew_at
+
+
+def _token_login(client: IMAPClient, box: MailboxConfig, token: AccessToken) -> None:
+    assert box.oauth2 is not None
+    if box.oauth2.mechanism == "oauthbearer":
+        client.oauthbearer_login(box.username, token.value)
+    else:
+        client.oauth2_login(box.username, token.value)
+
+
+def _session_left(client: IMAPClient) -> float:
+    """Seconds until the session's token is due for renewal (inf: logged in by password)."""
+    ends = _session_ends.get(client)
+    return math.inf if ends is None else ends - time.monotonic()
 
 
 def poll_once(storage: Storage, box: MailboxConfig, client: IMAPClient | None = None) -> PollReport:
@@ -216,13 +261,16 @@ def _serve_connection(
 ) -> None:
     idle = box.idle and b"IDLE" in client.capabilities()
     while not stop.is_set():
+        if _session_left(client) <= 0:
+            log.info("mailbox %s: OAuth2 token due for renewal; logging in again", box.name)
+            return
         report = poll_once(storage, box, client)
         metrics.imap_polled(box.name)
         if report.stored:
             metrics.accepted("imap", report.stored)
             on_stored()
         if not idle:
-            stop.wait(box.poll_interval)
+            stop.wait(min(box.poll_interval, max(_session_left(client), 0.0)))
             continue
         # New mail reported by NOOP, or between the last command and the start of IDLE
         # (imaplib keeps such untagged EXISTS aside), means: poll again before idling.
@@ -236,9 +284,11 @@ def _serve_connection(
                 continue
             waited = 0.0
             # Short checks so a stop request is seen within a second; renew before the
-            # server's 29-minute IDLE limit; poll anyway every poll_interval.
-            while not stop.is_set() and waited < min(IDLE_RENEW, box.poll_interval):
-                if client.idle_check(timeout=1):
+            # server's 29-minute IDLE limit (and before an OAuth2 token expires); poll
+            # anyway every poll_interval.
+            limit = min(IDLE_RENEW, box.poll_interval, _session_left(client))
+            while not stop.is_set() and waited < limit:
+                if client.idle_check(timeout=min(1.0, max(limit - waited, 0.01))):
                     break
                 waited += 1
         finally:

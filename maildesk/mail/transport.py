@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from maildesk.mail.address import ascii_address
+from maildesk.mail.oauth2 import AccessToken, OAuth2Settings, TokenError, sasl_response, tokens_for
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class OutboundSettings(Protocol):
     def username(self) -> str | None: ...
     @property
     def password(self) -> str | None: ...
+    @property
+    def oauth2(self) -> OAuth2Settings | None: ...  # set: AUTH XOAUTH2/OAUTHBEARER, not LOGIN
     @property
     def timeout(self) -> float: ...
 
@@ -132,7 +135,9 @@ class SmtpTransport:
             if cfg.starttls:
                 cafile = str(cfg.ca_file) if cfg.ca_file else None
                 smtp.starttls(context=ssl.create_default_context(cafile=cafile))
-            if cfg.username and cfg.password is not None:
+            if cfg.oauth2 is not None:
+                _token_login(smtp, cfg, cfg.oauth2)
+            elif cfg.username and cfg.password is not None:
                 smtp.login(cfg.username, cfg.password)
         except BaseException:
             smtp.close()
@@ -163,11 +168,41 @@ class SmtpTransport:
             smtp.close()
 
 
+def _token_login(smtp: smtplib.SMTP, cfg: OutboundSettings, settings: OAuth2Settings) -> None:
+    """AUTH with an OAuth2 token: the cached one, then once a fresh one if it is refused."""
+    tokens = tokens_for(settings)
+    token = tokens.token()
+    try:
+        _authenticate(smtp, cfg, settings, token)
+    except smtplib.SMTPAuthenticationError:
+        tokens.refused(token)
+        _authenticate(smtp, cfg, settings, tokens.token())
+
+
+def _authenticate(
+    smtp: smtplib.SMTP, cfg: OutboundSettings, settings: OAuth2Settings, token: AccessToken
+) -> None:
+    initial = sasl_response(settings.mechanism, cfg.username or "", token.value)
+
+    def respond(challenge: bytes | None = None) -> str:
+        # After the initial response a challenge is the server's error report (RFC 7628
+        # 3.2.2): answer it empty, and the server then says 535.
+        return initial if challenge is None else ""
+
+    smtp.ehlo_or_helo_if_needed()
+    smtp.auth(settings.mechanism.upper(), respond, initial_response_ok=True)
+
+
 def _classify(exc: Exception, cfg: OutboundSettings) -> tuple[DeliveryError | None, bool]:
     """What a failed send means: the DeliveryError to raise (None: not a delivery problem,
     raised as it is), and whether the session may go on after an RSET (else it is closed)."""
     if isinstance(exc, DeliveryError):
         return exc, True
+    if isinstance(exc, TokenError):  # like a refused login: kept queued until it is fixed
+        return DeliveryError(
+            f"login to {cfg.host}:{cfg.port} as {cfg.username}: no OAuth2 token: {exc}",
+            permanent=False,
+        ), False
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         # A configuration problem, not the message's: keep it queued (with backoff) so it
         # goes out once the credentials are fixed, instead of failing every message.

@@ -199,6 +199,7 @@ class Outbound:
     ca_file: Path | None = None
     username: str | None = None
     password: str | None = None
+    oauth2: None = None
     timeout: float = 10.0
 
 
