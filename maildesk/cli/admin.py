@@ -62,7 +62,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         err(f"maildesk: warning: queues not checked against their tickets: {exc}")
     print(
         f"{config.path}: OK ({len(config.queues)} queues, {len(config.agents)} agents, "
-        f"{len(config.rules)} rules)"
+        f"{len(config.rules)} rules"
+        + (f", {len(config.services)} services" if config.services else "")
+        + (f", {len(config.inventory)} CIs" if config.cmdb.path else "")
+        + ")"
     )
     return EX_OK
 

@@ -68,7 +68,7 @@ def read_inventory(
 def _csv_rows(
     body: str, problem: Callable[[str, str], None]
 ) -> Iterator[tuple[Place, dict[str, Any]]]:
-    reader = csv.reader(io.StringIO(body.lstrip("\ufeff"), newline=""))
+    reader = csv.reader(io.StringIO(body.lstrip("\ufeff"), newline=""), strict=True)
     header: list[str] | None = None
     try:
         for row in reader:
@@ -139,7 +139,8 @@ def _checked(
 ) -> tuple[Ci, ...]:
     """The rows as CIs: each valid on its own, no name or alias claimed twice."""
     found: list[Ci] = []
-    claimed: dict[object, tuple[str, str]] = {}  # recognition key -> (CI, where it was named)
+    # recognition key -> (the CI, where it is written, whether it is the CI's name)
+    claimed: dict[object, tuple[str, str, bool]] = {}
     for place, values in rows:
         ci = _ci(place, values, services, problem)
         if ci is None:
@@ -149,12 +150,12 @@ def _checked(
             slot = ip_of(key) or key.lower()
             owner = claimed.get(slot)
             column = "name" if key == ci.name else "aliases"
-            if owner is not None and owner[0] != ci.name:
-                what = "name" if owner[0] == key else "an alias"
+            if owner is not None and (owner[0] != ci.name or column == "name"):
+                what = "name" if owner[2] else "an alias"
                 problem(place(column), f"{key!r} is already {what} of CI {owner[0]!r} ({owner[1]})")
                 clash = clash or column == "name"
             elif owner is None:
-                claimed[slot] = (ci.name, place.where)
+                claimed[slot] = (ci.name, place.where, column == "name")
         if not clash:
             found.append(ci)
     return tuple(found)
