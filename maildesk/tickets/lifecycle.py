@@ -196,7 +196,6 @@ def _apply_one(
     *,
     relayed: bool,
 ) -> str | None:
-    ref = app.ref(ticket.id)
     who = {"actor": actor.email, "via": actor.via}
     if c.name == "status" and c.value:
         return set_status(app, session, ticket, c.value, actor, now, notify_requester=not relayed)
@@ -245,7 +244,7 @@ def _apply_one(
     if c.name in ("link", "unlink") and c.target is not None:
         other = session.get_one(Ticket, c.target)
         return link(app, session, ticket, other, actor, now, remove=c.name == "unlink")
-    log.warning("%s: command %s had no effect", ref, c.text)
+    log.warning("%s: command %s had no effect", app.ref(ticket.id), c.text)
     return None
 
 
