@@ -81,7 +81,8 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     when = _at(args.at) if args.at else datetime.now().astimezone()
     if when.tzinfo is None:  # a bare time is the desk's local time
         when = when.replace(tzinfo=ZoneInfo(config.desk.timezone))
-    ctx = config.route_context(when, args.recipient or config.smtp.accept[:1])
+    cis = config.inventory.recognise(msg.subject, msg.body_text or "")
+    ctx = config.route_context(when, args.recipient or config.smtp.accept[:1], cis)
     decision = route(
         msg,
         config.rules,
