@@ -34,7 +34,7 @@ CRITICALITIES = ("low", "medium", "high")
 # How a CI came to be linked to a ticket.
 SOURCES = ("recognised", "agent", "alert", "request")
 MAX_SCAN = 200_000  # characters of a body looked at; a CI named further down is not seen
-_TOKEN = re.compile(r"\w(?:[\w.:-]*\w)?")
+_RUN = re.compile(r"[\w.:-]+")  # a token once its ends are stripped of ".:-"
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -162,13 +162,14 @@ class Inventory:
         if not self.cis:
             return ()
         found: dict[str, None] = {}
-        for text in texts:
-            for m in _TOKEN.finditer(text, 0, MAX_SCAN):
-                name = self._token(m.group())
-                if name is None and ":" in m.group() and ip_of(m.group()) is None:
-                    name = next(filter(None, map(self._token, m.group().split(":"))), None)
-                if name is not None:
-                    found.setdefault(name)
+        # Each distinct run once (findall runs in C; mail repeats its words), then trimmed.
+        runs = dict.fromkeys(r for text in texts for r in _RUN.findall(text, 0, MAX_SCAN))
+        for token in dict.fromkeys(r.strip(".:-") for r in runs):
+            name = self._token(token)
+            if name is None and ":" in token and ip_of(token) is None:
+                name = next(filter(None, map(self._token, token.split(":"))), None)
+            if name is not None:
+                found.setdefault(name)
         return tuple(found)
 
     def _token(self, token: str) -> str | None:

@@ -39,6 +39,18 @@ queue = "infra"
 path = "inventory.csv"
 domains = ["example.com"]
 
+[[catalog]]
+name = "firewall-rule"
+title = "Firewall rule"
+queue = "it"
+fields = [ { name = "device", label = "Device", kind = "ci", required = true },
+           { name = "port", label = "Port", required = true } ]
+
+[[rules]]
+name = "payroll mail"
+match = { subject = "(?i)payroll" }
+set = { service = "network" }
+
 [[monitors]]
 name = "nagios"
 when = { field = "from", equals = "nagios@mon.example.com" }
@@ -118,3 +130,17 @@ def test_an_alert_is_linked_to_its_host_and_the_inventory_reloads(served: Desk) 
     tickets = served.wait_tickets(2)
     newest = tickets[0]
     assert newest["cis"] == ["mail01", "mail03"] and newest["queue"] == "infra"
+
+
+def test_a_request_links_its_ci_field_and_a_rule_sets_the_service(served: Desk) -> None:
+    served.send(mail("Request: Firewall rule", "Device: AT-00101, fw9\nPort: 443 for mail01"))
+    served.send(mail("Payroll export fails", "No host named."))
+    tickets = {t["subject"]: t for t in served.wait_tickets(2)}
+    request = served.ticket(tickets["Request: Firewall rule"]["ref"])
+    assert (request["queue"], request["cis"]) == ("it", ["core-sw1", "mail01"])
+    assert request["services"] == ["email", "network"]
+    sources = {e["ci"]: e["source"] for e in events(request, "ci_linked")}
+    assert sources == {"core-sw1": "request", "mail01": "recognised"}
+    payroll = tickets["Payroll export fails"]
+    assert (payroll["service"], payroll["services"], payroll["cis"]) == ("network", ["network"], [])
+    assert payroll["queue"] == "infra"  # the network service's owner queue
