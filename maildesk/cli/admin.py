@@ -62,7 +62,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         err(f"maildesk: warning: queues not checked against their tickets: {exc}")
     print(
         f"{config.path}: OK ({len(config.queues)} queues, {len(config.agents)} agents, "
-        f"{len(config.rules)} rules)"
+        f"{len(config.rules)} rules"
+        + (f", {len(config.services)} services" if config.services else "")
+        + (f", {len(config.inventory)} CIs" if config.cmdb.path else "")
+        + ")"
     )
     return EX_OK
 
@@ -78,7 +81,8 @@ def cmd_route_test(args: argparse.Namespace) -> int:
     when = _at(args.at) if args.at else datetime.now().astimezone()
     if when.tzinfo is None:  # a bare time is the desk's local time
         when = when.replace(tzinfo=ZoneInfo(config.desk.timezone))
-    ctx = config.route_context(when, args.recipient or config.smtp.accept[:1])
+    cis = config.inventory.recognise(msg.subject, msg.body_text or "")
+    ctx = config.route_context(when, args.recipient or config.smtp.accept[:1], cis)
     decision = route(
         msg,
         config.rules,

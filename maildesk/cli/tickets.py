@@ -54,6 +54,8 @@ SET_FIELDS = {
     "problem": "problem",
     "known_error": "known-error",
     "window": "schedule",
+    "cis": "ci",
+    "ci": "ci",
 }
 
 

@@ -149,6 +149,8 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{'hard' if d.get('permanent') else 'soft'} bounce for "
         f"{', '.join(d.get('recipients', []))}: {d.get('diagnostic', '')}"
     ),
+    "ci_linked": lambda d: f"linked to CI {d['ci']} ({d['source']})",
+    "ci_unlinked": lambda d: f"unlinked from CI {d['ci']}",
     "receipt": lambda d: (
         f"read receipt: {d['disposition']}"
         + (" (sent automatically)" if d.get("automatic") else "")
@@ -196,6 +198,9 @@ def show_text(detail: dict[str, Any], zone: str, sla_state: str | None) -> Itera
         )
     if detail["sla_policy"]:
         yield _sla_line(detail, zone, sla_state)
+    if detail["cis"] or detail["services"]:
+        cis, services = ", ".join(detail["cis"]), ", ".join(detail["services"])
+        yield f"cis {cis or '-'}  services {services or '-'}"
     if detail["watchers"]:
         yield f"watchers {', '.join(detail['watchers'])}"
     for link in detail["links"]:

@@ -46,7 +46,7 @@ KEYS = (
 )
 FIELD_KEYS = ("name", "label", "required", "choices", "kind")
 TYPES = ("request", "change")
-KINDS = ("text", "date", "email", "number")
+KINDS = ("text", "date", "email", "number", "ci")
 LEAD_PREFIX = "lead:"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

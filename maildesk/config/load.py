@@ -51,6 +51,7 @@ from maildesk.config.reader import (
     zone_name,
 )
 from maildesk.config.rules import read_matrix, read_rules, read_vips
+from maildesk.config.services import check_rule_services, read_cmdb, read_services
 from maildesk.config.sla import SECTIONS as SLA_SECTIONS
 from maildesk.config.sla import compile_sla
 from maildesk.config.survey import read_survey
@@ -87,6 +88,8 @@ _SECTIONS = {
     "change_freeze",
     "catalog",
     "log",
+    "services",
+    "cmdb",
 }
 
 
@@ -147,6 +150,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     )
     service_desk = _service_desk(r, data, queue_names, base, sla, desk.timezone)
     check_rule_items(r, rules, service_desk["catalog"])
+    check_rule_services(r, rules, service_desk["services"])
     r.check()
     return Config(
         path=cfg_path,
@@ -179,7 +183,11 @@ def _service_desk(
 ) -> dict[str, Any]:
     """The sections beyond the help desk (and [log]), as Config's keyword arguments of the
     same names."""
+    policies = {p.name for p in sla.policies}
+    services = read_services(r, r.array(data, "services"), queues=queues, policies=policies)
     return {
+        "services": services,
+        "cmdb": read_cmdb(r, r.table(data, "cmdb"), base, {s.name for s in services}),
         "change_freezes": read_freezes(
             r, r.array(data, "change_freeze"), queues=queues, timezone=timezone
         ),

@@ -16,10 +16,12 @@ from maildesk.config.catalog import LEAD_PREFIX
 from maildesk.config.changes import ChangeFreeze
 from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
+from maildesk.config.services import CmdbConfig
 from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
 from maildesk.mail.oauth2 import OAuth2Settings
 from maildesk.routing.catalog import CatalogItem
+from maildesk.routing.cis import Inventory, Service
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.monitors import Monitor
 from maildesk.routing.organisations import Organisation, organisation_for
@@ -270,6 +272,8 @@ class Config:
     kb: KbConfig = field(default_factory=KbConfig)
     change_freezes: tuple[ChangeFreeze, ...] = ()
     catalog: tuple[CatalogItem, ...] = ()
+    services: tuple[Service, ...] = ()
+    cmdb: CmdbConfig = field(default_factory=CmdbConfig)
 
     @property
     def default_queue(self) -> Queue:
@@ -282,15 +286,30 @@ class Config:
         wanted = normalise_address(email)
         return next((a for a in self.agents if a.email == wanted), None)
 
-    def route_context(self, when: datetime, envelope_to: Sequence[str] = ()) -> RouteContext:
-        """What the router needs besides the message, with `when` in the desk's timezone."""
+    def route_context(
+        self, when: datetime, envelope_to: Sequence[str] = (), cis: Sequence[str] = ()
+    ) -> RouteContext:
+        """What the router needs besides the message, with `when` in the desk's timezone;
+        `cis`: the CIs the message is about (maildesk.routing.cis)."""
         return RouteContext(
             now=when.astimezone(ZoneInfo(self.desk.timezone)),
             agents=frozenset(a.email for a in self.agents),
             vips=self.vips,
             envelope_to=tuple(normalise_address(a) for a in envelope_to),
             organisations=self.organisations,
+            cis=tuple(cis),
+            ci_services=self.inventory.services_of(cis),
+            services=self.services,
         )
+
+    @property
+    def inventory(self) -> Inventory:
+        """The CIs of `[cmdb] path` (empty without one)."""
+        return self.cmdb.inventory
+
+    def service(self, name: str | None) -> Service | None:
+        """The service of that name; None for None or one no longer configured."""
+        return next((s for s in self.services if s.name == name), None)
 
     def organisation(self, name: str | None) -> Organisation | None:
         """The organisation of that name; None for None or one no longer configured."""

@@ -147,6 +147,7 @@ class Reader:
     def __init__(self, file: str = "") -> None:
         self.file = file
         self.problems: Problems = []
+        self.other_files: list[ConfigProblem] = []  # problems in files the config names
 
     def problem(self, place: str, message: str) -> None:
         """Record one problem at its place."""
@@ -156,10 +157,15 @@ class Reader:
         """Record the problems another compiler found (rules, the priority matrix)."""
         self.problems.extend(problems)
 
+    def elsewhere(self, problems: Iterable[ConfigProblem]) -> None:
+        """Record problems found in another file the config names (the CI inventory)."""
+        self.other_files.extend(problems)
+
     def check(self) -> None:
         """Raise ConfigError naming the file and every problem, if there are any."""
-        if self.problems:
-            raise ConfigError([ConfigProblem(self.file, p, m) for p, m in self.problems])
+        if self.problems or self.other_files:
+            mine = [ConfigProblem(self.file, p, m) for p, m in self.problems]
+            raise ConfigError(mine + self.other_files)
 
     def table(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
         """The [key] section, as a dict the takes below may empty."""

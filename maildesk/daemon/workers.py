@@ -116,16 +116,23 @@ def _next_due(app: App) -> float:
 
 
 async def config_watcher(app: App, stop: asyncio.Event, reload: Callable[[], None]) -> None:
-    """Reload when the config file changes (as on SIGHUP); a broken file is tried once."""
-    seen = _file_stamp(app.config.path)
+    """Reload when the config file or the CI inventory it names changes (as on SIGHUP);
+    a broken file is tried once."""
+    seen = _config_stamp(app)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), CONFIG_WATCH)
-        stamp = _file_stamp(app.config.path)
-        if stamp != seen and stamp is not None:
+        stamp = _config_stamp(app)
+        if stamp != seen and stamp[0] is not None:
             seen = stamp
-            log.info("%s changed on disk, reloading", app.config.path)
+            log.info("%s (or its inventory) changed on disk, reloading", app.config.path)
             reload()
+
+
+def _config_stamp(app: App) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The config file's stamp and the inventory's (`[cmdb] path`; None: absent)."""
+    inventory = app.config.cmdb.path
+    return _file_stamp(app.config.path), _file_stamp(inventory) if inventory else None
 
 
 class SlaSchedule:

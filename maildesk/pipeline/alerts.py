@@ -37,7 +37,7 @@ from maildesk.routing.rules import RoutingDecision, decision_json, route
 from maildesk.store import repo
 from maildesk.store.models import AlertState, Message, Ticket
 from maildesk.terms import DONE_STATUSES, RawStatus, Status
-from maildesk.tickets import lifecycle, sla
+from maildesk.tickets import cis, lifecycle, sla
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +125,13 @@ def _open(ctx: Context, monitor: Monitor, alert: Alert, n: int) -> Ticket:
     """A new incident for the alert: routed by the rules, then the monitor's queue,
     priority and type; the queue is told, the monitor gets no acknowledgement."""
     config, session, now = ctx.app.config, ctx.session, ctx.now
+    host = config.inventory.find(alert.host) if alert.host else None
+    about = (host.name,) if host is not None else ()
     decision = route(
         ctx.msg,
         config.rules,
         config.default_queue.name,
-        config.route_context(now, ctx.raw.envelope_to),
+        config.route_context(now, ctx.raw.envelope_to, about),
         matrix=config.priority_matrix,
     )
     decision = replace(
@@ -150,6 +152,7 @@ def _open(ctx: Context, monitor: Monitor, alert: Alert, n: int) -> Ticket:
     )
     repo.add_event(session, ticket, "routed", now, **decision_json(decision), monitor=monitor.name)
     repo.new_alert(session, ticket, monitor.name, alert.key, alert.severity, now)
+    cis.link(ctx.app, session, ticket, about, "alert", now, actor=monitor.name)
     repo.add_event(session, ticket, "alert", now, actor=monitor.name, **_data(alert), count=1)
     notices.ticket_created(ctx.app, session, ticket, inbound, ctx.msg, decision, now)
     return ticket
@@ -173,8 +176,9 @@ def _create(ctx: Context, decision: RoutingDecision, alert: Alert) -> Ticket:
         reply_token=secrets.token_hex(10),
         created_at=ctx.now,
         updated_at=ctx.now,
+        service=decision.service,
     )
-    sla.started(ctx.app, ticket, decision.matched, ctx.now)
+    sla.started(ctx.app, ticket, decision.matched, ctx.now, decision.services)
     ctx.session.add(ticket)
     ctx.session.flush()
     return ticket

@@ -11,7 +11,7 @@ from datetime import timedelta
 from maildesk import logctx
 from maildesk.learn.predict import Suggestion, event_data, suggest
 from maildesk.notify import agent_notices, notices
-from maildesk.pipeline import catalog
+from maildesk.pipeline import catalog, cis
 from maildesk.pipeline.behalf import Behalf, opened_for
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import store_message
@@ -50,7 +50,7 @@ def new_ticket(
         msg,
         config.rules,
         config.default_queue.name,
-        config.route_context(ctx.now, raw.envelope_to),
+        config.route_context(ctx.now, raw.envelope_to, cis.recognised(ctx)),
         matrix=config.priority_matrix,
     )
     if decision.dropped_by is not None:
@@ -69,6 +69,7 @@ def new_ticket(
         catalog.start_request(ctx, ticket, item)
     opener = behalf.agent.email if behalf is not None else ctx.requester
     _created_events(ctx, ticket, ref, decision, assignee, opener, suggestions)
+    cis.link_new(ctx, ticket, decision, item)
     add_cc_watchers(ctx, ticket, ctx.requester)
     if related is not None:
         _link(ctx, ticket, ref, related, follow_up)
@@ -146,8 +147,9 @@ def _create(
         created_at=now,
         updated_at=now,
         parent_id=parent.id if parent is not None else None,
+        service=decision.service,
     )
-    sla.started(ctx.app, ticket, decision.matched, now)
+    sla.started(ctx.app, ticket, decision.matched, now, decision.services)
     ctx.session.add(ticket)
     ctx.session.flush()
     return ticket

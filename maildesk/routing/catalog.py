@@ -33,7 +33,7 @@ class CatalogField:
     label: str
     required: bool = False
     choices: tuple[str, ...] = ()
-    kind: str = "text"  # text | date | email | number
+    kind: str = "text"  # text | date | email | number | ci (a configuration item)
 
 
 @dataclass(frozen=True, kw_only=True)

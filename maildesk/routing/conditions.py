@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from maildesk.routing.cis import Service
 from maildesk.routing.operators import LOWERED_OPS, WEEKDAYS, compile_operator
 from maildesk.routing.organisations import Organisation, organisation_for
 
@@ -60,6 +61,8 @@ FIELDS: dict[str, str] = {
     "hour": "number",  # 0-23 in the desk's timezone, when the message is routed
     "time": "time",  # "HH:MM"; use `between = ["18:00", "08:00"]` (wraps midnight)
     "weekday": "day",  # mon..sun
+    "ci": "texts",  # the CIs the message names (maildesk.routing.cis), by name
+    "service": "texts",  # those CIs' services
 }
 TEXT_OPS = ("equals", "contains", "regex", "glob", "in", "domain", "exists")
 NUMBER_OPS = ("equals", "in", "lt", "le", "gt", "ge", "between", "exists")
@@ -98,6 +101,13 @@ class RouteContext:
     vips: tuple[str, ...] = ()  # addresses, or "@domain" for a whole domain
     envelope_to: tuple[str, ...] = ()
     organisations: tuple[Organisation, ...] = ()
+    cis: tuple[str, ...] = ()  # the CIs the message is about
+    ci_services: tuple[str, ...] = ()  # their services, in order
+    services: tuple[Service, ...] = ()  # every configured service (owner queues)
+
+    def service(self, name: str | None) -> Service | None:
+        """The configured service of that name."""
+        return next((s for s in self.services if s.name == name), None)
 
     def organisation(self, address: str) -> Organisation | None:
         """The organisation of an address (by its domain), if one is configured."""
@@ -184,6 +194,10 @@ class Facts:
                 return (local.time(),) if local else ()
             case "weekday":
                 return (WEEKDAYS[local.weekday()],) if local else ()
+            case "ci":
+                return ctx.cis
+            case "service":
+                return ctx.ci_services
         raise AssertionError(f"unknown field {name}")
 
 

@@ -58,6 +58,7 @@ class Alert:
     state: str  # problem, recovery, acknowledgement, info
     severity: str  # as the tool says it: CRITICAL, DOWN, High, critical ("" if none)
     summary: str  # one line for the incident's subject
+    host: str = ""  # the host it is about, as the tool names it ("" if none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +164,7 @@ def nagios(subject: str, body: str) -> Alert | None:
         key = f"{host}/{service}" if service else host
         state = parts["state"]
         summary = f"{key} is {state}"
-        return Alert(key, state_of(parts["type"]), state.upper(), summary)
+        return Alert(key, state_of(parts["type"]), state.upper(), summary, host.strip())
     return None
 
 
@@ -200,7 +201,7 @@ def zabbix(subject: str, body: str) -> Alert | None:
     # The default update message names no problem ID: keyed by its name, it finds no
     # incident (recorded, opens nothing) unless the template adds the ID.
     key = f"zabbix:{event_id}" if event_id else f"zabbix:name:{name}"
-    return Alert(key, state, severity, summary)
+    return Alert(key, state, severity, summary, host or "")
 
 
 # --- Prometheus Alertmanager ------------------------------------------------------------
@@ -249,7 +250,16 @@ def _am_alert(labels: Mapping[str, str], state: str) -> Alert:
     key = f"{name}{{{others}}}"
     where = labels.get("instance") or labels.get("job") or others
     summary = f"{name} on {where}" if where else name
-    return Alert(key, state, labels.get("severity", ""), summary)
+    host = labels.get("host") or _host_of(labels.get("instance", ""))
+    return Alert(key, state, labels.get("severity", ""), summary, host)
+
+
+def _host_of(instance: str) -> str:
+    """An Alertmanager `instance` label's host: `mail01:9100` -> `mail01`."""
+    if instance.startswith("["):  # [fe80::1]:9100
+        return instance[1:].partition("]")[0]
+    host, colon, port = instance.rpartition(":")
+    return host if colon and port.isdigit() and ":" not in host else instance
 
 
 # --- regex ------------------------------------------------------------------------------
@@ -263,4 +273,5 @@ def regex(pattern: re.Pattern[str], subject: str, body: str) -> Alert | None:
     groups = m.groupdict()
     severity = (groups.get("severity") or "").strip()
     key = m.group("key").strip()
-    return Alert(key, state_of(m.group("state") or ""), severity, subject or key)
+    host = (groups.get("host") or "").strip()
+    return Alert(key, state_of(m.group("state") or ""), severity, subject or key, host)

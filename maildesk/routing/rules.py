@@ -10,7 +10,7 @@ database, no clock (the time of day comes in the RouteContext). Conditions live 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from maildesk.routing.conditions import (
@@ -41,6 +41,7 @@ SET_KEYS = (
     "tags",
     "acknowledge",
     "catalog",
+    "service",
 )
 RULE_KEYS = ("name", "match", "when", "set", "stop", "drop")
 # ITIL default: impact x urgency -> priority; `[priority_matrix]` in config overrides it.
@@ -69,6 +70,7 @@ class Actions:
     tags: tuple[str, ...] = ()
     acknowledge: bool | str | None = None  # false: none; a name: requester/<name> template
     catalog: str | None = None  # the [[catalog]] item the mail requests
+    service: str | None = None  # the [[services]] entry the ticket is about
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +106,12 @@ class RoutingDecision:
     dropped_by: str | None = None  # the rule that dropped the message (stored as spam)
     organisation: str | None = None  # the sender's organisation (by mail domain)
     catalog: str | None = None  # the [[catalog]] item a rule made this mail request
+    service: str | None = None  # the service a rule set (stored on the ticket)
+    # What the ticket is about: the rule's service, then the named CIs' services. The first
+    # one's owner queue applies when no rule sets the queue, its SLA policy when no rule
+    # picks one.
+    services: tuple[str, ...] = ()
+    cis: tuple[str, ...] = ()  # the CIs the mail names
     matched: tuple[str, ...] = ()
     results: tuple[RuleResult, ...] = field(default=(), compare=False)
 
@@ -126,6 +134,9 @@ def decision_json(decision: RoutingDecision, assignee: str | None = None) -> dic
         "dropped_by": decision.dropped_by,
         "organisation": decision.organisation,
         "catalog": decision.catalog,
+        "service": decision.service,
+        "services": list(decision.services),
+        "cis": list(decision.cis),
     }
 
 
@@ -165,7 +176,18 @@ def route(
             if rule.stop or rule.drop:
                 stopped_by = rule.name
     org = ctx.organisation(msg.from_addr)
-    return _decide(default_queue, matched, matrix, tuple(results), org)
+    return _about(_decide(default_queue, matched, matrix, tuple(results), org), matched, ctx)
+
+
+def _about(decision: RoutingDecision, matched: list[Rule], ctx: RouteContext) -> RoutingDecision:
+    """The services and CIs the ticket is about; the first service's owner queue when no
+    rule set the queue (it comes before the sender's organisation's)."""
+    services = tuple(dict.fromkeys(filter(None, (decision.service, *ctx.ci_services))))
+    first = ctx.service(services[0]) if services else None
+    queue = decision.queue
+    if first is not None and first.queue and not any(r.actions.queue for r in matched):
+        queue = first.queue
+    return replace(decision, queue=queue, services=services, cis=ctx.cis)
 
 
 def _decide(
@@ -191,6 +213,7 @@ def _decide(
             "category",
             "assignee",
             "catalog",
+            "service",
         ):
             value = getattr(a, key)
             if value:
@@ -277,6 +300,7 @@ def _actions(
         "type": TYPES,
         "category": None,
         "catalog": None,  # checked against [[catalog]] by the config reader
+        "service": None,  # checked against [[services]] by the config reader
         "assignee": [*STRATEGIES, *sorted(agents)],
     }
     found: dict[str, Any] = {}

@@ -108,9 +108,11 @@ def select_policy(
     queue: str,
     matched_rules: Sequence[str],
     organisation_policy: str | None = None,
+    service_policy: str | None = None,
 ) -> SlaPolicy | None:
-    """The policy for a ticket: the last matched rule that picks one, its requester's
-    organisation's (`sla_policy`), its queue's, the default.
+    """The policy for a ticket: the last matched rule that picks one, its service's
+    (`[[services]] sla_policy`), its requester's organisation's (`sla_policy`), its
+    queue's, the default.
 
     Rules run once, when a ticket is created; when the ticket later moves to another queue,
     pass the rules its `routed` event recorded, so a policy a rule picked stays.
@@ -120,7 +122,8 @@ def select_policy(
         if found is not None:
             return found
     return (
-        sla.policy(organisation_policy)
+        sla.policy(service_policy)
+        or sla.policy(organisation_policy)
         or next((p for p in sla.policies if queue in p.queues), None)
         or next((p for p in sla.policies if p.default), None)
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from maildesk.store.models import Contact, Ticket
 
@@ -40,7 +40,7 @@ def list_contacts(session: Session, limit: int = 10_000) -> list[tuple[Contact, 
 def contact_tickets(session: Session, contact: Contact) -> list[Ticket]:
     """The contact's tickets as requester, newest first."""
     stmt = select(Ticket).where(Ticket.requester_id == contact.id).order_by(Ticket.id.desc())
-    return list(session.scalars(stmt))
+    return list(session.scalars(stmt.options(selectinload(Ticket.ci_links))))
 
 
 def merge_contacts(

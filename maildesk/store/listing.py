@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from maildesk.store.models import Ticket
 from maildesk.terms import DONE_STATUSES
@@ -73,7 +73,7 @@ def _order(sort: str) -> list[Any]:
 def find_tickets(session: Session, wanted: TicketFilter) -> list[Ticket]:
     """The tickets `wanted` describes, in its order."""
     stmt = select(Ticket).order_by(*_order(wanted.sort)).limit(wanted.limit)
-    stmt = stmt.offset(wanted.offset)
+    stmt = stmt.offset(wanted.offset).options(selectinload(Ticket.ci_links))
     if wanted.statuses:
         stmt = stmt.where(Ticket.status.in_(wanted.statuses))
     elif not wanted.everything:

@@ -140,6 +140,7 @@ class Ticket(Base):
     # A catalog request: its [[catalog]] item and the fields the requester filled in.
     catalog_item: Mapped[str | None] = mapped_column(String(128))
     fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    service: Mapped[str | None] = mapped_column(String(128))  # the service a rule set
 
     requester: Mapped[Contact] = relationship(lazy="joined", foreign_keys=[requester_id])
     messages: Mapped[list[Message]] = relationship(
@@ -147,6 +148,9 @@ class Ticket(Base):
     )
     events: Mapped[list[Event]] = relationship(
         back_populates="ticket", order_by="Event.id", cascade="all, delete-orphan"
+    )
+    ci_links: Mapped[list[TicketCi]] = relationship(
+        order_by="TicketCi.id", cascade="all, delete-orphan"
     )
 
 
@@ -264,6 +268,26 @@ class TicketLink(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("ticket_id", "linked_id", name="uq_ticket_links_pair"),)
+
+
+class TicketCi(Base):
+    """A configuration item a ticket is about, and the CI's services when it was linked
+    (so a ticket's past does not move when the inventory is edited)."""
+
+    __tablename__ = "ticket_cis"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    ci: Mapped[str] = mapped_column(String(255))
+    services: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str] = mapped_column(String(16))  # recognised, agent, alert, request
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    added_by: Mapped[str] = mapped_column(String(320))
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "ci", name="uq_ticket_cis_ticket_ci"),
+        Index("ix_ticket_cis_ci", "ci"),
+    )
 
 
 class AlertState(Base):

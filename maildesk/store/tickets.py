@@ -213,6 +213,7 @@ def list_tickets(
 ) -> list[Ticket]:
     """Tickets newest first, optionally of one status and queue; `offset` pages on."""
     stmt = select(Ticket).order_by(Ticket.id.desc()).limit(limit).offset(offset)
+    stmt = stmt.options(selectinload(Ticket.ci_links))
     if status:
         stmt = stmt.where(Ticket.status == status)
     if queue:
@@ -227,6 +228,7 @@ def ticket_with_history(session: Session, ticket_id: int) -> Ticket | None:
         .options(
             selectinload(Ticket.messages).selectinload(Message.attachments),
             selectinload(Ticket.events),
+            selectinload(Ticket.ci_links),
         )
     )
     return session.scalar(stmt)

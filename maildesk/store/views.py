@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from maildesk.store.approvals import approvals_json, ticket_approvals
+from maildesk.store.cis import ticket_services
 from maildesk.store.listing import next_due
 from maildesk.store.models import AlertState, Event, Message, Ticket
 from maildesk.store.problems import related, ticket_alert
@@ -48,6 +49,9 @@ def ticket_json(ticket: Ticket, prefix: str) -> dict[str, Any]:
         "urgency": ticket.urgency,
         "organisation": ticket.organisation,
         "change_window": change_window(ticket),
+        "service": ticket.service,
+        "cis": sorted(link.ci for link in ticket.ci_links),
+        "services": sorted(ticket_services(ticket)),
     }
 
 

@@ -24,7 +24,7 @@ from maildesk.notify import notices
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
 from maildesk.terms import REOPENABLE_STATUSES, Status, TicketType
-from maildesk.tickets import changes, levels, problems, sla
+from maildesk.tickets import changes, cis, levels, problems, sla
 from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def check(
     for c in commands:
         if c.name == "known-error" and ticket.type != TicketType.PROBLEM:
             errors.append(CommandError(c.line, c.text, "only a problem has a known error"))
-    return errors + changes.check(app, ticket, commands)
+    return errors + changes.check(app, ticket, commands) + cis.check(app, ticket, commands)
 
 
 def apply(
@@ -196,7 +196,6 @@ def _apply_one(
     *,
     relayed: bool,
 ) -> str | None:
-    ref = app.ref(ticket.id)
     who = {"actor": actor.email, "via": actor.via}
     if c.name == "status" and c.value:
         return set_status(app, session, ticket, c.value, actor, now, notify_requester=not relayed)
@@ -240,10 +239,12 @@ def _apply_one(
     if c.name in changes.COMMANDS:
         moved = lambda s, why: set_status(app, session, ticket, s, actor, now, reason=why)  # noqa: E731
         return changes.apply_one(app, session, ticket, c, who, now, moved)
+    if c.name == "ci":
+        return cis.apply_command(app, session, ticket, c, who, now)
     if c.name in ("link", "unlink") and c.target is not None:
         other = session.get_one(Ticket, c.target)
         return link(app, session, ticket, other, actor, now, remove=c.name == "unlink")
-    log.warning("%s: command %s had no effect", ref, c.text)
+    log.warning("%s: command %s had no effect", app.ref(ticket.id), c.text)
     return None
 
 

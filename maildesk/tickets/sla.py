@@ -35,6 +35,7 @@ from maildesk.sla.clock import (
 from maildesk.sla.lifecycle import next_lifecycle_step
 from maildesk.sla.policy import select_policy
 from maildesk.store import repo, views
+from maildesk.store.cis import ticket_services
 from maildesk.store.models import Ticket
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,21 @@ def refresh(app: App, ticket: Ticket, now: datetime) -> None:
     ticket.sla_next_check = min(checks, default=None)
 
 
-def started(app: App, ticket: Ticket, matched_rules: Sequence[str], now: datetime) -> None:
-    """A new ticket: pick its policy and start its clock."""
+def started(
+    app: App,
+    ticket: Ticket,
+    matched_rules: Sequence[str],
+    now: datetime,
+    services: Sequence[str] = (),
+) -> None:
+    """A new ticket: pick its policy and start its clock; `services`: what it is about."""
     sla = app.config.sla
     policy = select_policy(
         sla,
         queue=ticket.queue,
         matched_rules=matched_rules,
         organisation_policy=_organisation_policy(app, ticket),
+        service_policy=_service_policy(app, services),
     )
     name = policy.name if policy else None
     if _historic(app, now):
@@ -117,6 +125,12 @@ def _organisation_policy(app: App, ticket: Ticket) -> str | None:
     return org.sla_policy if org is not None else None
 
 
+def _service_policy(app: App, services: Sequence[str]) -> str | None:
+    """The SLA policy of the first of the services that names one."""
+    found = (app.config.service(name) for name in services)
+    return next((s.sla_policy for s in found if s is not None and s.sla_policy), None)
+
+
 def status_changed(app: App, ticket: Ticket, now: datetime) -> None:
     """After `ticket.status` changed: pause, stop or run the clock."""
     ticket.status_changed_at = now
@@ -132,6 +146,7 @@ def queue_changed(app: App, session: Session, ticket: Ticket, now: datetime) -> 
         queue=ticket.queue,
         matched_rules=repo.routed_by(session, ticket),
         organisation_policy=_organisation_policy(app, ticket),
+        service_policy=_service_policy(app, ticket_services(ticket)),
     )
     state = set_policy(state_of(ticket), sla, policy=policy.name if policy else None, now=now)
     _store(ticket, state)
