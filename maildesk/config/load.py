@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from maildesk.config.catalog import check_rule_items, read_catalog
 from maildesk.config.changes import read_freezes
+from maildesk.config.fleet import read_fleet
 from maildesk.config.http import read_http
 from maildesk.config.kb import read_kb
 from maildesk.config.learning import read_learning
@@ -84,6 +85,7 @@ _SECTIONS = {
     "survey",
     "change_freeze",
     "catalog",
+    "fleet",
 }
 
 
@@ -192,6 +194,7 @@ def _service_desk(
         "learning": read_learning(r, data, queues=queues),
         "survey": read_survey(r, r.table(data, "survey"), queues=queues),
         "kb": read_kb(r, r.table(data, "kb"), base),
+        "fleet": read_fleet(r, r.table(data, "fleet")),
     }
 
 

@@ -171,6 +171,8 @@ class SlaSchedule:
             if self._stale:
                 jobs.refresh_all(app, app.now())
                 self._stale = False  # only once done: a failed refresh runs again
+            if not jobs.take_firing(app, "sla", app.config.sla.check_interval):
+                return  # another daemon on the database runs this firing
             report = jobs.run_due(app, app.now())
             jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
             jobs.detect_problems(app, app.now())  # [problems] detect

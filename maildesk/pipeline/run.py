@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -21,8 +21,10 @@ from maildesk.parse.parser import parse_message
 from maildesk.pipeline.historic import sent_at
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.steps import process_message
+from maildesk.routing.thread import thread_keys
 from maildesk.store import pipeline_rows, repo
-from maildesk.store.db import transaction, write_gate
+from maildesk.store.db import is_sqlite, transaction, write_gate
+from maildesk.store.leases import daemon_id
 from maildesk.store.pipeline_rows import RowConflict, RowRefused
 
 log = logging.getLogger(__name__)
@@ -102,9 +104,15 @@ def _before(msg: ParsedMessage, since: datetime) -> bool:
 
 
 def process_pending(app: App, limit: int = 100) -> list[Outcome]:
-    """Process stored messages still pending, oldest first (crash recovery and batching)."""
-    with transaction(app.sessions, readonly=True) as session:
-        ids = repo.pending_raw_ids(session, limit)
+    """Process stored messages still pending, oldest first (crash recovery and batching).
+
+    Several daemons on PostgreSQL: the batch is first claimed for this daemon until
+    `[fleet] lease_ttl` from now, so each daemon takes different mail; a daemon that dies
+    leaves its claim to run out, and another then takes that mail."""
+    now = datetime.now(UTC)  # claims are wall-clock time, whatever clock the desk runs on
+    with transaction(app.sessions, readonly=is_sqlite(app.engine)) as session:
+        until = now + app.config.fleet.lease_ttl
+        ids = repo.claim_pending(session, daemon_id(), now, until, limit)
     return process_many(app, ids)
 
 
@@ -147,6 +155,8 @@ def process_many(
         with transaction(app.sessions) as session:
             started = time.monotonic()
             for item in work[len(outcomes) :]:
+                if not _hold_thread(app, session, item, wait=not done):
+                    break  # another daemon is on this conversation: commit, then wait
                 began = time.monotonic()
                 outcomes.append(_run(app, session, item))
                 done.append((outcomes[-1], time.monotonic() - began + item.parse_seconds))
@@ -160,6 +170,15 @@ def process_many(
     if follow:  # the messages fragments completed, at once (they are never fragments again)
         process_many(app, follow, budget=budget)
     return outcomes
+
+
+def _hold_thread(app: App, session: Session, item: _Work, *, wait: bool) -> bool:
+    """Hold the message's conversation for this transaction (see store.threads.lock_thread):
+    mail of one conversation is processed one message at a time across daemons."""
+    if item.msg is None:
+        return True
+    keys = thread_keys(item.msg, app.config.desk.ref_prefix)
+    return repo.lock_thread(session, keys, wait=wait)
 
 
 def _count(app: App, done: Sequence[tuple[Outcome, float]]) -> None:
