@@ -24,9 +24,7 @@ def test_lease_ttl_defaults_to_a_minute_and_a_mailbox_may_set_its_own(tmp_path: 
     assert plain.fleet.lease_ttl == timedelta(seconds=60)
     assert plain.lease_ttl(plain.mailboxes[0]) == timedelta(seconds=60)
     text = MINIMAL + '\n[fleet]\nlease_ttl = "20s"\n' + MAILBOX
-    assert load_config(write(tmp_path, text)).lease_ttl(plain.mailboxes[0]) == timedelta(
-        seconds=20
-    )
+    assert load_config(write(tmp_path, text)).lease_ttl(plain.mailboxes[0]) == timedelta(seconds=20)
     own = load_config(write(tmp_path, text + 'lease_ttl = "5s"\n'))
     assert own.lease_ttl(own.mailboxes[0]) == timedelta(seconds=5)
 
