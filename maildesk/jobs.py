@@ -200,7 +200,7 @@ def schedule_learning(scheduler: Any, app: App) -> None:
 
 def take_firing(app: App, job: str, every: timedelta) -> bool:
     """Whether this daemon runs this firing of a scheduled job: only the first daemon on the
-    database to fire within a slot of `every` does (store/leases.take_firing). Wall-clock
+    database to fire within most of `every` does (store/leases.take_firing). Wall-clock
     time, like the scheduler's."""
     with transaction(app.sessions) as session:
         return leases.take_firing(session, job, leases.daemon_id(), datetime.now(UTC), every)

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # messages share a commit (one disk sync), and SMTP never waits long for the write lock.
 WRITE_BUDGET = 0.015
 IMPORT_BUDGET = 0.2  # an import batches more: nothing waits on it
+# Pending mail one daemon claims at a time on PostgreSQL: small enough that a burst is
+# shared among the daemons, large enough that claiming costs little per message.
+CLAIM_BATCH = 20
 
 
 # How raw mail is added in the caller's transaction: (session, raw, origin, now) -> raw id.
@@ -110,9 +113,11 @@ def process_pending(app: App, limit: int = 100) -> list[Outcome]:
     `[fleet] lease_ttl` from now, so each daemon takes different mail; a daemon that dies
     leaves its claim to run out, and another then takes that mail."""
     now = datetime.now(UTC)  # claims are wall-clock time, whatever clock the desk runs on
-    with transaction(app.sessions, readonly=is_sqlite(app.engine)) as session:
+    one_writer = is_sqlite(app.engine)
+    with transaction(app.sessions, readonly=one_writer) as session:
         until = now + app.config.fleet.lease_ttl
-        ids = repo.claim_pending(session, daemon_id(), now, until, limit)
+        size = limit if one_writer else min(limit, CLAIM_BATCH)
+        ids = repo.claim_pending(session, daemon_id(), now, until, size)
     return process_many(app, ids)
 
 

@@ -5,9 +5,9 @@ an expiry. Its holder renews it while it works; when the holder dies, the lease 
 another daemon takes it. Taking and renewing is one statement (an upsert that only replaces
 a row held by the same holder or expired), so two daemons can never both hold a name.
 
-A scheduled job's firing is a lease too: the first daemon to fire in a slot of the job's
-interval takes "job:NAME" until the slot ends; the others, firing within the same slot, find
-it held and skip that firing.
+A scheduled job's firing is a lease too: the daemon that fires first takes "job:NAME" for
+most of the job's interval; the others, firing within it, find it held and skip that
+firing, so each firing runs on one daemon.
 """
 
 from __future__ import annotations
@@ -41,14 +41,12 @@ def take_lease(
     now: datetime,
     until: datetime,
     *,
-    free_before: datetime | None = None,
     renew: bool = True,
 ) -> bool:
     """Take or renew `name` for `holder` until `until`; False if another holder has it.
 
-    The lease is free when it expired (expires_at <= free_before, default now). A holder
-    renewing its own lease keeps its acquired_at; with renew False it cannot (a firing)."""
-    free_before = now if free_before is None else free_before
+    The lease is free once it expired (expires_at <= now). A holder renewing its own lease
+    keeps its acquired_at; with renew False it cannot renew, only take a free one."""
     values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": until}
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt: Any = insert(Lease).values(**values)
@@ -61,9 +59,7 @@ def take_lease(
             "acquired_at": case((renewal, table.acquired_at), else_=stmt.excluded.acquired_at),
             "expires_at": stmt.excluded.expires_at,
         },
-        where=(renewal | (table.expires_at <= free_before))
-        if renew
-        else table.expires_at <= free_before,
+        where=(renewal | (table.expires_at <= now)) if renew else table.expires_at <= now,
     ).returning(table.holder)
     return session.execute(stmt).first() is not None
 
@@ -76,13 +72,11 @@ def take_mailbox(
 
 
 def take_firing(session: Session, job: str, holder: str, now: datetime, every: timedelta) -> bool:
-    """Claim this firing of a scheduled job for holder: True for the first daemon to fire in
-    the current slot of `every` (slots start at multiples of it since the epoch)."""
-    step = max(every.total_seconds(), 1.0)
-    start = datetime.fromtimestamp(now.timestamp() // step * step, now.tzinfo)
-    end = start + timedelta(seconds=step)
-    # Never a renewal: the same daemon firing twice in one slot runs once.
-    return take_lease(session, JOB + job, holder, now, end, free_before=start, renew=False)
+    """Claim this firing of a scheduled job (run every `every`) for holder: True unless
+    another firing, on any daemon, was claimed less than 90% of `every` ago. The 10% spare
+    absorbs a scheduler firing late; the same daemon firing twice in a row runs twice."""
+    until = now + every * 0.9
+    return take_lease(session, JOB + job, holder, now, until, renew=False)
 
 
 def release_lease(session: Session, name: str, holder: str) -> None:
