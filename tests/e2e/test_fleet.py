@@ -52,7 +52,7 @@ from tests.ingest.test_imap import Dovecot, dovecot, mailbox_toml  # noqa: F401 
 
 pytestmark = pytest.mark.slow
 
-MESSAGES = int(os.environ.get("MAILDESK_FLEET_MESSAGES", "240"))
+MESSAGES = int(os.environ.get("MAILDESK_FLEET_MESSAGES", "180"))
 DAEMONS = 3
 CLIENTS = 6  # SMTP clients sending at once
 LEASE_TTL = 3.0  # seconds: [fleet] lease_ttl, short so that a killed daemon's share moves on
@@ -121,7 +121,9 @@ def fleet_config(path: Path, url: str, sink: Sink, port: int, extra: str = "") -
         db_url=url, sink_port=sink.port, reopen_window="14d", max_size="1MB", busy_timeout="10s"
     )
     body = body.replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
-    body = body.replace("max_attempts = 3", 'max_attempts = 3\ntimeout = "2s"')
+    # A short SMTP timeout keeps the outbox lease (twice it, renewed while sending) short,
+    # so a killed daemon's claimed notifications go out soon; long enough for a busy sink.
+    body = body.replace("max_attempts = 3", 'max_attempts = 3\ntimeout = "5s"')
     path.write_text(body + f'\n[fleet]\nlease_ttl = "{LEASE_TTL:g}s"\n' + extra, "utf-8")
     return path
 
@@ -286,11 +288,16 @@ def test_three_daemons_share_the_mail_and_do_nothing_twice_with_one_killed(
         holders = count(pg_url, "SELECT count(DISTINCT claimed_by) FROM raw_messages")
         assert holders >= DAEMONS, "every daemon took a share of the mail"
         _assert_status_lists_the_daemons(daemons[0].config, daemons)
+        _assert_reload_is_each_daemons_own(pg_url, daemons, clients)
         for d in daemons:
             assert d.stop() == 0, d.log.read_text()[-2000:]
         for d in daemons:
             assert "Traceback" not in d.log.read_text(), d.log.read_text()[-3000:]
-        print(f"fleet: {MESSAGES} messages sent in {sent_for:.1f}s, {clients.failed} retried")
+        shares = query(pg_url, "SELECT count(*) FROM raw_messages GROUP BY claimed_by")
+        print(
+            f"fleet: {MESSAGES} messages sent in {sent_for:.1f}s, {clients.failed} retried, "
+            f"processed by {len(shares)} daemons: {sorted(int(r[0]) for r in shares)}"
+        )
 
 
 def _kill_all(daemons: list[Daemon]) -> None:
@@ -360,6 +367,26 @@ def _assert_status_lists_the_daemons(config: Path, daemons: list[Daemon]) -> Non
         assert entry["id"] == f"{entry['host']}:{daemon.proc.pid}"
         assert {"started_at", "updated_at", "mailboxes", "claimed", "backlog"} <= set(entry)
         assert entry["backlog"] == report["pending"] == 0
+
+
+def _assert_reload_is_each_daemons_own(url: str, daemons: list[Daemon], clients: Clients) -> None:
+    """A daemon reloads its own config (SIGHUP); the others go on with theirs, and the
+    fleet keeps taking mail."""
+    first = daemons[0]
+    assert first.proc is not None
+    first.config.write_text(
+        first.config.read_text()
+        + '\n[[rules]]\nname = "reloaded"\nmatch = { subject = "never" }\nset = { tags = ["x"] }\n'
+    )
+    first.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: b"config reloaded" in first.log.read_bytes(), timeout=10)
+    assert all(b"config reloaded" not in d.log.read_bytes() for d in daemons[1:])
+    last = Conversation(10**6, "single")
+    clients.send(last, last.first(), last.first_id, 0)
+    wait_until(
+        lambda: count(url, "SELECT count(*) FROM tickets WHERE subject = 'Fleet request 1000000'"),
+        timeout=20,
+    )
 
 
 # --- one IMAP mailbox, two daemons ------------------------------------------------------
