@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from maildesk.notify import notices, selfservice
 from maildesk.routing.guard import AUTOMATIC_REASONS, automatic_address
 from maildesk.routing.partial import PARTIAL_WAIT
 from maildesk.sla.lifecycle import lifecycle_due
-from maildesk.store import repo
+from maildesk.store import leases, repo
 from maildesk.store.changes import PASSED_EVENT, STARTING_EVENT, next_change_notice
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
@@ -190,12 +190,20 @@ def schedule_learning(scheduler: Any, app: App) -> None:
     if app.config.learning.enabled and every is not None:
         seconds = every.total_seconds()
         scheduler.add_job(
-            lambda: retrain(app, app.now()),
+            lambda: take_firing(app, "learn", every) and retrain(app, app.now()),
             "interval",
             seconds=seconds,
             id="learn",
             max_instances=1,
         )
+
+
+def take_firing(app: App, job: str, every: timedelta) -> bool:
+    """Whether this daemon runs this firing of a scheduled job: only the first daemon on the
+    database to fire within most of `every` does (store/leases.take_firing). Wall-clock
+    time, like the scheduler's."""
+    with transaction(app.sessions) as session:
+        return leases.take_firing(session, job, leases.daemon_id(), datetime.now(UTC), every)
 
 
 def retrain(app: App, now: datetime, *, force: bool = False) -> list[TrainResult]:

@@ -473,8 +473,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
+@contextlib.contextmanager
+def sink_server() -> Iterator[Sink]:
+    """A real SMTP server on a free loopback port, keeping what it receives."""
     s = Sink(port=free_port())
     controller = Controller(_SinkHandler(s), hostname="127.0.0.1", port=s.port)
     controller.start()
@@ -482,6 +483,12 @@ def sink() -> Iterator[Sink]:
         yield s
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with sink_server() as s:
+        yield s
 
 
 # --- configs and a running desk ---------------------------------------------------------------

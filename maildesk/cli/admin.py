@@ -199,14 +199,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     def load(app: App, session: Any) -> dict[str, Any]:
         report = health.store_status(session, app.now())
         now = datetime.now(UTC)
+        shares = health.daemon_shares(session, now)
         daemons = []
         for beat in health.heartbeats(session):
             try:
                 age = (now - datetime.fromisoformat(beat["updated_at"])).total_seconds()
             except (KeyError, TypeError, ValueError):
                 continue
+            ident = f"{beat.get('host')}:{beat.get('pid')}"
+            share = shares.get(ident, {"mailboxes": [], "claimed": 0})
             daemons.append(
-                {**beat, "age_seconds": round(age, 1), "stale": age > health.STALE_AFTER}
+                {
+                    **beat,
+                    "id": ident,
+                    "age_seconds": round(age, 1),
+                    "stale": age > health.STALE_AFTER,
+                    "mailboxes": share["mailboxes"],
+                    "claimed": share["claimed"],
+                    "backlog": report["pending"],
+                }
             )
         return {**report, "daemons": daemons}
 
@@ -225,9 +236,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("daemons: none running (no heartbeat)")
     for d in report["daemons"]:
         state = "STALE" if d["stale"] else "alive"
+        boxes = ", ".join(m["mailbox"] for m in d["mailboxes"]) or "none"
         print(
             f"daemon {d['host']} pid {d['pid']} port {d.get('port')}: {state}, "
-            f"heartbeat {d['age_seconds']:.0f}s ago"
+            f"started {d.get('started_at')}, heartbeat {d['age_seconds']:.0f}s ago, "
+            f"mailboxes held: {boxes}, {d['claimed']} pending claimed "
+            f"(backlog {d['backlog']})"
         )
         for name, w in d.get("workers", {}).items():
             error = f", last error: {w['last_error']}" if w.get("last_error") else ""

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 
 from maildesk.config.catalog import check_rule_items, read_catalog
 from maildesk.config.changes import read_freezes
+from maildesk.config.fleet import read_fleet
 from maildesk.config.http import read_http
 from maildesk.config.kb import read_kb
 from maildesk.config.learning import read_learning
@@ -90,6 +91,7 @@ _SECTIONS = {
     "log",
     "services",
     "cmdb",
+    "fleet",
 }
 
 
@@ -205,6 +207,7 @@ def _service_desk(
         "survey": read_survey(r, r.table(data, "survey"), queues=queues),
         "kb": read_kb(r, r.table(data, "kb"), base),
         "log": _log(r, r.table(data, "log")),
+        "fleet": read_fleet(r, r.table(data, "fleet")),
     }
 
 

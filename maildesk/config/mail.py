@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from maildesk.config.fleet import DEFAULT_LEASE_TTL, lease_ttl
 from maildesk.config.model import MailboxConfig, OutboundConfig, SmtpConfig
 from maildesk.config.oauth2 import read_auth
 from maildesk.config.reader import (
@@ -199,6 +200,7 @@ def _mailbox(
         batch_size=r.take(t, place, "batch_size", int_between(1, 1000), 50) or 50,
         max_message_size=r.take(t, place, "max_message_size", parse_size, None) or max_size,
         oversize_to=oversize_to,
+        lease_ttl=lease_ttl(r, t, place, DEFAULT_LEASE_TTL) if "lease_ttl" in t else None,
     )
 
 

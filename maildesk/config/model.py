@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from maildesk.config.catalog import LEAD_PREFIX
 from maildesk.config.changes import ChangeFreeze
+from maildesk.config.fleet import FleetConfig
 from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
 from maildesk.config.services import CmdbConfig
@@ -95,6 +96,7 @@ class MailboxConfig:
     batch_size: int = 50
     max_message_size: int = 25 * 1000**2
     oversize_to: str | None = None  # move mail over max_message_size here (else leave it)
+    lease_ttl: timedelta | None = None  # several daemons: this mailbox's lease ([fleet] default)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,6 +276,11 @@ class Config:
     catalog: tuple[CatalogItem, ...] = ()
     services: tuple[Service, ...] = ()
     cmdb: CmdbConfig = field(default_factory=CmdbConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
+
+    def lease_ttl(self, box: MailboxConfig) -> timedelta:
+        """How long a mailbox's lease holds without renewal (several daemons)."""
+        return box.lease_ttl or self.fleet.lease_ttl
 
     @property
     def default_queue(self) -> Queue:

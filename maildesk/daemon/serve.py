@@ -139,7 +139,13 @@ class Daemon:
         )
         for box in app.config.mailboxes:
             watch = partial(
-                imap.watch, app, box, supervisor.threads_stop, events.wake_threadsafe, app.metrics
+                imap.watch,
+                app,
+                box,
+                supervisor.threads_stop,
+                events.wake_threadsafe,
+                app.metrics,
+                lease_ttl=app.config.lease_ttl(box),
             )
             supervisor.start_thread(f"imap-{box.name}", watch)
         assert self.writer is not None

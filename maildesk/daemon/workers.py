@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -84,8 +85,9 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
     while True:
         stopping = events.stop.is_set()
         try:
+            send = partial(send_due, renew=app.config.fleet.lease_ttl)
             report = await _in(
-                pool, send_due, app.sessions, app.transport, app.config.outbound, app.now
+                pool, send, app.sessions, app.transport, app.config.outbound, app.now
             )
             next_due = await _in(pool, _next_due, app)
         except Exception as exc:  # the worker must outlive any one failure
@@ -178,6 +180,8 @@ class SlaSchedule:
             if self._stale:
                 jobs.refresh_all(app, app.now())
                 self._stale = False  # only once done: a failed refresh runs again
+            if not jobs.take_firing(app, "sla", app.config.sla.check_interval):
+                return  # another daemon on the database runs this firing
             report = jobs.run_due(app, app.now())
             jobs.release_stale_fragments(app, app.now())  # the pipeline worker takes them
             jobs.detect_problems(app, app.now())  # [problems] detect

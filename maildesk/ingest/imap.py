@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -36,6 +37,7 @@ from maildesk.errors import MaildeskError
 from maildesk.ingest import inbox
 from maildesk.ingest.inbox import Incoming, Storage
 from maildesk.mail.oauth2 import AccessToken, TokenError, tokens_for
+from maildesk.ingest.lease import MailboxLease
 from maildesk.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -227,19 +229,42 @@ def watch(
     stop: threading.Event,
     on_stored: Callable[[], None],
     metrics: Metrics | None = None,
+    *,
+    lease_ttl: timedelta = timedelta(seconds=60),
 ) -> None:
     """Run in a thread until stop: poll, then IDLE (or sleep) for new mail; reconnect with
-    capped, jittered backoff, logging once per change of state, not once per retry."""
+    capped, jittered backoff, logging once per change of state, not once per retry.
+
+    Several daemons: the mailbox is read only while this daemon holds its lease
+    (ingest/lease.py); without it the watcher stands by and asks again."""
     metrics = metrics or Metrics()
+    lease = MailboxLease(storage, box.name, lease_ttl)
+    try:
+        _watch(storage, box, stop, on_stored, metrics, lease)
+    finally:
+        lease.release()
+
+
+def _watch(
+    storage: Storage,
+    box: MailboxConfig,
+    stop: threading.Event,
+    on_stored: Callable[[], None],
+    metrics: Metrics,
+    lease: MailboxLease,
+) -> None:
     failures = 0
     last_error: str | None = None
     while not stop.is_set():
+        if not lease.take():
+            stop.wait(lease.standby_wait)
+            continue
         try:
             with connect(box) as client:
                 if last_error is not None:
                     log.info("mailbox %s: connected again", box.name)
                 failures, last_error = 0, None
-                _serve_connection(storage, box, client, stop, on_stored, metrics)
+                _serve_connection(storage, box, client, stop, on_stored, metrics, lease)
         except Exception as exc:  # any failure: reconnect, never let the thread die
             metrics.imap_failed(box.name)
             failures += 1
@@ -248,7 +273,7 @@ def watch(
                 log.error("%s; retrying with backoff", text)
                 last_error = text
             delay = min(MAX_BACKOFF, 2.0 ** min(failures, 10)) * random.uniform(0.5, 1.0)
-            stop.wait(delay)
+            lease.wait(stop, delay)
 
 
 def _serve_connection(
@@ -258,9 +283,10 @@ def _serve_connection(
     stop: threading.Event,
     on_stored: Callable[[], None],
     metrics: Metrics,
+    lease: MailboxLease,
 ) -> None:
     idle = box.idle and b"IDLE" in client.capabilities()
-    while not stop.is_set():
+    while not stop.is_set() and lease.held():
         if _session_left(client) <= 0:
             log.info("mailbox %s: OAuth2 token due for renewal; logging in again", box.name)
             return
@@ -270,7 +296,7 @@ def _serve_connection(
             metrics.accepted("imap", report.stored)
             on_stored()
         if not idle:
-            stop.wait(min(box.poll_interval, max(_session_left(client), 0.0)))
+            lease.wait(stop, min(box.poll_interval, max(_session_left(client), 0.0)))
             continue
         # New mail reported by NOOP, or between the last command and the start of IDLE
         # (imaplib keeps such untagged EXISTS aside), means: poll again before idling.
@@ -283,12 +309,14 @@ def _serve_connection(
             if pending.pop("EXISTS", None):
                 continue
             waited = 0.0
-            # Short checks so a stop request is seen within a second; renew before the
-            # server's 29-minute IDLE limit (and before an OAuth2 token expires); poll
-            # anyway every poll_interval.
+            # Short checks so a stop request (or the lease lost) is seen within a second;
+            # renew before the server's 29-minute IDLE limit (and before an OAuth2 token
+            # expires); poll anyway every poll_interval.
             limit = min(IDLE_RENEW, box.poll_interval, _session_left(client))
             while not stop.is_set() and waited < limit:
-                if client.idle_check(timeout=min(1.0, max(limit - waited, 0.01))):
+                if client.idle_check(timeout=min(1.0, max(limit - waited, 0.01))) or (
+                    not lease.held()
+                ):
                     break
                 waited += 1
         finally:

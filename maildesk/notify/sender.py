@@ -3,6 +3,10 @@ failures with exponential backoff.
 
 Delivery is at-least-once: an entry is leased before sending, so a crash mid-send means a
 resend after the lease with the same Message-ID, which receivers can recognise.
+
+Several daemons (`renew`, from `[fleet] lease_ttl`): the lease is short and renewed while
+the batch is sent, so a daemon that dies leaves its entries to the others within about
+lease_ttl instead of after the long lease a whole batch's SMTP timeouts would need.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def send_due(
     now: Callable[[], datetime],
     *,
     limit: int = BATCH,
+    renew: timedelta | None = None,
 ) -> SendReport:
     """Send every due entry once; failures are rescheduled or marked failed.
 
@@ -67,6 +72,8 @@ def send_due(
     # Claimed entries are not claimed again (by another daemon) while this batch may still
     # be sending them: every one of them could take the full SMTP timeout.
     lease = lease_for(cfg, limit)
+    if renew is not None:  # renewed while sending: one send's timeout, twice, is enough
+        lease = max(renew, timedelta(seconds=cfg.timeout * 2))
     with transaction(sessions) as session:
         claimed = repo.due_outbox(session, now(), limit)
         for entry in claimed:
@@ -76,8 +83,12 @@ def send_due(
             (e.id, e.sender, list(e.recipients), e.raw, e.attempts, e.last_error) for e in claimed
         ]
     done: list[tuple[int, int, DeliveryError | None]] = []
+    leased = now()
     try:
-        for entry_id, sender, recipients, raw, attempts, last_error in batch:
+        for n, (entry_id, sender, recipients, raw, attempts, last_error) in enumerate(batch):
+            if renew is not None and now() - leased >= lease / 3:
+                leased = now()
+                _extend(sessions, [e[0] for e in batch[n:]], leased + lease)
             error = _send_one(transport, entry_id, sender, recipients, raw, last_error)
             done.append((entry_id, attempts, error))
             if len(done) >= RECORD_EVERY:
@@ -88,6 +99,14 @@ def send_due(
         if done:
             _record(sessions, done, cfg, now(), report)
     return report
+
+
+def _extend(sessions: sessionmaker[Session], ids: list[int], until: datetime) -> None:
+    """Renew the lease on the entries of a batch still to be sent."""
+    with transaction(sessions) as session:
+        for entry in repo.outbox_entries(session, ids).values():
+            if entry.status == OutboxStatus.QUEUED:
+                entry.next_attempt_at = until
 
 
 def _send_one(

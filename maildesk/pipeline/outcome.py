@@ -14,7 +14,7 @@ class Outcome:
     raw_id: int
     # created, appended, reopened, followup, linked, duplicate, ignored, dropped, bounce,
     # receipt, partial (a fragment waits), reassembled (a fragment completed its set),
-    # quarantined, skipped, relayed, note, commands, rejected
+    # quarantined, skipped, relayed, note, commands, rejected, deferred (back to pending)
     status: str
     ticket_id: int | None = None
     ref: str | None = None

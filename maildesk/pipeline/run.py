@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -22,8 +22,10 @@ from maildesk.parse.parser import parse_message
 from maildesk.pipeline.historic import sent_at
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.steps import process_message
+from maildesk.routing.thread import thread_keys
 from maildesk.store import pipeline_rows, repo
-from maildesk.store.db import transaction, write_gate
+from maildesk.store.db import is_sqlite, transaction, write_gate
+from maildesk.store.leases import daemon_id
 from maildesk.store.pipeline_rows import RowConflict, RowRefused
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 # messages share a commit (one disk sync), and SMTP never waits long for the write lock.
 WRITE_BUDGET = 0.015
 IMPORT_BUDGET = 0.2  # an import batches more: nothing waits on it
+# Pending mail one daemon claims at a time on PostgreSQL: small enough that a burst is
+# shared among the daemons, large enough that claiming costs little per message.
+CLAIM_BATCH = 20
 
 
 # How raw mail is added in the caller's transaction: (session, raw, origin, now) -> raw id.
@@ -103,9 +108,17 @@ def _before(msg: ParsedMessage, since: datetime) -> bool:
 
 
 def process_pending(app: App, limit: int = 100) -> list[Outcome]:
-    """Process stored messages still pending, oldest first (crash recovery and batching)."""
-    with transaction(app.sessions, readonly=True) as session:
-        ids = repo.pending_raw_ids(session, limit)
+    """Process stored messages still pending, oldest first (crash recovery and batching).
+
+    Several daemons on PostgreSQL: the batch is first claimed for this daemon until
+    `[fleet] lease_ttl` from now, so each daemon takes different mail; a daemon that dies
+    leaves its claim to run out, and another then takes that mail."""
+    now = datetime.now(UTC)  # claims are wall-clock time, whatever clock the desk runs on
+    one_writer = is_sqlite(app.engine)
+    with transaction(app.sessions, readonly=one_writer) as session:
+        until = now + app.config.fleet.lease_ttl
+        size = limit if one_writer else min(limit, CLAIM_BATCH)
+        ids = repo.claim_pending(session, daemon_id(), now, until, size)
     return process_many(app, ids)
 
 
@@ -148,6 +161,8 @@ def process_many(
         with transaction(app.sessions) as session:
             started = time.monotonic()
             for item in work[len(outcomes) :]:
+                if not _hold_thread(app, session, item, wait=not done):
+                    break  # another daemon is on this conversation: commit, then wait
                 began = time.monotonic()
                 outcomes.append(_run(app, session, item))
                 done.append((outcomes[-1], time.monotonic() - began + item.parse_seconds))
@@ -162,6 +177,15 @@ def process_many(
     if follow:  # the messages fragments completed, at once (they are never fragments again)
         process_many(app, follow, budget=budget)
     return outcomes
+
+
+def _hold_thread(app: App, session: Session, item: _Work, *, wait: bool) -> bool:
+    """Hold the message's conversation for this transaction (see store.threads.lock_thread):
+    mail of one conversation is processed one message at a time across daemons."""
+    if item.msg is None:
+        return True
+    keys = thread_keys(item.msg, app.config.desk.ref_prefix)
+    return repo.lock_thread(session, keys, wait=wait)
 
 
 def _count(app: App, done: Sequence[tuple[Outcome, float]]) -> None:

@@ -29,6 +29,7 @@ from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.forwards import forward_of_ticket, own_notice
 from maildesk.pipeline.fragments import fragment
 from maildesk.pipeline.historic import message_time
+from maildesk.pipeline.inflight import parent_in_flight
 from maildesk.pipeline.open import new_ticket
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.reports import bounced, receipt_noted
@@ -110,6 +111,9 @@ def existing_ticket(ctx: Context) -> Outcome | Context:
         desk_addresses=config.own_addresses,
     )
     if match.ticket_id is None:
+        waiting = parent_in_flight(ctx)  # several daemons: what it answers may be in process
+        if waiting is not None:
+            return waiting
         found = on_behalf(ctx)  # a proven agent's forward opens it in the customer's name
         return new_ticket(ctx) if found is None else new_ticket(found[0], behalf=found[1])
     named = ctx.session.get_one(Ticket, match.ticket_id)
@@ -217,7 +221,7 @@ def process_message(
     raw = repo.claim_raw(session, raw_id, app.now())
     now = message_time(app, msg)  # imported mail: its own Date (pipeline.historic)
     if raw is None:
-        return Outcome(raw_id, "skipped", reason="not pending (already processed)")
+        return Outcome(raw_id, "skipped", reason="not pending (processed, or in process elsewhere)")
     ctx = Context(
         app=app,
         session=session,

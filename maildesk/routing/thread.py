@@ -72,6 +72,21 @@ def reply_tokens(recipients: Iterable[str], desk_addresses: Iterable[str]) -> li
     return out
 
 
+THREAD_KEY_REFERENCES = 20  # the nearest References count; a long chain shares these
+
+
+def thread_keys(msg: ParsedMessage, prefix: str) -> list[str]:
+    """What two messages of one conversation have in common, whichever came first: the
+    Message-IDs they carry (their own, In-Reply-To, the nearest References) and the ticket
+    refs in their subjects. The pipeline serialises messages sharing a key."""
+    ids = dict.fromkeys(
+        (msg.message_id, *msg.in_reply_to, *msg.references[-THREAD_KEY_REFERENCES:])
+    )
+    return [f"id:{m}" for m in ids if m] + [
+        f"ref:{n}" for n in dict.fromkeys(subject_refs(msg.subject, prefix))
+    ]
+
+
 def thread_message(
     msg: ParsedMessage,
     index: ThreadIndex,

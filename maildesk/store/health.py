@@ -5,6 +5,9 @@ A daemon's supervisor writes one heartbeat row (in `settings`, key `heartbeat:HO
 every few seconds and whenever a worker changes state: its workers' states and restart
 counts, as JSON. It deletes the row when it stops; a row not refreshed for a while is a
 daemon that died without stopping (its age tells since when).
+
+Several daemons on one database: each one's mailbox leases and the pending mail its
+pipeline has claimed are read here too (`daemon_shares`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from maildesk.store.leases import mailboxes_held
 from maildesk.store.models import OutboxEntry, RawMessage, Setting
 from maildesk.terms import OUTBOX_STATUSES, RawStatus
 
@@ -56,6 +60,26 @@ def heartbeats(session: Session) -> list[dict[str, Any]]:
         if isinstance(beat, dict):
             beats.append(beat)
     return beats
+
+
+def daemon_shares(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
+    """By daemon id (HOST:PID): the mailboxes it holds and how much pending mail it has
+    claimed (its claim not run out)."""
+    claimed = session.execute(
+        select(RawMessage.claimed_by, func.count())
+        .where(
+            RawMessage.status == RawStatus.PENDING,
+            RawMessage.claimed_by.is_not(None),
+            RawMessage.claimed_until > now,
+        )
+        .group_by(RawMessage.claimed_by)
+    )
+    shares: dict[str, dict[str, Any]] = {}
+    for holder, count in claimed:
+        shares.setdefault(str(holder), {"mailboxes": [], "claimed": 0})["claimed"] = int(count)
+    for holder, boxes in mailboxes_held(session, now).items():
+        shares.setdefault(holder, {"mailboxes": [], "claimed": 0})["mailboxes"] = boxes
+    return shares
 
 
 def store_status(session: Session, now: datetime) -> dict[str, Any]:

@@ -68,6 +68,10 @@ class RawMessage(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # Several daemons: the daemon whose pipeline took this pending message, and until when
+    # (store/raw.claim_pending); after that any daemon may take it.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_raw_messages_status", "status", "id"),)
 
@@ -361,6 +365,18 @@ class ImapCheckpoint(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Lease(Base):
+    """Something one daemon of several does at a time (store/leases.py): an IMAP mailbox
+    ("mailbox:NAME"), a firing of a scheduled job ("job:NAME"). Held until expires_at."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))  # the daemon: HOST:PID
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class LearnedModel(Base):

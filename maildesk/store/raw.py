@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from maildesk.store.db import for_update
@@ -68,16 +68,67 @@ def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
     return list(session.scalars(stmt.limit(limit)))
 
 
+def claim_pending(
+    session: Session, holder: str, now: datetime, until: datetime, limit: int = 100
+) -> list[int]:
+    """Take up to `limit` pending messages, oldest first, for holder's pipeline until
+    `until`: those no other daemon holds (never claimed, claim run out, or holder's own).
+
+    On PostgreSQL the rows are taken FOR UPDATE SKIP LOCKED, so daemons claiming at the
+    same moment get disjoint batches; the caller commits at once. On SQLite (one daemon)
+    nothing is written: the pending messages, as pending_raw_ids."""
+    if session.get_bind().dialect.name != "postgresql":
+        return pending_raw_ids(session, limit)
+    free = or_(
+        RawMessage.claimed_until.is_(None),
+        RawMessage.claimed_until <= now,
+        RawMessage.claimed_by == holder,
+    )
+    stmt = (
+        select(RawMessage.id)
+        .where(RawMessage.status == RawStatus.PENDING, free)
+        .order_by(RawMessage.id)
+        .limit(limit)
+    )
+    ids = list(session.scalars(for_update(stmt, session, skip_locked=True)))
+    if ids:
+        session.execute(
+            update(RawMessage)
+            .where(RawMessage.id.in_(ids))
+            .values(claimed_by=holder, claimed_until=until)
+        )
+    return ids
+
+
 def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None:
-    """Take a pending raw message for processing (its bytes not loaded); None if another
-    worker got there first. On PostgreSQL the row is locked, so a second daemon waits
-    and then finds it processed."""
+    """Take a pending raw message for processing (its bytes not loaded); None if it is not
+    pending, or (PostgreSQL) another daemon's transaction is processing it right now: the
+    row is taken FOR UPDATE SKIP LOCKED, so each message is processed exactly once and no
+    daemon waits for another."""
     stmt = select(RawMessage).where(RawMessage.id == raw_id).options(defer(RawMessage.raw))
-    row = session.scalar(for_update(stmt, session))
+    row = session.scalar(for_update(stmt, session, skip_locked=True))
     if row is None or row.status != RawStatus.PENDING:
         return None
     row.status, row.processed_at = RawStatus.PROCESSED, now
     return row
+
+
+def defer_raw(session: Session, row: RawMessage, until: datetime) -> None:
+    """Put a claimed message back, pending, for any daemon to take again once `until` has
+    come (in the caller's transaction)."""
+    row.status, row.processed_at = RawStatus.PENDING, None
+    row.claimed_by, row.claimed_until = None, until
+
+
+def pending_before(session: Session, raw_id: int) -> bool:
+    """Whether a message stored before this one is still pending: on PostgreSQL, another
+    daemon may be about to process it. False on SQLite (one daemon, in order)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    earlier = select(RawMessage.id).where(
+        RawMessage.status == RawStatus.PENDING, RawMessage.id < raw_id
+    )
+    return bool(session.scalar(select(exists(earlier))))
 
 
 # Raw messages kept but not on a ticket: processing failed, a rule dropped it, a sender

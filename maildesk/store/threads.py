@@ -4,14 +4,33 @@ the desk's secret that signs them), and the message a bounce quotes."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from maildesk.routing.proof import TokenCodec
 from maildesk.store.models import Message, Setting, Ticket
+
+THREAD_LOCK = 0x74687264  # the high half of a thread key's advisory lock ("thrd")
+
+
+def lock_thread(session: Session, keys: Iterable[str], *, wait: bool) -> bool:
+    """Hold a conversation's keys (routing.thread.thread_keys) until the transaction ends,
+    so that two daemons processing mail of one conversation take turns: the second finds
+    what the first stored. wait False: False at once if another transaction holds one
+    (the caller commits what it holds, then waits). Locks are taken in one order, so two
+    waiting transactions never deadlock. SQLite serialises writers: always True."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    for lock in sorted({THREAD_LOCK << 32 | zlib.crc32(key.encode()) for key in keys}):
+        if wait:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock})
+        elif not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock}):
+            return False
+    return True
 
 
 def message_exists(session: Session, message_id: str) -> bool:

@@ -15,6 +15,7 @@ from maildesk.routing.thread import (
     strip_ref_tag,
     strip_reply_prefixes,
     subject_refs,
+    thread_keys,
     thread_message,
     ties,
 )
@@ -318,3 +319,23 @@ def test_ties(
         desk_addresses=DESK_ADDRESSES,
     )
     assert found == expected
+
+
+def test_thread_keys_are_what_two_messages_of_a_conversation_share() -> None:
+    first = message(message_id="<a@client.example.org>")
+    reply = message(
+        message_id="<b@client.example.org>",
+        subject="Re: [MD-42] Printer jammed",
+        in_reply_to=("<a@client.example.org>",),
+        references=("<a@client.example.org>",),
+    )
+    assert thread_keys(first, "MD") == ["id:<a@client.example.org>"]
+    assert thread_keys(reply, "MD") == [
+        "id:<b@client.example.org>",
+        "id:<a@client.example.org>",
+        "ref:42",
+    ]
+    assert set(thread_keys(first, "MD")) & set(thread_keys(reply, "MD"))
+    long_chain = message(references=tuple(f"<r{n}@x.example.org>" for n in range(50)))
+    assert len(thread_keys(long_chain, "MD")) == 1 + 20  # its own and the nearest 20
+    assert "id:<r49@x.example.org>" in thread_keys(long_chain, "MD")

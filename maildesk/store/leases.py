@@ -1,0 +1,113 @@
+"""Leases: what one daemon of several does at a time, held in the `leases` table.
+
+A lease has a name ("mailbox:support", "job:sla"), a holder (the daemon's id, HOST:PID) and
+an expiry. Its holder renews it while it works; when the holder dies, the lease runs out and
+another daemon takes it. Taking and renewing is one statement (an upsert that only replaces
+a row held by the same holder or expired), so two daemons can never both hold a name.
+
+A scheduled job's firing is a lease too: the daemon that fires first takes "job:NAME" for
+most of the job's interval; the others, firing within it, find it held and skip that
+firing, so each firing runs on one daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from maildesk.store.models import Lease
+
+MAILBOX = "mailbox:"
+JOB = "job:"
+
+
+def daemon_id() -> str:
+    """This process as a lease holder and claimer of mail: HOST:PID (as in its heartbeat)."""
+    suffix = f":{os.getpid()}"
+    return socket.gethostname()[: 128 - len(suffix)] + suffix
+
+
+def take_lease(
+    session: Session,
+    name: str,
+    holder: str,
+    now: datetime,
+    until: datetime,
+    *,
+    renew: bool = True,
+) -> bool:
+    """Take or renew `name` for `holder` until `until`; False if another holder has it.
+
+    The lease is free once it expired (expires_at <= now). A holder renewing its own lease
+    keeps its acquired_at; with renew False it cannot renew, only take a free one."""
+    values = {"name": name, "holder": holder, "acquired_at": now, "expires_at": until}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt: Any = insert(Lease).values(**values)
+    table = Lease.__table__.c
+    renewal = table.holder == stmt.excluded.holder
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.name],
+        set_={
+            "holder": stmt.excluded.holder,
+            "acquired_at": case((renewal, table.acquired_at), else_=stmt.excluded.acquired_at),
+            "expires_at": stmt.excluded.expires_at,
+        },
+        where=(renewal | (table.expires_at <= now)) if renew else table.expires_at <= now,
+    ).returning(table.holder)
+    return session.execute(stmt).first() is not None
+
+
+def take_mailbox(
+    session: Session, mailbox: str, holder: str, now: datetime, ttl: timedelta
+) -> bool:
+    """Take or renew the lease on an IMAP mailbox for ttl; False if another daemon holds it."""
+    return take_lease(session, MAILBOX + mailbox, holder, now, now + ttl)
+
+
+def take_firing(session: Session, job: str, holder: str, now: datetime, every: timedelta) -> bool:
+    """Claim this firing of a scheduled job (run every `every`) for holder: True unless
+    another firing, on any daemon, was claimed less than 90% of `every` ago. The 10% spare
+    absorbs a scheduler firing late; the same daemon firing twice in a row runs twice."""
+    until = now + every * 0.9
+    return take_lease(session, JOB + job, holder, now, until, renew=False)
+
+
+def release_lease(session: Session, name: str, holder: str) -> None:
+    """Give up a lease (at stop), if holder still has it."""
+    session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+
+
+def release_mailbox(session: Session, mailbox: str, holder: str) -> None:
+    release_lease(session, MAILBOX + mailbox, holder)
+
+
+def lease_holder(session: Session, name: str, now: datetime) -> str | None:
+    """Who holds the lease now (None: nobody, or it expired)."""
+    stmt = select(Lease.holder).where(Lease.name == name, Lease.expires_at > now)
+    return session.scalar(stmt)
+
+
+def mailboxes_held(session: Session, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The mailbox leases in force, by holder: name, since when, until when."""
+    stmt = (
+        select(Lease)
+        .where(Lease.name.startswith(MAILBOX), Lease.expires_at > now)
+        .order_by(Lease.name)
+    )
+    held: dict[str, list[dict[str, Any]]] = {}
+    for lease in session.scalars(stmt):
+        held.setdefault(lease.holder, []).append(
+            {
+                "mailbox": lease.name.removeprefix(MAILBOX),
+                "since": lease.acquired_at.isoformat(),
+                "until": lease.expires_at.isoformat(),
+            }
+        )
+    return held
