@@ -70,6 +70,25 @@ class SmtpConfig:
     max_junk_commands: int = 100  # commands without progress in a session; then 421
     min_data_rate: int = 1000  # bytes/s a client keeps up in DATA after the first `timeout`
     commit_timeout: float = 30.0  # DATA waits this long for its commit, then gets 451
+    max_backlog: int = 10_000  # stored messages pending; past it DATA gets 451 (0: no limit)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LmtpConfig:
+    """`[lmtp]`: where the LMTP listener listens, on TCP or a unix socket (None: not at all).
+    The accept list and limits are `[smtp]`'s."""
+
+    host: str | None = None
+    port: int = 0
+    path: Path | None = None  # a unix socket (resolved against the config file's directory)
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None or self.path is not None
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,6 +277,7 @@ class Config:
     kb: KbConfig = field(default_factory=KbConfig)
     change_freezes: tuple[ChangeFreeze, ...] = ()
     catalog: tuple[CatalogItem, ...] = ()
+    lmtp: LmtpConfig = field(default_factory=LmtpConfig)
 
     @property
     def default_queue(self) -> Queue:
