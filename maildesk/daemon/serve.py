@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -144,8 +145,9 @@ class Daemon:
         try:
             self.lmtp = await start_lmtp_server(handler, lmtp, smtp, hostname=socket.getfqdn())
         except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise MaildeskError(
-                f"serve: cannot listen on {lmtp.where} ([lmtp] listen): {exc.strerror or exc}"
+                f"serve: cannot listen on {lmtp.where} ([lmtp] listen): {reason}"
             ) from None
         log.info("maildesk LMTP listening on %s", self.lmtp_address)
 
