@@ -2,12 +2,13 @@
 to the desk without a queue of its own in between.
 
 It is the SMTP listener's handler, limits and group commit (smtp.py) with LMTP's dialogue
-(aiosmtpd's LMTP: LHLO instead of HELO/EHLO): `[smtp] accept` decides each RCPT (550 for the
-others), back-pressure defers DATA with one 451 4.3.2 before it is read, and once the message
-is committed (stored once, with every accepted recipient in its envelope) each recipient gets
-its own reply line, 250 or (the store failed) 451, as LMTP asks. It listens on TCP or on a
-unix socket; a socket is made mode 0666 (anyone who can reach its directory may connect, as
-anyone on the host may reach 127.0.0.1): keep it in a directory only the MTA can enter.
+(aiosmtpd's LMTP: LHLO instead of HELO/EHLO): `[smtp] accept` decides each RCPT (550 for
+the others), back-pressure defers DATA with one 451 4.3.2 before it is read, and once the
+message is committed (stored once, with every accepted recipient in its envelope) each
+recipient gets its own reply line, 250 or (the store failed) 451, as LMTP asks; so does
+mail over the size limit (552). It listens on TCP or on a unix socket; a socket is made
+mode 0666 (anyone who can reach its directory may connect, as anyone on the host may reach
+127.0.0.1): keep it in a directory only the MTA can enter.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ SOCKET_MODE = 0o666
 
 
 class LmtpListener(Listener, LMTP):
-    """maildesk's limits on an LMTP session: LHLO (from aiosmtpd's LMTP), no HELO or EHLO."""
+    """maildesk's limits on an LMTP session: LHLO (from aiosmtpd's LMTP), no HELO or EHLO,
+    and every answer at the end of DATA given once for each recipient."""
+
+    def too_much_data(self, recipients: list[str]) -> str:
+        return "\r\n".join(f"552 5.3.4 <{rcpt}> Message too big" for rcpt in recipients)
 
 
 class LmtpHandler(IngestHandler):

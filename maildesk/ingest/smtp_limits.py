@@ -320,8 +320,9 @@ class Listener(SMTP):
                 self.session.peer,
                 self.data_size_limit,
             )
+            reply = self.too_much_data(self.envelope.rcpt_tos)
             self.envelope = self._create_envelope()  # aiosmtpd's post-DATA state
-            await self.push("552 Error: Too much mail data")
+            await self.push(reply)
             return
         self.envelope.content = self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
@@ -329,6 +330,10 @@ class Listener(SMTP):
         if isinstance(status, str) and "250" in (line[:3] for line in status.split("\r\n")):
             self._delivered += 1
         await self.push("250 OK" if status is MISSING else status)
+
+    def too_much_data(self, recipients: list[str]) -> str:
+        """The reply to a message over the size limit (LMTP: one per recipient)."""
+        return "552 Error: Too much mail data"
 
     async def _read_data(self) -> bytes | None:
         """The data up to the lone dot, dot-unstuffed; None past the size limit (all read).

@@ -214,6 +214,28 @@ def test_a_full_backlog_defers_lmtp_data_with_one_451(tmp_path: Path) -> None:
     assert stored == []
 
 
+def test_mail_over_the_size_limit_gets_552_for_each_recipient(tmp_path: Path) -> None:
+    async def store(raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
+        raise AssertionError("oversize mail is not stored")
+
+    path = tmp_path / "lmtp.sock"
+    with lmtp_listener(LmtpHandler(store, lambda: ACCEPT, source="lmtp"), path):
+        client = _unix(path)
+        try:
+            client.command("LHLO mta.example.org")
+            _, replies = client.transaction(
+                ["support@example.com", "helpdesk@example.com"],
+                mail(body="x" * 2_000_000).as_bytes(),
+            )
+            assert client.command("NOOP").startswith("250")  # the session goes on
+        finally:
+            client.close()
+    assert [r.split(" ")[:3] for r in replies] == [
+        ["552", "5.3.4", "<support@example.com>"],
+        ["552", "5.3.4", "<helpdesk@example.com>"],
+    ]
+
+
 # --- [lmtp] in the config ------------------------------------------------------------------
 
 
