@@ -61,6 +61,8 @@ class Backlog:
             self.pending = await asyncio.to_thread(self._count, max(limit, 1))
         except StoreUnavailable as exc:
             log.warning("backlog not counted, store unavailable: %s", exc)
+        except Exception:  # a count that fails must not take the listener with it
+            log.exception("backlog not counted")
         self._update(limit)
 
     def stored(self, count: int = 1) -> None:

@@ -11,6 +11,7 @@ import logging
 import re
 import smtplib
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from unittest import mock
 
@@ -163,10 +164,9 @@ def test_max_backlog_default_and_checks(tmp_path: Path, write_config: Callable[.
         assert "whole number from 0" in str(caught.value)
 
 
-def _deliver(config: Path, message: object) -> tuple[int, str]:
+def _deliver(config: Path, message: EmailMessage) -> tuple[int, str]:
     """`maildesk deliver` with the message on its stdin; (exit code, what it said)."""
-    raw = message.as_bytes() if hasattr(message, "as_bytes") else bytes(message)  # type: ignore[arg-type]
-    with mock.patch("sys.stdin", io.TextIOWrapper(io.BytesIO(raw))):
+    with mock.patch("sys.stdin", io.TextIOWrapper(io.BytesIO(message.as_bytes()))):
         return run_cli("deliver", "--config", str(config), "--recipient", "support@example.com")
 
 
