@@ -7,10 +7,11 @@ CONFIG ?= maildesk.toml
 .PHONY: run deps test test-quick lint type check bench bench-quick clean
 
 # The Debian packages the full test suite uses (the same as .ci/run): swaks, mutt (with
-# `script` from bsdutils), dovecot-imapd, the PostgreSQL server, CPython's email test data,
+# `script` from bsdutils), dovecot-imapd, postfix (a private instance relays to maildesk over
+# LMTP and pipes to `maildesk deliver`), the PostgreSQL server, CPython's email test data,
 # and chromium with its driver for the dashboard tests. Without them those tests skip.
 PY_VERSION   := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-DEB_PACKAGES := swaks mutt bsdutils dovecot-imapd postgresql \
+DEB_PACKAGES := swaks mutt bsdutils dovecot-imapd postfix postgresql \
                 libpython$(PY_VERSION)-testsuite chromium chromium-driver
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

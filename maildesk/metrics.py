@@ -76,6 +76,12 @@ class Metrics:
             "source",
             "code",
         )
+        self.messages_deferred = counter(
+            "maildesk_messages_deferred",
+            "Messages deferred with 451 at DATA, by edge and reason (backlog: max_backlog)",
+            "source",
+            "reason",
+        )
         self.pipeline_messages = counter(
             "maildesk_pipeline_messages",
             "Stored messages the pipeline finished, by outcome (created, appended, ...)",
@@ -127,6 +133,9 @@ class Metrics:
 
     def refused(self, code: str, source: str = "smtp") -> None:
         self.messages_refused.labels(source=source, code=code).inc()
+
+    def deferred(self, source: str, reason: str) -> None:
+        self.messages_deferred.labels(source=source, reason=reason).inc()
 
     def processed(self, outcome: str, seconds: float | None = None) -> None:
         self.pipeline_messages.labels(outcome=outcome).inc()

@@ -80,7 +80,7 @@ def require_tool(name: str) -> str:
 # postgresql: the PostgreSQL case of a test on both databases (set here).
 
 SLOW_DIRS = {"e2e"}
-SLOW_FIXTURES = {"dovecot", "served", "private_postgres"}
+SLOW_FIXTURES = {"dovecot", "served", "private_postgres", "postfix"}
 _current: list[pytest.Item] = []  # the test being run in this process
 
 

@@ -36,7 +36,7 @@ from maildesk.cli.common import (
     with_session,
 )
 from maildesk.errors import ConfigError, MaildeskError, NotFound, StoreUnavailable
-from maildesk.ingest import inbox
+from maildesk.ingest import backlog, inbox
 from maildesk.ingest.mailbox import check_mailbox, read_mailbox
 from maildesk.parse.parser import looks_like_mail
 from maildesk.store import repo
@@ -81,6 +81,10 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         err(f"maildesk deliver: database unavailable, message deferred: {exc}")
         return EX_TEMPFAIL
     try:
+        pending = backlog.over_limit(app, app.config.smtp.max_backlog)
+        if pending is not None:  # as the listener's 451: the MTA keeps it until it drains
+            err(f"maildesk deliver: {pending} messages pending ([smtp] max_backlog), deferred")
+            return EX_TEMPFAIL
         rcpts = [args.recipient] if args.recipient else []
         # --sender ${sender} from Postfix's pipe(8); $SENDER from local(8) and procmail-likes
         sender = args.sender or os.environ.get("SENDER") or None

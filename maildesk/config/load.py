@@ -26,7 +26,7 @@ from maildesk.config.fleet import read_fleet
 from maildesk.config.http import read_http
 from maildesk.config.kb import read_kb
 from maildesk.config.learning import read_learning
-from maildesk.config.mail import read_mailboxes, read_outbound, read_smtp
+from maildesk.config.mail import read_lmtp, read_mailboxes, read_outbound, read_smtp
 from maildesk.config.model import (
     AGENT_NOTICE_MAX_BODY,
     ATTACH_LIMIT,
@@ -73,6 +73,7 @@ _SECTIONS = {
     "desk",
     "database",
     "smtp",
+    "lmtp",
     "outbound",
     "notify",
     "agents",
@@ -125,6 +126,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     desk = _desk(r, r.table(data, "desk"))
     database = _database(r, r.table(data, "database"), base)
     smtp = read_smtp(r, r.table(data, "smtp"), desk.address)
+    lmtp = read_lmtp(r, r.table(data, "lmtp"), base)
     outbound = read_outbound(r, r.table(data, "outbound"), base)
     notify = _notify(r, r.table(data, "notify"), base)
     queues = read_queues(r, r.array(data, "queues"), base)
@@ -159,6 +161,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         desk=desk,
         database=database,
         smtp=smtp,
+        lmtp=lmtp,
         outbound=outbound,
         notify=notify,
         agents=tuple(agents),

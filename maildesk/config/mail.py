@@ -1,4 +1,5 @@
-"""The sections about mail coming in and going out: [smtp], [outbound] and [[mailboxes]]."""
+"""The sections about mail coming in and going out: [smtp], [lmtp], [outbound] and
+[[mailboxes]]."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from maildesk.config.fleet import DEFAULT_LEASE_TTL, lease_ttl
-from maildesk.config.model import MailboxConfig, OutboundConfig, SmtpConfig
+from maildesk.config.model import LmtpConfig, MailboxConfig, OutboundConfig, SmtpConfig
 from maildesk.config.oauth2 import read_auth
 from maildesk.config.reader import (
     Reader,
@@ -22,6 +23,7 @@ from maildesk.config.reader import (
 )
 
 _MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,26}")
+_MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the closing NUL
 
 
 def read_smtp(r: Reader, t: dict[str, Any], desk_address: str) -> SmtpConfig:
@@ -60,9 +62,46 @@ def read_smtp(r: Reader, t: dict[str, Any], desk_address: str) -> SmtpConfig:
         or 100,
         min_data_rate=r.take(t, "[smtp]", "min_data_rate", parse_size, 1000) or 1000,
         commit_timeout=r.seconds(t, "[smtp]", "commit_timeout", 30.0),
+        max_backlog=_max_backlog(r, t),
     )
     r.done(t, "[smtp]")
     return smtp
+
+
+def _max_backlog(r: Reader, t: dict[str, Any]) -> int:
+    """Stored messages pending past which DATA is deferred; 0 turns the check off."""
+    limit = r.take(t, "[smtp]", "max_backlog", int_between(0, 100_000_000), None)
+    return SmtpConfig.max_backlog if limit is None else limit
+
+
+def read_lmtp(r: Reader, t: dict[str, Any], base: Path) -> LmtpConfig:
+    """[lmtp]: `listen` as "host:port", or a unix socket's path (absolute, or relative to
+    the config file); no `listen`, no LMTP listener."""
+    place = "[lmtp]"
+    listen = r.take(t, place, "listen", str, None)
+    r.done(t, place, ("listen",))
+    if listen is None:
+        return LmtpConfig()
+    host, _, port = listen.rpartition(":")
+    if host and "/" not in listen and port.isascii() and port.isdigit():
+        try:
+            host, number = parse_hostport(listen)
+        except ValueError as exc:
+            r.problem(f"{place} key 'listen'", str(exc))
+            return LmtpConfig()
+        return LmtpConfig(host=host, port=number)
+    if not listen.strip() or "\0" in listen:
+        r.problem(f"{place} key 'listen'", f"expected 'host:port' or a socket path, got {listen!r}")
+        return LmtpConfig()
+    path = base / listen
+    if not path.parent.is_dir():
+        r.problem(f"{place} key 'listen'", f"directory {path.parent} does not exist")
+    elif len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        r.problem(
+            f"{place} key 'listen'",
+            f"socket path {path} is longer than {_MAX_SOCKET_PATH} bytes (the system's limit)",
+        )
+    return LmtpConfig(path=path)
 
 
 def _checked_emails(r: Reader, values: tuple[str, ...], place: str) -> list[str]:

@@ -74,6 +74,25 @@ class SmtpConfig:
     max_junk_commands: int = 100  # commands without progress in a session; then 421
     min_data_rate: int = 1000  # bytes/s a client keeps up in DATA after the first `timeout`
     commit_timeout: float = 30.0  # DATA waits this long for its commit, then gets 451
+    max_backlog: int = 10_000  # stored messages pending; past it DATA gets 451 (0: no limit)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LmtpConfig:
+    """`[lmtp]`: where the LMTP listener listens, on TCP or a unix socket (None: not at all).
+    The accept list and limits are `[smtp]`'s."""
+
+    host: str | None = None
+    port: int = 0
+    path: Path | None = None  # a unix socket (resolved against the config file's directory)
+
+    @property
+    def enabled(self) -> bool:
+        return self.host is not None or self.path is not None
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -276,6 +295,7 @@ class Config:
     catalog: tuple[CatalogItem, ...] = ()
     services: tuple[Service, ...] = ()
     cmdb: CmdbConfig = field(default_factory=CmdbConfig)
+    lmtp: LmtpConfig = field(default_factory=LmtpConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
 
     def lease_ttl(self, box: MailboxConfig) -> timedelta:

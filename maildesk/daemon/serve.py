@@ -1,12 +1,13 @@
-"""The daemon's wiring: the SMTP listener and its group-commit writer, the HTTP listener
-(`[http] listen`), the workers, the IMAP watchers, the supervisor and the SLA schedule,
-started in order and stopped in order.
+"""The daemon's wiring: the SMTP listener and its group-commit writer, the LMTP listener
+(`[lmtp] listen`) beside it, the HTTP listener (`[http] listen`), the workers, the IMAP
+watchers, the supervisor and the SLA schedule, started in order and stopped in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -25,11 +26,13 @@ from maildesk.daemon.workers import (
     pipeline_worker,
     sender_worker,
 )
-from maildesk.errors import StoreUnavailable
+from maildesk.errors import MaildeskError, StoreUnavailable
 from maildesk.http.server import HttpListener
 from maildesk.ingest import imap, inbox
+from maildesk.ingest.backlog import Backlog
 from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.inbox import Incoming
+from maildesk.ingest.lmtp import LmtpHandler, start_lmtp_server, stop_lmtp_server
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,12 @@ class Daemon:
         self.http: HttpListener | None = None  # [http] listen, when set
         self.ready = threading.Event()
         self.writer: GroupCommit[Incoming, int] | None = None
+        self.lmtp: asyncio.Server | None = None  # [lmtp] listen, when set
+        self.backlog = Backlog(
+            lambda cap: inbox.pending_count(app, cap),
+            lambda: self.app.config.smtp.max_backlog,
+            metrics=app.metrics,
+        )
         self._work_pool = ThreadPoolExecutor(1, thread_name_prefix="md-pipeline")
         self._send_pool = ThreadPoolExecutor(1, thread_name_prefix="md-sender")
         self._events: Wakeups | None = None
@@ -93,12 +102,14 @@ class Daemon:
             lambda items: inbox.store_raws(self.app, items), name="md-ingest"
         )
         smtp = self.app.config.smtp
+        await self.backlog.refresh()
         handler = IngestHandler(
             self._store,
             accept=lambda: frozenset(self.app.config.smtp.accept),
             on_stored=events.wake,
             max_recipients=smtp.max_recipients,
             metrics=self.app.metrics,
+            backlog=self.backlog,
         )
         server = await start_smtp_server(
             handler,
@@ -114,13 +125,56 @@ class Daemon:
             min_data_rate=smtp.min_data_rate,
         )
         self.port = server.sockets[0].getsockname()[1]
+        try:
+            await self._listen_lmtp(events)
+        except BaseException:
+            server.close()
+            self.writer.close()
+            raise
         return server
 
-    async def _store(self, raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
-        """Hand one SMTP message to the group commit; raise StoreUnavailable if the commit
-        is not done within `[smtp] commit_timeout`."""
+    async def _listen_lmtp(self, events: Wakeups) -> None:
+        """The LMTP listener, if `[lmtp] listen` is set: the SMTP listener's accept list,
+        limits, back-pressure and group commit, with LMTP's dialogue."""
+        lmtp, smtp = self.app.config.lmtp, self.app.config.smtp
+        if not lmtp.enabled:
+            return
+        handler = LmtpHandler(
+            self._store_lmtp,
+            accept=lambda: frozenset(self.app.config.smtp.accept),
+            on_stored=events.wake,
+            max_recipients=smtp.max_recipients,
+            metrics=self.app.metrics,
+            backlog=self.backlog,
+            source="lmtp",
+        )
+        try:
+            self.lmtp = await start_lmtp_server(handler, lmtp, smtp, hostname=socket.getfqdn())
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise MaildeskError(
+                f"serve: cannot listen on {lmtp.where} ([lmtp] listen): {reason}"
+            ) from None
+        log.info("maildesk LMTP listening on %s", self.lmtp_address)
+
+    @property
+    def lmtp_address(self) -> str | None:
+        """Where the LMTP listener listens: host:port (the port it got) or the socket path."""
+        if self.lmtp is None:
+            return None
+        name = self.lmtp.sockets[0].getsockname()
+        return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else str(name)
+
+    async def _store_lmtp(self, raw: bytes, mail_from: str | None, rcpts: list[str]) -> int:
+        return await self._store(raw, mail_from, rcpts, origin="lmtp")
+
+    async def _store(
+        self, raw: bytes, mail_from: str | None, rcpts: list[str], origin: str = "smtp"
+    ) -> int:
+        """Hand one SMTP (LMTP) message to the group commit; raise StoreUnavailable if the
+        commit is not done within `[smtp] commit_timeout`."""
         assert self.writer is not None
-        item = Incoming(raw, "smtp", mail_from, tuple(rcpts))
+        item = Incoming(raw, origin, mail_from, tuple(rcpts))
         timeout = self.app.config.smtp.commit_timeout
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.writer.submit(item)), timeout)
@@ -160,6 +214,8 @@ class Daemon:
         await self._supervisor.stop_threads(WATCHER_JOIN)
         log.info("stopping: no longer accepting mail, finishing stored work")
         server.close()
+        if self.lmtp is not None:
+            await stop_lmtp_server(self.lmtp, self.app.config.lmtp.path)
         if self.http is not None:
             await self.http.stop()
         await server.wait_closed()

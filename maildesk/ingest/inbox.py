@@ -67,6 +67,13 @@ def store_raw(
     return store_raws(storage, [Incoming(raw, origin, envelope_from, tuple(envelope_to))])[0]
 
 
+def pending_count(storage: Storage, cap: int) -> int:
+    """Stored messages still pending (the pipeline's backlog), counted up to `cap`.
+    Raises StoreUnavailable."""
+    with transaction(storage.sessions, readonly=True) as session:
+        return repo.count_pending(session, cap)
+
+
 def save_raw(session: Session, raw: bytes, origin: str, now: datetime) -> int:
     """Add one message's raw bytes in the caller's transaction and return its id.
 

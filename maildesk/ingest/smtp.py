@@ -5,8 +5,11 @@ MAIL and RCPT take internationalised addresses (RFC 6531: the listener offers SM
 an address that is not valid UTF-8 gets 553, as no store can keep it.
 RCPT: recipients outside `[smtp] accept` (and their plus forms) get 550, whatever the
 envelope; past MAX_RECIPIENTS a transaction gets 452 (the client sends the rest later).
-DATA: the raw bytes are committed before 250; a store that cannot take them gets 451 so
-the sending MTA retries. Oversize mail gets 552 once all of it has been read (and dropped).
+DATA: past `[smtp] max_backlog` stored messages still pending, DATA itself gets 451 4.3.2
+before any of the message is read (backlog.py). Else the raw bytes are committed before 250;
+a store that cannot take them gets 451 so the sending MTA retries. Oversize mail gets 552
+once all of it has been read (and dropped). The LMTP listener (lmtp.py) is this handler
+with one reply per recipient.
 
 No client locks the others out: connection counts, deadlines, junk commands and the pace
 of DATA are limited as smtp_limits.py says; the defaults are importable from here.
@@ -23,6 +26,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from maildesk.errors import StoreUnavailable
+from maildesk.ingest.backlog import Backlog
 from maildesk.ingest.smtp_limits import (
     COMMAND_LINE_LIMIT,
     MAX_CONNECTIONS,
@@ -51,6 +55,7 @@ __all__ = [
     "IngestHandler",
     "StoreFn",
     "accepts",
+    "session_factory",
     "start_smtp_server",
 ]
 
@@ -89,17 +94,25 @@ class IngestHandler:
         *,
         max_recipients: int = MAX_RECIPIENTS,
         metrics: Metrics | None = None,
+        backlog: Backlog | None = None,
+        source: str = "smtp",
     ) -> None:
         self.store = store
         self.accept = accept
         self.on_stored = on_stored
         self.max_recipients = max_recipients
         self.metrics = metrics
+        self.backlog = backlog
+        self.source = source  # the edge, for the metrics: smtp or lmtp
 
     def refused(self, code: str) -> None:
         """Count a 4xx or 5xx reply (the listener calls this for every one)."""
         if self.metrics is not None:
-            self.metrics.refused(code)
+            self.metrics.refused(code, self.source)
+
+    def data_refusal(self) -> str | None:
+        """The reply that defers a DATA before it is read (the backlog is full), or None."""
+        return None if self.backlog is None else self.backlog.refusal(self.source)
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -146,7 +159,9 @@ class IngestHandler:
             log.exception("unexpected error storing a message, answered 451")
             return "451 4.3.0 Local error in processing, please try again later"
         if self.metrics is not None:
-            self.metrics.accepted("smtp")
+            self.metrics.accepted(self.source)
+        if self.backlog is not None:
+            self.backlog.stored()
         self.on_stored(raw_id)
         return f"250 2.0.0 OK: queued as {raw_id}"
 
@@ -166,6 +181,36 @@ async def start_smtp_server(
     min_data_rate: int = MIN_DATA_RATE,
 ) -> asyncio.Server:
     """Start the listener in the running event loop (not aiosmtpd's threaded Controller)."""
+    factory = session_factory(
+        handler,
+        Listener,
+        max_message_size=max_message_size,
+        hostname=hostname,
+        timeout=timeout,
+        max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+        per_client_exceptions=per_client_exceptions,
+        max_junk_commands=max_junk_commands,
+        min_data_rate=min_data_rate,
+    )
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(factory, host=host, port=port, reuse_address=True)
+
+
+def session_factory(
+    handler: IngestHandler,
+    session_class: type[Listener],
+    *,
+    max_message_size: int,
+    hostname: str,
+    timeout: float = TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+    max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+    per_client_exceptions: Iterable[str] = PER_CLIENT_EXCEPTIONS,
+    max_junk_commands: int = MAX_JUNK_COMMANDS,
+    min_data_rate: int = MIN_DATA_RATE,
+) -> Callable[[], Any]:
+    """The protocol factory of one listener: its sessions share one count of connections."""
     loop = asyncio.get_running_loop()
     connections = Connections(
         max_connections,
@@ -177,7 +222,7 @@ async def start_smtp_server(
     )
 
     def factory() -> Any:
-        return Listener(
+        return session_class(
             handler,
             connections=connections,
             limits=limits,
@@ -186,4 +231,4 @@ async def start_smtp_server(
             loop=loop,
         )
 
-    return await loop.create_server(factory, host=host, port=port, reuse_address=True)
+    return factory

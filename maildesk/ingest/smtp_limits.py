@@ -257,8 +257,9 @@ class Listener(SMTP):
         text = status if isinstance(status, str) else status.decode("ascii", "replace")
         if text[3:4] == "-" or text.startswith("3"):  # a continuation line, or 354 go ahead
             return
-        if text[:1] in ("4", "5"):
-            self.event_handler.refused(text[:3])
+        for line in text.split("\r\n"):  # LMTP answers DATA with one line per recipient
+            if line[:1] in ("4", "5"):
+                self.event_handler.refused(line[:3])
         if not self._greeted:
             self._greeted = True  # the 220 greeting answers no command
             return
@@ -299,6 +300,10 @@ class Listener(SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        refusal = self.event_handler.data_refusal()  # before a byte of it is read
+        if refusal is not None:
+            await self.push(refusal)
+            return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._data_since, self._data_bytes = self.loop.time(), 0
         self._reset_timeout()
@@ -315,15 +320,20 @@ class Listener(SMTP):
                 self.session.peer,
                 self.data_size_limit,
             )
+            reply = self.too_much_data(self.envelope.rcpt_tos)
             self.envelope = self._create_envelope()  # aiosmtpd's post-DATA state
-            await self.push("552 Error: Too much mail data")
+            await self.push(reply)
             return
         self.envelope.content = self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self.envelope = self._create_envelope()  # aiosmtpd's post-DATA state
-        if isinstance(status, str) and status.startswith("250"):
+        if isinstance(status, str) and "250" in (line[:3] for line in status.split("\r\n")):
             self._delivered += 1
         await self.push("250 OK" if status is MISSING else status)
+
+    def too_much_data(self, recipients: list[str]) -> str:
+        """The reply to a message over the size limit (LMTP: one per recipient)."""
+        return "552 Error: Too much mail data"
 
     async def _read_data(self) -> bytes | None:
         """The data up to the lone dot, dot-unstuffed; None past the size limit (all read).

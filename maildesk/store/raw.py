@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from maildesk.store.db import for_update
@@ -42,6 +42,15 @@ def save_raw(
     if flush:
         session.flush()
     return row
+
+
+def count_pending(session: Session, cap: int) -> int:
+    """Stored messages the pipeline has still to process, counted up to `cap` (an index
+    scan that stops there, however long the backlog)."""
+    pending = (
+        select(RawMessage.id).where(RawMessage.status == RawStatus.PENDING).limit(cap).subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(pending)) or 0)
 
 
 def raw_bytes(session: Session, raw_ids: Sequence[int]) -> list[tuple[int, bytes]]:
