@@ -36,8 +36,8 @@ from maildesk.config import MailboxConfig
 from maildesk.errors import MaildeskError
 from maildesk.ingest import inbox
 from maildesk.ingest.inbox import Incoming, Storage
-from maildesk.mail.oauth2 import AccessToken, TokenError, tokens_for
 from maildesk.ingest.lease import MailboxLease
+from maildesk.mail.oauth2 import AccessToken, TokenError, tokens_for
 from maildesk.metrics import Metrics
 
 log = logging.getLogger(__name__)
