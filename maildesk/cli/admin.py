@@ -193,7 +193,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from maildesk.store import health
 
     def load(app: App, session: Any) -> dict[str, Any]:
-        report = health.store_status(session, app.now())
+        report = health.store_status(session, app.now(), app.spool)
         now = datetime.now(UTC)
         daemons = []
         for beat in health.heartbeats(session):

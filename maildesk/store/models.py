@@ -68,8 +68,13 @@ class RawMessage(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    # The spool row it was taken from (store/spool.py), for mail accepted through the spool.
+    spool_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    __table_args__ = (Index("ix_raw_messages_status", "status", "id"),)
+    __table_args__ = (
+        Index("ix_raw_messages_status", "status", "id"),
+        Index("ux_raw_messages_spool_key", "spool_key", unique=True),
+    )
 
 
 class Contact(Base):
