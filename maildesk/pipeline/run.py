@@ -133,7 +133,7 @@ def process_spooled(
     outcomes = _in_batches(app.pinned(), take, budget)
     assert app.spool is not None
     try:
-        app.spool.forget([row.id for row in spooled])
+        app.spool.forget(spooled)
     except StoreUnavailable as exc:  # they are in the ticket database: forgotten next time
         log.warning("spool: %d messages taken but not yet forgotten: %s", len(spooled), exc)
     return outcomes

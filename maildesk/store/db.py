@@ -192,8 +192,8 @@ def transaction(
     `readonly`: the work only reads, so on SQLite it takes no write lock and waits for no
     writer (mail being accepted over SMTP never waits for a listing or a due-time check).
     `urgent`: someone is waiting for this write (an SMTP client): on SQLite it goes first.
-    `durable` False: on SQLite the commit makes no disk sync of its own (see _sqlite_sync);
-    only for writes that are safe to redo after a power loss.
+    `durable` False: the commit makes no disk sync of its own (SQLite: see _sqlite_sync;
+    PostgreSQL: synchronous_commit off); only for writes safe to redo after a power loss.
     """
     gate = None if readonly else write_gate(sessions)
     try:
@@ -201,7 +201,9 @@ def transaction(
             if readonly:
                 session.connection(execution_options={READONLY: True})
             elif not durable:
-                session.connection(execution_options={DURABLE: False})
+                conn = session.connection(execution_options={DURABLE: False})
+                if conn.dialect.name == "postgresql":  # the commit returns before its flush
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield session
     except OperationalError as exc:
         raise StoreUnavailable(str(exc.orig or exc).strip()) from exc
