@@ -37,6 +37,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -177,6 +178,10 @@ class Spool:
 
     def ready(self) -> str:
         """Create the spool's tables (once per file) and return its generation."""
+        if self._generation is None:
+            with transaction(self.sessions, readonly=True) as session:  # made already?
+                if inspect(session.connection()).has_table(GENERATION.name):
+                    self._generation = session.scalar(select(GENERATION.c.generation))
         if self._generation is None:
             with transaction(self.sessions) as session:
                 metadata.create_all(session.connection())
