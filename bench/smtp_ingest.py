@@ -12,7 +12,7 @@ for maildesk also end-to-end tickets/s (first DATA until every message is on its
 every notification has left the outbox), the latency from a new request's 250 to its
 acknowledgement leaving the outbox (p50/p99), peak RSS, and a check that every message is
 on the right ticket. A last pass runs maildesk (and the durable floor) under
-`strace -f -c -e trace=fsync,fdatasync` and counts disk syncs per message, split by the
+`strace -f -c -e trace=fsync,fdatasync,syncfs` and counts disk syncs per message, split by the
 thread that made them (SMTP ingest, pipeline, outbox sender).
 
     python bench/smtp_ingest.py [--messages N] [--quick] [--json]
@@ -343,12 +343,12 @@ def run_maildesk(
 
 # --- disk syncs -----------------------------------------------------------------------------
 
-SYNC_LINE = re.compile(r"^(\d+)\s+(fsync|fdatasync)\((\d+)(?:<([^>]*)>)?")
+SYNC_LINE = re.compile(r"^(\d+)\s+(fsync|fdatasync|syncfs)\((\d+)(?:<([^>]*)>)?")
 
 
 def strace_argv(out: Path) -> list[str]:
     return [
-        "strace", "-f", "-C", "--seccomp-bpf", "-y", "-e", "trace=fsync,fdatasync",
+        "strace", "-f", "-C", "--seccomp-bpf", "-y", "-e", "trace=fsync,fdatasync,syncfs",
         "-o", str(out),
     ]  # fmt: skip
 
@@ -374,7 +374,7 @@ def count_syncs(trace: Path, names: dict[str, str]) -> tuple[Counter[str], Count
             if "outbox" in path
             else path.rsplit("/", 1)[-1] or "unknown"
         )
-        by_file[kind] += 1
+        by_file[f"spool-{kind}" if "-spool.db" in path else kind] += 1
     return by_thread, by_file
 
 

@@ -29,6 +29,7 @@ from maildesk.store.db import (
     transaction,
     upgrade,
 )
+from maildesk.store.spool import Spool, open_spool
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class App:
     metrics: Metrics = field(default_factory=Metrics)  # this daemon's counters
     _tokens: TokenCodec | None = field(default=None, repr=False)
     replay: Replay | None = None  # set while `maildesk import` runs mail through the pipeline
+    spool: Spool | None = None  # SQLite: where SMTP mail is committed first (store/spool.py)
 
     @classmethod
     def build(
@@ -151,6 +153,7 @@ class App:
             templates=templates,
             transport=transport or transport_for(config.outbound),
             clock=clock or utcnow,
+            spool=open_spool(config.database.url, busy_timeout=config.database.busy_timeout),
         )
         if migrate:
             # Resolve the token secret now, not inside some later write transaction (on
@@ -234,3 +237,5 @@ class App:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.spool is not None:
+            self.spool.close()

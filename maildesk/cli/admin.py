@@ -197,7 +197,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from maildesk.store import health
 
     def load(app: App, session: Any) -> dict[str, Any]:
-        report = health.store_status(session, app.now())
+        report = health.store_status(session, app.now(), app.spool)
         now = datetime.now(UTC)
         shares = health.daemon_shares(session, now)
         daemons = []

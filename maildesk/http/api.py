@@ -128,7 +128,7 @@ def healthz(web: Annotated[Web, Depends(web_of)]) -> JSONResponse:
     }
     try:
         with transaction(app.sessions, readonly=True) as session:
-            store = health.store_status(session, app.now())
+            store = health.store_status(session, app.now(), app.spool)
     except StoreUnavailable as exc:
         body = {"status": "unhealthy", "store": f"unavailable: {exc}", "mailboxes": mailboxes}
         return JSONResponse(body, status_code=503)

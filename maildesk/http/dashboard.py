@@ -60,7 +60,7 @@ def overview_context(app: App, principal: Principal) -> dict[str, Any]:
         month = build_report(
             session, app, Period(today - timedelta(days=REPORT_DAYS - 1), today), now
         )
-        store = health.store_status(session, now)
+        store = health.store_status(session, now, app.spool)
         open_now = sum(n for *_, n in repo.open_ticket_counts(session))
         sla = sla_hooks.standings(app, session, now)
         prefix = app.config.desk.ref_prefix

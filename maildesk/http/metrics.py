@@ -29,7 +29,7 @@ def store_gauges(app: App) -> Iterator[GaugeFamily]:
     store cannot be read."""
     try:
         with transaction(app.sessions, readonly=True) as session:
-            status = health.store_status(session, app.now())
+            status = health.store_status(session, app.now(), app.spool)
             open_counts = repo.open_ticket_counts(session)
     except StoreUnavailable as exc:
         log.error("metrics: store unavailable: %s", exc)

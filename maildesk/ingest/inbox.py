@@ -3,10 +3,11 @@
 SMTP (through the group commit), `maildesk deliver`, IMAP and `maildesk import` hand the
 bytes they received to a function here, which adds them with status pending; the edge
 answers its peer (250, exit 0, the mailbox checkpoint) once that has committed. Turning
-them into ticket changes is the pipeline's business, not the edges'.
+them into ticket changes is the pipeline's business, not the edges'. On SQLite, SMTP mail
+goes to the spool (store/spool.py) first; the other edges store in the ticket database.
 
-The inbox needs two things of the App, its session factory and its clock (`Storage`):
-an edge that stores mail depends on nothing else of it.
+The inbox needs three things of the App, its session factory, its spool and its clock
+(`Storage`): an edge that stores mail depends on nothing else of it.
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.store import repo
 from maildesk.store.db import transaction
 from maildesk.store.models import RawMessage
+from maildesk.store.spool import Arrival, Spool
 
 
 class Storage(Protocol):
-    """Where raw mail goes: a session factory and a clock (the App is one)."""
+    """Where raw mail goes: a session factory, the spool if there is one, and a clock (the
+    App is one)."""
 
     @property
     def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def spool(self) -> Spool | None: ...
 
     def now(self) -> datetime: ...
 
@@ -43,11 +49,16 @@ class Incoming:
 
 
 def store_raws(storage: Storage, items: Sequence[Incoming]) -> list[int]:
-    """Commit several messages' raw bytes in one transaction (status pending); their ids.
+    """Commit several messages' raw bytes in one transaction (status pending); their ids
+    (spool ids, where there is a spool). Raises StoreUnavailable.
 
-    Someone waits for each of these (an SMTP client, for its 250), so on SQLite the write
-    goes ahead of the pipeline's. Raises StoreUnavailable.
+    Someone waits for each of these (an SMTP client, for its 250). On SQLite they go to
+    the spool (store/spool.py), whose write lock nobody holds for long; the pipeline takes
+    them from there. Without a spool (PostgreSQL) they are raw messages at once.
     """
+    if storage.spool is not None:
+        arrivals = [Arrival(i.raw, i.origin, i.envelope_from, i.envelope_to) for i in items]
+        return storage.spool.add(arrivals, storage.now())
     with transaction(storage.sessions, urgent=True) as session:
         now = storage.now()
         rows = [_add(session, item, now, flush=False) for item in items]
@@ -63,8 +74,12 @@ def store_raw(
     envelope_from: str | None = None,
     envelope_to: Sequence[str] = (),
 ) -> int:
-    """Commit one message's raw bytes (status pending) and return its id."""
-    return store_raws(storage, [Incoming(raw, origin, envelope_from, tuple(envelope_to))])[0]
+    """Commit one message's raw bytes (status pending) in the ticket database and return
+    its raw message id: for an edge that runs the pipeline on it next (`deliver`, an
+    alert posted over HTTP). Someone waits for it: on SQLite it goes first."""
+    with transaction(storage.sessions, urgent=True) as session:
+        item = Incoming(raw, origin, envelope_from, tuple(envelope_to))
+        return _add(session, item, storage.now()).id
 
 
 def pending_count(storage: Storage, cap: int) -> int:

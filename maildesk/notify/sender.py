@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 # A claimed entry is not claimed again for at least this long (by another sender, or
 # after a crash), and longer when a batch could take longer to send.
 LEASE = timedelta(minutes=1)
-RECORD_EVERY = 10  # outcomes recorded together
-BATCH = 10  # entries claimed at once
+BATCH = 10  # entries claimed at once, and their outcomes recorded together
+
+# DURABILITY: the sender's claims and outcomes commit without a disk sync of their own (on
+# SQLite; the next durable commit's sync covers them). A power loss can only take back such
+# a write, and then the entry is sent again with the same Message-ID: at-least-once, as a
+# crash mid-send already allows. A crash of the process loses nothing.
 
 
 def lease_for(cfg: OutboundConfig, limit: int = BATCH) -> timedelta:
@@ -64,9 +68,9 @@ def send_due(
 ) -> SendReport:
     """Send every due entry once; failures are rescheduled or marked failed.
 
-    The outcomes are recorded together, one transaction per RECORD_EVERY messages, not
-    one per message: a crash in between only means those few are sent again, with the
-    same Message-ID (at-least-once, as the outbox promises).
+    The outcomes are recorded together, one transaction per batch, not one per message,
+    once the transport has closed (made them durable): a crash in between only means those
+    few are sent again, with the same Message-ID (at-least-once, as the outbox promises).
     """
     report = SendReport()
     # Claimed entries are not claimed again (by another daemon) while this batch may still
@@ -74,7 +78,7 @@ def send_due(
     lease = lease_for(cfg, limit)
     if renew is not None:  # renewed while sending: one send's timeout, twice, is enough
         lease = max(renew, timedelta(seconds=cfg.timeout * 2))
-    with transaction(sessions) as session:
+    with transaction(sessions, durable=False) as session:  # see DURABILITY
         claimed = repo.due_outbox(session, now(), limit)
         for entry in claimed:
             entry.attempts += 1
@@ -91,11 +95,8 @@ def send_due(
                 _extend(sessions, [e[0] for e in batch[n:]], leased + lease)
             error = _send_one(transport, entry_id, sender, recipients, raw, last_error)
             done.append((entry_id, attempts, error))
-            if len(done) >= RECORD_EVERY:
-                _record(sessions, done, cfg, now(), report)
-                done = []
     finally:
-        transport.close()
+        transport.close()  # a Maildir's files are durable from here: now they count as sent
         if done:
             _record(sessions, done, cfg, now(), report)
     return report
@@ -155,7 +156,7 @@ def _record(
     report: SendReport,
 ) -> None:
     """Mark entries sent, or reschedule or fail them, in one transaction."""
-    with transaction(sessions) as session:
+    with transaction(sessions, durable=False) as session:  # see DURABILITY
         entries = repo.outbox_entries(session, [entry_id for entry_id, _, _ in done])
         for entry_id, attempts, exc in done:
             entry = entries[entry_id]

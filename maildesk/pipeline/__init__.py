@@ -21,6 +21,7 @@ from maildesk.pipeline.run import (
     process,
     process_many,
     process_pending,
+    process_spooled,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "process",
     "process_many",
     "process_pending",
+    "process_spooled",
 ]

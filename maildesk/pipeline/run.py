@@ -16,17 +16,18 @@ from sqlalchemy.orm import Session
 
 from maildesk import logctx
 from maildesk.app import App, Replay
-from maildesk.errors import MessageTooComplex, NotMail
+from maildesk.errors import MessageTooComplex, NotMail, StoreUnavailable
 from maildesk.mail.message import ParsedMessage
 from maildesk.parse.parser import parse_message
 from maildesk.pipeline.historic import sent_at
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.steps import process_message
 from maildesk.routing.thread import thread_keys
-from maildesk.store import pipeline_rows, repo
+from maildesk.store import pipeline_rows, repo, spool
 from maildesk.store.db import is_sqlite, transaction, write_gate
 from maildesk.store.leases import daemon_id
 from maildesk.store.pipeline_rows import RowConflict, RowRefused
+from maildesk.store.spool import Spooled
 
 log = logging.getLogger(__name__)
 
@@ -108,18 +109,48 @@ def _before(msg: ParsedMessage, since: datetime) -> bool:
 
 
 def process_pending(app: App, limit: int = 100) -> list[Outcome]:
-    """Process stored messages still pending, oldest first (crash recovery and batching).
+    """Process stored messages still pending, oldest first (crash recovery and batching):
+    what the spool holds (SQLite), then raw messages pending in the ticket database.
 
     Several daemons on PostgreSQL: the batch is first claimed for this daemon until
     `[fleet] lease_ttl` from now, so each daemon takes different mail; a daemon that dies
     leaves its claim to run out, and another then takes that mail."""
+    outcomes = process_spooled(app, app.spool.waiting(limit)) if app.spool else []
     now = datetime.now(UTC)  # claims are wall-clock time, whatever clock the desk runs on
     one_writer = is_sqlite(app.engine)
     with transaction(app.sessions, readonly=one_writer) as session:
         until = now + app.config.fleet.lease_ttl
         size = limit if one_writer else min(limit, CLAIM_BATCH)
         ids = repo.claim_pending(session, daemon_id(), now, until, size)
-    return process_many(app, ids)
+    return outcomes + process_many(app, ids)
+
+
+def process_spooled(
+    app: App, spooled: Sequence[Spooled], *, budget: float = WRITE_BUDGET
+) -> list[Outcome]:
+    """Take spooled messages into the ticket database and run them, as process_many does.
+
+    The first write transaction takes them all (spool.admit: each raw message records its
+    spool key) along with the first messages' ticket changes, so taking costs no commit of
+    its own; the spool forgets them once that has committed. A crash in between leaves
+    spool rows whose keys the ticket database has: they are forgotten on the next run,
+    never taken twice.
+    """
+    if not spooled:
+        return []
+    parsed = [(row, _parse(row.id, row.raw, what="spooled message")) for row in spooled]
+
+    def take(session: Session) -> list[_Work]:
+        admitted = spool.admit(session, spooled)
+        return [replace(w, raw_id=admitted[row.id]) for row, w in parsed if row.id in admitted]
+
+    outcomes = _in_batches(app.pinned(), take, budget)
+    assert app.spool is not None
+    try:
+        app.spool.forget(spooled)
+    except StoreUnavailable as exc:  # they are in the ticket database: forgotten next time
+        log.warning("spool: %d messages taken but not yet forgotten: %s", len(spooled), exc)
+    return outcomes
 
 
 def process(app: App, raw_id: int) -> Outcome:
@@ -150,16 +181,27 @@ def process_many(
     quarantined in the same transaction. A store that is unavailable leaves the rest
     pending for the next run.
     """
+    if not raw_ids:
+        return []
     app = app.pinned()  # a config reload mid-batch does not change these messages' rules
     with transaction(app.sessions, readonly=True) as session:
         stored = dict(repo.raw_bytes(session, raw_ids))
     work = [_parse(raw_id, stored.get(raw_id)) for raw_id in raw_ids]
+    return _in_batches(app, lambda _session: work, budget)
+
+
+def _in_batches(app: App, first: Callable[[Session], list[_Work]], budget: float) -> list[Outcome]:
+    """Run parsed messages in write transactions of about `budget` seconds each; `first`
+    gives them, in the first transaction (which may write rows for them)."""
     outcomes: list[Outcome] = []
     gate = write_gate(app.sessions)
-    while len(outcomes) < len(work):
+    work: list[_Work] | None = None
+    while work is None or len(outcomes) < len(work):
         done: list[tuple[Outcome, float]] = []
         with transaction(app.sessions) as session:
             started = time.monotonic()
+            if work is None:
+                work = first(session)
             for item in work[len(outcomes) :]:
                 if not _hold_thread(app, session, item, wait=not done):
                     break  # another daemon is on this conversation: commit, then wait
@@ -194,7 +236,7 @@ def _count(app: App, done: Sequence[tuple[Outcome, float]]) -> None:
         app.metrics.rules_matched(outcome.rules)
 
 
-def _parse(raw_id: int, raw: bytes | None) -> _Work:
+def _parse(raw_id: int, raw: bytes | None, *, what: str = "raw message") -> _Work:
     if raw is None:
         return _Work(raw_id, b"", None)  # no such stored message: nothing to do
     began = time.monotonic()
@@ -204,7 +246,7 @@ def _parse(raw_id: int, raw: bytes | None) -> _Work:
     except (NotMail, MessageTooComplex) as exc:
         msg, error = None, exc
     except Exception as exc:  # parsing is defensive; anything left is a bug to see
-        log.exception("raw message %s could not be parsed", raw_id)
+        log.exception("%s %s could not be parsed", what, raw_id)
         msg, error = None, exc
     return _Work(raw_id, raw, msg, error, time.monotonic() - began)
 

@@ -77,10 +77,26 @@ def create_db_engine(
     def _sqlite_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front, so two writers queue instead of
         # deadlocking; a read-only transaction takes no lock (WAL readers never wait).
-        readonly = conn.get_execution_options().get(READONLY, False)
+        options = conn.get_execution_options()
+        readonly = options.get(READONLY, False)
+        if not readonly:
+            _sqlite_sync(conn, durable=options.get(DURABLE, True))
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_sync(conn: Any, *, durable: bool) -> None:
+    """FULL (the commit is on disk when it returns) unless the write need not be: then
+    NORMAL, which in WAL mode writes the commit without a disk sync. Such a commit survives
+    a crash of the process; only a power loss before the next durable commit (whose sync
+    covers everything written before it) can take it back, so it is for writes that are
+    redone safely (a spool row marked taken, a notification marked sent)."""
+    info = conn.connection.info
+    level = "FULL" if durable else "NORMAL"
+    if info.get("synchronous", "FULL") != level:  # the connect pragma set FULL
+        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        info["synchronous"] = level
 
 
 def _missing_driver(url: URL, exc: Exception) -> str:
@@ -160,23 +176,34 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 READONLY = "maildesk_readonly"
+DURABLE = "maildesk_durable"
 
 
 @contextmanager
 def transaction(
-    sessions: sessionmaker[Session], *, readonly: bool = False, urgent: bool = False
+    sessions: sessionmaker[Session],
+    *,
+    readonly: bool = False,
+    urgent: bool = False,
+    durable: bool = True,
 ) -> Iterator[Session]:
     """One unit of work; database-unavailable errors surface as StoreUnavailable.
 
     `readonly`: the work only reads, so on SQLite it takes no write lock and waits for no
     writer (mail being accepted over SMTP never waits for a listing or a due-time check).
     `urgent`: someone is waiting for this write (an SMTP client): on SQLite it goes first.
+    `durable` False: the commit makes no disk sync of its own (SQLite: see _sqlite_sync;
+    PostgreSQL: synchronous_commit off); only for writes safe to redo after a power loss.
     """
     gate = None if readonly else write_gate(sessions)
     try:
         with gate.hold(urgent=urgent) if gate else nullcontext(), sessions.begin() as session:
             if readonly:
                 session.connection(execution_options={READONLY: True})
+            elif not durable:
+                conn = session.connection(execution_options={DURABLE: False})
+                if conn.dialect.name == "postgresql":  # the commit returns before its flush
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield session
     except OperationalError as exc:
         raise StoreUnavailable(str(exc.orig or exc).strip()) from exc

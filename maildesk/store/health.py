@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from maildesk.store.leases import mailboxes_held
 from maildesk.store.models import OutboxEntry, RawMessage, Setting
+from maildesk.store.spool import Spool
 from maildesk.terms import OUTBOX_STATUSES, RawStatus
 
 HEARTBEAT_PREFIX = "heartbeat:"
@@ -82,13 +83,19 @@ def daemon_shares(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
     return shares
 
 
-def store_status(session: Session, now: datetime) -> dict[str, Any]:
-    """Pending backlog, its oldest message's age, quarantined count, outbox by status."""
+def store_status(session: Session, now: datetime, spool: Spool | None = None) -> dict[str, Any]:
+    """Pending backlog (the spool's included), its oldest message's age, quarantined
+    count, outbox by status."""
     pending, oldest = session.execute(
         select(func.count(), func.min(RawMessage.received_at)).where(
             RawMessage.status == RawStatus.PENDING
         )
     ).one()
+    if spool is not None:
+        spooled, spooled_oldest = spool.backlog()
+        pending += spooled
+        if spooled_oldest is not None and (oldest is None or _utc(spooled_oldest) < _utc(oldest)):
+            oldest = spooled_oldest
     quarantined = session.scalar(
         select(func.count())
         .select_from(RawMessage)

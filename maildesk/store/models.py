@@ -72,8 +72,13 @@ class RawMessage(Base):
     # (store/raw.claim_pending); after that any daemon may take it.
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The spool row it was taken from (store/spool.py), for mail accepted through the spool.
+    spool_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
-    __table_args__ = (Index("ix_raw_messages_status", "status", "id"),)
+    __table_args__ = (
+        Index("ix_raw_messages_status", "status", "id"),
+        Index("ux_raw_messages_spool_key", "spool_key", unique=True),
+    )
 
 
 class Contact(Base):

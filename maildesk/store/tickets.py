@@ -47,7 +47,10 @@ def tickets_opened_since(session: Session, contact: Contact | None, since: datet
         .select_from(Ticket)
         .where(Ticket.requester_id == contact.id, Ticket.created_at >= since)
     )
-    return int(session.scalar(stmt) or 0)
+    # Tickets of earlier messages were flushed by their savepoints; the message at hand has
+    # opened none yet, so an autoflush here would only write its rows early.
+    with session.no_autoflush:
+        return int(session.scalar(stmt) or 0)
 
 
 def mark_bouncing(session: Session, emails: Sequence[str], reason: str, now: datetime) -> None:

@@ -337,7 +337,8 @@ def test_store_unavailable_answers_451_then_accepts(
     db = tmp_path / "md.db"
     config = write_config(f"sqlite:///{db}", sink.port, busy_timeout="200ms")
     with running_desk(config, sink) as desk:
-        locker = sqlite3.connect(db, isolation_level=None)
+        # SMTP mail is committed to the spool beside the database: its lock is the one.
+        locker = sqlite3.connect(db.with_name("md-spool.db"), isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
         try:
             with pytest.raises(smtplib.SMTPDataError) as refused:

@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from maildesk.config import load_config
 from maildesk.notify.sender import lease_for
 from maildesk.store.models import Attachment, Message, OutboxEntry, RawMessage
+from maildesk.store.spool import spool_path
 from tests.conftest import (
     Sink,
     _SinkHandler,
@@ -84,6 +85,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, pool_pre_ping=True)
+        self.spool = spool_path(url)  # SQLite: where SMTP mail waits for the pipeline
 
     def scalar(self, stmt: Any) -> Any:
         with self.engine.connect() as conn:
@@ -100,6 +102,16 @@ class Store:
     def statuses(self) -> list[str]:
         return [r[0] for r in self.rows(select(RawMessage.status).order_by(RawMessage.id))]
 
+    def spooled(self) -> int:
+        """Messages in the spool, not yet taken into the ticket database."""
+        if self.spool is None or not self.spool.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(f"file:{self.spool}?mode=ro", uri=True)) as db:
+            try:
+                return int(db.execute("SELECT count(*) FROM spooled").fetchone()[0])
+            except sqlite3.OperationalError:  # the spool's table is not made yet
+                return 0
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -115,7 +127,7 @@ def store_at(url: str) -> Iterator[Store]:
 
 def settled(store: Store) -> bool:
     """Nothing pending, and the outbox has tried every due notification at least once."""
-    if "pending" in store.statuses():
+    if "pending" in store.statuses() or store.spooled():
         return False
     untried = select(func.count()).where(OutboxEntry.status == "queued", OutboxEntry.attempts == 0)
     return store.scalar(untried) == 0
@@ -161,7 +173,7 @@ def test_kill_9_mid_burst_then_restart(
             for t in threads:
                 t.start()
             # Kill once a good part of the burst is in, with clients still sending.
-            wait_until(lambda: len(store.statuses()) >= 25, 60)
+            wait_until(lambda: len(store.statuses()) + store.spooled() >= 25, 60)
             first.kill()  # SIGKILL: no chance to finish anything
             first.wait(10)
             killed_at = datetime.now(UTC)
@@ -331,19 +343,25 @@ def test_sqlite_locked_answers_451_and_recovers_without_restart(
         wait_until(lambda: settled(store) and len(store.statuses()) == 1)
 
         holder = sqlite3.connect(db, timeout=10, isolation_level=None)
+        assert store.spool is not None
+        spool_holder = sqlite3.connect(store.spool, timeout=10, isolation_level=None)
         try:
             holder.execute("BEGIN EXCLUSIVE")  # another program holds the write lock
-            assert send(port, mail("Locked out", message_id="<lock-2@example.org>")) == 451
+            # SMTP mail goes to the spool, which the lock on the ticket database leaves free.
+            assert send(port, mail("Spooled", message_id="<lock-2@example.org>")) == 250
             piped = deliver(config, mail("Piped while locked", message_id="<lock-3@example.org>"))
             assert piped.returncode == 75, piped.stderr.decode()
+            spool_holder.execute("BEGIN EXCLUSIVE")  # and the spool's
+            assert send(port, mail("Locked out", message_id="<lock-4@example.org>")) == 451
         finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+            for conn in (holder, spool_holder):
+                conn.execute("ROLLBACK")
+                conn.close()
 
-        assert send(port, mail("Locked out", message_id="<lock-2@example.org>")) == 250
+        assert send(port, mail("Locked out", message_id="<lock-4@example.org>")) == 250
         piped = deliver(config, mail("Piped while locked", message_id="<lock-3@example.org>"))
         assert piped.returncode == 0, piped.stderr.decode()
-        wait_until(lambda: settled(store) and len(store.statuses()) == 3, 30)
+        wait_until(lambda: settled(store) and len(store.statuses()) == 4, 30)
         assert set(store.inbound_counts().values()) == {1}
         assert proc.poll() is None
 
@@ -402,35 +420,47 @@ def test_disk_full_is_a_temporary_failure_not_data_loss(
 ) -> None:
     db = tmp_path / "md.db"
     config = write_config(f"sqlite:///{db}", sink.port, busy_timeout="2s")
-    pages = {"max": 0}  # 0: no cap; else the database may not grow past this many pages
+    # 0: no cap; else the database (the ticket database, the spool) may not grow past this
+    # many pages.
+    pages = {"db": 0, "spool": 0}
 
     with running_desk(config, sink) as desk:
+        assert desk.app.spool is not None
 
-        @event.listens_for(desk.app.engine, "checkout")
-        def _disk_size(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
-            # SQLite's own cap on the file size, per connection: writes past it fail with
-            # SQLITE_FULL ("database or disk is full"), exactly as on a full disk.
-            cursor = dbapi_conn.cursor()
-            cursor.execute(f"PRAGMA max_page_count = {pages['max'] or 1_073_741_823}")
-            cursor.close()
+        def cap(engine: Any, name: str) -> None:
+            @event.listens_for(engine, "checkout")
+            def _disk_size(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+                # SQLite's own cap on the file size, per connection: writes past it fail with
+                # SQLITE_FULL ("database or disk is full"), exactly as on a full disk.
+                cursor = dbapi_conn.cursor()
+                cursor.execute(f"PRAGMA max_page_count = {pages[name] or 1_073_741_823}")
+                cursor.close()
+
+        cap(desk.app.engine, "db")
+        cap(desk.app.spool.engine, "spool")
+
+        def used(path: Path) -> int:
+            with contextlib.closing(sqlite3.connect(path)) as probe:
+                return int(probe.execute("PRAGMA page_count").fetchone()[0])
 
         assert send(desk.port, mail("Small one")) == 250
         desk.wait_tickets(1)
-        with sqlite3.connect(db) as probe:
-            used = probe.execute("PRAGMA page_count").fetchone()[0]
 
         # Room for the raw message (about 50 pages), not for its attachment copy as well.
-        pages["max"] = used + 70
+        pages["db"] = used(db) + 70
         first = big_attachment_mail("Logs when the disk filled up")
         payload = first.get_payload()[-1].get_payload(decode=True)  # type: ignore[index,union-attr]
         caplog.clear()
         assert send(desk.port, first) == 250
         wait_until(lambda: any("pipeline paused" in r.getMessage() for r in caplog.records), 30)
-        assert desk.raw_statuses()[-1] == "pending", "kept for later, not quarantined"
+        assert desk.app.spool.backlog()[0] == 1, "kept for later in the spool"
+        assert "quarantined" not in desk.raw_statuses(), "not quarantined"
+        pages["spool"] = used(desk.app.spool.path) + 10  # the disk is full for the spool too
         assert send(desk.port, big_attachment_mail("One more while full")) == 451
 
-        pages["max"] = 0  # space again
-        wait_until(lambda: desk.raw_statuses()[-1] == "processed", 30)
+        pages["db"] = pages["spool"] = 0  # space again
+        wait_until(lambda: desk.raw_statuses()[-1:] == ["processed"], 30)
+        wait_until(lambda: desk.app.spool.backlog()[0] == 0 and len(desk.raw_statuses()) == 2)
         [ticket] = [t for t in desk.tickets() if t["subject"] == "Logs when the disk filled up"]
         detail = desk.ticket(ticket["ref"])
         [inbound] = [m for m in detail["messages"] if m["direction"] == "in"]

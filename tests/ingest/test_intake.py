@@ -26,6 +26,7 @@ from maildesk import pipeline
 from maildesk.ingest import inbox
 from maildesk.store.db import head_revision, upgrade
 from maildesk.store.models import RawMessage
+from maildesk.store.spool import open_spool
 from tests.conftest import Desk, Sink, mail, run_cli, running_desk, wait_until
 
 
@@ -91,7 +92,13 @@ def _send(port: int, timeout: float = 30) -> tuple[int, bytes, float]:
 
 @contextlib.contextmanager
 def _write_lock(url: str) -> Iterator[None]:
-    """Hold the lock a commit of raw messages needs, from another connection."""
+    """Hold the lock a commit of raw messages needs, from another connection: on SQLite
+    the spool's (SMTP mail is committed there), on PostgreSQL the raw_messages table's."""
+    spool = open_spool(url)
+    if spool is not None:
+        spool.ready()
+        spool.close()
+        url = f"sqlite:///{spool.path}"
     engine = create_engine(url)
     try:
         with engine.connect() as conn:

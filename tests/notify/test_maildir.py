@@ -43,3 +43,18 @@ def test_desk_writes_notifications_to_a_maildir_it_makes(
         desk.send(mail("Printer on fire"))
         wait_until(lambda: [e["status"] for e in desk.json("outbox")] == ["sent", "sent"])
     assert len(list((outbox / "new").iterdir())) == 2  # the acknowledgement, the agent notice
+
+
+def test_a_batch_is_in_new_at_once_and_closing_keeps_every_message(tmp_path: Path) -> None:
+    path = tmp_path / "outbox"
+    transport = MaildirTransport(path)
+    bodies = [RAW.replace(b"Hello", f"Hello {n}".encode()) for n in range(3)]
+    for body in bodies:
+        transport.send("support@example.com", ["carol@example.org"], body)
+    # Each is in new/ once sent; only the sync waits for the end of the batch.
+    assert len(list((path / "new").iterdir())) == 3
+    transport.close()  # the batch's one sync
+    transport.close()  # nothing more to sync
+    stored = sorted(p.read_bytes() for p in (path / "new").iterdir())
+    assert stored == sorted(bodies)
+    assert list((path / "tmp").iterdir()) == []
