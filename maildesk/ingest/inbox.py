@@ -83,10 +83,13 @@ def store_raw(
 
 
 def pending_count(storage: Storage, cap: int) -> int:
-    """Stored messages still pending (the pipeline's backlog), counted up to `cap`.
-    Raises StoreUnavailable."""
+    """Stored messages still pending (the pipeline's backlog: the spool's and the ticket
+    database's), counted up to `cap`. Raises StoreUnavailable."""
+    spooled = storage.spool.backlog()[0] if storage.spool is not None else 0
+    if spooled >= cap:
+        return spooled
     with transaction(storage.sessions, readonly=True) as session:
-        return repo.count_pending(session, cap)
+        return spooled + repo.count_pending(session, cap - spooled)
 
 
 def save_raw(session: Session, raw: bytes, origin: str, now: datetime) -> int:
