@@ -34,6 +34,8 @@ from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.inbox import Incoming
 from maildesk.ingest.lmtp import LmtpHandler, start_lmtp_server, stop_lmtp_server
 from maildesk.ingest.smtp import IngestHandler, start_smtp_server
+from maildesk.store import leases
+from maildesk.store.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class Daemon:
     async def run(self, *, install_signals: bool = True) -> None:
         """Serve until stopped; then drain stored work and return."""
         self._events = events = Wakeups(asyncio.get_running_loop())
+        self._release_dead_predecessors()
         if self.app.config.http.enabled:  # first: it starts no thread, so a failure stops clean
             self.http = HttpListener(self.app, events.wake_threadsafe)
             await self.http.start()
@@ -94,6 +97,18 @@ class Daemon:
         await events.stop.wait()
         await supervisor
         await self._shutdown(events, server)
+
+    def _release_dead_predecessors(self) -> None:
+        """Leases and mail claims of a daemon on this host that died (killed, then this
+        one started) are taken back now, not after lease_ttl."""
+        try:
+            with transaction(self.app.sessions) as session:
+                dead = leases.release_dead_here(session, socket.gethostname(), _alive)
+        except StoreUnavailable as exc:
+            log.warning("could not release a dead daemon's leases: %s", exc)
+            return
+        if dead:
+            log.info("released the leases and claims of %s (no longer running)", ", ".join(dead))
 
     async def _listen(self, events: Wakeups) -> asyncio.Server:
         """The SMTP listener. Mail from all its sessions is committed together (group
@@ -268,6 +283,17 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host is running (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def serve(app: App) -> int:

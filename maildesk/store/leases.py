@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from maildesk.store.models import Lease
+from maildesk.store.models import Lease, RawMessage
 
 MAILBOX = "mailbox:"
 JOB = "job:"
@@ -111,3 +112,27 @@ def mailboxes_held(session: Session, now: datetime) -> dict[str, list[dict[str, 
             }
         )
     return held
+
+
+def release_dead_here(session: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
+    """Give back the leases and mail claims of daemons on this host whose process is gone
+    (a daemon killed and started again has a new pid: it need not wait out the old one's
+    lease_ttl). Returns the holders released."""
+    prefix = f"{host}:"
+    holders = set(session.scalars(select(Lease.holder).where(Lease.holder.startswith(prefix))))
+    holders |= set(
+        session.scalars(
+            select(RawMessage.claimed_by).where(RawMessage.claimed_by.startswith(prefix)).distinct()
+        )
+    )
+    dead = sorted(
+        h for h in holders if h[len(prefix) :].isdigit() and not alive(int(h[len(prefix) :]))
+    )
+    if dead:
+        session.execute(delete(Lease).where(Lease.holder.in_(dead)))
+        session.execute(
+            update(RawMessage)
+            .where(RawMessage.claimed_by.in_(dead))
+            .values(claimed_by=None, claimed_until=None)
+        )
+    return dead

@@ -68,8 +68,7 @@ class RawMessage(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
-    # Several daemons: the daemon whose pipeline took this pending message, and until when
-    # (store/raw.claim_pending); after that any daemon may take it.
+    # Several daemons: who claimed this pending message, until when (raw.claim_pending).
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # The spool row it was taken from (store/spool.py), for mail accepted through the spool.

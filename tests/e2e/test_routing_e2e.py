@@ -157,4 +157,4 @@ def test_route_test_explains_each_rule_at_a_given_time(tmp_path: Path) -> None:
     code, text = run_cli("route", "test", str(eml), "--at", "2026-11-24T10:00", "--config", example)
     assert code == 0, text
     assert "  -   out of hours: none of: weekday in ['sat', 'sun']: no; time between" in text
-    assert "decision: queue=it priority=P1" in text
+    assert "decision: queue=infra priority=P1" in text
