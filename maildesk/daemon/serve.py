@@ -33,7 +33,7 @@ from maildesk.ingest.backlog import Backlog
 from maildesk.ingest.groupcommit import GroupCommit
 from maildesk.ingest.inbox import Incoming
 from maildesk.ingest.lmtp import LmtpHandler, start_lmtp_server, stop_lmtp_server
-from maildesk.ingest.smtp import IngestHandler, start_smtp_server
+from maildesk.ingest.smtp import IngestHandler, config_limits, start_smtp_server
 from maildesk.store import leases
 from maildesk.store.db import transaction
 
@@ -127,17 +127,7 @@ class Daemon:
             backlog=self.backlog,
         )
         server = await start_smtp_server(
-            handler,
-            smtp.host,
-            smtp.port,
-            max_message_size=smtp.max_message_size,
-            hostname=socket.getfqdn(),
-            timeout=smtp.timeout,
-            max_connections=smtp.max_connections,
-            max_connections_per_client=smtp.max_connections_per_client,
-            per_client_exceptions=smtp.per_client_exceptions,
-            max_junk_commands=smtp.max_junk_commands,
-            min_data_rate=smtp.min_data_rate,
+            handler, smtp.host, smtp.port, hostname=socket.getfqdn(), **config_limits(smtp)
         )
         self.port = server.sockets[0].getsockname()[1]
         try:

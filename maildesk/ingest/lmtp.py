@@ -23,7 +23,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from maildesk.config import LmtpConfig, SmtpConfig
-from maildesk.ingest.smtp import IngestHandler, session_factory
+from maildesk.ingest.smtp import IngestHandler, config_limits, session_factory
 from maildesk.ingest.smtp_limits import Listener
 
 __all__ = ["LmtpHandler", "LmtpListener", "start_lmtp_server", "stop_lmtp_server"]
@@ -57,18 +57,7 @@ async def start_lmtp_server(
 ) -> asyncio.Server:
     """Start the LMTP listener in the running event loop, where `[lmtp] listen` says, held
     to `[smtp]`'s limits."""
-    factory = session_factory(
-        handler,
-        LmtpListener,
-        max_message_size=smtp.max_message_size,
-        hostname=hostname,
-        timeout=smtp.timeout,
-        max_connections=smtp.max_connections,
-        max_connections_per_client=smtp.max_connections_per_client,
-        per_client_exceptions=smtp.per_client_exceptions,
-        max_junk_commands=smtp.max_junk_commands,
-        min_data_rate=smtp.min_data_rate,
-    )
+    factory = session_factory(handler, LmtpListener, hostname=hostname, **config_limits(smtp))
     loop = asyncio.get_running_loop()
     if lmtp.path is None:
         return await loop.create_server(factory, host=lmtp.host, port=lmtp.port, reuse_address=True)

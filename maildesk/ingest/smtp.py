@@ -25,6 +25,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from maildesk.config import SmtpConfig
 from maildesk.errors import StoreUnavailable
 from maildesk.ingest.backlog import Backlog
 from maildesk.ingest.smtp_limits import (
@@ -55,6 +56,7 @@ __all__ = [
     "IngestHandler",
     "StoreFn",
     "accepts",
+    "config_limits",
     "session_factory",
     "start_smtp_server",
 ]
@@ -167,34 +169,26 @@ class IngestHandler:
 
 
 async def start_smtp_server(
-    handler: IngestHandler,
-    host: str,
-    port: int,
-    *,
-    max_message_size: int,
-    hostname: str,
-    timeout: float = TIMEOUT,
-    max_connections: int = MAX_CONNECTIONS,
-    max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
-    per_client_exceptions: Iterable[str] = PER_CLIENT_EXCEPTIONS,
-    max_junk_commands: int = MAX_JUNK_COMMANDS,
-    min_data_rate: int = MIN_DATA_RATE,
+    handler: IngestHandler, host: str, port: int, *, hostname: str, **limits: Any
 ) -> asyncio.Server:
-    """Start the listener in the running event loop (not aiosmtpd's threaded Controller)."""
-    factory = session_factory(
-        handler,
-        Listener,
-        max_message_size=max_message_size,
-        hostname=hostname,
-        timeout=timeout,
-        max_connections=max_connections,
-        max_connections_per_client=max_connections_per_client,
-        per_client_exceptions=per_client_exceptions,
-        max_junk_commands=max_junk_commands,
-        min_data_rate=min_data_rate,
-    )
+    """Start the listener in the running event loop (not aiosmtpd's threaded Controller);
+    `limits` are session_factory's (config_limits gives them from `[smtp]`)."""
+    factory = session_factory(handler, Listener, hostname=hostname, **limits)
     loop = asyncio.get_running_loop()
     return await loop.create_server(factory, host=host, port=port, reuse_address=True)
+
+
+def config_limits(smtp: SmtpConfig) -> dict[str, Any]:
+    """`[smtp]`'s session limits, as session_factory's keyword arguments (SMTP and LMTP)."""
+    return {
+        "max_message_size": smtp.max_message_size,
+        "timeout": smtp.timeout,
+        "max_connections": smtp.max_connections,
+        "max_connections_per_client": smtp.max_connections_per_client,
+        "per_client_exceptions": smtp.per_client_exceptions,
+        "max_junk_commands": smtp.max_junk_commands,
+        "min_data_rate": smtp.min_data_rate,
+    }
 
 
 def session_factory(

@@ -169,3 +169,26 @@ def test_status_shares_say_what_each_daemon_holds(sessions: sessionmaker[Session
         assert len(ids) == 3
     with sessions.begin() as s:  # ran out: nothing held
         assert health.daemon_shares(s, NOW + TTL) == {}
+
+
+def test_a_restarted_daemon_takes_back_what_its_dead_predecessor_on_this_host_held(
+    sessions: sessionmaker[Session],
+) -> None:
+    ids = _store(sessions, 2)
+    with sessions.begin() as s:
+        assert leases.take_mailbox(s, "support", "here:111", NOW, TTL)
+        assert leases.take_mailbox(s, "sales", "here:222", NOW, TTL)
+        assert leases.take_mailbox(s, "billing", "there:111", NOW, TTL)
+        s.get_one(RawMessage, ids[0]).claimed_by = "here:111"
+        s.get_one(RawMessage, ids[0]).claimed_until = NOW + TTL
+        s.get_one(RawMessage, ids[1]).claimed_by = "here:222"
+        s.get_one(RawMessage, ids[1]).claimed_until = NOW + TTL
+    with sessions.begin() as s:  # 111 is gone, 222 still runs; "there" is another host
+        released = leases.release_dead_here(s, "here", lambda pid: pid == 222)
+    assert released == ["here:111"]
+    with sessions.begin() as s:
+        assert leases.lease_holder(s, leases.MAILBOX + "support", NOW) is None
+        assert leases.lease_holder(s, leases.MAILBOX + "sales", NOW) == "here:222"
+        assert leases.lease_holder(s, leases.MAILBOX + "billing", NOW) == "there:111"
+        assert s.get_one(RawMessage, ids[0]).claimed_by is None
+        assert s.get_one(RawMessage, ids[1]).claimed_by == "here:222"
