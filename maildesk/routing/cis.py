@@ -28,7 +28,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["CRITICALITIES", "SOURCES", "Ci", "Inventory", "Service", "ip_of"]
+__all__ = [
+    "CRITICALITIES",
+    "SOURCES",
+    "Ci",
+    "Inventory",
+    "Service",
+    "affected_services",
+    "ip_of",
+]
 
 CRITICALITIES = ("low", "medium", "high")
 # How a CI came to be linked to a ticket.
@@ -78,6 +86,20 @@ def _put(table: dict[K, str], key: K, name: str, explicit: bool) -> None:
         table[key] = name
     else:
         table.setdefault(key, name)
+
+
+def affected_services(services: Iterable[Service], names: Iterable[str]) -> tuple[str, ...]:
+    """The named services and every service that depends on one of them, however far,
+    in config order: what an incident on the named services affects. Unknown names are
+    left out."""
+    known = list(services)
+    hit = {s.name for s in known} & set(names)
+    grew = True
+    while grew:
+        more = {s.name for s in known if s.name not in hit and hit & set(s.depends_on)}
+        grew = bool(more)
+        hit |= more
+    return tuple(s.name for s in known if s.name in hit)
 
 
 def ip_of(text: str) -> IpAddress | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from maildesk.routing import monitors
-from maildesk.routing.cis import Ci, Inventory, Service
+from maildesk.routing.cis import Ci, Inventory, Service, affected_services
 from maildesk.routing.conditions import RouteContext
 from maildesk.routing.rules import compile_rules, route
 
@@ -205,3 +205,30 @@ def test_a_rule_sets_the_service_and_its_queue_applies() -> None:
         ("hr", "email"),
         "people",
     )
+
+
+def _svc(name: str, *depends_on: str) -> Service:
+    return Service(name=name, queue="infra", depends_on=depends_on)
+
+
+@pytest.mark.parametrize(
+    ("names", "affected"),
+    [
+        (["network"], ("network", "email", "calendar", "portal")),
+        (["email"], ("email", "calendar", "portal")),
+        (["calendar"], ("calendar",)),
+        (["nosuch"], ()),
+        ([], ()),
+        (["calendar", "email"], ("email", "calendar", "portal")),
+    ],
+)
+def test_affected_services_follow_dependents_however_far(
+    names: list[str], affected: tuple[str, ...]
+) -> None:
+    services = [
+        _svc("network"),
+        _svc("email", "network"),
+        _svc("calendar", "email"),
+        _svc("portal", "email", "network"),
+    ]
+    assert affected_services(services, names) == affected
