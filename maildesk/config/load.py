@@ -194,7 +194,11 @@ def _service_desk(
         "services": services,
         "cmdb": read_cmdb(r, r.table(data, "cmdb"), base, {s.name for s in services}),
         "change_freezes": read_freezes(
-            r, r.array(data, "change_freeze"), queues=queues, timezone=timezone
+            r,
+            r.array(data, "change_freeze"),
+            queues=queues,
+            timezone=timezone,
+            services={s.name for s in services},
         ),
         "catalog": read_catalog(
             r,

@@ -1,27 +1,30 @@
-"""Change management's queries: the change calendar and the changes whose window notices
-are due (maildesk.tickets.changes, maildesk.jobs)."""
+"""Change management's queries: the change calendar (with each change's CI links), the open
+P1 incidents on CIs, and the changes whose window notices are due (maildesk.tickets.changes,
+maildesk.jobs)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from maildesk.store.db import for_update
-from maildesk.store.models import Event, Ticket
-from maildesk.terms import DONE_STATUSES, TicketType
+from maildesk.store.models import Event, Ticket, TicketCi
+from maildesk.terms import DONE_STATUSES, Priority, TicketType
 
 STARTING_EVENT = "change_starting_notified"
 PASSED_EVENT = "change_window_passed_notified"
 PASSED_AFTER = timedelta(hours=1)  # a change still open this long after its window: notice
+IN_CHUNK = 500  # names bound in one IN (SQLite's limit on bound parameters is far above)
 
 
 def scheduled_changes(
     session: Session, start: datetime | None = None, end: datetime | None = None
 ) -> list[Ticket]:
-    """Changes with a window that touches [start, end) (either open-ended), by start."""
+    """Changes with a window that touches [start, end) (either open-ended), by start, with
+    their CI links (loaded in one more query, not one per change)."""
     stmt = select(Ticket).where(
         Ticket.type == TicketType.CHANGE,
         Ticket.change_start.is_not(None),
@@ -31,6 +34,7 @@ def scheduled_changes(
         stmt = stmt.where(Ticket.change_end > start)
     if end is not None:
         stmt = stmt.where(Ticket.change_start < end)
+    stmt = stmt.options(selectinload(Ticket.ci_links))
     return list(session.scalars(stmt.order_by(Ticket.change_start, Ticket.id)))
 
 
@@ -70,3 +74,25 @@ def next_change_notice(
     if skip:
         stmt = stmt.where(Ticket.id.not_in(list(skip)))
     return session.scalar(for_update(stmt, session, skip_locked=True, of=Ticket))
+
+
+def open_p1_incidents(session: Session, cis: Iterable[str]) -> dict[str, list[int]]:
+    """The open P1 incidents (not done) linked to any of the CIs: for each CI that has
+    any, their ids in order. One query per IN_CHUNK names, however many changes ask."""
+    wanted = sorted(set(cis))
+    found: dict[str, list[int]] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        stmt = (
+            select(TicketCi.ci, Ticket.id)
+            .join(Ticket, Ticket.id == TicketCi.ticket_id)
+            .where(
+                TicketCi.ci.in_(wanted[i : i + IN_CHUNK]),
+                Ticket.type == TicketType.INCIDENT,
+                Ticket.priority == Priority.P1,
+                Ticket.status.not_in(DONE_STATUSES),
+            )
+            .order_by(TicketCi.ci, Ticket.id)
+        )
+        for ci, ticket_id in session.execute(stmt):
+            found.setdefault(ci, []).append(ticket_id)
+    return found

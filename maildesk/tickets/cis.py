@@ -106,3 +106,17 @@ def apply_command(
     if not added and not removed:
         return None
     return "cis: " + " ".join([*(f"+{n}" for n in added), *(f"-{n}" for n in removed)])
+
+
+def planned(app: App, ticket: Ticket, commands: Sequence[Command]) -> dict[str, tuple[str, ...]]:
+    """The CIs the ticket is linked to once these (checked) commands apply, each with its
+    services: its links now, with the `#ci` lines among them taken in."""
+    links = {x.ci: tuple(x.services or ()) for x in ticket.ci_links}
+    for c in (c for c in commands if c.name == "ci"):
+        for ci in filter(None, map(app.config.inventory.find, c.add)):
+            links.setdefault(ci.name, ci.services)
+        for word in c.remove:
+            name = _linked_name(app, list(links), word)
+            if name is not None:
+                del links[name]
+    return links

@@ -167,10 +167,11 @@ def apply(
     *,
     relayed: bool = False,
 ) -> Applied:
-    """Apply checked commands in order (a merge last); `relayed`: a reply goes out too."""
+    """Apply checked commands in order (`#ci` first, so a `#schedule` of the same reply sees
+    the CIs it was checked with; a merge last); `relayed`: a reply goes out too."""
     applied = Applied()
     merge = next((c for c in commands if c.name == "merge"), None)
-    for c in commands:
+    for c in sorted(commands, key=lambda c: c.name != "ci"):
         if c.name in ("note", "merge"):
             continue
         change = _apply_one(app, session, ticket, c, actor, now, relayed=relayed)
