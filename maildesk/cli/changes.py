@@ -1,5 +1,6 @@
-"""`maildesk changes [--from DATE] [--to DATE] [--json]`: the change calendar, with the
-windows that overlap on the same queue flagged."""
+"""`maildesk changes [--from DATE] [--to DATE] [--json]`: the change calendar, with each
+change's CIs and services; the windows that overlap on the same queue, and the changes on
+CIs with an open P1 incident, flagged."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if args.json:
         print_json([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
         return EX_OK
-    table = Table("change", "window", "queue", "status", "assignee", "risk", "overlaps", "subject")
+    table = Table(
+        "change", "window", "queue", "status", "assignee", "risk", "cis", "flags", "subject"
+    )
     for r in rows:
         table.add_row(
             r["ref"],
@@ -62,8 +65,26 @@ def cmd_changes(args: argparse.Namespace) -> int:
             r["status"],
             r["assignee"] or "-",
             str(r["risk"] or "-"),
-            ("OVERLAP " + ", ".join(r["overlaps"])) if r["overlaps"] else "",
+            _cis(r),
+            _flags(r),
             r["subject"],
         )
     print_table(table)
     return EX_OK
+
+
+def _cis(row: dict[str, Any]) -> str:
+    """`mail01 web1 (email)`: the change's CIs, then its services."""
+    cis = " ".join(row["cis"])
+    services = f"({', '.join(row['services'])})" if row["services"] else ""
+    return " ".join(filter(None, [cis, services])) or "-"
+
+
+def _flags(row: dict[str, Any]) -> str:
+    """OVERLAP (changes of its queue at the same time), P1 (open P1 incidents on its CIs)."""
+    flags = []
+    if row["p1_incidents"]:
+        flags.append("P1 " + ", ".join(row["p1_incidents"]))
+    if row["overlaps"]:
+        flags.append("OVERLAP " + ", ".join(row["overlaps"]))
+    return "; ".join(flags)

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from maildesk.notify import approval_notices as notify
 from maildesk.parse.reply import new_text
+from maildesk.pipeline.cis import requested as requested_cis
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message
 from maildesk.pipeline.outcome import Outcome
@@ -31,7 +32,7 @@ from maildesk.routing.rules import RoutingDecision
 from maildesk.store import repo
 from maildesk.store.models import Ticket
 from maildesk.terms import RawStatus, Status
-from maildesk.tickets import approvals, lifecycle, sla
+from maildesk.tickets import approvals, cis, lifecycle, sla
 from maildesk.tickets.lifecycle import Actor
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ def _proceed(ctx: Context, ticket: Ticket, item: CatalogItem, problems: dict[str
 
 def completing_reply(ctx: Context) -> Outcome | None:
     """The requester's reply to a catalog request still lacking fields: its `Field: value`
-    lines fill them in; complete, the request proceeds; else they hear what is still missing."""
+    lines fill them in (a CI field links its CIs); complete, the request proceeds; else they
+    hear what is still missing."""
     on, msg = ctx.on, ctx.msg
     ticket = on.ticket
     item = ctx.app.config.catalog_item(ticket.catalog_item)
@@ -145,6 +147,7 @@ def completing_reply(ctx: Context) -> Outcome | None:
     ticket.fields, ticket.updated_at = merged, ctx.now
     problems = field_problems(item, merged)
     repo.add_event(ctx.session, ticket, "fields_set", ctx.now, fields=found, missing=problems)
+    cis.link(ctx.app, ctx.session, ticket, requested_cis(ctx, ticket, item), "request", ctx.now)
     _proceed(ctx, ticket, item, problems)
     ref = ctx.app.ref(ticket.id)
     ctx.raw.ticket_id = ticket.id
