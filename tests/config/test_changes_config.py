@@ -1,5 +1,5 @@
-"""[[change_freeze]]: read in the desk's timezone or with an offset; every problem names the
-file, the entry and the key."""
+"""[[change_freeze]]: read in the desk's timezone or with an offset, limited to queues and
+services; every problem names the file, the entry and the key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,16 @@ from maildesk.config import load_config
 from tests.config.test_config import MINIMAL, problems, write
 
 BERLIN = MINIMAL.replace("[desk]\n", '[desk]\ntimezone = "Europe/Berlin"\n', 1)
+SERVICES = """
+[[services]]
+name = "email"
+queue = "infra"
+depends_on = ["network"]
+
+[[services]]
+name = "network"
+queue = "infra"
+"""
 
 
 def test_freezes_are_read_in_the_desk_timezone_or_with_an_offset(tmp_path: Path) -> None:
@@ -81,6 +91,16 @@ def test_freezes_are_read_in_the_desk_timezone_or_with_an_offset(tmp_path: Path)
             ["list of strings"],
         ),
         (
+            'name = "x"\nstart = "2026-12-20T00:00"\nend = "2027-01-04T00:00"\nservices = ["mail"]',
+            "[[change_freeze]] 'x' key 'services'",
+            ["unknown service 'mail'", "(services: email, network)"],
+        ),
+        (
+            'name = "x"\nstart = "2026-12-20T00:00"\nend = "2027-01-04T00:00"\nservices = "email"',
+            "[[change_freeze]] 'x' key 'services'",
+            ["list of strings"],
+        ),
+        (
             'name = "x"\nstart = "2026-12-20T00:00"\nend = "2027-01-04T00:00"\nstrat = 1',
             "[[change_freeze]] 'x' key 'strat'",
             ["unknown key", "start"],
@@ -90,8 +110,8 @@ def test_freezes_are_read_in_the_desk_timezone_or_with_an_offset(tmp_path: Path)
 def test_every_freeze_key_is_checked(
     tmp_path: Path, entry: str, place: str, words: list[str]
 ) -> None:
-    found = problems(write(tmp_path, MINIMAL + "\n[[change_freeze]]\n" + entry + "\n"))
-    [problem] = [p for p in found if p.place == place]
+    text = MINIMAL + SERVICES + "\n[[change_freeze]]\n" + entry + "\n"
+    [problem] = [p for p in problems(write(tmp_path, text)) if p.place == place]
     assert all(w in problem.message for w in words), problem.message
 
 
@@ -106,3 +126,29 @@ def test_two_freezes_of_one_name_are_an_error(tmp_path: Path) -> None:
 def test_change_freeze_must_be_an_array_of_tables(tmp_path: Path) -> None:
     found = problems(write(tmp_path, MINIMAL + '\n[change_freeze]\nname = "x"\n'))
     assert [p.place for p in found] == ["[[change_freeze]]"]
+
+
+def test_a_freeze_limited_to_services_blocks_only_changes_touching_them(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL
+            + SERVICES
+            + """
+            [[change_freeze]]
+            name = "mail"
+            start = "2026-12-10T00:00"
+            end = "2026-12-11T00:00"
+            services = ["email"]
+            queues = ["infra"]
+            """,
+        )
+    )
+    [freeze] = config.change_freezes
+    assert (freeze.services, freeze.queues) == (("email",), ("infra",))
+    window = (freeze.start, freeze.end)
+    assert freeze.blocks("infra", *window, ("network", "email"))
+    assert freeze.frozen_service(("network", "email")) == "email"
+    assert not freeze.blocks("infra", *window, ("network",))
+    assert not freeze.blocks("it", *window, ("email",))
+    assert not freeze.blocks("infra", *window)
