@@ -8,6 +8,7 @@ delivery time maildir names start with) for Maildir.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,22 +54,24 @@ def _count_mbox(path: Path) -> int:
 def _stream_mbox(path: Path) -> Iterator[bytes]:
     """Messages of an mbox: the text between "From " lines (a "From " inside a message is
     written as ">From " by mbox writers), without the "From " line and the blank line that
-    ends each message; as Python's mailbox module reads them."""
-    lines: list[bytes] = []
-    started = False
+    ends each message; as Python's mailbox module reads them. Each message is gathered in
+    one growing buffer (a list of its lines took twice its size again)."""
+    buf: io.BytesIO | None = None
+    last = b""
     with path.open("rb") as f:
         for line in f:
             if line.startswith(b"From "):
-                if started:
-                    yield _message(lines)
-                lines, started = [], True
-            elif started:
-                lines.append(line)
-    if started:
-        yield _message(lines)
+                if buf is not None:
+                    yield _message(buf, last)
+                buf, last = io.BytesIO(), b""
+            elif buf is not None:
+                buf.write(line)
+                last = line
+    if buf is not None:
+        yield _message(buf, last)
 
 
-def _message(lines: list[bytes]) -> bytes:
-    if lines and not lines[-1].strip():
-        lines = lines[:-1]  # the separator's blank line belongs to the mbox, not the message
-    return b"".join(lines)
+def _message(buf: io.BytesIO, last: bytes) -> bytes:
+    if last and not last.strip():  # the separator's blank line belongs to the mbox
+        buf.truncate(buf.tell() - len(last))
+    return buf.getvalue()

@@ -50,6 +50,7 @@ def repair_header_block(raw: bytes) -> bytes:
     raw = _LEADING_BLANK_LINES.sub(b"", raw.removeprefix(_BOM), count=1)
     block: list[bytes] = []
     size = 0  # how much of raw the block holds
+    changed = False
     for line in _lines(raw):
         indented_first = not block and line[:1] in (b" ", b"\t")
         fixed = line.lstrip(b" \t") if indented_first else line
@@ -60,9 +61,13 @@ def repair_header_block(raw: bytes) -> bytes:
             if not indented_first:
                 break
             size += len(line)  # a continuation of nothing: dropped, as the email package does
+            changed = True
             continue
         block.append(fixed)
+        changed = changed or fixed is not line
         size += len(line)
+    if not changed:  # as most mail is: no copy of a body that may be 30 MB
+        return raw
     return b"".join(block) + raw[size:]
 
 

@@ -18,6 +18,7 @@ from email.message import Message
 from email.policy import Compat32
 
 from maildesk.errors import MessageTooComplex
+from maildesk.parse import lean
 from maildesk.parse.headers import header_block, repair_header_block
 from maildesk.parse.limits import MAX_DEPTH
 from maildesk.parse.smime import signed_entity
@@ -60,9 +61,10 @@ def count_delimiters(raw: bytes, max_parts: int, counted: int = 0) -> None:
 
 
 def email_tree(raw: bytes) -> Message:
-    """The standard library's parse; never raises except for a tree nested past recursion."""
+    """The standard library's parse (lean on big parts: maildesk.parse.lean); never raises
+    except for a tree nested past recursion."""
     try:
-        msg = email.message_from_bytes(raw)
+        msg = lean.message_from_bytes(raw)
     except RecursionError as exc:
         raise MessageTooComplex(
             f"MIME parts nested too deeply to parse (limit MAX_DEPTH={MAX_DEPTH})"
@@ -122,7 +124,8 @@ def walk(msg: Message, max_parts: int, max_depth: int) -> list[Part]:
             entity = email_tree(source)
             if not signed:
                 safe(lambda p=part, e=entity: _replace_forward(p, e), None)
-        payload = safe(lambda p=part: p.get_payload(), None)
+        # Only a container's payload is wanted here: a leaf's may be a big body (lean).
+        payload = safe(lambda p=part: p.get_payload() if p.is_multipart() else None, None)
         children = (
             [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
         )

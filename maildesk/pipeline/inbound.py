@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from maildesk.pipeline.context import Context
 from maildesk.store import repo
-from maildesk.store.models import Attachment, Message, Ticket
+from maildesk.store.blobs import new_attachment
+from maildesk.store.models import Message, Ticket
 
 
 def store_message(
@@ -35,12 +36,13 @@ def store_message(
         created_at=ctx.now,
     )
     message.attachments = [
-        Attachment(
+        new_attachment(
+            ctx.session,
+            a.content,
             filename=a.filename,
             content_type=a.content_type,
             size=a.size,
             content_id=a.content_id,
-            content=a.content,
         )
         for a in msg.attachments
     ]

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.errors import MaildeskError, StoreUnavailable
+from maildesk.store.blobs import stream_blobs
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -172,7 +173,10 @@ def write_gate(sessions: sessionmaker[Session]) -> WriteGate | None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     info = {"write_gate": WriteGate()} if is_sqlite(engine) else {}
-    return sessionmaker(engine, expire_on_commit=False, info=info)
+    factory = sessionmaker(engine, expire_on_commit=False, info=info)
+    if is_sqlite(engine):
+        stream_blobs(factory)
+    return factory
 
 
 READONLY = "maildesk_readonly"

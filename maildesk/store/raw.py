@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
+from maildesk.store.blobs import set_blob
 from maildesk.store.db import for_update
 from maildesk.store.models import ImapCheckpoint, RawMessage, Ticket
 from maildesk.store.tickets import add_event
@@ -35,9 +36,9 @@ def save_raw(
         envelope_to=list(envelope_to),
         size=len(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
-        raw=raw,
         status=RawStatus.PENDING,
     )
+    set_blob(session, row, "raw", raw)
     session.add(row)
     if flush:
         session.flush()

@@ -26,7 +26,8 @@ from maildesk.notify import notices
 from maildesk.notify.scrub import quoted_notice_problems, scrub_attachment
 from maildesk.parse.attachments import sanitise_filename
 from maildesk.store import repo
-from maildesk.store.models import Attachment, Message, Ticket
+from maildesk.store.blobs import new_attachment
+from maildesk.store.models import Message, Ticket
 from maildesk.terms import WORKING_STATUSES
 from maildesk.tickets import kb_reply, lifecycle, sla
 from maildesk.tickets.commands import AgentRef, CommandContext, ParsedReply, parse_reply
@@ -294,11 +295,12 @@ def cli_message(
         created_at=now,
     )
     message.attachments = [
-        Attachment(
+        new_attachment(
+            session,
+            content,
             filename=sanitise_filename(name, _guess_type(name), i),
             content_type=_guess_type(name),
             size=len(content),
-            content=content,
         )
         for i, (name, content) in enumerate(attachments, start=1)
     ]
