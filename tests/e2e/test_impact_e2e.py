@@ -17,6 +17,7 @@ from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
 from tests.conftest import Desk, Sink, mail, run_cli, running_desk, wait_until
 from tests.e2e.test_alerts_e2e import fixture_mail
+from tests.http.conftest import READ_TOKEN, http_config, web_for
 
 CAROL = "carol@example.org"
 # As the example config: email depends on network; the inventory's hosts run one each.
@@ -65,7 +66,7 @@ wiki01,host,wiki,,
 
 @pytest.fixture
 def served(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator[Desk]:
-    config = write_config(db_url, sink.port, extra=SERVICES)
+    config = write_config(db_url, sink.port, extra=SERVICES + http_config())
     (config.parent / "inventory.csv").write_text(INVENTORY, encoding="utf-8")
     with running_desk(config, sink) as d:
         yield d
@@ -128,6 +129,10 @@ def test_an_alert_degrades_its_service_and_the_dependent_ones_until_it_recovers(
     }
     code, text = served.cli("services")
     assert code == 0 and "outage" in text and outage["ref"] in text, text
+    web = web_for(served)
+    with web.client(READ_TOKEN) as http, web.client(None) as anonymous:
+        assert http.get("/api/services").json() == served.json("services")
+        assert anonymous.get("/api/services").status_code == 401
 
     alert(served, "nagios_host_recovery.eml")
     assert states(served) == {
