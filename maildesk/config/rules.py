@@ -27,13 +27,14 @@ def read_rules(
     return tuple(rules)
 
 
-def read_matrix(r: Reader, table: object) -> tuple[Mapping[tuple[str, str], str], bool]:
-    """[priority_matrix]: impact x urgency -> priority, over the ITIL default; and
-    `impact_from_service` (an incident's impact is its service's criticality)."""
+def read_matrix(r: Reader, table: object) -> dict[str, Any]:
+    """[priority_matrix], as the Config's `priority_matrix` (impact x urgency -> priority,
+    over the ITIL default) and `impact_from_service` (an incident's impact is its service's
+    criticality)."""
     if not isinstance(table, Mapping):
         matrix, problems = compile_matrix(table)
         r.extend(problems)
-        return matrix, False
+        return {"priority_matrix": matrix, "impact_from_service": False}
     rows = dict(table)
     switch = r.take(rows, MATRIX, "impact_from_service", bool, False)
     for key in [k for k in rows if k not in LEVELS]:
@@ -42,7 +43,7 @@ def read_matrix(r: Reader, table: object) -> tuple[Mapping[tuple[str, str], str]
         del rows[key]
     matrix, problems = compile_matrix(rows)
     r.extend(problems)
-    return matrix, switch
+    return {"priority_matrix": matrix, "impact_from_service": switch}
 
 
 def read_vips(r: Reader, t: dict[str, Any]) -> tuple[str, ...]:
