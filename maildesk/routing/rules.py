@@ -25,7 +25,7 @@ from maildesk.routing.conditions import (
 )
 from maildesk.routing.impact import priority_from_service
 from maildesk.routing.organisations import Organisation
-from maildesk.terms import PRIORITIES, TYPES
+from maildesk.terms import PRIORITIES, TYPES, TicketType
 
 __all__ = ["Routable", "RouteContext", "RoutingDecision", "Rule", "compile_rules", "route"]
 
@@ -198,7 +198,7 @@ def _about(
         queue = first.queue
     decision = replace(decision, queue=queue, services=services, cis=ctx.cis)
     ruled = any(r.actions.priority or r.actions.impact for r in matched)
-    if not ctx.impact_from_service or ruled or decision.type != "incident":
+    if not ctx.impact_from_service or ruled or decision.type != TicketType.INCIDENT:
         return decision
     found = priority_from_service(matrix, ctx.services, services, decision.urgency)
     if found is None:

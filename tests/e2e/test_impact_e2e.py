@@ -54,6 +54,12 @@ when = { field = "from", equals = "nagios@mon.example.com" }
 format = "nagios"
 queue = "infra"
 priority = { CRITICAL = "P1", DOWN = "P1", WARNING = "P3" }
+
+[[monitors]]
+name = "zabbix"
+when = { field = "from", equals = "zabbix@mon.example.com" }
+format = "zabbix"
+queue = "infra"                      # no priority of its own: the service's criticality
 """
 INVENTORY = """\
 name,kind,services,owner,aliases
@@ -61,6 +67,7 @@ mail01,host,email,bob@example.com,mail01.example.com 10.0.0.21
 web1,host,email,bob@example.com,
 db1,host,network,bob@example.com,
 wiki01,host,wiki,,
+app1,host,wiki,,
 """
 
 
@@ -195,3 +202,16 @@ def test_no_services_configured(db_url: str, write_config: Callable[..., Path]) 
     assert code == 0 and "no services: [[services]] is not configured" in text, text
     code, text = run_cli("services", "--json", "--config", str(config))
     assert code == 0 and text.strip() == "[]", text
+
+
+def test_an_alert_the_monitor_gives_no_priority_follows_its_service(served: Desk) -> None:
+    alert(served, "zabbix_problem.eml")  # app1 (wiki, low): low x medium
+    alert(served, "nagios_service_warning.eml")  # web1 (email): the monitor's P3
+    by_subject = {t["subject"]: served.ticket(t["ref"]) for t in served.tickets()}
+    zabbix = next(t for s, t in by_subject.items() if "CPU" in s)
+    nagios = next(t for s, t in by_subject.items() if "WARNING" in s)
+    routed = next(e["data"] for e in zabbix["events"] if e["kind"] == "routed")
+    assert (zabbix["priority"], routed["impact"], routed["urgency"]) == ("P4", "low", "medium")
+    routed = next(e["data"] for e in nagios["events"] if e["kind"] == "routed")
+    assert (nagios["priority"], routed["impact"], routed["urgency"]) == ("P3", None, None)
+    assert states(served)["wiki"] == ("degraded", [zabbix["ref"]])
