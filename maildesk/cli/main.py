@@ -22,6 +22,7 @@ from maildesk.cli import (
     queues,
     report,
     search,
+    services,
     tickets,
 )
 from maildesk.cli.common import EX_CONFIG_INVALID, EX_OK, EX_TEMPFAIL, EX_USAGE, Parsers, err
@@ -53,6 +54,7 @@ COMMANDS: tuple[Callable[[Parsers], None], ...] = (
     problems.add_problems,
     changes.add_changes,
     catalog.add_catalog,
+    services.add_services,
     cis.add_ci,
     report.add_report,
     mail.add_poll,

@@ -133,7 +133,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
     agents = read_agents(r, r.array(data, "agents"), {q.name for q in queues})
     queue_names, agent_names = {q.name for q in queues}, {a.email for a in agents}
     rules = read_rules(r, r.array(data, "rules"), queues=queue_names, agents=agent_names)
-    matrix = read_matrix(r, data.get("priority_matrix"))
+    matrix = read_matrix(r, data.get("priority_matrix"))  # priority_matrix, impact_from_service
     vips = read_vips(r, r.table(data, "routing"))
     mailboxes = read_mailboxes(r, r.array(data, "mailboxes"), smtp.max_message_size, base)
     security = _security(r, r.table(data, "security"), agent_names)
@@ -168,7 +168,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=tuple(queues),
         rules=rules,
         vips=vips,
-        priority_matrix=matrix,
+        **matrix,
         mailboxes=tuple(mailboxes),
         security=security,
         threading=threading,

@@ -279,6 +279,7 @@ class Config:
     rules: tuple[Rule, ...] = field(default=())
     vips: tuple[str, ...] = ()  # [routing] vips: addresses, or "@domain"
     priority_matrix: Mapping[tuple[str, str], str] = field(default_factory=lambda: DEFAULT_MATRIX)
+    impact_from_service: bool = False  # [priority_matrix]: a new incident's impact from its service
     mailboxes: tuple[MailboxConfig, ...] = ()
     security: SecurityConfig = field(default_factory=SecurityConfig)
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
@@ -327,6 +328,7 @@ class Config:
             cis=tuple(cis),
             ci_services=self.inventory.services_of(cis),
             services=self.services,
+            impact_from_service=self.impact_from_service,
         )
 
     @property

@@ -12,7 +12,10 @@ from typing import Any
 
 from maildesk.config.reader import EMAIL, Reader
 from maildesk.mail.address import normalise_address
-from maildesk.routing.rules import Rule, compile_matrix, compile_rules
+from maildesk.routing.rules import LEVELS, Rule, compile_matrix, compile_rules
+
+MATRIX = "[priority_matrix]"
+MATRIX_SWITCHES = ("impact_from_service",)
 
 
 def read_rules(
@@ -24,11 +27,23 @@ def read_rules(
     return tuple(rules)
 
 
-def read_matrix(r: Reader, table: object) -> Mapping[tuple[str, str], str]:
-    """[priority_matrix]: impact x urgency -> priority, over the ITIL default."""
-    matrix, problems = compile_matrix(table)
+def read_matrix(r: Reader, table: object) -> dict[str, Any]:
+    """[priority_matrix], as the Config's `priority_matrix` (impact x urgency -> priority,
+    over the ITIL default) and `impact_from_service` (an incident's impact is its service's
+    criticality)."""
+    if not isinstance(table, Mapping):
+        matrix, problems = compile_matrix(table)
+        r.extend(problems)
+        return {"priority_matrix": matrix, "impact_from_service": False}
+    rows = dict(table)
+    switch = r.take(rows, MATRIX, "impact_from_service", bool, False)
+    for key in [k for k in rows if k not in LEVELS]:
+        known = ", ".join((*LEVELS, *MATRIX_SWITCHES))
+        r.problem(f"{MATRIX} key '{key}'", f"unknown key (known: {known})")
+        del rows[key]
+    matrix, problems = compile_matrix(rows)
     r.extend(problems)
-    return matrix
+    return {"priority_matrix": matrix, "impact_from_service": switch}
 
 
 def read_vips(r: Reader, t: dict[str, Any]) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from maildesk.http.auth import Principal
 from maildesk.reports import Period, build_report
 from maildesk.store import health, repo, views
 from maildesk.store.db import transaction
+from maildesk.store.impact import services_json
 from maildesk.tickets import sla as sla_hooks
 
 router = APIRouter()
@@ -92,6 +93,17 @@ def sla(
     app = web.app
     with transaction(app.sessions, readonly=True) as session:
         return sla_hooks.standings(app, session, app.now(), everything=everything)
+
+
+@router.get("/api/services", tags=["services"], summary="Services, their state and incidents")
+def services(
+    principal: Annotated[Principal, Depends(require_token)],
+    web: Annotated[Web, Depends(web_of)],
+) -> list[Json]:
+    """As `maildesk services --json`: every configured service, in config order."""
+    app = web.app
+    with transaction(app.sessions, readonly=True) as session:
+        return services_json(session, app.config.services, app.config.desk.ref_prefix, app.now())
 
 
 def default_period(app: App, start: date | None, end: date | None) -> tuple[date, date]:

@@ -1,16 +1,20 @@
 """The template context of a notification (docs/templates.md): the desk, the ticket, the
-message that caused it (its text capped for agents' notices) and the event's own extras."""
+message that caused it (its text capped for agents' notices) and the event's own extras;
+the current state of the services an acknowledgement's ticket is about (`service_status`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 
 from maildesk.app import App
 from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files
+from maildesk.routing.impact import OPERATIONAL, service_states
 from maildesk.store import repo
+from maildesk.store.cis import ticket_services
+from maildesk.store.impact import latest_broadcasts, open_incidents
 from maildesk.store.models import Message, Ticket
 from maildesk.store.views import alert_json
 from maildesk.timefmt import iso
@@ -182,3 +186,31 @@ def agent_context(
         files = notice_files(app, session, ticket, message, attach=False) if session else NO_FILES
     ctx["message"]["attachments"] = list(files.listed)
     return ctx
+
+
+def service_status(app: App, session: Session, ticket: Ticket) -> list[dict[str, Any]]:
+    """The known issues of the services a new ticket is about: for each of them that
+    another open incident degrades (or is an outage of), one entry per such incident with
+    its ref, subject, since when, and the text of its latest `broadcast` (or None)."""
+    about = ticket_services(ticket)
+    services = app.config.services
+    if not about or not services:
+        return []
+    incidents = open_incidents(session, exclude=[ticket.id])
+    by_id = {i.id: i for i in incidents}
+    states = {s.service.name: s for s in service_states(services, incidents)}
+    hits = [states[name] for name in about if name in states]
+    hits = [s for s in hits if s.state != OPERATIONAL]
+    updates = latest_broadcasts(session, (i for s in hits for i in s.incidents))
+    return [
+        {
+            "service": s.service.name,
+            "state": s.state,
+            "incident": app.ref(i),
+            "subject": by_id[i].subject,
+            "since": iso(by_id[i].since),
+            "update": updates.get(i),
+        }
+        for s in hits
+        for i in s.incidents
+    ]

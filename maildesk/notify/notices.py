@@ -22,7 +22,7 @@ from maildesk.app import SUPPRESSED_REASON, App
 from maildesk.config import Agent
 from maildesk.mail.message import ParsedMessage, is_minted
 from maildesk.mail.render import OutgoingAttachment
-from maildesk.notify.context import agent_context
+from maildesk.notify.context import agent_context, service_status
 
 # The template context is built in maildesk.notify.context; callers also reach it from here.
 from maildesk.notify.context import context as context
@@ -195,7 +195,7 @@ def ticket_created(
             ticket,
             kind="acknowledgement",
             template=template,
-            ctx={**ctx, "kb": kb.items},
+            ctx={**ctx, "kb": kb.items, "service_status": service_status(app, session, ticket)},
             to=ticket.requester,
             role="requester",
             answers=inbound,

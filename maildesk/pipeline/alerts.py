@@ -134,10 +134,13 @@ def _open(ctx: Context, monitor: Monitor, alert: Alert, n: int) -> Ticket:
         config.route_context(now, ctx.raw.envelope_to, about),
         matrix=config.priority_matrix,
     )
+    given = monitor.priority_of(alert.severity)  # it wins over the rules' impact x urgency
     decision = replace(
         decision,
         queue=monitor.queue or decision.queue,
-        priority=monitor.priority_of(alert.severity) or decision.priority,
+        priority=given or decision.priority,
+        impact=None if given else decision.impact,
+        urgency=None if given else decision.urgency,
         type="incident",
         acknowledge=False,
         assignee=decision.assignee
@@ -172,6 +175,8 @@ def _create(ctx: Context, decision: RoutingDecision, alert: Alert) -> Ticket:
         category=decision.category,
         assignee=decision.assignee,
         tags=list(decision.tags),
+        impact=decision.impact,
+        urgency=decision.urgency,
         organisation=decision.organisation,
         reply_token=secrets.token_hex(10),
         created_at=ctx.now,

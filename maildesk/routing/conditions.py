@@ -104,6 +104,7 @@ class RouteContext:
     cis: tuple[str, ...] = ()  # the CIs the message is about
     ci_services: tuple[str, ...] = ()  # their services, in order
     services: tuple[Service, ...] = ()  # every configured service (owner queues)
+    impact_from_service: bool = False  # [priority_matrix]: a service's criticality is impact
 
     def service(self, name: str | None) -> Service | None:
         """The configured service of that name."""

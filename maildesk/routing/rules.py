@@ -23,8 +23,9 @@ from maildesk.routing.conditions import (
     compile_condition,
     compile_match,
 )
+from maildesk.routing.impact import priority_from_service
 from maildesk.routing.organisations import Organisation
-from maildesk.terms import PRIORITIES, TYPES
+from maildesk.terms import PRIORITIES, TYPES, TicketType
 
 __all__ = ["Routable", "RouteContext", "RoutingDecision", "Rule", "compile_rules", "route"]
 
@@ -176,18 +177,34 @@ def route(
             if rule.stop or rule.drop:
                 stopped_by = rule.name
     org = ctx.organisation(msg.from_addr)
-    return _about(_decide(default_queue, matched, matrix, tuple(results), org), matched, ctx)
+    decision = _decide(default_queue, matched, matrix, tuple(results), org)
+    return _about(decision, matched, ctx, matrix)
 
 
-def _about(decision: RoutingDecision, matched: list[Rule], ctx: RouteContext) -> RoutingDecision:
+def _about(
+    decision: RoutingDecision,
+    matched: list[Rule],
+    ctx: RouteContext,
+    matrix: Mapping[tuple[str, str], str],
+) -> RoutingDecision:
     """The services and CIs the ticket is about; the first service's owner queue when no
-    rule set the queue (it comes before the sender's organisation's)."""
+    rule set the queue (it comes before the sender's organisation's); with
+    `impact_from_service`, an incident's priority from its services' criticality when no
+    rule set its priority or impact."""
     services = tuple(dict.fromkeys(filter(None, (decision.service, *ctx.ci_services))))
     first = ctx.service(services[0]) if services else None
     queue = decision.queue
     if first is not None and first.queue and not any(r.actions.queue for r in matched):
         queue = first.queue
-    return replace(decision, queue=queue, services=services, cis=ctx.cis)
+    decision = replace(decision, queue=queue, services=services, cis=ctx.cis)
+    ruled = any(r.actions.priority or r.actions.impact for r in matched)
+    if not ctx.impact_from_service or ruled or decision.type != TicketType.INCIDENT:
+        return decision
+    found = priority_from_service(matrix, ctx.services, services, decision.urgency)
+    if found is None:
+        return decision
+    priority, impact, urgency = found
+    return replace(decision, priority=priority, impact=impact, urgency=urgency)
 
 
 def _decide(

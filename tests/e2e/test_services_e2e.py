@@ -85,6 +85,7 @@ def test_a_mail_naming_a_host_is_linked_and_agents_relink_it(served: Desk) -> No
     [notice] = bob.next()  # the email service's owner queue is infra: bob's
     assert (ticket["queue"], ticket["cis"], ticket["services"]) == ("infra", ["mail01"], ["email"])
     assert ticket["sla_policy"] == "24x7" and ticket["service"] is None
+    assert ticket["priority"] == "P3"  # no [priority_matrix] impact_from_service: the default
     ref = ticket["ref"]
     shown = served.ticket(ref)
     assert events(shown, "ci_linked") == [

@@ -99,6 +99,7 @@ def test_schema_lists_the_contract_paths(sqlite_web_desk: Web) -> None:
         "/api/tickets/{ref}",
         "/api/sla",
         "/api/reports",
+        "/api/services",
         "/healthz",
         "/metrics",
         "/status/{token}",

@@ -1,0 +1,102 @@
+"""The impact view's queries: the open incidents and the changes not yet over, with the
+services each is about; the latest `broadcast` of incidents; and the stable JSON of
+`maildesk services --json` and `GET /api/services` (maildesk.routing.impact decides)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from maildesk.routing.cis import Service
+from maildesk.routing.impact import Change, Incident, ServiceState, service_states
+from maildesk.store.cis import ticket_services
+from maildesk.store.models import Event, Ticket
+from maildesk.terms import DONE_STATUSES, TicketType
+
+BROADCAST_EVENT = "broadcast"  # an agent's `#broadcast <text>` on an incident (data: text)
+
+
+def open_incidents(session: Session, exclude: Iterable[int] = ()) -> list[Incident]:
+    """Every incident not done, oldest first, with the services it is about."""
+    stmt = (
+        select(Ticket)
+        .where(Ticket.type == TicketType.INCIDENT, Ticket.status.not_in(DONE_STATUSES))
+        .options(selectinload(Ticket.ci_links))
+        .order_by(Ticket.id)
+    )
+    skip = list(exclude)
+    if skip:
+        stmt = stmt.where(Ticket.id.not_in(skip))
+    return [
+        Incident(
+            id=t.id,
+            subject=t.subject,
+            priority=t.priority,
+            services=tuple(ticket_services(t)),
+            since=t.created_at,
+        )
+        for t in session.scalars(stmt)
+    ]
+
+
+def open_changes(session: Session, now: datetime) -> list[Change]:
+    """Every change not done whose window has not ended, by window start."""
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.type == TicketType.CHANGE,
+            Ticket.status.not_in(DONE_STATUSES),
+            Ticket.change_end.is_not(None),
+            Ticket.change_end > now,
+        )
+        .options(selectinload(Ticket.ci_links))
+        .order_by(Ticket.change_start, Ticket.id)
+    )
+    return [Change(id=t.id, services=tuple(ticket_services(t))) for t in session.scalars(stmt)]
+
+
+def latest_broadcasts(session: Session, ticket_ids: Iterable[int]) -> dict[int, str]:
+    """The text of each ticket's latest `broadcast` event (tickets without one left out)."""
+    ids = list(dict.fromkeys(ticket_ids))
+    if not ids:
+        return {}
+    latest = (
+        select(func.max(Event.id))
+        .where(Event.ticket_id.in_(ids), Event.kind == BROADCAST_EVENT)
+        .group_by(Event.ticket_id)
+    )
+    rows = session.scalars(select(Event).where(Event.id.in_(latest)))
+    return {e.ticket_id: str(e.data.get("text") or "") for e in rows if e.data.get("text")}
+
+
+def current_states(
+    session: Session, services: Sequence[Service], now: datetime
+) -> list[ServiceState]:
+    """Every configured service's state now, with the incidents and changes reaching it."""
+    if not services:
+        return []
+    return service_states(services, open_incidents(session), open_changes(session, now))
+
+
+def services_json(
+    session: Session, services: Sequence[Service], prefix: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The items of `maildesk services --json`, in config order (keys are a contract)."""
+    return [
+        {
+            "name": s.service.name,
+            "state": s.state,
+            "incidents": [f"{prefix}-{i}" for i in s.incidents],
+            "changes": [f"{prefix}-{c}" for c in s.changes],
+            "description": s.service.description,
+            "criticality": s.service.criticality,
+            "queue": s.service.queue,
+            "depends_on": list(s.service.depends_on),
+            "subscribers": list(s.service.subscribers),
+        }
+        for s in current_states(session, services, now)
+    ]
