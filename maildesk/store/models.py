@@ -1,83 +1,32 @@
-"""SQLAlchemy 2 typed models. The schema itself is owned by the Alembic migrations."""
+"""SQLAlchemy 2 typed models. The schema itself is owned by the Alembic migrations.
+
+The base types are maildesk.store.base; the raw messages maildesk.store.raw_models."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# Integer on SQLite (so ids are ROWID aliases and autoincrement), BIGINT elsewhere.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class RawMessage(Base):
-    """Every accepted message, stored byte for byte before anything else happens to it."""
-
-    __tablename__ = "raw_messages"
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    origin: Mapped[str] = mapped_column(String(32))  # smtp, deliver, import, imap
-    envelope_from: Mapped[str | None] = mapped_column(String(512))
-    envelope_to: Mapped[list[Any]] = mapped_column(default=list)
-    size: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
-    # pending -> processed | duplicate | ignored | quarantined
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    reason: Mapped[str | None] = mapped_column(Text)
-    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
-    # Several daemons: who claimed this pending message, until when (raw.claim_pending).
-    claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    # The spool row it was taken from (store/spool.py), for mail accepted through the spool.
-    spool_key: Mapped[str | None] = mapped_column(String(64), default=None)
-
-    __table_args__ = (
-        Index("ix_raw_messages_status", "status", "id"),
-        Index("ux_raw_messages_spool_key", "spool_key", unique=True),
-    )
+from maildesk.store.base import Base as Base
+from maildesk.store.base import Id as Id
+from maildesk.store.base import UtcDateTime as UtcDateTime
+from maildesk.store.raw_models import RawBody as RawBody
+from maildesk.store.raw_models import RawMessage as RawMessage
 
 
 class Contact(Base):

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, selectinload
 
 from maildesk.store.blobs import set_blob
 from maildesk.store.db import for_update
-from maildesk.store.models import ImapCheckpoint, RawMessage, Ticket
+from maildesk.store.models import ImapCheckpoint, RawBody, RawMessage, Ticket
 from maildesk.store.tickets import add_event
 from maildesk.terms import SET_ASIDE, RawStatus
 
@@ -37,8 +37,9 @@ def save_raw(
         size=len(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
         status=RawStatus.PENDING,
+        body=RawBody(),
     )
-    set_blob(session, row, "raw", raw)
+    set_blob(session, row.body, "raw", raw)
     session.add(row)
     if flush:
         session.flush()
@@ -58,8 +59,10 @@ def raw_bytes(session: Session, raw_ids: Sequence[int]) -> list[tuple[int, bytes
     """(id, raw bytes) of stored messages still pending."""
     if not raw_ids:
         return []
-    stmt = select(RawMessage.id, RawMessage.raw).where(
-        RawMessage.id.in_(list(raw_ids)), RawMessage.status == RawStatus.PENDING
+    stmt = (
+        select(RawMessage.id, RawBody.raw)
+        .join(RawBody, RawBody.raw_id == RawMessage.id)
+        .where(RawMessage.id.in_(list(raw_ids)), RawMessage.status == RawStatus.PENDING)
     )
     return [(int(i), bytes(r)) for i, r in session.execute(stmt)]
 
@@ -115,7 +118,7 @@ def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None
     pending, or (PostgreSQL) another daemon's transaction is processing it right now: the
     row is taken FOR UPDATE SKIP LOCKED, so each message is processed exactly once and no
     daemon waits for another."""
-    stmt = select(RawMessage).where(RawMessage.id == raw_id).options(defer(RawMessage.raw))
+    stmt = select(RawMessage).where(RawMessage.id == raw_id)
     row = session.scalar(for_update(stmt, session, skip_locked=True))
     if row is None or row.status != RawStatus.PENDING:
         return None
@@ -157,6 +160,7 @@ def list_quarantine(
         .where(RawMessage.status == status)
         .order_by(RawMessage.id.desc())
         .limit(limit)
+        .options(selectinload(RawMessage.body))
     )
     return list(session.scalars(stmt))
 

@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from maildesk.store.db import create_db_engine, session_factory, transaction
-from maildesk.store.models import RawMessage, UtcDateTime
+from maildesk.store.models import RawBody, RawMessage, UtcDateTime
 from maildesk.terms import RawStatus
 
 metadata = MetaData()
@@ -228,6 +228,8 @@ def admit(session: Session, spooled: Sequence[Spooled]) -> dict[int, int]:
         return {}
     stmt = insert(RawMessage).returning(RawMessage.id, sort_by_parameter_order=True)
     ids = session.scalars(stmt, [_raw_row(s) for s in fresh]).all()
+    bodies = [{"raw_id": raw_id, "raw": s.raw} for s, raw_id in zip(fresh, ids, strict=True)]
+    session.execute(insert(RawBody), bodies)
     return {s.id: int(raw_id) for s, raw_id in zip(fresh, ids, strict=True)}
 
 
@@ -239,7 +241,6 @@ def _raw_row(s: Spooled) -> dict[str, Any]:
         "envelope_to": s.envelope_to,
         "size": len(s.raw),
         "sha256": hashlib.sha256(s.raw).hexdigest(),
-        "raw": s.raw,
         "status": RawStatus.PENDING,
         "spool_key": s.key,
     }

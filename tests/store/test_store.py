@@ -90,3 +90,34 @@ def test_upgrade_of_a_desk_with_tickets_keeps_them_and_everything_pointing_at_th
         assert [tuple(o) for o in outbox] == [(2,)]
     finally:
         engine.dispose()
+
+
+def test_upgrade_moves_the_bytes_of_stored_messages_to_raw_bodies(db_url: str) -> None:
+    """0017: every raw message keeps its bytes, now in raw_bodies, and its messages."""
+    from sqlalchemy import select
+
+    from maildesk.store.db import session_factory, transaction
+    from maildesk.store.models import RawMessage
+
+    engine = create_db_engine(db_url)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    stored = {1: b"From: a@example.org\r\n\r\none", 2: bytes(range(256)) * 5000, 3: b""}
+    try:
+        upgrade(engine, "0016")
+        with engine.begin() as conn:
+            for raw_id, raw in stored.items():
+                conn.execute(
+                    text(
+                        "INSERT INTO raw_messages (id, received_at, origin, envelope_to, size,"
+                        " sha256, raw, status) VALUES (:id, :t, 'smtp', '[]', :n, 'x', :raw,"
+                        " 'processed')"
+                    ),
+                    {"id": raw_id, "t": at, "n": len(raw), "raw": raw},
+                )
+        upgrade(engine)
+        with transaction(session_factory(engine), readonly=True) as session:
+            rows = session.scalars(select(RawMessage).order_by(RawMessage.id)).all()
+            assert {r.id: r.raw for r in rows} == stored
+            assert session.scalar(select(RawMessage.raw).where(RawMessage.id == 2)) == stored[2]
+    finally:
+        engine.dispose()
