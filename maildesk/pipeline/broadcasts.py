@@ -1,0 +1,33 @@
+"""A reply to a mail to a service's subscribers (a broadcast or an all-clear).
+
+Such a mail went to people who are not on the incident: a subscriber's answer names the
+incident by its subject tag and its Message-IDs, but its writer never joins it. From
+anyone not on the ticket (not its requester, a watcher or a proven agent) it is a
+conversation of its own: a new ticket, linked to the incident, which gets the link event
+only (nothing appended, nobody paged, no reopen). The broadcast carried no reply token,
+so the reply proves nothing more.
+"""
+
+from __future__ import annotations
+
+from maildesk.pipeline.context import Context
+from maildesk.pipeline.forwards import NOT_ON_TICKET
+from maildesk.pipeline.open import new_ticket
+from maildesk.pipeline.outcome import Outcome
+from maildesk.store.broadcasts import answers_broadcast
+
+
+def broadcast_reply(ctx: Context) -> Outcome | None:
+    """A subscriber's reply to a broadcast or all-clear: a new ticket, linked."""
+    on = ctx.on
+    if on.sender.kind not in NOT_ON_TICKET:
+        return None
+    ids = list(ctx.msg.thread_ids)
+    if not answers_broadcast(ctx.session, {on.named.id, on.ticket.id}, ids):
+        return None
+    who = on.sender.doubt or f"{ctx.requester} is not its requester, a watcher or an agent"
+    reason = (
+        f"a reply to a service notice of {ctx.app.ref(on.named.id)}, but {who}: a "
+        "subscriber's answer is a conversation of its own"
+    )
+    return new_ticket(ctx, related=(on.ticket, reason))
