@@ -7,13 +7,21 @@ told once, on their own thread."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from maildesk.app import App
+from maildesk.store.db import transaction
+from maildesk.store.models import Ticket
+from maildesk.terms import Status
+from maildesk.tickets import lifecycle
+from maildesk.tickets.lifecycle import Actor
 from tests.agents import Mailbox, plain_reply, received, reply
 from tests.conftest import Desk, Sink, mail, running_desk, wait_until
 from tests.e2e.test_alerts_e2e import fixture_mail
@@ -203,13 +211,13 @@ def test_a_broadcast_that_cannot_go_is_refused_with_an_error_mail(served: Desk) 
     [slow] = alice.next()
     tickets = {t["subject"]: t["ref"] for t in served.wait_tickets(2)}
     printer, laptop = tickets["Printer jam"], tickets["Laptop slow"]
-    for answering, text, reason in [
+    for answering, words, reason in [
         (jam, "#type request\n#broadcast Out.", f"only an incident is broadcast, and {printer} "),
         (jam, "#broadcast", "needs the text for the subscribers"),
         (jam, "#broadcast Printing is out.", f"no subscriber to tell: {printer} is about printing"),
         (slow, "#broadcast Slow.", f"{laptop} is about no service: link the CI"),
     ]:
-        reply(served, answering, text, sender="alice@example.com")
+        reply(served, answering, words, sender="alice@example.com")
         [error] = alice.next()
         assert "Commands not applied" in str(error["Subject"]), error["Subject"]
         assert reason in error.get_content(), error.get_content()
@@ -227,3 +235,56 @@ def test_a_broadcast_that_cannot_go_is_refused_with_an_error_mail(served: Desk) 
         ["network", "web", "shop"],
         ["it-ops@example.com", *SUBSCRIBERS],
     )
+
+
+def test_two_daemons_resolving_one_incident_at_once_send_one_all_clear(served: Desk) -> None:
+    """Two transactions resolve the broadcast incident at the same moment (two daemons, or
+    a recovery and `ticket set`): the second waits for the first, sees its all-clear, and
+    sends none. On SQLite, with one writer, they run one after the other."""
+    served.send(mail("Shop down", "web1 answers nothing.", sender="dave@example.org"))
+    [ticket] = served.wait_tickets(1)
+    ref = ticket["ref"]
+    code, out = served.cli("ticket", "broadcast", ref, "-m", "Shop is down.", "--as", BOB)
+    assert code == 0, out
+    app, number = served.app, int(ref.rpartition("-")[2])
+    postgres = app.engine.dialect.name == "postgresql"
+    first_holds, errors = threading.Event(), []
+
+    def resolve(name: str, wait_for: threading.Event | None) -> None:
+        try:
+            with transaction(app.sessions) as session:
+                row = session.get_one(Ticket, number)
+                if wait_for is not None:
+                    assert wait_for.wait(10)
+                actor = Actor(f"{name}@example.com", "cli")
+                lifecycle.set_status(app, session, row, Status.RESOLVED, actor, app.now())
+                if wait_for is None:
+                    first_holds.set()  # its status change is flushed: the row is held
+                    if postgres:
+                        wait_until(lambda: _waiting_on_a_lock(app) or None)
+        except Exception as exc:  # reported below, in the test's own thread
+            errors.append(exc)
+
+    second = threading.Thread(target=resolve, args=("second", first_holds))
+    if postgres:
+        second.start()  # it waits until the first holds the ticket, then for its commit
+    resolve("first", None)
+    if not postgres:
+        second.start()
+    second.join(20)
+    assert errors == [] and not second.is_alive()
+    assert len(events(served, ref, "broadcast_all_clear")) == 1
+    clears = served.count_of("outbox", "WHERE kind = 'broadcast_all_clear'")
+    assert clears == len(SUBSCRIBERS)
+    assert served.ticket(ref)["status"] == "resolved"
+
+
+def _waiting_on_a_lock(app: App) -> bool:
+    with transaction(app.sessions, readonly=True) as s:
+        waiting = s.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+        )
+    return bool(waiting)
