@@ -111,8 +111,11 @@ def broadcast(
 ) -> str:
     """Tell the affected services' subscribers `text` (checked before: there are some)."""
     store.lock_ticket(session, ticket.id)
-    services = affected_services(app.config.services, ticket_services(ticket))
-    addresses = subscribers(app, ticket_services(ticket))
+    own = ticket_services(ticket)
+    reached = affected_services(app.config.services, own)
+    # Named as the incident's own services, then those that depend on them (config order).
+    services = [*(s for s in own if s in reached), *(s for s in reached if s not in own)]
+    addresses = subscribers(app, own)
     requester_side = {ticket.requester.email.lower(), *repo.watchers(session, ticket.id)}
     requester = ticket.requester.email.lower() in {a.lower() for a in addresses}
     if requester:
