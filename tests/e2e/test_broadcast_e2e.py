@@ -203,6 +203,26 @@ def test_a_requester_who_subscribes_is_told_once_on_their_own_thread(served: Des
     assert len(received(served, CAROL)) == 3
 
 
+def test_resolving_the_problem_behind_the_incident_sends_its_all_clear(served: Desk) -> None:
+    served.send(mail("Shop down", "web1 answers nothing.", sender="dave@example.org"))
+    [ticket] = served.wait_tickets(1)
+    ref = ticket["ref"]
+    subscribers = boxes(served, *SUBSCRIBERS)
+    code, out = served.cli("ticket", "broadcast", ref, "-m", "Shop is down.", "--as", BOB)
+    assert code == 0, out
+    one_each(subscribers)
+    code, out = served.cli("ticket", "set", ref, "problem=new", "--as", BOB)
+    assert code == 0, out
+    problem = served.ticket(ref)["problem"]
+    code, out = served.cli("ticket", "set", problem, "status=resolved", "--as", BOB)
+    assert code == 0, out
+    assert served.ticket(ref)["status"] == "resolved"
+    cleared = one_each(subscribers)
+    assert all("Service restored: web, shop" in str(m["Subject"]) for m in cleared.values())
+    [done] = events(served, ref, "broadcast_all_clear")
+    assert done["recipients"] == 4 and events(served, problem, "broadcast_all_clear") == []
+
+
 def test_a_broadcast_that_cannot_go_is_refused_with_an_error_mail(served: Desk) -> None:
     alice = Mailbox(served, "alice@example.com")
     served.send(mail("Printer jam", "prn1 eats paper."))  # printing: no subscribers
