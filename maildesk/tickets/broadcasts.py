@@ -43,8 +43,6 @@ from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
 
-DONE = DONE_STATUSES
-
 
 def subscribers(app: App, services: Sequence[str]) -> list[str]:
     """The subscribers of these services and of every service depending on them, each
@@ -72,7 +70,7 @@ def check(app: App, ticket: Ticket, commands: Sequence[Command]) -> list[Command
         f"only an incident is broadcast, and {ref} is a {kind} (#type incident makes it one)"
         if kind != TicketType.INCIDENT
         else f"{ref} is {status}: reopen it (#status open) to broadcast"
-        if status in DONE
+        if status in DONE_STATUSES
         else f"{ref} is about no service: link the CI that is down (#ci NAME) first"
         if not services
         else f"no subscriber to tell: {ref} is about {', '.join(services)}, and neither "
@@ -87,8 +85,17 @@ def _services_after(app: App, ticket: Ticket, commands: Sequence[Command]) -> li
     """What the ticket is about once this reply's #ci lines are applied (broadcasts go
     after them, maildesk.tickets.lifecycle.apply)."""
     inventory = app.config.inventory
-    added = [ci.name for c in commands if c.name == "ci" for ci in map(inventory.find, c.add) if ci]
-    return list(dict.fromkeys([*ticket_services(ticket), *inventory.services_of(added)]))
+    ci_lines = [c for c in commands if c.name == "ci"]
+    added = [ci.name for c in ci_lines for ci in map(inventory.find, c.add) if ci]
+    gone = {
+        (ci.name if (ci := inventory.find(w)) else w).lower() for c in ci_lines for w in c.remove
+    }
+    kept = [link for link in ticket.ci_links if link.ci.lower() not in gone]
+    found = [
+        *([ticket.service] if ticket.service else []),
+        *(s for x in kept for s in x.services or []),
+    ]
+    return list(dict.fromkeys([*found, *inventory.services_of(added)]))
 
 
 def apply(

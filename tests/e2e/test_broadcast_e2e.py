@@ -221,6 +221,11 @@ def test_resolving_the_problem_behind_the_incident_sends_its_all_clear(served: D
     assert all("Service restored: web, shop" in str(m["Subject"]) for m in cleared.values())
     [done] = events(served, ref, "broadcast_all_clear")
     assert done["recipients"] == 4 and events(served, problem, "broadcast_all_clear") == []
+    code, text = served.cli("ticket", "show", ref)
+    assert code == 0 and "broadcast to 4 (web, shop): Shop is down." in text, text
+    assert "all-clear to 4 (web, shop)" in text
+    notified = ", ".join(SUBSCRIBERS)
+    assert "out broadcast_all_clear" in text and f"notified {notified}" in text, text
 
 
 def test_a_broadcast_that_cannot_go_is_refused_with_an_error_mail(served: Desk) -> None:

@@ -111,6 +111,8 @@ WEB = ("web1", ["web"])
         (ticket(WEB, status="merged"), "#broadcast Down.", "MD-7 is merged"),
         (ticket(WEB), "#status closed\n#broadcast Bye.", "MD-7 is closed"),
         (ticket(), "#broadcast Down.", "MD-7 is about no service: link the CI"),
+        (ticket(WEB), "#ci -WEB1\n#broadcast Down.", "MD-7 is about no service"),  # unlinked
+        (ticket(WEB), "#ci -web1 prn1\n#broadcast Down.", "MD-7 is about printing, and"),
         (
             ticket(("prn1", ["printing"])),
             "#broadcast Down.",
