@@ -155,6 +155,17 @@ def test_broadcasts_reach_each_subscriber_once_and_the_recovery_clears_them(
     assert [e["data"]["ticket"] for e in incident["events"] if e["kind"] == "linked"] == [
         own["ref"]
     ]
+    # An out-of-office answering the notice opens nothing and tells nobody.
+    before = len(served.raw_statuses())
+    plain_reply(
+        served,
+        second["shop-team@example.com"],
+        "I am away until Monday.",
+        sender="shop-team@example.com",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    assert served.wait_processed(before + 1)[-1] == "ignored"
+    assert len(served.tickets()) == 2
     served.send(fixture_mail("nagios_service_recovery.eml"))
     wait_until(lambda: served.ticket(ref)["status"] == "resolved" or None)
     subscribers["web-users@example.com"].next()  # the acknowledgement of their own ticket
