@@ -106,6 +106,10 @@ def _sample_extras(config: Config) -> dict[str, Any]:
         "tickets": [_status_line(config, "open", None)],
         "resolved": [_status_line(config, "resolved", "2026-11-20T09:00:00Z")],
         "csat": {"score": "bad", "comment": "took a week", "at": "2026-11-25T17:00:00Z"},
+        "broadcast": {
+            "text": "Mail is down since 09:10; next update at 10:00.",
+            "services": ["email", "network"],
+        },
         "change": {
             "start": "2026-12-05T21:00:00Z",
             "end": "2026-12-05T22:30:00Z",

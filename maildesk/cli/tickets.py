@@ -195,6 +195,29 @@ def cmd_ticket_set(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_ticket_broadcast(args: argparse.Namespace) -> int:
+    """`#broadcast` from the command line: the affected services' subscribers are told."""
+    text = _reply_text(args).strip()
+    if not text:
+        raise MaildeskError("empty text: nothing to broadcast")
+    lines = "\n".join(f"#broadcast {line.strip()}" for line in text.splitlines() if line.strip())
+
+    def act(app: App, session: Session) -> replies.ReplyResult:
+        agent = _agent_for(app, args.as_agent, required=True)
+        assert agent is not None
+        _record_identity(session, agent)
+        ticket = _ticket_for_change(app, session, args.id)
+        actor = Actor(agent.email, "cli", agent)
+        result = replies.set_fields(app, session, ticket, actor, lines, app.now())
+        if result.errors:
+            raise MaildeskError("nothing sent:\n  " + "\n  ".join(result.errors))
+        return result
+
+    for change in with_session(args, act).changes:
+        print(change)
+    return EX_OK
+
+
 def cmd_sla(args: argparse.Namespace) -> int:
     """Tickets at risk of missing their SLA, and those in breach (or all, with --all)."""
     from maildesk.tickets import sla as hooks
@@ -244,7 +267,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
 
 
 def add_ticket(parsers: Parsers) -> None:
-    """`maildesk ticket show|reply|note|set|attachments|attachment save ID ...`."""
+    """`maildesk ticket show|reply|note|set|broadcast|attachments|attachment save ID ...`."""
     ticket = parsers.group("ticket", "one ticket", "ticket_command")
     sp = ticket.add(
         "show", cmd_ticket_show, "a ticket with its messages and events", [parsers.json_flag]
@@ -273,6 +296,12 @@ def add_ticket(parsers: Parsers) -> None:
     )
     sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
     sp.add_argument("changes", nargs="+", metavar="key=value", help=", ".join(SET_FIELDS))
+    sp = ticket.add(
+        "broadcast", cmd_ticket_broadcast, "tell an incident's services' subscribers", [as_agent]
+    )
+    sp.add_argument("id", help="ticket id or ref (42 or MD-42)")
+    sp.add_argument("-m", "--message", help="the text (default: read from --file or stdin)")
+    sp.add_argument("--file", "-f", help="read the text from this file")
     attachments.add_to_ticket(ticket, parsers.json_flag)
     catalog.add_ticket_decisions(ticket)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from maildesk.parse.parser import summarise
 from maildesk.routing.organisations import Organisation
+from maildesk.store.broadcasts import BROADCAST_MAILS
 from maildesk.store.models import Contact, OutboxEntry, RawMessage
 
 # The ticket shapes live in the store, shared with the HTTP API; named here for the CLI.
@@ -151,6 +152,10 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "ci_linked": lambda d: f"linked to CI {d['ci']} ({d['source']})",
     "ci_unlinked": lambda d: f"unlinked from CI {d['ci']}",
+    "broadcast": lambda d: (
+        f"broadcast to {d['recipients']} ({', '.join(d['services'])}): {d['text']}"
+    ),
+    "broadcast_all_clear": lambda d: f"all-clear to {d['recipients']} ({', '.join(d['services'])})",
     "receipt": lambda d: (
         f"read receipt: {d['disposition']}"
         + (" (sent automatically)" if d.get("automatic") else "")
@@ -236,8 +241,10 @@ def _sla_line(detail: dict[str, Any], zone: str, state: str | None) -> str:
 
 
 def _is_notice(m: dict[str, Any]) -> bool:
-    """An agent notice the desk sent: one copy per agent, each with its own reply token."""
-    return bool(m["direction"] == "out" and m["internal"] and m["kind"] != "note")
+    """An agent notice the desk sent (one copy per agent, each with its own reply token), or
+    a broadcast or all-clear (one copy per subscriber; its event line holds the text)."""
+    copies = (m["internal"] and m["kind"] != "note") or m["kind"] in BROADCAST_MAILS
+    return bool(m["direction"] == "out" and copies)
 
 
 def _conversation(detail: dict[str, Any], zone: str) -> Iterator[str]:

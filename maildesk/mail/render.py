@@ -66,6 +66,8 @@ EXTRAS: Mapping[str, tuple[str, ...]] = {
     "agent/survey_bad": ("csat",),
     "agent/change_starting": ("change",),
     "agent/change_window_passed": ("change",),
+    **dict.fromkeys(("subscriber/broadcast", "subscriber/all_clear"), ("broadcast",)),
+    "requester/broadcast_update": ("broadcast",),
     "requester/catalog": ("items",),
     "requester/request_incomplete": ("item", "missing"),
     **{f"approver/approval_{e}": ("item", "approval") for e in ("request", "reminder")},
@@ -235,6 +237,7 @@ class Envelope:
     references: Sequence[str] = ()
     reply_to: str | None = None
     auto_submitted: str | None = None
+    precedence: str | None = None  # "bulk": mail to many, which no auto-reply should answer
     loop_marker: str | None = None
     ticket_ref: str | None = None
 
@@ -357,6 +360,8 @@ def compose(
         msg["Auto-Submitted"] = env.auto_submitted
         # Ask Exchange and friends not to answer our automatic mail with their own.
         msg["X-Auto-Response-Suppress"] = "All"
+    if env.precedence:
+        msg["Precedence"] = env.precedence
     if env.loop_marker:
         msg[LOOP_HEADER] = env.loop_marker
     if env.ticket_ref:

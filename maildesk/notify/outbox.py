@@ -42,6 +42,7 @@ class Notification:
     reply_to: str
     from_name: str | None = None  # default: the desk's name
     attachments: Sequence[OutgoingAttachment] = ()
+    precedence: str | None = None  # "bulk" for mail to subscribers
 
 
 def enqueue(
@@ -124,6 +125,7 @@ def _envelope(
         references=list(note.references)[-20:],
         reply_to=note.reply_to,
         auto_submitted=note.auto_submitted,
+        precedence=note.precedence,
         loop_marker=desk.address,
         ticket_ref=ref,
     )

@@ -24,6 +24,7 @@ from maildesk.pipeline.alerts import alerts
 from maildesk.pipeline.append import agent_mail, append_mail, requester_action
 from maildesk.pipeline.approvals import approval_reply
 from maildesk.pipeline.behalf import on_behalf
+from maildesk.pipeline.broadcasts import broadcast_reply
 from maildesk.pipeline.catalog import catalog_mail, completing_reply
 from maildesk.pipeline.context import Context, OnTicket
 from maildesk.pipeline.forwards import forward_of_ticket, own_notice
@@ -205,6 +206,7 @@ STEPS: tuple[Step, ...] = (
     tied,
     own_notice,  # an agent notice forwarded back by anyone but a proven agent: internal
     forward_of_ticket,  # a forward by someone not on the ticket: a new ticket, linked
+    broadcast_reply,  # a subscriber's reply to a service notice: a new ticket, linked
     subject_tag_only,
     stranger,
     completing_reply,  # a requester's Field: value lines complete their catalog request

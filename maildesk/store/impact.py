@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from maildesk.routing.cis import Service
 from maildesk.routing.impact import Change, Incident, ServiceState, service_states
+from maildesk.store.broadcasts import BROADCAST_MAILS
 from maildesk.store.cis import ticket_services
 from maildesk.store.models import Event, Ticket
 from maildesk.terms import DONE_STATUSES, TicketType
 
-BROADCAST_EVENT = "broadcast"  # an agent's `#broadcast <text>` on an incident (data: text)
+BROADCAST_EVENT = BROADCAST_MAILS[0]  # an agent's `#broadcast <text>` (data: text)
 
 
 def open_incidents(session: Session, exclude: Iterable[int] = ()) -> list[Incident]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
+from maildesk.store.broadcasts import BROADCAST_MAILS
 from maildesk.store.db import for_update
 from maildesk.store.models import Contact, Message, OutboxEntry, Ticket
 from maildesk.terms import OutboxStatus
@@ -63,6 +64,7 @@ def outbound_since(session: Session, ticket_id: int, since: datetime) -> int:
             Message.ticket_id == ticket_id,
             Message.direction == "out",
             Message.created_at >= since,
+            Message.kind.not_in(BROADCAST_MAILS),  # they answer no mail: no loop
         )
     )
     cache[ticket_id] = int(session.scalar(stmt) or 0)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.mail.message import MINTED_ID_DOMAIN
+from maildesk.store.broadcasts import BROADCAST_MAILS
 from maildesk.store.db import for_update
 from maildesk.store.models import Contact, Event, Message, Ticket, TicketLink, Watcher
 from maildesk.terms import DONE_STATUSES, WORKING_STATUSES, Status
@@ -173,6 +174,7 @@ def public_thread(session: Session, ticket_id: int, limit: int = 20) -> list[Mes
             Message.ticket_id == ticket_id,
             Message.internal.is_(False),
             (Message.direction == "out") | (Message.kind == "mail"),
+            Message.kind.not_in(BROADCAST_MAILS),  # to subscribers, not to the requester
             # An id we minted for mail without one was never seen by anyone.
             Message.message_id.not_like(f"%@{MINTED_ID_DOMAIN}>"),
         )

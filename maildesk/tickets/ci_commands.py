@@ -1,5 +1,7 @@
-"""`#ci NAME` (link a configuration item to the ticket) and `#ci -NAME` (unlink it):
-parsed here; which CIs exist is checked, and the links made, by maildesk.tickets.cis."""
+"""The commands about services and configuration items, parsed here: `#ci NAME` (link a
+CI to the ticket), `#ci -NAME` (unlink it) and `#broadcast <text>` (tell the affected
+services' subscribers). Which CIs exist is checked, and the links made, by
+maildesk.tickets.cis; a broadcast is checked and sent by maildesk.tickets.broadcasts."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ if TYPE_CHECKING:
     from maildesk.tickets.commands import Command, CommandContext
 
 MAX_NAME = 255
+MAX_BROADCAST = 4000  # characters of one #broadcast line
 
 
 def parse_ci(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
@@ -28,3 +31,19 @@ def parse_ci(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
     return Command(
         name="ci", line=line, text=text, add=tuple(dict.fromkeys(add)), remove=tuple(remove)
     )
+
+
+def parse_broadcast(line: int, text: str, arg: str, ctx: CommandContext) -> Command:
+    """#broadcast <text>: the words the affected services' subscribers get. Several lines
+    of it in one reply make one broadcast of several paragraphs."""
+    from maildesk.tickets.commands import Command
+
+    words = arg.strip()
+    if not words:
+        raise ValueError(
+            "needs the text for the subscribers, like "
+            "#broadcast Mail is down since 09:10; next update at 10:00"
+        )
+    if len(words) > MAX_BROADCAST:
+        raise ValueError(f"a broadcast line is at most {MAX_BROADCAST} characters")
+    return Command(name="broadcast", line=line, text=text, value=words)

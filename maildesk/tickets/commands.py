@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from maildesk.routing.rules import LEVELS
 from maildesk.terms import PRIORITIES, SETTABLE_STATUSES, TYPES
 from maildesk.tickets.change_commands import parse_failed, parse_implemented, parse_schedule
-from maildesk.tickets.ci_commands import parse_ci
+from maildesk.tickets.ci_commands import parse_broadcast, parse_ci
 from maildesk.tickets.kb_commands import parse_kb, parse_kb_draft
 from maildesk.tickets.notes import NOTE_ERROR, mentions_note, normalise, note_lookalikes
 
@@ -31,7 +31,7 @@ SINGLE: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", 
 SINGLE += ("type", "merge", "category", "problem", "known-error", "schedule")
 NAMES: tuple[str, ...] = ("status", "priority", "impact", "urgency", "assign", "queue")
 NAMES += ("tag", "type", "note", "merge", "link", "unlink", "cc", "category", "problem")
-NAMES += ("known-error", "kb", "kb-draft", "schedule", "implemented", "failed", "ci")
+NAMES += ("known-error", "kb", "kb-draft", "schedule", "implemented", "failed", "ci", "broadcast")
 _ALIASES = {
     "tags": "tag",
     **dict.fromkeys(("watcher", "watchers", "watch"), "cc"),
@@ -395,4 +395,5 @@ _PARSERS: dict[str, Parser] = {
     "implemented": parse_implemented,
     "failed": parse_failed,
     "ci": parse_ci,
+    "broadcast": parse_broadcast,
 }

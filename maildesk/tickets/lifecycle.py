@@ -24,7 +24,7 @@ from maildesk.notify import notices
 from maildesk.store import repo
 from maildesk.store.models import Message, Ticket
 from maildesk.terms import REOPENABLE_STATUSES, Status, TicketType
-from maildesk.tickets import changes, cis, levels, problems, sla
+from maildesk.tickets import broadcasts, changes, cis, levels, problems, sla
 from maildesk.tickets.commands import Command, CommandError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,27 @@ def set_status(
         **{"from": old, "to": status},
         **({"reason": reason} if reason else {}),
     )
+    if status in REOPENABLE_STATUSES:
+        _done(app, session, ticket, status, actor, now, notify=notify_requester, why=reason)
+    ref = app.ref(ticket.id)
+    log.info("%s status %s -> %s by %s (%s)", ref, old, status, actor.email, actor.via)
+    return f"status: {old} -> {status}"
+
+
+def _done(
+    app: App,
+    session: Session,
+    ticket: Ticket,
+    status: str,
+    actor: Actor,
+    now: datetime,
+    *,
+    notify: bool,
+    why: str | None,
+) -> None:
+    """What a ticket's resolution (or closing) sets off, whichever path it came by: the
+    all-clear of its broadcasts; a problem's incidents resolved; the requester told."""
+    broadcasts.all_clear(app, session, ticket, {"actor": actor.email, "via": actor.via}, now)
     if status == Status.RESOLVED and ticket.type == TicketType.PROBLEM:
         problems.resolved(
             app,
@@ -106,7 +127,7 @@ def set_status(
                 app, session, t, Status.RESOLVED, actor, now, notify_requester=False, reason=why
             ),
         )
-    elif status == Status.RESOLVED and notify_requester:
+    elif status == Status.RESOLVED and notify:
         notices.to_requester(
             app,
             session,
@@ -114,11 +135,8 @@ def set_status(
             kind="resolved",
             template="requester/ticket_resolved",
             now=now,
-            why=reason or "",
+            why=why or "",
         )
-    ref = app.ref(ticket.id)
-    log.info("%s status %s -> %s by %s (%s)", ref, old, status, actor.email, actor.via)
-    return f"status: {old} -> {status}"
 
 
 def first_agent_action(ticket: Ticket) -> str | None:
@@ -154,7 +172,8 @@ def check(
     for c in commands:
         if c.name == "known-error" and ticket.type != TicketType.PROBLEM:
             errors.append(CommandError(c.line, c.text, "only a problem has a known error"))
-    return errors + changes.check(app, ticket, commands) + cis.check(app, ticket, commands)
+    errors += changes.check(app, ticket, commands) + cis.check(app, ticket, commands)
+    return errors + broadcasts.check(app, ticket, commands)
 
 
 def apply(
@@ -167,12 +186,19 @@ def apply(
     *,
     relayed: bool = False,
 ) -> Applied:
-    """Apply checked commands in order (`#ci` first, so a `#schedule` of the same reply sees
-    the CIs it was checked with; a merge last); `relayed`: a reply goes out too."""
+    """Apply checked commands in order (a merge last); `relayed`: a reply goes out too.
+    `#ci` first (a `#schedule` of the same reply was checked with its CIs); a broadcast
+    (all its lines as one) after the #ci and #type lines it may rely on, and before a
+    #status that resolves the incident, so that the all-clear follows it."""
     applied = Applied()
     merge = next((c for c in commands if c.name == "merge"), None)
-    for c in sorted(commands, key=lambda c: c.name != "ci"):
-        if c.name in ("note", "merge"):
+    said = next((c for c in commands if c.name == "broadcast"), None)
+    order = {"ci": 0, "broadcast": 2, "status": 3}
+    for c in sorted(commands, key=lambda c: order.get(c.name, 1)):
+        if c.name in ("note", "merge", "broadcast"):
+            if c is said:
+                who = {"actor": actor.email, "via": actor.via}
+                applied.changes += broadcasts.apply(app, session, ticket, commands, who, now)
             continue
         change = _apply_one(app, session, ticket, c, actor, now, relayed=relayed)
         applied.status_set |= c.name == "status"
