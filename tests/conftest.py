@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -23,7 +25,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
@@ -665,15 +667,138 @@ def _at_least(items: list[T], count: int) -> list[T] | None:
     return items if len(items) >= count else None
 
 
+@dataclass
+class Ran:
+    """What a `maildesk` command did: its exit code and what it wrote (as a process's
+    CompletedProcess says it, text=True)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes = b""  # stdout as written, for commands that write raw mail
+
+
+# The loggers `maildesk.cli.main` sets levels on, and the signals a command may handle.
+_CLI_LOGGERS = ("", "mail.log", "alembic", "apscheduler", "mailparser", "tnefparse")
+_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGPIPE", "SIGUSR1")
+)
+
+
+class _OtherThreads(logging.Handler):
+    """The root logger's handler while a command runs in-process: the lines of other
+    threads (a desk running in the test) go on to the handlers the test process had."""
+
+    def __init__(self, handlers: list[logging.Handler], caller: int) -> None:
+        super().__init__()
+        self.handlers, self.caller = handlers, caller
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.caller:
+            for handler in self.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        return True
+
+
+def _own_thread_logging(caller: int) -> Callable[..., None]:
+    """logging.basicConfig as it acts in a new process, for a command run in-process: the
+    command's handler (writing to its stderr) takes the lines of its own thread."""
+
+    def basic_config(
+        *, level: int = logging.WARNING, handlers: tuple[logging.Handler, ...] = (), **_: Any
+    ) -> None:
+        root = logging.getLogger()
+        root.setLevel(level)
+        for handler in handlers:
+            handler.addFilter(lambda record: record.thread == caller)
+            root.addHandler(handler)
+
+    return basic_config
+
+
+def run_maildesk(
+    *args: str,
+    stdin: bytes = b"",
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | str | None = None,
+) -> Ran:
+    """Run `maildesk ARGS` in this process, through the entry point `maildesk.cli.main`, as
+    the console script would: stdin from `stdin`, stdout and stderr captured (with their
+    byte buffers), `env` on top of os.environ (a value of None unsets), in `cwd`. Whatever
+    the command changed of the process is put back afterwards: logging's handlers and
+    levels, signal handlers, os.environ, the working directory, the module-level caches
+    (knowledge bases, OAuth2 tokens). Exit code, stdout and stderr are what a process would
+    give; a command that needs a process of its own (`serve`, an import made to fail) runs
+    as one instead."""
+    from maildesk.kb import index as kb_index
+    from maildesk.mail import oauth2
+
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = {
+        "stdin": io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"),
+        "stdout": io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        "stderr": io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+    }
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    levels = {name: logging.getLogger(name).level for name in _CLI_LOGGERS}
+    signals = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    caches = [
+        (kb_index._cache, dict(kb_index._cache)),
+        (oauth2._providers, dict(oauth2._providers)),
+    ]
+    cwd_before = os.getcwd()
+    caller = threading.get_ident()
+    root.handlers[:] = [_OtherThreads(handlers, caller)]
+    try:
+        with (
+            mock.patch.dict(os.environ),
+            mock.patch.multiple(sys, **streams),
+            mock.patch.object(logging, "basicConfig", _own_thread_logging(caller)),
+        ):
+            for name, value in (env or {}).items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse: usage errors, --help, --version
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        os.chdir(cwd_before)
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        for sig, handler in signals.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
+        for cache, before in caches:
+            cache.clear()
+            cache.update(before)
+    written = out.getvalue()
+    return Ran(
+        code,
+        written.decode("utf-8", "replace"),
+        err.getvalue().decode("utf-8", "replace"),
+        written,
+    )
+
+
 def run_cli(*args: str) -> tuple[int, str]:
-    """Run the maildesk command in-process; return (exit code, stdout + stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-    return code, out.getvalue() + err.getvalue()
+    """Run the maildesk command in-process (run_maildesk); return (exit code, stdout + stderr)."""
+    ran = run_maildesk(*args)
+    return ran.returncode, ran.stdout + ran.stderr
 
 
 # How often an idle daemon looks for work it was not woken for: mail stored or retried by

@@ -1,5 +1,6 @@
-"""The views an agent works a day from, run as the real `maildesk` command: `maildesk
-tickets` with its filters and sorts, and `ticket show` as a conversation."""
+"""The views an agent works a day from, run through the `maildesk` entry point: `maildesk
+tickets` with its filters and sorts (in-process), and `ticket show` as a conversation (as a
+real process)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.agents import ALICE, CAROL, Mailbox, open_ticket
-from tests.conftest import Desk, Sink, mail, running_desk, wait_until
+from tests.conftest import Desk, Sink, mail, require_slow, run_maildesk, running_desk, wait_until
 
 DAVE = "dave@example.com"
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:")
@@ -41,17 +42,22 @@ def desk(db_url: str, sink: Sink, write_config: Callable[..., Path]) -> Iterator
         yield d
 
 
-def maildesk(desk: Desk, *args: str, agent: str | None = None) -> tuple[int, str, str]:
-    """`maildesk ARGS --config ...` as a process: exit code, stdout, stderr."""
-    env = {k: v for k, v in os.environ.items() if k != "MAILDESK_AGENT"}
-    env["COLUMNS"] = "250"  # the table's subjects unabridged
-    if agent:
-        env["MAILDESK_AGENT"] = agent
+def maildesk(
+    desk: Desk, *args: str, agent: str | None = None, process: bool = False
+) -> tuple[int, str, str]:
+    """`maildesk ARGS --config ...` (in this process, or with `process` as a real process):
+    exit code, stdout, stderr."""
+    env: dict[str, str | None] = {"COLUMNS": "250", "MAILDESK_AGENT": agent}  # subjects whole
+    argv = [*args, "--config", str(desk.config_path)]
+    if not process:
+        ran = run_maildesk(*argv, env=env)
+        return ran.returncode, ran.stdout, ran.stderr
+    require_slow("a maildesk process")
     done = subprocess.run(
-        [sys.executable, "-m", "maildesk", *args, "--config", str(desk.config_path)],
+        [sys.executable, "-m", "maildesk", *argv],
         capture_output=True,
         text=True,
-        env=env,
+        env={k: v for k, v in {**os.environ, **env}.items() if v is not None},
         timeout=60,
         check=False,
     )
@@ -105,6 +111,7 @@ def test_tickets_for_daily_work(desk: Desk) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # `ticket show` as a process
 def test_ticket_show_reads_like_a_conversation(desk: Desk) -> None:
     opened = open_ticket(desk, "Printer on fire", "The printer on floor 2 is smoking.")
     alice = Mailbox(desk, ALICE)
@@ -118,7 +125,7 @@ def test_ticket_show_reads_like_a_conversation(desk: Desk) -> None:
     desk.send(forged)
     wait_until(lambda: alice.next())
 
-    code, story, err = maildesk(desk, "ticket", "show", opened.ref)
+    code, story, err = maildesk(desk, "ticket", "show", opened.ref, process=True)
 
     assert (code, err) == (0, ""), err
     lines = story.splitlines()

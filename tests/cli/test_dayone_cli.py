@@ -1,8 +1,9 @@
 """A new admin's first day with the `maildesk` command: queues that vanish under their
 tickets, a config being edited, failures in one line, exit codes and help.
 
-Every command runs as a real subprocess; each test asserts its exit code and that stderr
-holds no traceback.
+Commands run in-process through the entry point (run_maildesk), a few as real processes
+(`serve`, help and version, one of each family); each test asserts its exit code and that
+stderr holds no traceback.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from maildesk.cli.main import build_parser
 from maildesk.config import load_config
 from maildesk.store.db import transaction
 from maildesk.store.models import Ticket
-from tests.conftest import mail
+from tests.conftest import Ran, mail, require_slow, run_maildesk
 
 REPO = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.slow  # maildesk processes
 
 DESK = """
 [desk]
@@ -56,19 +55,23 @@ set = {{ queue = "{hw}" }}
 
 
 def maildesk(
-    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "maildesk", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
-    result = subprocess.CompletedProcess(
-        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
-    )
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, process: bool = False
+) -> Ran:
+    """`maildesk ARGS` from the repository: in this process (run_maildesk), or with
+    `process` as a real `python -m maildesk` process."""
+    if process:
+        require_slow("a maildesk process")
+        done = subprocess.run(
+            [sys.executable, "-m", "maildesk", *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+        result = Ran(done.returncode, done.stdout.decode(), done.stderr.decode())
+    else:
+        result = run_maildesk(*args, stdin=stdin, env=env, cwd=REPO)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -108,19 +111,20 @@ def queues_of(config: Path) -> dict[int, str]:
 # --- 2. queues cannot vanish under their tickets ---------------------------------------------
 
 
+@pytest.mark.slow  # check-config and queue move as processes
 def test_renamed_queue_with_open_tickets_is_an_error_until_moved(
     db_url: str, desk: Callable[..., Path]
 ) -> None:
     config = desk(db_url)
     write(config, db_url, hw="hardware")
 
-    refused = maildesk("check-config", "-c", str(config))
+    refused = maildesk("check-config", "-c", str(config), process=True)
 
     assert refused.returncode == 2
     assert "queue 'hw' is gone but has 1 open ticket" in refused.stderr
     assert "maildesk queue move hw NEW" in refused.stderr
 
-    moved = maildesk("queue", "move", "hw", "hardware", "-c", str(config))
+    moved = maildesk("queue", "move", "hw", "hardware", "-c", str(config), process=True)
 
     assert moved.returncode == 0, moved.stderr
     assert "moved 1 tickets (1 open) from queue 'hw' to 'hardware'" in moved.stdout
@@ -168,6 +172,7 @@ def test_renamed_from_naming_a_queue_that_still_exists_is_an_error(tmp_path: Pat
 # --- 3. read commands work while the config is being edited ----------------------------------
 
 
+@pytest.mark.slow  # `tickets` as a process, once
 @pytest.mark.parametrize(
     "typo",
     ["\n[[rules]]\nname = 'x'\nif = { subject = 'y' }\n", "\n[notify\nacknowledge = false\n"],
@@ -180,7 +185,7 @@ def test_read_commands_run_on_database_alone_with_a_warning(
     with config.open("a", encoding="utf-8") as f:
         f.write(typo)
 
-    listed = maildesk("tickets", "-c", str(config))
+    listed = maildesk("tickets", "-c", str(config), process="if =" in typo)
     shown = maildesk("ticket", "show", "MD-1", "-c", str(config))
     changed = maildesk("ticket", "note", "MD-1", "-m", "hi", "--as", "x", "-c", str(config))
 
@@ -202,6 +207,7 @@ def test_read_commands_run_on_database_alone_with_a_warning(
 # --- 4. one line, not a traceback --------------------------------------------------------------
 
 
+@pytest.mark.slow  # a process without the PostgreSQL driver
 def test_expected_failures_say_one_line(tmp_path: Path, desk: Callable[..., Path]) -> None:
     config = desk()
     message = tmp_path / "m.eml"
@@ -210,7 +216,7 @@ def test_expected_failures_say_one_line(tmp_path: Path, desk: Callable[..., Path
     (no_psycopg / "psycopg").mkdir(parents=True)
     (no_psycopg / "psycopg" / "__init__.py").write_text("raise ImportError('no psycopg')\n")
     pg = {"MAILDESK_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
-    cases = {
+    cases = {  # the missing driver is an import that fails: a process of its own
         "missing file": (("route", "test", str(tmp_path / "nope.eml")), {}, "cannot read"),
         "bad --at": (("route", "test", str(message), "--at", "tomorrow"), {}, "is not a time"),
         "no driver": (
@@ -221,12 +227,14 @@ def test_expected_failures_say_one_line(tmp_path: Path, desk: Callable[..., Path
         "unreadable config": (("tickets", "-c", str(tmp_path)), {}, "cannot read"),
     }
     for name, (args, env, said) in cases.items():
-        done = maildesk(*args, *(() if "-c" in args else ("-c", str(config))), env=env)
+        config_args = () if "-c" in args else ("-c", str(config))
+        done = maildesk(*args, *config_args, env=env, process=name == "no driver")
         assert done.returncode != 0, name
         assert said in done.stderr, (name, done.stderr)
         assert len(done.stderr.strip().splitlines()) <= 2, (name, done.stderr)
 
 
+@pytest.mark.slow  # `maildesk serve`
 def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -235,7 +243,7 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
         smtp = f'\n[smtp]\nlisten = "127.0.0.1:{port}"\n'
         config = write(tmp_path / "maildesk.toml", f"sqlite:///{tmp_path / 'd.db'}", extra=smtp)
 
-        done = maildesk("serve", "-c", str(config))
+        done = maildesk("serve", "-c", str(config), process=True)
 
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
@@ -289,9 +297,10 @@ def test_status_typo_is_an_error_not_an_empty_table(desk: Callable[..., Path]) -
 # --- 11. help and version ----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the entry point as a process
 def test_help_describes_the_product_and_version_is_shown() -> None:
-    helped = maildesk("--help")
-    version = maildesk("--version")
+    helped = maildesk("--help", process=True)
+    version = maildesk("--version", process=True)
 
     assert helped.returncode == 0
     assert "email-driven help desk" in helped.stdout

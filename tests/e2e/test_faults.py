@@ -317,7 +317,7 @@ def test_postgresql_stopped_answers_451_and_recovers_without_restart(
         wait_until(
             lambda: send(port, mail("During the outage", message_id="<pg-2@example.org>")) == 250,
             30,
-            interval=0.5,
+            interval=0.1,
         )
         done = deliver(config, mail("Piped during the outage", message_id="<pg-3@example.org>"))
         assert done.returncode == 0, done.stderr.decode()

@@ -27,8 +27,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """One headless Chromium for the module (starting one is most of a test's time)."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         skip_or_fail("chromium is not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
@@ -39,7 +40,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--window-size=1280,1600",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium') / 'profile'}",
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -49,6 +50,16 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: WebDriver) -> WebDriver:
+    """The module's Chromium as a new visitor: no cookies, no console lines of earlier tests."""
+    chromium.get("about:blank")
+    for forget in ("Network.clearBrowserCookies", "Network.clearBrowserCache"):
+        chromium.execute_cdp_cmd(forget, {})  # every site's, not only the page's
+    chromium.get_log("browser")  # read, so the test sees only its own
+    return chromium
 
 
 def _console_errors(driver: WebDriver) -> list[dict[str, Any]]:

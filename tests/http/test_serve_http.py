@@ -53,7 +53,7 @@ def test_healthz_is_503_while_the_store_is_down_and_200_when_it_is_back(
         assert proc.poll() is None
 
         private_postgres.start()
-        wait_until(lambda: _health(port) == 200, 30, interval=0.5)
+        wait_until(lambda: _health(port) == 200, 30, interval=0.1)
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()

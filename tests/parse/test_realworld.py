@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import smtplib
-import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ from maildesk.config import load_config
 from maildesk.ingest import inbox
 from maildesk.parse.attachments import sanitise_filename
 from maildesk.store.models import Message, RawMessage
-from tests.conftest import Desk, mail, serve_process, skip_or_fail, wait_until
+from tests.conftest import Desk, mail, run_maildesk, serve_process, skip_or_fail, wait_until
 
 REALWORLD = Path(__file__).resolve().parents[1] / "data" / "realworld"
 FINAL = {"processed", "duplicate", "ignored", "quarantined", "spam", "flood", "bounce"}
@@ -417,7 +416,6 @@ def too_many_parts(count: int = 1500) -> bytes:
     ).encode()
 
 
-@pytest.mark.slow
 def test_quarantine_lists_shows_retries_and_drops(desk: Desk) -> None:
     junk = b"\x00\x01 not mail at all"
     complex_mail = too_many_parts()
@@ -441,14 +439,9 @@ def test_quarantine_lists_shows_retries_and_drops(desk: Desk) -> None:
     code, table = desk.cli("quarantine")
     assert code == 0 and "galore@example.org" in table and "Sehr viele Teile" in table
 
-    shown = subprocess.run(
-        [sys.executable, "-m", "maildesk", "quarantine", "show", str(big["id"]),
-         "--config", str(desk.config_path)],
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )  # fmt: skip
-    assert shown.stdout == complex_mail
+    shown = run_maildesk("quarantine", "show", str(big["id"]), "--config", str(desk.config_path))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout_bytes == complex_mail
 
     code, out = desk.cli("quarantine", "retry", "--all")
     assert code == 65, out  # quarantined again: the retry did not succeed, and says why

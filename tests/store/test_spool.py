@@ -25,7 +25,7 @@ from maildesk.ingest.inbox import Incoming
 from maildesk.store.db import transaction
 from maildesk.store.models import Message, RawMessage, Ticket
 from maildesk.store.spool import spool_path
-from tests.conftest import Sink, mail, running_desk
+from tests.conftest import Sink, mail, run_maildesk, running_desk
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,17 +83,11 @@ def test_spooled_mail_is_taken_once_and_forgotten(app: App) -> None:
     assert all(k and k.endswith(f".{i}") for k, i in zip(keys, ids, strict=True)), keys
 
 
-@pytest.mark.slow
 def test_status_counts_the_spool_in_the_backlog(app: App, config: Path) -> None:
     inbox.store_raws(app, [Incoming(mail("Waiting").as_bytes(), "smtp")])
-    out = subprocess.run(
-        [sys.executable, "-m", "maildesk", "status", "--json", "--config", str(config)],
-        capture_output=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    out = run_maildesk("status", "--json", "--config", str(config), cwd=REPO)
     assert out.returncode == 0, out.stderr
-    assert b'"pending": 1' in out.stdout, out.stdout
+    assert '"pending": 1' in out.stdout, out.stdout
 
 
 def test_a_new_spool_file_never_reuses_a_key(app: App) -> None:
