@@ -244,9 +244,20 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"(backlog {d['backlog']})"
         )
         for name, w in d.get("workers", {}).items():
-            error = f", last error: {w['last_error']}" if w.get("last_error") else ""
-            print(f"  {name}: {w.get('restarts', 0)} restarts{error}")
+            print(_worker_line(name, w))
     return EX_OK
+
+
+def _worker_line(name: str, w: dict[str, Any]) -> str:
+    """One worker of a daemon in `maildesk status`."""
+    error = f", last error: {w['last_error']}" if w.get("last_error") else ""
+    proc = (  # a pipeline worker process (`serve --workers N`)
+        f" (process {w.get('pid') or 'restarting'}, claims as {w['holder']}, "
+        f"{w.get('processed', 0)} processed)"
+        if w.get("holder")
+        else ""
+    )
+    return f"  {name}{proc}: {w.get('restarts', 0)} restarts{error}"
 
 
 # --- arguments ------------------------------------------------------------------------------
