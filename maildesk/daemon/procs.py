@@ -139,6 +139,7 @@ class WorkerProcesses:
             "--as-worker",
             proc.holder,
         ]
+        proc.started = time.monotonic()
         try:
             popen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
@@ -146,7 +147,7 @@ class WorkerProcesses:
             return
         assert popen.stdin is not None
         os.set_blocking(popen.stdin.fileno(), False)
-        proc.popen, proc.started = popen, time.monotonic()
+        proc.popen = popen
         proc.exited = self._loop.create_future()
         state = self._states[proc.name]
         state.pid = popen.pid

@@ -47,8 +47,9 @@ def worker_holder(daemon: str, index: int) -> str:
     return f"{daemon}/w{index}"
 
 
-def use_holder(holder: str) -> None:
-    """This process claims mail as `holder` from now on (a pipeline worker process)."""
+def use_holder(holder: str | None) -> None:
+    """This process claims mail as `holder` from now on (a pipeline worker process; None:
+    as itself again)."""
     global _holder
     _holder = holder
 
