@@ -124,9 +124,13 @@ def start_serves(
     work: Path, db_url: str, serves: int, workers: int
 ) -> list[tuple[subprocess.Popen[bytes], int, Path]]:
     started = []
+    taken: set[int] = set()
     for i in range(serves):
-        port = free_port()
+        port, http = _ports(taken)
         config = write_config(work / f"serve{i}", db_url=db_url, port=port)
+        # HTTP on a port chosen here too: one the kernel picked could be another's SMTP port
+        text = config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{http}"')
+        config.write_text(text)
         log = config.parent / "serve.log"
         argv = [sys.executable, "-m", "maildesk", "serve", "--config", str(config)]
         with log.open("wb") as out:
@@ -145,6 +149,17 @@ def start_serves(
                 raise RuntimeError(f"workers did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.05)
     return started
+
+
+def _ports(taken: set[int]) -> tuple[int, int]:
+    """Two free ports, neither taken already (SMTP and HTTP of one daemon)."""
+    found: list[int] = []
+    while len(found) < 2:
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            found.append(port)
+    return found[0], found[1]
 
 
 def run_setup(
@@ -216,7 +231,12 @@ def main() -> int:
     results = []
     with work_dir("workers", args.keep) as tmp:
         for backend, serves, workers in setups:
-            results.append(run_setup(backend, serves, workers, payload, info, tmp))
+            try:
+                results.append(run_setup(backend, serves, workers, payload, info, tmp))
+            except Exception as exc:  # the other rows still count; this one says why not
+                print(f"{backend} {serves}x{workers}: {exc}", file=sys.stderr)
+                failed = {"database": backend, "serve": serves, "workers": workers}
+                results.append({**failed, "verified": f"run failed: {str(exc)[:200]}"})
     report = {
         "benchmark": "workers",
         "messages": len(payload),
@@ -230,7 +250,7 @@ def main() -> int:
         "p99_ms", "verified", "others_cores", "busy",
     ]  # fmt: skip
     emit(report, args.json, columns)
-    return 0
+    return 1 if any(str(r.get("verified")).startswith("run failed") for r in results) else 0
 
 
 if __name__ == "__main__":

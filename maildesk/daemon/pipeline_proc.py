@@ -4,9 +4,10 @@ in-process worker, run in a process of its own so that N of them use N cores.
 The process claims stored mail as any daemon of a fleet does (store/leases.py), under a
 holder id of its own: its daemon's HOST:PID and "/wN". The listener that started it talks
 to it over two pipes: on stdin a byte per wake-up (mail was stored), and EOF when the
-listener is gone; on the saved stdout one JSON line per batch
-(what it processed, for the listener's metrics and its outbox sender). Its own stdout is
-pointed at stderr, so that nothing else is ever written to that pipe.
+listener is gone; on the saved stdout a first JSON line once it is ready (its signal
+handlers in place), then one per batch (what it processed, for the listener's metrics and
+its outbox sender) and one each time it goes idle (waits for a wake-up). Its own stdout
+is pointed at stderr, so that nothing else is ever written to that pipe.
 
 SIGTERM or SIGINT: the batch in hand is finished, then the process exits. SIGHUP: the
 config is read again (the listener passes its reloads on).
@@ -95,6 +96,7 @@ class Worker:
 
     def run(self) -> int:
         log.info("pipeline worker %s ready (pid %d)", self.holder, os.getpid())
+        self._write({"ready": True})  # signals are handled from now on
         while not self._stop:
             if self._reload:
                 self._reload = False
@@ -126,7 +128,10 @@ class Worker:
         return DEFERRED_POLL if deferred else IDLE_POLL
 
     def _report(self, count: int) -> None:
-        line = json.dumps({"count": count, **self.metrics.take()}).encode() + b"\n"
+        self._write({"count": count, **self.metrics.take()})
+
+    def _write(self, report: dict[str, object]) -> None:
+        line = json.dumps(report).encode() + b"\n"
         try:
             os.write(self._report_fd, line)
         except BrokenPipeError:
@@ -136,6 +141,7 @@ class Worker:
         """Until the listener wakes this worker, a signal comes, or timeout."""
         if self._stop:
             return
+        self._write({"idle": True})  # the listener wakes an idle worker for new mail
         try:
             ready, _, _ = select.select([0, self._signal_r], [], [], timeout)
         except InterruptedError:

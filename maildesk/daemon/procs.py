@@ -46,6 +46,10 @@ class _Proc:
     failures: int = 0  # deaths in a row, each after less than STABLE_AFTER
     exited: asyncio.Future[int] | None = None
     restart: asyncio.TimerHandle | None = None
+    ready: bool = False  # its signal handlers are in place (it said so)
+    idle: bool = False  # waiting for a wake-up (it said so, and none was sent since)
+    reload_owed: bool = False  # a reload came before it was ready: SIGHUP once it is
+    woken: int = 0  # when it was last woken (a count): the idle one woken longest ago next
 
     @property
     def name(self) -> str:
@@ -72,6 +76,8 @@ class WorkerProcesses:
         self._procs = [_Proc(i, leases.worker_holder(daemon, i)) for i in range(1, count + 1)]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._owed = False  # a wake-up found no worker idle
+        self._woken = 0
 
     @property
     def holders(self) -> list[str]:
@@ -88,15 +94,32 @@ class WorkerProcesses:
             self._spawn(proc)
 
     def wake(self, _raw_id: int = 0) -> None:
-        """Mail was stored: every worker looks for it now."""
-        self._send(WAKE)
+        """Mail was stored: an idle worker looks for it now (the next idle one in turn). A
+        busy worker takes more once its batch is done, so with none idle the wake-up is owed
+        to the first that goes idle: mail stored while it ran its last, empty, pass is never
+        left for the 5 s sweep."""
+        idle = [p for p in self._procs if p.idle]
+        if not idle:
+            self._owed = True
+            return
+        proc = min(idle, key=lambda p: p.woken)
+        self._woken += 1
+        proc.idle, proc.woken = False, self._woken
+        self._send(proc, WAKE)
 
     def reload(self) -> None:
         """The config changed (SIGHUP, or the file): every worker reads it again."""
         for proc in self._procs:
-            if proc.popen is not None and proc.exited is not None and not proc.exited.done():
-                with contextlib.suppress(ProcessLookupError):
-                    proc.popen.send_signal(signal.SIGHUP)
+            if proc.ready:
+                self._hangup(proc)
+            else:  # still starting: SIGHUP now would end it
+                proc.reload_owed = True
+
+    def _hangup(self, proc: _Proc) -> None:
+        proc.reload_owed = False
+        if proc.popen is not None and proc.exited is not None and not proc.exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGHUP)
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Each worker finishes its batch and exits (SIGTERM); one still running after
@@ -139,7 +162,7 @@ class WorkerProcesses:
             "--as-worker",
             proc.holder,
         ]
-        proc.started = time.monotonic()
+        proc.started, proc.ready, proc.idle = time.monotonic(), False, False
         try:
             popen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:
@@ -171,6 +194,17 @@ class WorkerProcesses:
             report: dict[str, Any] = json.loads(line)
         except ValueError:
             return
+        if report.get("ready"):
+            proc.ready = True
+            if proc.reload_owed:
+                self._hangup(proc)
+            return
+        if report.get("idle"):
+            proc.idle = True
+            if self._owed:
+                self._owed = False
+                self.wake()
+            return
         metrics = self.app.metrics
         for outcome, seconds in report.get("processed", []):
             metrics.processed(outcome, seconds)
@@ -183,6 +217,7 @@ class WorkerProcesses:
             self._on_batch()
 
     def _exited(self, proc: _Proc, popen: subprocess.Popen[bytes], code: int) -> None:
+        proc.idle = False
         if popen.stdin is not None:
             with contextlib.suppress(OSError):
                 popen.stdin.close()
@@ -225,17 +260,16 @@ class WorkerProcesses:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self.wake)
 
-    def _send(self, byte: bytes) -> None:
-        for proc in self._procs:
-            popen = proc.popen
-            if popen is None or popen.stdin is None or popen.stdin.closed:
-                continue
-            try:
-                os.write(popen.stdin.fileno(), byte)
-            except BlockingIOError:
-                pass  # the pipe is full of wake-ups the worker has yet to read
-            except (BrokenPipeError, OSError):
-                pass  # it is dying: _exited follows
+    def _send(self, proc: _Proc, byte: bytes) -> None:
+        popen = proc.popen
+        if popen is None or popen.stdin is None or popen.stdin.closed:
+            return
+        try:
+            os.write(popen.stdin.fileno(), byte)
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups the worker has yet to read
+        except OSError:
+            pass  # it is dying: _exited follows
 
 
 def _how(code: int) -> str:

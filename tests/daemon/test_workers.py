@@ -80,7 +80,7 @@ def _workers(config: Path, pid: int) -> dict[str, dict[str, object]]:
 
 def _worker_pid(config: Path, listener: int) -> int:
     """The pid of worker w1, once the daemon's heartbeat shows it."""
-    return int(str(wait_until(lambda: _workers(config, listener).get("w1", {}).get("pid"), 20)))
+    return int(str(wait_until(lambda: _workers(config, listener).get("w1", {}).get("pid"), 30)))
 
 
 def _gone(pid: int) -> bool:
@@ -105,7 +105,7 @@ def test_one_worker_on_sqlite_processes_mail_and_sigterm_leaves_no_process(
         acks = sink.wait_for(1, timeout=60)  # processed by the worker, sent by the listener
         assert "Scanner jammed" in str(acks[0]["Subject"])
         worker = _worker_pid(config, proc.pid)
-        processed = wait_until(lambda: _workers(config, proc.pid)["w1"]["processed"], 20)
+        processed = wait_until(lambda: _workers(config, proc.pid)["w1"]["processed"], 30)
         assert processed == 1
         assert "pipeline" not in _workers(config, proc.pid)
         code, out = run_cli("tickets", "--json", "--config", str(config))
@@ -114,7 +114,7 @@ def test_one_worker_on_sqlite_processes_mail_and_sigterm_leaves_no_process(
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
-    wait_until(lambda: _gone(worker), timeout=10)
+    wait_until(lambda: _gone(worker), timeout=20)
     text = log.read_text()
     assert "pipeline worker" in text and "stopped" in text
     assert "Traceback" not in text, text

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from maildesk.pipeline.run import CLAIM_BATCH
 from tests.conftest import run_cli, sink_server, wait_until
 from tests.e2e.test_fleet import (  # noqa: F401 (pg_url: a fixture)
     DRAIN,
@@ -92,6 +93,7 @@ def test_two_worker_processes_share_the_mail_and_one_killed_is_restarted(
             timeout=30,
         )
         seen = set(first.values())
+        wait_until(lambda: daemon.log.read_text().count(" ready (pid ") >= 2, timeout=60)
         clients = Clients([port, port])  # a split conversation: both messages at once
         with ThreadPoolExecutor(CLIENTS) as pool:
             sending = [pool.submit(clients.conversation, c) for c in conversations]
@@ -139,7 +141,10 @@ def test_two_worker_processes_share_the_mail_and_one_killed_is_restarted(
         assert "SIGKILL" in workers["w1"]["last_error"]
         assert workers["w2"]["restarts"] == 0
         assert workers["w1"]["holder"] == f"{host_pid}/w1"
-        assert workers["w1"]["processed"] + workers["w2"]["processed"] >= MESSAGES
+        # A killed worker's last batch may be committed but never reported: one batch less.
+        done = workers["w1"]["processed"] + workers["w2"]["processed"]
+        assert done >= MESSAGES - CLAIM_BATCH
+        assert workers["w1"]["processed"] > 0 and workers["w2"]["processed"] > 0
         seen |= set(worker_pids(entry).values())
         code, text = run_cli("status", "--config", str(config))
         assert code == 0, text
