@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "memory": ["--quick"],
     "routing": ["--rules", "200", "--messages", "2000"],
     "kb": ["--quick"],
+    "workers": ["--quick"],
 }
 
 

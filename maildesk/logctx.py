@@ -42,9 +42,18 @@ def set_ticket(ref: str | None) -> None:
     _ticket.set(ref)
 
 
+_daemon: str | None = None  # a pipeline worker process: its holder id (HOST:PID/wN)
+
+
 def daemon_id() -> str:
-    """This process as `maildesk status` knows it: host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as `maildesk status` knows it: host:pid (a pipeline worker process of
+    `serve --workers`: its daemon's host:pid and /wN, given to use_daemon)."""
+    return _daemon or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def use_daemon(name: str) -> None:
+    global _daemon
+    _daemon = name
 
 
 class Context(logging.Filter):

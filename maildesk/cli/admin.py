@@ -215,7 +215,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "age_seconds": round(age, 1),
                     "stale": age > health.STALE_AFTER,
                     "mailboxes": share["mailboxes"],
-                    "claimed": share["claimed"],
+                    "claimed": share["claimed"] + _workers_claimed(beat, shares),
                     "backlog": report["pending"],
                 }
             )
@@ -244,9 +244,31 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"(backlog {d['backlog']})"
         )
         for name, w in d.get("workers", {}).items():
-            error = f", last error: {w['last_error']}" if w.get("last_error") else ""
-            print(f"  {name}: {w.get('restarts', 0)} restarts{error}")
+            print(_worker_line(name, w))
     return EX_OK
+
+
+def _workers_claimed(beat: dict[str, Any], shares: dict[str, dict[str, Any]]) -> int:
+    """Pending mail a daemon's worker processes have claimed (each under its holder id),
+    also put on each worker's entry as `claimed`."""
+    total = 0
+    for w in beat.get("workers", {}).values():
+        if isinstance(w, dict) and w.get("holder"):
+            w["claimed"] = int(shares.get(str(w["holder"]), {}).get("claimed", 0))
+            total += w["claimed"]
+    return total
+
+
+def _worker_line(name: str, w: dict[str, Any]) -> str:
+    """One worker of a daemon in `maildesk status`."""
+    error = f", last error: {w['last_error']}" if w.get("last_error") else ""
+    proc = (  # a pipeline worker process (`serve --workers N`)
+        f" (process {w.get('pid') or 'restarting'}, claims as {w['holder']}, "
+        f"{w.get('processed', 0)} processed, {w.get('claimed', 0)} claimed)"
+        if w.get("holder")
+        else ""
+    )
+    return f"  {name}{proc}: {w.get('restarts', 0)} restarts{error}"
 
 
 # --- arguments ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Commands that take mail in: the daemon, the MTA pipe, bulk import, IMAP polling.
+"""Commands that take mail in: the MTA pipe, bulk import, IMAP polling (the daemon:
+cli/serve.py).
 
 Also the quarantine, where a message that could not be processed waits for an operator.
 """
@@ -6,7 +7,6 @@ Also the quarantine, where a message that could not be processed waits for an op
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import sys
@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from maildesk import logctx, pipeline
+from maildesk import pipeline
 from maildesk.app import App, Replay
 from maildesk.cli import views
 from maildesk.cli.common import (
@@ -46,26 +46,6 @@ from maildesk.store.repo import LISTABLE
 from maildesk.terms import SET_ASIDE
 
 log = logging.getLogger("maildesk")
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the daemon until it is stopped."""
-    from maildesk.daemon import serve
-
-    app = open_app(args)
-    logctx.use_format(app.config.log.format)
-    try:
-        app.follow_renamed_queues()
-        return serve(app)
-    except OSError as exc:
-        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
-            raise
-        smtp = app.config.smtp
-        raise MaildeskError(
-            f"serve: cannot listen on {smtp.host}:{smtp.port} ([smtp] listen): {exc.strerror}"
-        ) from None
-    finally:
-        app.close()
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
@@ -327,11 +307,6 @@ def _quarantined(session: Session, raw_id: int, *, lock: bool = False) -> RawMes
 
 
 # --- arguments ------------------------------------------------------------------------------
-
-
-def add_serve(parsers: Parsers) -> None:
-    """`maildesk serve`."""
-    parsers.add("serve", cmd_serve, "run the daemon (SMTP listener, pipeline, outbox sender)")
 
 
 def add_deliver(parsers: Parsers) -> None:

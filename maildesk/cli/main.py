@@ -22,6 +22,7 @@ from maildesk.cli import (
     queues,
     report,
     search,
+    serve,
     services,
     tickets,
 )
@@ -38,7 +39,7 @@ Run `maildesk serve` as the daemon; `maildesk COMMAND --help` tells more about e
 
 # The commands in the order `maildesk --help` lists them; each module adds its own.
 COMMANDS: tuple[Callable[[Parsers], None], ...] = (
-    mail.add_serve,
+    serve.add_serve,
     admin.add_init,
     admin.add_check_config,
     mail.add_deliver,

@@ -42,6 +42,7 @@ from maildesk.config.model import (
 )
 from maildesk.config.monitors import read_monitors, read_problems
 from maildesk.config.organisations import read_organisations
+from maildesk.config.pipeline import read_pipeline
 from maildesk.config.queues import read_agents, read_queues
 from maildesk.config.reader import (
     Reader,
@@ -93,6 +94,7 @@ _SECTIONS = {
     "services",
     "cmdb",
     "fleet",
+    "pipeline",
 }
 
 
@@ -152,7 +154,7 @@ def parse_config(data: Mapping[str, Any], cfg_path: Path) -> Config:
         queues=queue_names,
         policies={p.name for p in sla.policies},
     )
-    service_desk = _service_desk(r, data, queue_names, base, sla, desk.timezone)
+    service_desk = _service_desk(r, data, queue_names, base, sla, desk.timezone, database.url)
     check_rule_items(r, rules, service_desk["catalog"])
     check_rule_services(r, rules, service_desk["services"])
     r.check()
@@ -185,6 +187,7 @@ def _service_desk(
     base: Path,
     sla: SlaConfig,
     timezone: str,
+    database_url: str,
 ) -> dict[str, Any]:
     """The sections beyond the help desk (and [log]), as Config's keyword arguments of the
     same names."""
@@ -215,6 +218,7 @@ def _service_desk(
         "kb": read_kb(r, r.table(data, "kb"), base),
         "log": _log(r, r.table(data, "log")),
         "fleet": read_fleet(r, r.table(data, "fleet")),
+        "pipeline": read_pipeline(r, r.table(data, "pipeline"), database_url),
     }
 
 

@@ -17,6 +17,7 @@ from maildesk.config.changes import ChangeFreeze
 from maildesk.config.fleet import FleetConfig
 from maildesk.config.kb import KbConfig
 from maildesk.config.learning import LearningConfig
+from maildesk.config.pipeline import PipelineConfig
 from maildesk.config.services import CmdbConfig
 from maildesk.config.survey import SurveyConfig
 from maildesk.mail.address import normalise_address
@@ -298,6 +299,7 @@ class Config:
     cmdb: CmdbConfig = field(default_factory=CmdbConfig)
     lmtp: LmtpConfig = field(default_factory=LmtpConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)  # worker processes
 
     def lease_ttl(self, box: MailboxConfig) -> timedelta:
         """How long a mailbox's lease holds without renewal (several daemons)."""

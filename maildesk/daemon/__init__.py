@@ -5,7 +5,8 @@ answering SMTP clients. SIGTERM/SIGINT: stop accepting, finish stored work, exit
 reload the config (a broken file is refused and the old config kept).
 
 serve.py wires the parts; workers.py holds the loops and the SLA schedule; supervisor.py
-restarts what dies and writes the heartbeat.
+restarts what dies and writes the heartbeat. `serve --workers N`: procs.py runs N pipeline
+worker processes (pipeline_proc.py) instead of the pipeline loop.
 """
 
 from maildesk.daemon.serve import Daemon, serve

@@ -17,6 +17,7 @@ from functools import partial
 
 from maildesk import logctx
 from maildesk.app import App
+from maildesk.daemon.procs import WorkerProcesses
 from maildesk.daemon.sdnotify import Notifier
 from maildesk.daemon.supervisor import Heartbeat, Supervisor, WorkerState
 from maildesk.daemon.workers import (
@@ -46,8 +47,10 @@ WATCHER_JOIN = 30.0  # seconds to wait for each IMAP watcher at shutdown
 class Daemon:
     """One running maildesk: build with an App, `await run()`, stop with `request_stop()`."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, workers: int = 0) -> None:
         self.app = app
+        self.worker_count = workers  # pipeline worker processes; 0: the pipeline thread
+        self.procs: WorkerProcesses | None = None
         self.port: int | None = None
         self.http: HttpListener | None = None  # [http] listen, when set
         self.ready = threading.Event()
@@ -191,7 +194,18 @@ class Daemon:
     def _start_workers(self, events: Wakeups) -> None:
         """The loops, one IMAP watcher per mailbox and the writer, under supervision."""
         app, supervisor = self.app, self._supervisor
-        supervisor.start_task("pipeline", lambda: pipeline_worker(app, events, self._work_pool))
+        if self.worker_count:
+            self.procs = WorkerProcesses(
+                app,
+                self.worker_count,
+                supervisor.workers,
+                stop=events.stop,
+                on_batch=events.send.set,
+            )
+            self.procs.start()
+            events.on_work.append(self.procs.wake)
+        else:
+            supervisor.start_task("pipeline", lambda: pipeline_worker(app, events, self._work_pool))
         supervisor.start_task("sender", lambda: sender_worker(app, events, self._send_pool))
         supervisor.start_task(
             "config-watcher", lambda: config_watcher(app, events.stop, self._reload)
@@ -226,6 +240,8 @@ class Daemon:
         await server.wait_closed()
         assert self.writer is not None
         await loop.run_in_executor(None, self.writer.close)
+        if self.procs is not None:  # each finishes its batch and exits
+            await self.procs.stop()
         events.work.set()
         events.send.set()
         await self._supervisor.finish_tasks()
@@ -256,6 +272,8 @@ class Daemon:
             if self.app.reload():
                 logctx.use_format(self.app.config.log.format)
                 self._schedule.config_changed()
+                if self.procs is not None:
+                    self.procs.reload()
         finally:
             self.notify.ready(self._status())
 
@@ -265,7 +283,8 @@ class Daemon:
         if self.http is not None:
             where.append(f"HTTP {self.app.config.http.host}:{self.http.port}")
         boxes = len(self.app.config.mailboxes)
-        return f"taking mail on {', '.join(where)}; {boxes} IMAP mailbox(es)"
+        procs = f"; {self.worker_count} pipeline worker(s)" if self.worker_count else ""
+        return f"taking mail on {', '.join(where)}; {boxes} IMAP mailbox(es){procs}"
 
     def _install_signals(self) -> None:
         assert self._events is not None
@@ -286,12 +305,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def serve(app: App) -> int:
-    """Run the daemon in this thread until a signal stops it; return the exit code."""
+def serve(app: App, *, workers: int = 0) -> int:
+    """Run the daemon in this thread until a signal stops it; return the exit code.
+    `workers`: that many pipeline worker processes instead of the pipeline thread."""
     # The event loop answering SMTP clients and the group-commit writer wait on the GIL
     # while the pipeline computes; a shorter switch interval lets them in sooner (the
     # default 5 ms would be most of the DATA->250 budget), at a small cost in throughput.
     sys.setswitchinterval(SWITCH_INTERVAL)
-    daemon = Daemon(app)
+    daemon = Daemon(app, workers=workers)
     asyncio.run(daemon.run())
     return 0

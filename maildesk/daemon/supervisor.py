@@ -40,6 +40,17 @@ class WorkerState:
 
     restarts: int = 0
     last_error: str | None = None
+    # A pipeline worker process (`serve --workers N`): its claimer id, pid, messages done.
+    holder: str | None = None
+    pid: int | None = None
+    processed: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """As the heartbeat shows it."""
+        shown: dict[str, Any] = {"restarts": self.restarts, "last_error": self.last_error}
+        if self.holder is not None:
+            shown.update(holder=self.holder, pid=self.pid, processed=self.processed)
+        return shown
 
 
 class Restartable(Protocol):
@@ -88,10 +99,7 @@ class Heartbeat:
             "port": self._port(),
             "started_at": self._started_at.isoformat(),
             "updated_at": datetime.now(UTC).isoformat(),
-            "workers": {
-                name: {"restarts": w.restarts, "last_error": w.last_error}
-                for name, w in sorted(workers.items())
-            },
+            "workers": {name: w.snapshot() for name, w in sorted(workers.items())},
         }
 
     def _write(self, state: dict[str, Any]) -> None:

@@ -42,9 +42,13 @@ class Wakeups:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     work: asyncio.Event = field(default_factory=asyncio.Event)
     send: asyncio.Event = field(default_factory=asyncio.Event)
+    # Also told when mail is stored: the pipeline worker processes (`serve --workers N`).
+    on_work: list[Callable[[], None]] = field(default_factory=list)
 
     def wake(self, _raw_id: int = 0) -> None:
         self.work.set()
+        for wake in self.on_work:
+            wake()
 
     def wake_threadsafe(self) -> None:
         self.loop.call_soon_threadsafe(self.wake)

@@ -24,15 +24,45 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from maildesk.store.models import Lease, RawMessage
+from maildesk.terms import RawStatus
 
 MAILBOX = "mailbox:"
 JOB = "job:"
 
 
+_holder: str | None = None  # a pipeline worker process: its daemon's id and "/wN"
+
+
 def daemon_id() -> str:
-    """This process as a lease holder and claimer of mail: HOST:PID (as in its heartbeat)."""
+    """This process as a lease holder and claimer of mail: HOST:PID (as in its heartbeat),
+    or, in a pipeline worker process of `serve --workers`, the id use_holder gave it."""
+    if _holder is not None:
+        return _holder
     suffix = f":{os.getpid()}"
     return socket.gethostname()[: 128 - len(suffix)] + suffix
+
+
+def worker_holder(daemon: str, index: int) -> str:
+    """The holder id of a daemon's pipeline worker process: HOST:PID/wN."""
+    return f"{daemon}/w{index}"
+
+
+def use_holder(holder: str | None) -> None:
+    """This process claims mail as `holder` from now on (a pipeline worker process; None:
+    as itself again)."""
+    global _holder
+    _holder = holder
+
+
+def release_claims(session: Session, holder: str) -> int:
+    """Give back the pending mail `holder` has claimed (a worker process that died), so
+    that another takes it at once; how many messages."""
+    result = session.execute(
+        update(RawMessage)
+        .where(RawMessage.claimed_by == holder, RawMessage.status == RawStatus.PENDING)
+        .values(claimed_by=None, claimed_until=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def take_lease(
@@ -125,9 +155,7 @@ def release_dead_here(session: Session, host: str, alive: Callable[[int], bool])
             select(RawMessage.claimed_by).where(RawMessage.claimed_by.startswith(prefix)).distinct()
         )
     )
-    dead = sorted(
-        h for h in holders if h[len(prefix) :].isdigit() and not alive(int(h[len(prefix) :]))
-    )
+    dead = sorted(h for h in holders if _dead(h[len(prefix) :], alive))
     if dead:
         session.execute(delete(Lease).where(Lease.holder.in_(dead)))
         session.execute(
@@ -136,3 +164,9 @@ def release_dead_here(session: Session, host: str, alive: Callable[[int], bool])
             .values(claimed_by=None, claimed_until=None)
         )
     return dead
+
+
+def _dead(rest: str, alive: Callable[[int], bool]) -> bool:
+    """Whether the holder PID (or PID/wN: one of its worker processes) is gone."""
+    pid = rest.split("/", 1)[0]
+    return pid.isdigit() and not alive(int(pid))

@@ -1,4 +1,5 @@
-"""[fleet] lease_ttl and a mailbox's own lease_ttl: read, defaulted, and each problem named."""
+"""[fleet] lease_ttl and a mailbox's own lease_ttl, and [pipeline] workers: read, defaulted,
+and each problem named."""
 
 from __future__ import annotations
 
@@ -43,4 +44,33 @@ def test_lease_ttl_problems_name_file_section_and_key(
 ) -> None:
     found = problems(write(tmp_path, MINIMAL + extra))
     [problem] = [p for p in found if p.place == place]
+    assert all(w in problem.message for w in words), problem
+
+
+PG = '\n[database]\nurl = "postgresql+psycopg://desk@db.example.com/desk"\n'
+
+
+def test_pipeline_workers_default_to_none_and_postgresql_takes_several(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).pipeline.workers == 0
+    assert (
+        load_config(write(tmp_path, MINIMAL + "\n[pipeline]\nworkers = 1\n")).pipeline.workers == 1
+    )
+    several = load_config(write(tmp_path, MINIMAL + PG + "\n[pipeline]\nworkers = 8\n"))
+    assert several.pipeline.workers == 8
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ("\n[pipeline]\nworkers = -1\n", ("from 0 to 64",)),
+        ("\n[pipeline]\nworkers = 65\n", ("from 0 to 64",)),
+        ('\n[pipeline]\nworkers = "2"\n', ("whole number",)),
+        ("\n[pipeline]\nworkers = 2\n", ("need PostgreSQL", "SQLite has one writer")),
+    ],
+)
+def test_pipeline_workers_problems_name_file_section_and_key(
+    tmp_path: Path, extra: str, words: tuple[str, ...]
+) -> None:
+    found = problems(write(tmp_path, MINIMAL + extra))
+    [problem] = [p for p in found if p.place == "[pipeline] key 'workers'"]
     assert all(w in problem.message for w in words), problem

@@ -83,13 +83,22 @@ class Daemon:
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    args: tuple[str, ...] = ()  # more options of `maildesk serve` (--workers N)
 
     def spawn(self) -> None:
         require_slow("`maildesk serve`")
         self.log.write_bytes(b"")
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "maildesk", "serve", "--config", str(self.config)],
+                [
+                    sys.executable,
+                    "-m",
+                    "maildesk",
+                    "serve",
+                    "--config",
+                    str(self.config),
+                    *self.args,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -192,3 +192,49 @@ def test_a_restarted_daemon_takes_back_what_its_dead_predecessor_on_this_host_he
         assert leases.lease_holder(s, leases.MAILBOX + "billing", NOW) == "there:111"
         assert s.get_one(RawMessage, ids[0]).claimed_by is None
         assert s.get_one(RawMessage, ids[1]).claimed_by == "here:222"
+
+
+def _claim(sessions: sessionmaker[Session], claims: dict[int, str]) -> None:
+    with sessions.begin() as s:
+        for raw_id, holder in claims.items():
+            row = s.get_one(RawMessage, raw_id)
+            row.claimed_by, row.claimed_until = holder, NOW + TTL
+
+
+def _claimed_by(sessions: sessionmaker[Session], ids: list[int]) -> list[str | None]:
+    with sessions.begin() as s:
+        return [s.get_one(RawMessage, i).claimed_by for i in ids]
+
+
+def test_a_dead_worker_process_gives_back_only_its_own_pending_claims(
+    sessions: sessionmaker[Session],
+) -> None:
+    """`serve --workers`: the listener releases the claims of a worker that died."""
+    ids = _store(sessions, 4)
+    _claim(sessions, {ids[0]: "here:7/w1", ids[1]: "here:7/w1", ids[2]: "here:7/w2"})
+    with sessions.begin() as s:  # one of w1's is done already: it stays as it is
+        s.get_one(RawMessage, ids[1]).status = RawStatus.PROCESSED
+    with sessions.begin() as s:
+        assert leases.release_claims(s, "here:7/w1") == 1
+    assert _claimed_by(sessions, ids) == [None, "here:7/w1", "here:7/w2", None]
+
+
+def test_a_dead_daemons_worker_claims_are_taken_back_by_its_successor(
+    sessions: sessionmaker[Session],
+) -> None:
+    ids = _store(sessions, 3)
+    _claim(sessions, {ids[0]: "here:111/w1", ids[1]: "here:111/w2", ids[2]: "here:222/w1"})
+    with sessions.begin() as s:  # daemon 111 is gone (its workers with it); 222 runs
+        released = leases.release_dead_here(s, "here", lambda pid: pid == 222)
+    assert released == ["here:111/w1", "here:111/w2"]
+    assert _claimed_by(sessions, ids) == [None, None, "here:222/w1"]
+
+
+def test_a_worker_process_claims_under_its_own_holder_id() -> None:
+    own = leases.daemon_id()
+    try:
+        leases.use_holder(leases.worker_holder(own, 2))
+        assert leases.daemon_id() == f"{own}/w2"
+    finally:
+        leases.use_holder(None)
+    assert leases.daemon_id() == own

@@ -1,0 +1,181 @@
+"""One pipeline worker process of `maildesk serve --workers N`: the pipeline loop of the
+in-process worker, run in a process of its own so that N of them use N cores.
+
+The process claims stored mail as any daemon of a fleet does (store/leases.py), under a
+holder id of its own: its daemon's HOST:PID and "/wN". The listener that started it talks
+to it over two pipes: on stdin a byte per wake-up (mail was stored), and EOF when the
+listener is gone; on the saved stdout a first JSON line once it is ready (its signal
+handlers in place), then one per batch (what it processed, for the listener's metrics and
+its outbox sender) and one each time it goes idle (waits for a wake-up). Its own stdout
+is pointed at stderr, so that nothing else is ever written to that pipe.
+
+SIGTERM or SIGINT: the batch in hand is finished, then the process exits. SIGHUP: the
+config is read again (the listener passes its reloads on).
+On Linux the process also asks for SIGTERM when its parent dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import select
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from maildesk import logctx, pipeline
+from maildesk.app import App
+from maildesk.errors import StoreUnavailable
+from maildesk.metrics import Metrics
+from maildesk.store import leases
+
+log = logging.getLogger(__name__)
+
+WAKE = b"w"  # from the listener, on stdin: mail was stored
+IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes the worker
+DEFERRED_POLL = 0.5  # a reply deferred (its conversation in another worker's hands)
+STORE_RETRY = 2.0
+PR_SET_PDEATHSIG = 1
+
+
+class RelayedMetrics(Metrics):
+    """The pipeline's counters, kept until the next report to the listener, whose
+    `/metrics` serves them (this process serves none)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.batch: list[tuple[str, float | None]] = []
+        self.rules: list[str] = []
+        self.failed = 0
+
+    def processed(self, outcome: str, seconds: float | None = None) -> None:
+        self.batch.append((outcome, seconds))
+
+    def rules_matched(self, rules: Sequence[str]) -> None:
+        self.rules.extend(rules)
+
+    def store_failed(self, worker: str) -> None:
+        self.failed += 1
+
+    def take(self) -> dict[str, object]:
+        report = {"processed": self.batch, "rules": self.rules, "store_failed": self.failed}
+        self.batch, self.rules, self.failed = [], [], 0
+        return report
+
+
+class Worker:
+    """The loop of one worker process."""
+
+    def __init__(self, app: App, holder: str, report_fd: int) -> None:
+        self.app = app
+        self.holder = holder
+        self.metrics = RelayedMetrics()
+        app.metrics = self.metrics
+        self._report_fd = report_fd
+        self._stop = False
+        self._reload = False
+        self._signal_r, signal_w = os.pipe()
+        os.set_blocking(self._signal_r, False)
+        os.set_blocking(signal_w, False)
+        signal.set_wakeup_fd(signal_w)
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, _sig: int, _frame: FrameType | None) -> None:
+        self._stop = True
+
+    def _on_reload(self, _sig: int, _frame: FrameType | None) -> None:
+        self._reload = True
+
+    def run(self) -> int:
+        log.info("pipeline worker %s ready (pid %d)", self.holder, os.getpid())
+        self._write({"ready": True})  # signals are handled from now on
+        while not self._stop:
+            if self._reload:
+                self._reload = False
+                if self.app.reload():
+                    logctx.use_format(self.app.config.log.format)
+            wait = self._pass()
+            if wait:
+                self._wait(wait)
+        log.info("pipeline worker %s stopped", self.holder)
+        return 0
+
+    def _pass(self) -> float:
+        """One batch; how long to wait before the next (0: at once, more may be pending)."""
+        try:
+            outcomes = pipeline.process_pending(self.app)
+        except StoreUnavailable as exc:
+            self.metrics.store_failed("pipeline")
+            log.error("store unavailable, pipeline paused: %s", exc)
+            self._report(0)
+            return STORE_RETRY
+        except Exception:  # the worker must outlive any one failure
+            log.exception("pipeline worker error, retrying in %ss", STORE_RETRY)
+            return STORE_RETRY
+        if outcomes:
+            self._report(len(outcomes))
+        deferred = any(o.status == "deferred" for o in outcomes)
+        if outcomes and not all(o.status == "deferred" for o in outcomes):
+            return 0
+        return DEFERRED_POLL if deferred else IDLE_POLL
+
+    def _report(self, count: int) -> None:
+        self._write({"count": count, **self.metrics.take()})
+
+    def _write(self, report: dict[str, object]) -> None:
+        line = json.dumps(report).encode() + b"\n"
+        try:
+            os.write(self._report_fd, line)
+        except BrokenPipeError:
+            self._stop = True  # the listener is gone
+
+    def _wait(self, timeout: float) -> None:
+        """Until the listener wakes this worker, a signal comes, or timeout."""
+        if self._stop:
+            return
+        self._write({"idle": True})  # the listener wakes an idle worker for new mail
+        try:
+            ready, _, _ = select.select([0, self._signal_r], [], [], timeout)
+        except InterruptedError:
+            return
+        if self._signal_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._signal_r, 4096)
+        if 0 in ready:
+            data = os.read(0, 4096)
+            if not data:
+                log.warning("pipeline worker %s: the listener is gone, stopping", self.holder)
+                self._stop = True
+
+
+def die_with_parent(parent: int) -> None:
+    """SIGTERM when the listener dies (Linux); exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # stdin's EOF still tells
+            pass
+    if os.getppid() != parent:
+        raise SystemExit(0)
+
+
+def run_worker(app: App, holder: str) -> int:
+    """Run this process as the pipeline worker `holder` (HOST:PID/wN) until told to stop."""
+    parent = int(holder.rsplit(":", 1)[1].split("/", 1)[0])
+    die_with_parent(parent)
+    report_fd = os.dup(1)
+    os.dup2(2, 1)  # a stray print goes to the log, never into the report pipe
+    leases.use_holder(holder)
+    logctx.use_daemon(holder)
+    worker = Worker(app, holder, report_fd)
+    worker.install_signals()
+    return worker.run()

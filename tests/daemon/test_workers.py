@@ -1,0 +1,132 @@
+"""`maildesk serve --workers N` on SQLite, as a process: one worker runs the pipeline in
+a process of its own (mail is processed, SIGTERM leaves no process behind, the listener
+killed takes its worker down); more than one is refused at start with a config error
+naming [pipeline] workers and --workers and saying PostgreSQL is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Sink, free_port, mail, require_slow, run_cli, serve_process, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def sqlite_config(
+    write_config: Callable[..., Path], tmp_path: Path, sink: Sink, extra: str = ""
+) -> tuple[Path, int]:
+    port = free_port()
+    config = write_config(f"sqlite:///{tmp_path / 'md.db'}", sink.port, extra=extra)
+    config.write_text(
+        config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"')
+    )
+    return config, port
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "place"),
+    [
+        (["--workers", "2"], "", "serve --workers (or [pipeline] key 'workers')"),
+        ([], "\n[pipeline]\nworkers = 3\n", "[pipeline] key 'workers'"),
+        (["--workers", "4"], "\n[pipeline]\nworkers = 1\n", "serve --workers"),
+    ],
+)
+def test_more_than_one_worker_on_sqlite_is_refused_at_start(
+    tmp_path: Path,
+    sink: Sink,
+    write_config: Callable[..., Path],
+    args: list[str],
+    extra: str,
+    place: str,
+) -> None:
+    require_slow("`maildesk serve`")
+    config, port = sqlite_config(write_config, tmp_path, sink, extra)
+    done = subprocess.run(
+        [sys.executable, "-m", "maildesk", "serve", "--config", str(config), *args],
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.decode()
+    assert f"configuration error in {config}" in err
+    assert place in err
+    assert "need PostgreSQL" in err and "SQLite has one writer" in err
+    with pytest.raises(OSError):  # it never listened
+        smtplib.SMTP("127.0.0.1", port, timeout=2)
+
+
+def test_workers_out_of_range_is_a_usage_error() -> None:
+    code, out = run_cli("serve", "--workers", "-1")
+    assert code == 2
+    assert "--workers: must be a whole number from 0 to 64" in out
+
+
+def _workers(config: Path, pid: int) -> dict[str, dict[str, object]]:
+    code, out = run_cli("status", "--json", "--config", str(config))
+    assert code == 0, out
+    entry = next((d for d in json.loads(out)["daemons"] if d["pid"] == pid), None)
+    return {} if entry is None else dict(entry["workers"])
+
+
+def _worker_pid(config: Path, listener: int) -> int:
+    """The pid of worker w1, once the daemon's heartbeat shows it."""
+    return int(str(wait_until(lambda: _workers(config, listener).get("w1", {}).get("pid"), 30)))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+ONE_WORKER = "\n[pipeline]\nworkers = 1\n"
+
+
+def test_one_worker_on_sqlite_processes_mail_and_sigterm_leaves_no_process(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    config, port = sqlite_config(write_config, tmp_path, sink, ONE_WORKER)
+    log = tmp_path / "serve.log"
+    with serve_process(config, log) as proc:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.send_message(mail("Scanner jammed", sender="dora@example.org"))
+        acks = sink.wait_for(1, timeout=60)  # processed by the worker, sent by the listener
+        assert "Scanner jammed" in str(acks[0]["Subject"])
+        worker = _worker_pid(config, proc.pid)
+        processed = wait_until(lambda: _workers(config, proc.pid)["w1"]["processed"], 30)
+        assert processed == 1
+        assert "pipeline" not in _workers(config, proc.pid)
+        code, out = run_cli("tickets", "--json", "--config", str(config))
+        assert code == 0, out
+        assert [t["subject"] for t in json.loads(out)] == ["Scanner jammed"]
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()
+    wait_until(lambda: _gone(worker), timeout=20)
+    text = log.read_text()
+    assert "pipeline worker" in text and "stopped" in text
+    assert "Traceback" not in text, text
+
+
+def test_the_listener_killed_takes_its_worker_down(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    config, _port = sqlite_config(write_config, tmp_path, sink, ONE_WORKER)
+    with serve_process(config, tmp_path / "serve.log") as proc:
+        worker = _worker_pid(config, proc.pid)
+        assert not _gone(worker)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    wait_until(lambda: _gone(worker), timeout=20)  # no orphan left behind
