@@ -648,6 +648,7 @@ class Desk:
         with self.app.sessions() as s:
             stmt = (
                 select(RawMessage.raw)
+                .select_from(RawMessage)
                 .join(Message, Message.raw_id == RawMessage.id)
                 .where(Message.message_id == message_id)
             )
@@ -722,13 +723,15 @@ def run_maildesk(
     stdin: bytes = b"",
     env: Mapping[str, str | None] | None = None,
     cwd: Path | str | None = None,
+    keep_caches: bool = False,
 ) -> Ran:
     """Run `maildesk ARGS` in this process, through the entry point `maildesk.cli.main`, as
     the console script would: stdin from `stdin`, stdout and stderr captured (with their
     byte buffers), `env` on top of os.environ (a value of None unsets), in `cwd`. Whatever
     the command changed of the process is put back afterwards: logging's handlers and
     levels, signal handlers, os.environ, the working directory, the module-level caches
-    (knowledge bases, OAuth2 tokens). Exit code, stdout and stderr are what a process would
+    (knowledge bases, OAuth2 tokens; `keep_caches`: those stay, as in one long-lived
+    process). Exit code, stdout and stderr are what a process would
     give; a command that needs a process of its own (`serve`, an import made to fail) runs
     as one instead."""
     from maildesk.kb import index as kb_index
@@ -748,6 +751,8 @@ def run_maildesk(
         (kb_index._cache, dict(kb_index._cache)),
         (oauth2._providers, dict(oauth2._providers)),
     ]
+    if keep_caches:
+        caches = []
     cwd_before = os.getcwd()
     caller = threading.get_ident()
     root.handlers[:] = [_OtherThreads(handlers, caller)]

@@ -59,6 +59,8 @@ class RawMessage(Base):
     @raw.inplace.expression
     @classmethod
     def _raw_expression(cls) -> Any:
+        # A subquery on the raw message's row: a select of RawMessage.raw alone must name
+        # the table (`.select_from(RawMessage)`, or another RawMessage column or condition).
         return select(RawBody.raw).where(RawBody.raw_id == cls.id).scalar_subquery()
 
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import re
 import smtplib
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,7 +22,7 @@ from maildesk.errors import ConfigError
 from maildesk.ingest import inbox
 from maildesk.ingest.backlog import Backlog
 from maildesk.ingest.smtp import IngestHandler
-from tests.conftest import Sink, listener_thread, mail, run_cli, running_desk, wait_until
+from tests.conftest import Sink, listener_thread, mail, run_maildesk, running_desk, wait_until
 
 BACKLOG_LOG = "maildesk.ingest.backlog"
 
@@ -166,8 +164,11 @@ def test_max_backlog_default_and_checks(tmp_path: Path, write_config: Callable[.
 
 def _deliver(config: Path, message: EmailMessage) -> tuple[int, str]:
     """`maildesk deliver` with the message on its stdin; (exit code, what it said)."""
-    with mock.patch("sys.stdin", io.TextIOWrapper(io.BytesIO(message.as_bytes()))):
-        return run_cli("deliver", "--config", str(config), "--recipient", "support@example.com")
+    ran = run_maildesk(
+        "deliver", "--config", str(config), "--recipient", "support@example.com",
+        stdin=message.as_bytes(),
+    )  # fmt: skip
+    return ran.returncode, ran.stdout + ran.stderr
 
 
 def test_deliver_exits_75_past_max_backlog(

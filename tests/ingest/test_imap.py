@@ -188,7 +188,7 @@ def test_uidvalidity_change_rescans_without_duplicate_tickets(
     app = App.build(load_config(config))
     try:
         with app.sessions() as session:
-            raw_first = session.scalars(select(RawMessage.raw)).first()
+            raw_first = session.scalars(select(RawMessage.raw).select_from(RawMessage)).first()
     finally:
         app.close()
     assert raw_first is not None

@@ -18,7 +18,15 @@ from unittest import mock
 import pytest
 
 from maildesk.mail import oauth2
-from tests.conftest import Desk, Sink, free_port, run_cli, running_desk, skip_or_fail, wait_until
+from tests.conftest import (
+    Desk,
+    Sink,
+    free_port,
+    run_maildesk,
+    running_desk,
+    skip_or_fail,
+    wait_until,
+)
 from tests.ingest.test_imap import USER, Dovecot
 from tests.oauth2_server import CLIENT_ID, CLIENT_SECRET, AuthServer, auth_server
 
@@ -161,12 +169,17 @@ def test_a_revoked_token_is_replaced_and_a_refused_login_is_clear(
         db, extra=oauth_mailbox(dovecot, server, idle=False, mechanism="oauthbearer")
     )
     dovecot.append("First")
-    code, out = run_cli("poll", "--config", str(config))
+
+    def poll() -> tuple[int, str]:  # the token cached by one poll is tried by the next
+        ran = run_maildesk("poll", "--config", str(config), keep_caches=True)
+        return ran.returncode, ran.stdout + ran.stderr
+
+    code, out = poll()
     assert code == 0 and "1 new message(s)" in out, out
 
     server.revoke()  # the cached token is refused at the next login: a fresh one is asked for
     dovecot.append("Second")
-    code, out = run_cli("poll", "--config", str(config))
+    code, out = poll()
     assert code == 0 and "1 new message(s)" in out, out
     assert len(server.issued) == 2
     assert server.introspected[-2:] == [
@@ -176,7 +189,7 @@ def test_a_revoked_token_is_replaced_and_a_refused_login_is_clear(
     assert "method=OAUTHBEARER" in dovecot.log()
 
     server.refuse_logins = True
-    code, out = run_cli("poll", "--config", str(config))
+    code, out = poll()
     assert code != 0
     assert "mailbox 'support'" in out and "login refused" in out
 
