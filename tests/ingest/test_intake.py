@@ -291,9 +291,11 @@ def test_a_dead_worker_is_restarted_logged_and_counted(
 
 
 def test_a_stopped_group_commit_writer_is_restarted(desk: Desk) -> None:
-    assert desk.daemon.writer is not None
-    desk.daemon.writer.close()  # the writer thread ends, as if it had died
-    assert not desk.daemon.writer.alive
+    writer = desk.daemon.writer
+    assert writer is not None and writer.alive
+    writer.close()  # the writer thread ends, as if it had died
+    # The supervisor starts it again (it may have done so already); mail is then committed.
+    wait_until(lambda: desk.daemon.workers["ingest-writer"].restarts == 1 and writer.alive)
     code, reply, _ = _send(desk.port, timeout=15)
     assert code == 250, reply
     assert desk.daemon.workers["ingest-writer"].restarts == 1
