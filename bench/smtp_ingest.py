@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,13 @@ def _client(index: int, port: int, share: Payload, barrier: Any, results: Any) -
     results.put((index, out, error))
 
 
-def blast(port: int, payload: Payload, clients: int) -> dict[str, Any]:
+def blast(port: int | Sequence[int], payload: Payload, clients: int) -> dict[str, Any]:
     """Send every message over `clients` connections (one process each); time each DATA.
 
-    A thread's messages all go through the same client, in order.
+    A thread's messages all go through the same client, in order. With several ports
+    (several daemons), client c sends to ports[c % len(ports)].
     """
+    ports = [port] if isinstance(port, int) else list(port)
     ctx = multiprocessing.get_context("fork")
     shares: list[Payload] = [[] for _ in range(clients)]
     positions: list[list[int]] = [[] for _ in range(clients)]
@@ -123,7 +126,7 @@ def blast(port: int, payload: Payload, clients: int) -> dict[str, Any]:
     barrier = ctx.Barrier(clients + 1)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_client, args=(c, port, share, barrier, results))
+        ctx.Process(target=_client, args=(c, ports[c % len(ports)], share, barrier, results))
         for c, share in enumerate(shares)
     ]
     for proc in procs:

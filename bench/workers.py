@@ -20,7 +20,6 @@ counts as other work there (as in every bench script).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import subprocess
 import sys
 import time
@@ -35,13 +34,12 @@ from common import (
     machine,
     maildesk_threads,
     mark,
-    percentile,
     work_dir,
     write_config,
 )
 from corpus import cached_mails, crlf
 from scale import pg_available, pg_create, pg_drop
-from smtp_ingest import Payload, _client, corpus_options, stop, wait_listening
+from smtp_ingest import Payload, blast, corpus_options, stop, wait_listening
 
 CLIENTS = 8
 # (backend, serve processes, --workers of each)
@@ -54,38 +52,6 @@ SETUPS = [
     ("sqlite", 1, 0),
     ("sqlite", 1, 1),
 ]
-
-
-def blast_to(ports: list[int], payload: Payload, clients: int) -> dict[str, Any]:
-    """smtp_ingest.blast over several daemons: client c sends to ports[c % len(ports)]."""
-    ctx = multiprocessing.get_context("fork")
-    shares: list[Payload] = [[] for _ in range(clients)]
-    for item in payload:
-        shares[item[2] % clients].append(item)  # a thread's messages: one client, in order
-    barrier = ctx.Barrier(clients + 1)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_client, args=(c, ports[c % len(ports)], share, barrier, results))
-        for c, share in enumerate(shares)
-    ]
-    for proc in procs:
-        proc.start()
-    barrier.wait(timeout=60)
-    start = time.time()
-    gathered = [results.get(timeout=1800) for _ in procs]
-    for proc in procs:
-        proc.join()
-    errors = [e for _, _, e in gathered if e]
-    if errors:
-        raise RuntimeError(f"{len(errors)} client(s) failed: {errors[0]}")
-    latencies = [latency for _, out, _ in gathered for _, latency, _ in out]
-    end = max(at for _, out, _ in gathered for _, _, at in out)
-    return {
-        "msgs_per_s": round(len(payload) / (end - start), 1),
-        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
-        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
-        "_start": start,
-    }
 
 
 def wait_done(db_url: str, count: int, timeout: float = 900) -> float:
@@ -185,8 +151,9 @@ def run_setup(
         try:
             pids = [p.pid for p, _, _ in started]
             load = Load(*pids, *(c for pid in pids for c in children(pid)))
-            result = blast_to([port for _, port, _ in started], payload, CLIENTS)
+            result = blast([port for _, port, _ in started], payload, CLIENTS)
             start = result.pop("_start")
+            result.pop("_accepted_at")
             end = wait_done(db_url, len(payload))
             row = mark(
                 {

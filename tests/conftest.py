@@ -144,6 +144,15 @@ class Clock:
         return self.now
 
 
+def pid_gone(pid: int) -> bool:
+    """Whether no process has this pid (any more)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def wait_until(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
     """Poll fn until it returns something truthy; fail with the last value at the deadline."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,6 @@ each agent notice down is history as well: a client that quotes a notice without
 
 from __future__ import annotations
 
-import functools
 import re
 
 from mailparser_reply.parser import EmailMessage
@@ -43,10 +42,8 @@ _MARKER_LINE = re.compile(r"^[ \t]*" + NOTICE_MARKER.pattern + r"[ \t]*$", re.MU
 _SHARED_LINE = re.compile(r"^(?P<text>.*?\S)\s*(?P<attr>-*\s*\bOn\s.{5,200}\bwrote:)\s*$")
 
 
-@functools.lru_cache(maxsize=4)
 def new_text(body: str, body_html: str = "") -> str:
-    """The part of a reply its author wrote now, without history or signature. Kept for the
-    last few bodies: the pipeline asks more than once of one message (seconds for 2 MB)."""
+    """The part of a reply its author wrote now, without history or signature."""
     text = _from_text(body)
     if not body_html.strip():
         return text

@@ -10,7 +10,6 @@ import logging
 from maildesk.app import App
 from maildesk.mail.message import ParsedMessage
 from maildesk.notify import agent_notices, notices
-from maildesk.parse.reply import new_text
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message
 from maildesk.pipeline.outcome import Outcome
@@ -39,7 +38,7 @@ def append_mail(ctx: Context) -> Outcome:
     on, msg, raw = ctx.on, ctx.msg, ctx.raw
     ticket, sender = on.ticket, on.sender
     ref = ctx.app.ref(ticket.id)
-    text = new_text(msg.body_text, msg.body_html) or msg.body_text
+    text = ctx.new_text or msg.body_text
     inbound = store_message(ctx, ticket, text=text)
     auto_reply = may_auto_reply(msg, ctx.app.config.own_addresses)
     extra = {"automatic": auto_reply.reason} if not auto_reply.allowed else {}
@@ -172,7 +171,7 @@ def agent_mail(ctx: Context) -> Outcome:
     """A proven agent's reply: commands, an internal note, or a reply to relay."""
     msg, raw, ticket, sender = ctx.msg, ctx.raw, ctx.on.ticket, ctx.on.sender
     assert sender.agent is not None
-    text = new_text(msg.body_text, msg.body_html)
+    text = ctx.new_text
     machine = automatic(msg)
     if machine is not None:
         # An agent's out-of-office answer is kept for the record, never relayed or obeyed.
@@ -203,7 +202,7 @@ def requester_action(ctx: Context) -> Outcome | None:
         return None
     if not may_auto_reply(msg, ctx.app.config.own_addresses).allowed:
         return None  # automatic mail: kept by append_mail, never obeyed
-    text = new_text(msg.body_text, msg.body_html) or msg.body_text
+    text = ctx.new_text or msg.body_text
     unproven = requester_unproven(ctx.app, msg, ctx.tied_by)
     mine = on.sender.kind == "requester"
     answer = survey_answer(text) if mine and selfservice.survey_pending(ticket) else None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 
-from maildesk.parse.reply import new_text
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import store_message
 from maildesk.pipeline.outcome import Outcome
@@ -34,7 +33,7 @@ def approval_reply(ctx: Context) -> Outcome | None:
     ticket = on.ticket
     if ticket.status != Status.AWAITING_APPROVAL:
         return None
-    text = new_text(msg.body_text, msg.body_html) or msg.body_text
+    text = ctx.new_text or msg.body_text
     answer = approval_answer(text)
     if answer is None:
         return None

@@ -13,7 +13,6 @@ import logging
 from dataclasses import replace
 
 from maildesk.notify import approval_notices as notify
-from maildesk.parse.reply import new_text
 from maildesk.pipeline.cis import requested as requested_cis
 from maildesk.pipeline.context import Context
 from maildesk.pipeline.inbound import message_event, store_message
@@ -137,7 +136,7 @@ def completing_reply(ctx: Context) -> Outcome | None:
     have = dict(ticket.fields or {})
     if not field_problems(item, have):
         return None
-    text = new_text(msg.body_text, msg.body_html) or msg.body_text
+    text = ctx.new_text or msg.body_text
     found, _ = read_fields(text, item)
     if not found:
         return None

@@ -8,13 +8,14 @@ and the functions that open or append, read what the earlier steps found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from maildesk.app import App
 from maildesk.mail.message import ParsedMessage
+from maildesk.parse.reply import new_text
 from maildesk.pipeline.outcome import Sender
 from maildesk.routing.thread import ThreadMatch
 from maildesk.store.models import Contact, RawMessage, Ticket
@@ -47,6 +48,17 @@ class Context:
     contact: Contact | None = None  # the requester's contact, if there is one yet
     existing: OnTicket | None = None  # set by the `existing_ticket` step
     tied_by: frozenset[str] = frozenset()  # besides the subject (set by the `tied` step)
+    # What several steps may ask of the message, worked out once: the copies `replace`
+    # makes share this dict.
+    _memo: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def new_text(self) -> str:
+        """What the reply's author wrote now (maildesk.parse.reply.new_text): seconds for a
+        2 MB body, and the steps for replies may each want it."""
+        if "new_text" not in self._memo:
+            self._memo["new_text"] = new_text(self.msg.body_text, self.msg.body_html)
+        return self._memo["new_text"]
 
     @property
     def on(self) -> OnTicket:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, inspect
+from sqlalchemy import event, func, inspect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -40,8 +40,6 @@ def new_attachment(session: Session, content: bytes, **fields: Any) -> Attachmen
 
 def stream_blobs(factory: sessionmaker[Session]) -> None:
     """Write the pending big values after every flush of the factory's sessions."""
-    from sqlalchemy import event
-
     event.listen(factory, "after_flush_postexec", _write_pending)
     event.listen(factory, "after_soft_rollback", _forget)
 

@@ -7,7 +7,6 @@ naming [pipeline] workers and --workers and saying PostgreSQL is needed.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import smtplib
 import subprocess
@@ -17,7 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sink, free_port, mail, require_slow, run_cli, serve_process, wait_until
+from tests.conftest import (
+    Sink,
+    free_port,
+    mail,
+    pid_gone,
+    require_slow,
+    run_cli,
+    serve_process,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -83,14 +91,6 @@ def _worker_pid(config: Path, listener: int) -> int:
     return int(str(wait_until(lambda: _workers(config, listener).get("w1", {}).get("pid"), 30)))
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 ONE_WORKER = "\n[pipeline]\nworkers = 1\n"
 
 
@@ -114,7 +114,7 @@ def test_one_worker_on_sqlite_processes_mail_and_sigterm_leaves_no_process(
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()
-    wait_until(lambda: _gone(worker), timeout=20)
+    wait_until(lambda: pid_gone(worker), timeout=20)
     text = log.read_text()
     assert "pipeline worker" in text and "stopped" in text
     assert "Traceback" not in text, text
@@ -126,7 +126,7 @@ def test_the_listener_killed_takes_its_worker_down(
     config, _port = sqlite_config(write_config, tmp_path, sink, ONE_WORKER)
     with serve_process(config, tmp_path / "serve.log") as proc:
         worker = _worker_pid(config, proc.pid)
-        assert not _gone(worker)
+        assert not pid_gone(worker)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    wait_until(lambda: _gone(worker), timeout=20)  # no orphan left behind
+    wait_until(lambda: pid_gone(worker), timeout=20)  # no orphan left behind
