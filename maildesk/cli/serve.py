@@ -15,15 +15,16 @@ from maildesk.errors import ConfigError, ConfigProblem, MaildeskError
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the daemon until it is stopped (or, `--as-worker`, one of its pipeline workers)."""
-    from maildesk.daemon import serve
-    from maildesk.daemon.pipeline_proc import run_worker
-
     app = open_app(args)
     logctx.use_format(app.config.log.format)
     try:
         if args.as_worker:
+            from maildesk.daemon.pipeline_proc import run_worker
+
             return run_worker(app, args.as_worker)
         workers = serve_workers(app.config, args.workers)
+        from maildesk.daemon.serve import serve
+
         app.follow_renamed_queues()
         return serve(app, workers=workers)
     except OSError as exc:

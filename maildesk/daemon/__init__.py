@@ -6,10 +6,6 @@ reload the config (a broken file is refused and the old config kept).
 
 serve.py wires the parts; workers.py holds the loops and the SLA schedule; supervisor.py
 restarts what dies and writes the heartbeat. `serve --workers N`: procs.py runs N pipeline
-worker processes (pipeline_proc.py) instead of the pipeline loop.
+worker processes (pipeline_proc.py) instead of the pipeline loop. A worker process imports
+only what it runs (no HTTP, no listeners): this package exports nothing, import its modules.
 """
-
-from maildesk.daemon.serve import Daemon, serve
-from maildesk.daemon.supervisor import WorkerState
-
-__all__ = ["Daemon", "WorkerState", "serve"]

@@ -35,6 +35,7 @@ from jinja2 import (
 )
 
 from maildesk.mail.address import ascii_address
+from maildesk.mail.compiled import compiled_templates
 from maildesk.mail.words import when, words
 
 # Set on every message the desk sends; mail that comes back with our own marker is a loop.
@@ -188,6 +189,7 @@ def _environment(loaders: list[FileSystemLoader], timezone: str) -> tuple[Enviro
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        bytecode_cache=compiled_templates(),
     )
     text.globals["notice_marker"] = notice_marker
     _filters(text, timezone)

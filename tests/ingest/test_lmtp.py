@@ -17,7 +17,7 @@ import pytest
 
 from maildesk.app import App
 from maildesk.config import LmtpConfig, SmtpConfig, load_config
-from maildesk.daemon import Daemon
+from maildesk.daemon.serve import Daemon
 from maildesk.errors import ConfigError, MaildeskError, StoreUnavailable
 from maildesk.ingest.backlog import Backlog
 from maildesk.ingest.lmtp import LmtpHandler, start_lmtp_server, stop_lmtp_server
