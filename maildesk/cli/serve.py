@@ -69,7 +69,8 @@ def add_serve(parsers: Parsers) -> None:
         type=_workers,
         metavar="N",
         help="run the pipeline in N worker processes beside the listener (default: "
-        "[pipeline] workers, else 0: in the daemon's own process); more than 1 needs PostgreSQL",
+        "[pipeline] workers, else 1; 0: in the daemon's own process); more than 1 needs "
+        "PostgreSQL",
     )
     # How the daemon starts each of its worker processes: the holder id it claims mail as.
     sp.add_argument("--as-worker", metavar="HOLDER", help=argparse.SUPPRESS)

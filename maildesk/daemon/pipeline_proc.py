@@ -9,7 +9,8 @@ handlers in place), then one per batch (what it processed, for the listener's me
 its outbox sender) and one each time it goes idle (waits for a wake-up). Its own stdout
 is pointed at stderr, so that nothing else is ever written to that pipe.
 
-SIGTERM or SIGINT: the batch in hand is finished, then the process exits. SIGHUP: the
+SIGTERM or SIGINT: the batch in hand is finished, what is stored is processed once more
+(one batch, as the pipeline thread does at a stop), then the process exits. SIGHUP: the
 config is read again (the listener passes its reloads on).
 On Linux the process also asks for SIGTERM when its parent dies (PR_SET_PDEATHSIG).
 """
@@ -105,6 +106,9 @@ class Worker:
             wait = self._pass()
             if wait:
                 self._wait(wait)
+        # As the pipeline thread does: once more after the stop, for the mail stored last
+        # (the listener stops taking mail before it stops its workers).
+        self._pass()
         log.info("pipeline worker %s stopped", self.holder)
         return 0
 

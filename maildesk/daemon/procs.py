@@ -49,6 +49,7 @@ class _Proc:
     ready: bool = False  # its signal handlers are in place (it said so)
     idle: bool = False  # waiting for a wake-up (it said so, and none was sent since)
     reload_owed: bool = False  # a reload came before it was ready: SIGHUP once it is
+    stop_owed: bool = False  # the stop came before it was ready: SIGTERM once it is
     woken: int = 0  # when it was last woken (a count): the idle one woken longest ago next
 
     @property
@@ -115,6 +116,12 @@ class WorkerProcesses:
             else:  # still starting: SIGHUP now would end it
                 proc.reload_owed = True
 
+    def _terminate(self, proc: _Proc) -> None:
+        proc.stop_owed = False
+        if proc.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGTERM)
+
     def _hangup(self, proc: _Proc) -> None:
         proc.reload_owed = False
         if proc.popen is not None and proc.exited is not None and not proc.exited.done():
@@ -122,16 +129,20 @@ class WorkerProcesses:
                 proc.popen.send_signal(signal.SIGHUP)
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Each worker finishes its batch and exits (SIGTERM); one still running after
-        timeout is killed."""
+        """Each worker finishes its batch, processes what is stored once more (as the
+        pipeline thread does) and exits (SIGTERM); one still starting is told once it is ready
+        (SIGTERM before would end it at once, the mail stored last left for the next start);
+        one still running after timeout is killed."""
         self._stopping = True
         waits = []
         for proc in self._procs:
             if proc.restart is not None:
                 proc.restart.cancel()
             if proc.popen is not None and proc.exited is not None and not proc.exited.done():
-                with contextlib.suppress(ProcessLookupError):
-                    proc.popen.send_signal(signal.SIGTERM)
+                if proc.ready:
+                    self._terminate(proc)
+                else:
+                    proc.stop_owed = True
                 waits.append((proc, proc.exited))
         for proc, exited in waits:
             try:
@@ -196,7 +207,9 @@ class WorkerProcesses:
             return
         if report.get("ready"):
             proc.ready = True
-            if proc.reload_owed:
+            if proc.stop_owed:
+                self._terminate(proc)
+            elif proc.reload_owed:
                 self._hangup(proc)
             return
         if report.get("idle"):

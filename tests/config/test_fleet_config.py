@@ -50,10 +50,10 @@ def test_lease_ttl_problems_name_file_section_and_key(
 PG = '\n[database]\nurl = "postgresql+psycopg://desk@db.example.com/desk"\n'
 
 
-def test_pipeline_workers_default_to_none_and_postgresql_takes_several(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, MINIMAL)).pipeline.workers == 0
+def test_pipeline_workers_default_to_one_and_postgresql_takes_several(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).pipeline.workers == 1
     assert (
-        load_config(write(tmp_path, MINIMAL + "\n[pipeline]\nworkers = 1\n")).pipeline.workers == 1
+        load_config(write(tmp_path, MINIMAL + "\n[pipeline]\nworkers = 0\n")).pipeline.workers == 0
     )
     several = load_config(write(tmp_path, MINIMAL + PG + "\n[pipeline]\nworkers = 8\n"))
     assert several.pipeline.workers == 8

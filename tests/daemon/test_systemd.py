@@ -186,7 +186,8 @@ def _check_json_lines(stderr: Path, ref: str, pid: int) -> None:
         set(line) >= {"time", "level", "logger", "message", "message_id", "ticket", "daemon"}
         for line in lines
     )
-    assert {line["daemon"] for line in lines} == {f"{socket.gethostname()}:{pid}"}
+    daemon = f"{socket.gethostname()}:{pid}"  # the listener, and its pipeline worker process
+    assert {line["daemon"] for line in lines} == {daemon, f"{daemon}/w1"}
     assert lines[0]["time"].endswith("Z") and lines[0]["level"] == "INFO"
     for message_id in (FIRST, REPLY):
         about = [line for line in lines if message_id in line["message"]]
