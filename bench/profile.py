@@ -186,7 +186,8 @@ def profile_smtp(messages: int, clients: int) -> Path:
     port = free_port()
     config = write_config(work, port=port)
     out = OUT / f"smtp-{messages}-{clients}.txt"
-    cmd = [_pyspy(), "record", "--idle", "--threads", "-r", "250", "-f", "raw", "-o", str(out)]
+    cmd = [_pyspy(), "record", "--idle", "--threads", "--subprocesses", "-r", "250", "-f", "raw"]
+    cmd += ["-o", str(out)]
     cmd += ["--", maildesk_bin(), "serve", "--config", str(config)]
     log_path = work / "serve.log"
     with log_path.open("wb") as log:

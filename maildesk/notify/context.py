@@ -172,15 +172,22 @@ def agent_context(
     matched: Sequence[str] = (),
     *,
     files: NoticeFiles | None = None,
+    like: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The context of a notice to agents: the message's text only up to `[notify]
     agent_notice_max_body`, so a big message is stored once (on the ticket), not again in
     every agent's notice; the template points to `maildesk ticket show` for the rest.
     Its files are listed as maildesk.notify.files says (`files`; by default named, not
-    attached): numbered, with the command that saves each, tiny images left out."""
+    attached): numbered, with the command that saves each, tiny images left out.
+    `like`: the context() of the same ticket and rules just built for another notice (its
+    desk and ticket are taken, not queried again)."""
     cap = app.config.notify.agent_notice_max_body
-    ctx = context(app, ticket, message, matched, max_body=cap, **extra)
+    if like is None:
+        ctx = context(app, ticket, message, matched, max_body=cap, **extra)
+    else:
+        ctx = {"desk": like["desk"], "ticket": like["ticket"]}
+        ctx |= {"message": message_context(message, cap), **extra}
     if files is None:
         session = object_session(ticket)
         files = notice_files(app, session, ticket, message, attach=False) if session else NO_FILES

@@ -213,7 +213,7 @@ def ticket_created(
         _new_ticket_agents(app, ticket),
         kind="agent_new_ticket",
         template="agent/ticket_created",
-        ctx=agent_context(app, ticket, inbound, decision.matched, files=files),
+        ctx=agent_context(app, ticket, inbound, decision.matched, files=files, like=ctx),
         answers=inbound,
         references=msg.references,
         now=now,
