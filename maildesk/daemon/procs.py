@@ -1,6 +1,7 @@
 """The pipeline worker processes of `maildesk serve --workers N`, seen from the listener:
-started, woken when mail is stored, told to reload, restarted with backoff when one dies
-(its claims given back at once, so the others take its mail), and stopped at shutdown.
+started, woken when mail is stored (and their outbox senders when the listener wrote
+outbox rows), told to reload, restarted with backoff when one dies (its claims given back
+at once, so the others take its mail), and stopped at shutdown.
 
 Each process is `maildesk serve --as-worker HOLDER` (daemon/pipeline_proc.py). It is
 started from the event loop's thread, the daemon's main thread, so its death signal
@@ -19,12 +20,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from maildesk.app import App
-from maildesk.daemon.pipeline_proc import WAKE
+from maildesk.daemon.pipeline_proc import SEND, WAKE
 from maildesk.daemon.supervisor import WorkerState
 from maildesk.store import leases
 from maildesk.store.db import transaction
@@ -67,12 +67,10 @@ class WorkerProcesses:
         states: dict[str, WorkerState],
         *,
         stop: asyncio.Event,
-        on_batch: Callable[[], None],
     ) -> None:
         self.app = app
         self._states = states
         self._stop = stop
-        self._on_batch = on_batch  # a worker processed mail: its notices are in the outbox
         daemon = leases.daemon_id()
         self._procs = [_Proc(i, leases.worker_holder(daemon, i)) for i in range(1, count + 1)]
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,6 +105,11 @@ class WorkerProcesses:
         self._woken += 1
         proc.idle, proc.woken = False, self._woken
         self._send(proc, WAKE)
+
+    def wake_senders(self) -> None:
+        """Outbox rows were written here (a scheduled job): the workers' senders send them."""
+        for proc in self._procs:
+            self._send(proc, SEND)
 
     def reload(self) -> None:
         """The config changed (SIGHUP, or the file): every worker reads it again."""
@@ -224,10 +227,9 @@ class WorkerProcesses:
         metrics.rules_matched(report.get("rules", []))
         for _ in range(int(report.get("store_failed", 0))):
             metrics.store_failed("pipeline")
-        count = int(report.get("count", 0))
-        self._states[proc.name].processed += count
-        if count:
-            self._on_batch()
+        for kinds, retrying, failed in report.get("sent", []):
+            metrics.sent(kinds, int(retrying), int(failed))
+        self._states[proc.name].processed += int(report.get("count", 0))
 
     def _exited(self, proc: _Proc, popen: subprocess.Popen[bytes], code: int) -> None:
         proc.idle = False

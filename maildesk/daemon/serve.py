@@ -195,18 +195,16 @@ class Daemon:
         """The loops, one IMAP watcher per mailbox and the writer, under supervision."""
         app, supervisor = self.app, self._supervisor
         if self.worker_count:
+            # Each worker process sends the outbox too (daemon/sender_thread.py).
             self.procs = WorkerProcesses(
-                app,
-                self.worker_count,
-                supervisor.workers,
-                stop=events.stop,
-                on_batch=events.send.set,
+                app, self.worker_count, supervisor.workers, stop=events.stop
             )
             self.procs.start()
             events.on_work.append(self.procs.wake)
+            events.on_send.append(self.procs.wake_senders)
         else:
             supervisor.start_task("pipeline", lambda: pipeline_worker(app, events, self._work_pool))
-        supervisor.start_task("sender", lambda: sender_worker(app, events, self._send_pool))
+            supervisor.start_task("sender", lambda: sender_worker(app, events, self._send_pool))
         supervisor.start_task(
             "config-watcher", lambda: config_watcher(app, events.stop, self._reload)
         )

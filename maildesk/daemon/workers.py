@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,17 +20,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from maildesk import jobs, pipeline
 from maildesk.app import App
+from maildesk.daemon.sender_thread import MAX_SEND_WAIT
 from maildesk.errors import StoreUnavailable
-from maildesk.notify.sender import send_due
-from maildesk.store import repo
-from maildesk.store.db import transaction
+from maildesk.notify.sender import next_due_wait, send_due
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONFIG_WATCH = 1.0  # seconds between checks of the config file for changes
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
-MAX_SEND_WAIT = 5.0  # also how soon `maildesk outbox retry` from another process is seen
 STORE_RETRY = 2.0
 
 
@@ -42,8 +40,10 @@ class Wakeups:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     work: asyncio.Event = field(default_factory=asyncio.Event)
     send: asyncio.Event = field(default_factory=asyncio.Event)
-    # Also told when mail is stored: the pipeline worker processes (`serve --workers N`).
+    # Also told when mail is stored, and when outbox rows are written: the pipeline worker
+    # processes (`serve --workers N`), whose senders send them.
     on_work: list[Callable[[], None]] = field(default_factory=list)
+    on_send: list[Callable[[], None]] = field(default_factory=list)
 
     def wake(self, _raw_id: int = 0) -> None:
         self.work.set()
@@ -53,8 +53,14 @@ class Wakeups:
     def wake_threadsafe(self) -> None:
         self.loop.call_soon_threadsafe(self.wake)
 
+    def outbox(self) -> None:
+        """Outbox rows were written: the sender sends them now."""
+        self.send.set()
+        for wake in self.on_send:
+            wake()
+
     def send_threadsafe(self) -> None:
-        self.loop.call_soon_threadsafe(self.send.set)
+        self.loop.call_soon_threadsafe(self.outbox)
 
 
 async def pipeline_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> None:
@@ -93,7 +99,7 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
             report = await _in(
                 pool, send, app.sessions, app.transport, app.config.outbound, app.now
             )
-            next_due = await _in(pool, _next_due, app)
+            next_due = await _in(pool, next_due_wait, app.sessions, app.now, MAX_SEND_WAIT)
         except Exception as exc:  # the worker must outlive any one failure
             if isinstance(exc, StoreUnavailable):
                 app.metrics.store_failed("sender")
@@ -110,15 +116,6 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
         if report.sent or report.retrying or report.failed:
             continue
         await _wait(events.send, next_due)
-
-
-def _next_due(app: App) -> float:
-    with transaction(app.sessions, readonly=True) as session:
-        due = repo.next_outbox_due(session)
-    if due is None:
-        return MAX_SEND_WAIT
-    wait = (due - app.now()) / timedelta(seconds=1)
-    return max(0.05, min(wait, MAX_SEND_WAIT))
 
 
 async def config_watcher(app: App, stop: asyncio.Event, reload: Callable[[], None]) -> None:

@@ -51,6 +51,18 @@ class SendReport:
     kinds: dict[str, int] = field(default_factory=dict)  # sent, by notification kind
 
 
+def next_due_wait(
+    sessions: sessionmaker[Session], now: Callable[[], datetime], longest: float
+) -> float:
+    """Seconds until the next outbox entry is due (at least 0.05, at most `longest`)."""
+    with transaction(sessions, readonly=True) as session:
+        due = repo.next_outbox_due(session)
+    if due is None:
+        return longest
+    wait = (due - now()) / timedelta(seconds=1)
+    return max(0.05, min(wait, longest))
+
+
 def backoff_delay(attempts: int, cfg: OutboundConfig) -> timedelta:
     """Exponential backoff after `attempts` failed tries, capped at max_backoff."""
     doublings = min(max(0, attempts - 1), 32)

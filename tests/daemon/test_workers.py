@@ -1,7 +1,9 @@
-"""`maildesk serve --workers N` on SQLite, as a process: one worker runs the pipeline in
-a process of its own (mail is processed, SIGTERM leaves no process behind, the listener
-killed takes its worker down); more than one is refused at start with a config error
-naming [pipeline] workers and --workers and saying PostgreSQL is needed.
+"""`maildesk serve --workers N` on SQLite, as a process: one worker (the default) runs the
+pipeline and the outbox sender in a process of its own (mail is processed, its
+acknowledgement sent from there and counted on the listener's /metrics, SIGTERM leaves no
+process behind, the listener killed takes its worker down); more than one is refused at
+start with a config error naming [pipeline] workers and --workers and saying PostgreSQL
+is needed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import (
@@ -26,6 +29,7 @@ from tests.conftest import (
     serve_process,
     wait_until,
 )
+from tests.http.conftest import READ_TOKEN, http_config
 
 pytestmark = pytest.mark.slow
 
@@ -94,20 +98,37 @@ def _worker_pid(config: Path, listener: int) -> int:
 ONE_WORKER = "\n[pipeline]\nworkers = 1\n"
 
 
+def _sent_acknowledgements(http_port: int) -> float:
+    """maildesk_notifications_sent for acknowledgements, as the listener's /metrics says."""
+    response = httpx.get(
+        f"http://127.0.0.1:{http_port}/metrics",
+        headers={"Authorization": f"Bearer {READ_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    for line in response.text.splitlines():
+        if line.startswith('maildesk_notifications_sent_total{kind="acknowledgement"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def test_one_worker_on_sqlite_processes_mail_and_sigterm_leaves_no_process(
     tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
 ) -> None:
-    config, port = sqlite_config(write_config, tmp_path, sink, ONE_WORKER)
+    http_port = free_port()
+    config, port = sqlite_config(write_config, tmp_path, sink, http_config(http_port))
     log = tmp_path / "serve.log"
-    with serve_process(config, log) as proc:
+    with serve_process(config, log) as proc:  # no [pipeline]: one worker
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
             smtp.send_message(mail("Scanner jammed", sender="dora@example.org"))
-        acks = sink.wait_for(1, timeout=60)  # processed by the worker, sent by the listener
+        acks = sink.wait_for(1, timeout=60)  # processed and sent by the worker
         assert "Scanner jammed" in str(acks[0]["Subject"])
         worker = _worker_pid(config, proc.pid)
         processed = wait_until(lambda: _workers(config, proc.pid)["w1"]["processed"], 30)
         assert processed == 1
-        assert "pipeline" not in _workers(config, proc.pid)
+        # Neither the pipeline nor the sender runs in the listener; it counts what was sent.
+        assert not {"pipeline", "sender"} & set(_workers(config, proc.pid))
+        assert wait_until(lambda: _sent_acknowledgements(http_port) == 1.0, 30)
         code, out = run_cli("tickets", "--json", "--config", str(config))
         assert code == 0, out
         assert [t["subject"] for t in json.loads(out)] == ["Scanner jammed"]
