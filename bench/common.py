@@ -202,19 +202,35 @@ class Load:
     """
 
     def __init__(self, *pids: int) -> None:
-        """Start now; `pids` are running servers of this benchmark (their CPU is ours)."""
+        """Start now; `pids` are running servers of this benchmark: their CPU is ours, and
+        so is that of the processes they start (a daemon's pipeline worker), however late."""
         self.start = time.monotonic()
         self.busy0 = _busy_jiffies()
         self.own0 = _own_cpu()
-        self.pids = {pid: _pid_jiffies(pid) for pid in pids}
+        self.roots = list(pids)
+        self.pids = {pid: _pid_jiffies(pid) for pid in self._tree()}
+
+    def _tree(self) -> list[int]:
+        return [p for root in self.roots for p in (root, *descendants(root))]
 
     def others_cores(self) -> float:
         wall = time.monotonic() - self.start
         tick = os.sysconf("SC_CLK_TCK")
         total = (_busy_jiffies() - self.busy0) / tick
         own = _own_cpu() - self.own0
-        own += sum(_pid_jiffies(pid) - start for pid, start in self.pids.items()) / tick
+        # A child that ended was waited for: its CPU is in its parent's (cutime, cstime).
+        own += sum(_pid_jiffies(pid) - self.pids.get(pid, 0) for pid in self._tree()) / tick
         return round(max(0.0, total - own) / wall, 2) if wall > 0 else 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes a running process started (and theirs), as /proc lists them now."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in (int(p) for p in task.read_text().split()):
+                found += [child, *descendants(child)]
+    return found
 
 
 def _pid_jiffies(pid: int) -> int:

@@ -78,14 +78,6 @@ def wait_done(db_url: str, count: int, timeout: float = 900) -> float:
         engine.dispose()
 
 
-def children(pid: int) -> list[int]:
-    """The worker processes a listener started."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found += [int(p) for p in task.read_text().split()]
-    return found
-
-
 def start_serves(
     work: Path, db_url: str, serves: int, workers: int
 ) -> list[tuple[subprocess.Popen[bytes], int, Path]]:
@@ -150,7 +142,7 @@ def run_setup(
         started = start_serves(work, db_url, serves, workers)
         try:
             pids = [p.pid for p, _, _ in started]
-            load = Load(*pids, *(c for pid in pids for c in children(pid)))
+            load = Load(*pids)
             result = blast([port for _, port, _ in started], payload, CLIENTS)
             start = result.pop("_start")
             result.pop("_accepted_at")
