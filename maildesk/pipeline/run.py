@@ -32,8 +32,11 @@ from maildesk.store.spool import Spooled
 log = logging.getLogger(__name__)
 
 # A write transaction of the pipeline commits once it has been open this long: several
-# messages share a commit (one disk sync), and SMTP never waits long for the write lock.
-WRITE_BUDGET = 0.015
+# messages share a commit (one disk sync). SMTP never waits for it (on SQLite the listener
+# commits accepted mail to the spool, on PostgreSQL row locks); what does (`deliver`, an
+# alert posted over HTTP, a command) waits at most this and one message. At 15 ms, about
+# one message's work, each message was a commit of its own.
+WRITE_BUDGET = 0.1
 IMPORT_BUDGET = 0.2  # an import batches more: nothing waits on it
 # Pending mail one daemon claims at a time on PostgreSQL: small enough that a burst is
 # shared among the daemons, large enough that claiming costs little per message.
