@@ -15,8 +15,8 @@ is pointed at stderr, so that nothing else is ever written to that pipe.
 
 SIGTERM or SIGINT: the batch in hand is finished, what is stored is processed once more
 (one batch, as the pipeline thread does at a stop), what is due in the outbox is sent once
-more, then the process exits. SIGHUP: the
-config is read again (the listener passes its reloads on).
+more, then the process exits. SIGHUP: the config is read again (the listener passes its
+reloads on).
 On Linux the process also asks for SIGTERM when its parent dies (PR_SET_PDEATHSIG).
 """
 
@@ -67,10 +67,12 @@ class RelayedMetrics(Metrics):
         self._lock = threading.Lock()  # the sender thread records too
 
     def processed(self, outcome: str, seconds: float | None = None) -> None:
-        self.batch.append((outcome, seconds))
+        with self._lock:
+            self.batch.append((outcome, seconds))
 
     def rules_matched(self, rules: Sequence[str]) -> None:
-        self.rules.extend(rules)
+        with self._lock:
+            self.rules.extend(rules)
 
     def store_failed(self, worker: str) -> None:
         with self._lock:
@@ -170,10 +172,11 @@ class Worker:
         self._report(0)
 
     def _write(self, report: dict[str, object]) -> None:
-        line = json.dumps(report).encode() + b"\n"
+        line = memoryview(json.dumps(report).encode() + b"\n")
         try:
             with self._write_lock:
-                os.write(self._report_fd, line)
+                while line:  # a signal may cut a long write short
+                    line = line[os.write(self._report_fd, line) :]
         except BrokenPipeError:
             self._stop = True  # the listener is gone
 

@@ -27,10 +27,11 @@ from maildesk.notify.context import agent_context, service_status
 # The template context is built in maildesk.notify.context; callers also reach it from here.
 from maildesk.notify.context import context as context
 from maildesk.notify.files import NO_FILES, NoticeFiles, notice_files, with_quoted_html
-from maildesk.notify.kb import suggestions
+from maildesk.notify.kb import KbSuggestions, suggestions
 from maildesk.notify.outbox import Notification, enqueue
 from maildesk.notify.recipients import Recipient as Recipient
-from maildesk.notify.recipients import relay_recipients
+from maildesk.notify.recipients import assignee_or_queue as assignee_or_queue
+from maildesk.notify.recipients import new_ticket_agents, relay_recipients
 from maildesk.notify.scrub import scrub_attachment
 from maildesk.notify.suppression import no_acknowledgement, ticket_over_limit
 from maildesk.routing.proof import Role
@@ -176,9 +177,12 @@ def ticket_created(
     decision: RoutingDecision,
     now: datetime,
 ) -> None:
-    """A new ticket: the acknowledgement to the requester, the notice to the queue."""
+    """A new ticket: the acknowledgement to the requester, the notice to the queue. An
+    imported one (App.replay historic) sends neither: send() records each as not sent, so
+    no context, suggestion (kb_suggested) or file is made for them."""
     repo.no_outbound_yet(session, ticket.id)
-    ctx = context(app, ticket, inbound, decision.matched)
+    replaying = app.replay is not None and app.replay.historic
+    ctx = {} if replaying else context(app, ticket, inbound, decision.matched)
     reason = no_acknowledgement(app, session, ticket, msg, decision, now)
     if reason:
         suppressed(app, session, ticket, "acknowledgement", reason, now)
@@ -188,14 +192,16 @@ def ticket_created(
             if isinstance(decision.acknowledge, str)
             else "requester/ticket_created"
         )
-        kb = suggestions(app, session, ticket, inbound, now)  # recorded as kb_suggested
+        kb = KbSuggestions() if replaying else suggestions(app, session, ticket, inbound, now)
+        if not replaying:
+            ctx = {**ctx, "kb": kb.items, "service_status": service_status(app, session, ticket)}
         send(
             app,
             session,
             ticket,
             kind="acknowledgement",
             template=template,
-            ctx={**ctx, "kb": kb.items, "service_status": service_status(app, session, ticket)},
+            ctx=ctx,
             to=ticket.requester,
             role="requester",
             answers=inbound,
@@ -205,36 +211,23 @@ def ticket_created(
             now=now,
             attachments=kb.attachments,
         )
-    files = notice_files(app, session, ticket, inbound, attach=True)
+    files = NO_FILES if replaying else notice_files(app, session, ticket, inbound, attach=True)
     to_agents(
         app,
         session,
         ticket,
-        _new_ticket_agents(app, ticket),
+        new_ticket_agents(app, ticket),
         kind="agent_new_ticket",
         template="agent/ticket_created",
-        ctx=agent_context(app, ticket, inbound, decision.matched, files=files, like=ctx),
+        ctx={}
+        if replaying
+        else agent_context(app, ticket, inbound, decision.matched, files=files, like=ctx),
         answers=inbound,
         references=msg.references,
         now=now,
         exclude=msg.from_addr,
         files=files,
     )
-
-
-def _new_ticket_agents(app: App, ticket: Ticket) -> list[Agent]:
-    """The queue's agents, and the ticket's assignee (a rule's) if not one of them."""
-    agents = list(app.config.agents_of(ticket.queue))
-    assignee = app.config.agent(ticket.assignee) if ticket.assignee else None
-    if assignee and assignee not in agents:
-        agents.append(assignee)
-    return agents
-
-
-def assignee_or_queue(app: App, ticket: Ticket) -> list[Agent]:
-    """Who hears of a ticket's news: its assignee, or with none its queue's agents."""
-    assignee = app.config.agent(ticket.assignee) if ticket.assignee else None
-    return [assignee] if assignee else list(app.config.agents_of(ticket.queue))
 
 
 def requester_replied(
@@ -249,8 +242,9 @@ def requester_replied(
     flags: Sequence[str] = (),
 ) -> None:
     """The requester (or anyone but a proven agent) wrote: tell the assignee or the queue
-    (a flagged message's files named, not attached)."""
-    files = notice_files(app, session, ticket, inbound, attach=not flags)
+    (a flagged message's files named, not attached). Imported: as in ticket_created."""
+    replaying = app.replay is not None and app.replay.historic
+    files = NO_FILES if replaying else notice_files(app, session, ticket, inbound, attach=not flags)
     to_agents(
         app,
         session,
@@ -258,7 +252,9 @@ def requester_replied(
         assignee_or_queue(app, ticket),
         kind="agent_ticket_reopened" if reopened else "agent_requester_reply",
         template="agent/ticket_reopened" if reopened else "agent/requester_reply",
-        ctx=agent_context(app, ticket, inbound, files=files, flags=list(flags)),
+        ctx={}
+        if replaying
+        else agent_context(app, ticket, inbound, files=files, flags=list(flags)),
         answers=inbound,
         references=msg.references,
         now=now,

@@ -5,6 +5,7 @@ of a new ticket (and none for an unrelated question), `#kb SLUG` in an agent's r
 from __future__ import annotations
 
 import json
+import mailbox
 import shutil
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -127,3 +128,26 @@ def test_example_config_suggests_the_vpn_article_and_search_finds_the_ticket(
     assert "* VPN does not connect (attached)" in ack["body_text"]
     found = json.loads(maildesk("search", "vpn", "--json", "--config", config).stdout)
     assert [r["ref"] for r in found] == ["MD-1"]
+
+
+def test_an_imported_question_records_no_suggestion(kb_desk: Desk, tmp_path: Path) -> None:
+    """`maildesk import` mails nobody, so nothing is suggested: no `kb_suggested` on the
+    imported ticket, its acknowledgement recorded as not sent."""
+    msg = EmailMessage()
+    msg["From"] = "dave@example.org"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = "VPN does not connect"
+    msg["Message-ID"] = "<imported-vpn@example.org>"
+    msg["Date"] = "Mon, 02 Nov 2026 09:00:00 +0000"
+    msg.set_content("Since this morning the VPN client will not connect.")
+    box = mailbox.mbox(tmp_path / "history.mbox")
+    box.add(msg)
+    box.close()
+    code, out = kb_desk.cli("import", str(tmp_path / "history.mbox"))
+    assert code == 0, out
+    assert "1 acknowledgement" in out
+    [ticket] = json.loads(kb_desk.cli("tickets", "--json")[1])
+    assert kb_desk.ticket(ticket["ref"])["kb_suggested"] == []
+    assert events(kb_desk, ticket["ref"], "kb_suggested") == []
+    suppressed = events(kb_desk, ticket["ref"], "notification_suppressed")
+    assert [e["data"]["notification"] for e in suppressed][:1] == ["acknowledgement"]
