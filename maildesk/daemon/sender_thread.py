@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 
 from maildesk.app import App
-from maildesk.errors import StoreUnavailable
+from maildesk.daemon.supervisor import pass_failed
 from maildesk.notify.sender import SendReport, next_due_wait, send_due
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,7 @@ class SenderLoop:
                 )
                 wait = next_due_wait(app.sessions, app.now, MAX_SEND_WAIT)
             except Exception as exc:  # the sender must outlive any one failure
-                if isinstance(exc, StoreUnavailable):
-                    app.metrics.store_failed("sender")
-                    log.error("store unavailable, sender paused: %s", exc)
-                else:
-                    log.exception("outbox sender error, retrying in %ss", STORE_RETRY)
+                pass_failed(app.metrics, "sender", exc, STORE_RETRY)
                 if stopping:
                     return
                 self._wake.wait(STORE_RETRY)

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from maildesk.errors import StoreUnavailable
+from maildesk.metrics import Metrics
 from maildesk.store import health
 from maildesk.store.db import transaction
 
@@ -32,6 +34,17 @@ HEARTBEAT_INTERVAL = health.HEARTBEAT_INTERVAL
 HEARTBEAT_DROP = 5.0  # at most this long at shutdown to remove the heartbeat row
 
 TaskFactory = Callable[[], Coroutine[Any, Any, None]]
+LOOPS = {"pipeline": "pipeline worker", "sender": "outbox sender"}
+
+
+def pass_failed(metrics: Metrics, loop: str, exc: Exception, retry: float) -> None:
+    """A pass of the pipeline or sender loop failed (call from its except block): a store
+    that is unavailable is counted and logged as that; anything else with its traceback."""
+    if isinstance(exc, StoreUnavailable):
+        metrics.store_failed(loop)
+        log.error("store unavailable, %s paused: %s", loop, exc)
+    else:
+        log.exception("%s error, retrying in %ss", LOOPS[loop], retry)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from maildesk import jobs, pipeline
 from maildesk.app import App
 from maildesk.daemon.sender_thread import MAX_SEND_WAIT
+from maildesk.daemon.supervisor import pass_failed
 from maildesk.errors import StoreUnavailable
 from maildesk.notify.sender import next_due_wait, send_due
 
@@ -70,11 +71,7 @@ async def pipeline_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -
         try:
             outcomes = await _in(pool, pipeline.process_pending, app)
         except Exception as exc:  # the worker must outlive any one failure
-            if isinstance(exc, StoreUnavailable):
-                app.metrics.store_failed("pipeline")
-                log.error("store unavailable, pipeline paused: %s", exc)
-            else:
-                log.exception("pipeline worker error, retrying in %ss", STORE_RETRY)
+            pass_failed(app.metrics, "pipeline", exc, STORE_RETRY)
             if stopping:
                 return
             await _wait(events.work, STORE_RETRY)
@@ -101,11 +98,7 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
             )
             next_due = await _in(pool, next_due_wait, app.sessions, app.now, MAX_SEND_WAIT)
         except Exception as exc:  # the worker must outlive any one failure
-            if isinstance(exc, StoreUnavailable):
-                app.metrics.store_failed("sender")
-                log.error("store unavailable, sender paused: %s", exc)
-            else:
-                log.exception("outbox sender error, retrying in %ss", STORE_RETRY)
+            pass_failed(app.metrics, "sender", exc, STORE_RETRY)
             if stopping:
                 return
             await _wait(events.send, STORE_RETRY)
