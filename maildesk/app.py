@@ -166,6 +166,12 @@ class App:
         _ = self.tokens  # resolve the secret once here, not once per message
         return replace(self)
 
+    @property
+    def historic(self) -> bool:
+        """Mail from the past is being imported (`maildesk import` without --notify):
+        nothing is mailed, each notification is recorded as not sent."""
+        return self.replay is not None and self.replay.historic
+
     def now(self) -> datetime:
         return self.clock()
 

@@ -1,4 +1,5 @@
-"""`maildesk serve`: the SMTP listener, the pipeline worker and the outbox sender in one loop.
+"""`maildesk serve`: the SMTP listener, the pipeline and the outbox sender (by default in a
+worker process beside the listener; `--workers 0`: all in one process and event loop).
 
 Blocking database and SMTP-client work runs in small thread pools so the event loop keeps
 answering SMTP clients. SIGTERM/SIGINT: stop accepting, finish stored work, exit. SIGHUP:

@@ -38,6 +38,7 @@ from types import FrameType
 from maildesk import logctx, pipeline
 from maildesk.app import App
 from maildesk.daemon.sender_thread import SenderLoop
+from maildesk.daemon.supervisor import STORE_RETRY, pass_failed
 from maildesk.errors import StoreUnavailable
 from maildesk.metrics import Metrics
 from maildesk.notify.sender import SendReport
@@ -50,7 +51,6 @@ SEND = b"s"  # from the listener, on stdin: outbox rows were written
 SENDER_STOP = 50.0  # at a stop, the last send may take this long (the listener kills at 60)
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes the worker
 DEFERRED_POLL = 0.5  # a reply deferred (its conversation in another worker's hands)
-STORE_RETRY = 2.0
 PR_SET_PDEATHSIG = 1
 
 
@@ -98,9 +98,11 @@ class RelayedMetrics(Metrics):
 class Worker:
     """The loop of one worker process."""
 
-    def __init__(self, app: App, holder: str, report_fd: int) -> None:
+    def __init__(self, app: App, holder: str, report_fd: int, wake_fd: int = 0) -> None:
+        """`report_fd`: where reports go; `wake_fd`: where wake-ups come from (stdin)."""
         self.app = app
         self.holder = holder
+        self._wake_fd = wake_fd
         self.metrics = RelayedMetrics()
         app.metrics = self.metrics
         self._report_fd = report_fd
@@ -147,13 +149,10 @@ class Worker:
         """One batch; how long to wait before the next (0: at once, more may be pending)."""
         try:
             outcomes = pipeline.process_pending(self.app)
-        except StoreUnavailable as exc:
-            self.metrics.store_failed("pipeline")
-            log.error("store unavailable, pipeline paused: %s", exc)
-            self._report(0)
-            return STORE_RETRY
-        except Exception:  # the worker must outlive any one failure
-            log.exception("pipeline worker error, retrying in %ss", STORE_RETRY)
+        except Exception as exc:  # the worker must outlive any one failure
+            pass_failed(self.metrics, "pipeline", exc, STORE_RETRY)
+            if isinstance(exc, StoreUnavailable):
+                self._report(0)  # the listener counts the outage now
             return STORE_RETRY
         if outcomes:
             self._sender.wake()  # their notifications are in the outbox
@@ -189,16 +188,16 @@ class Worker:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                ready, _, _ = select.select([0, self._signal_r], [], [], left)
+                ready, _, _ = select.select([self._wake_fd, self._signal_r], [], [], left)
             except InterruptedError:
                 return
             if self._signal_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._signal_r, 4096)
                 return
-            if 0 not in ready:
+            if self._wake_fd not in ready:
                 return
-            data = os.read(0, 4096)
+            data = os.read(self._wake_fd, 4096)
             if not data:
                 log.warning("pipeline worker %s: the listener is gone, stopping", self.holder)
                 self._stop = True

@@ -16,13 +16,12 @@ import threading
 from collections.abc import Callable
 
 from maildesk.app import App
-from maildesk.daemon.supervisor import pass_failed
+from maildesk.daemon.supervisor import STORE_RETRY, pass_failed
 from maildesk.notify.sender import SendReport, next_due_wait, send_due
 
 log = logging.getLogger(__name__)
 
 MAX_SEND_WAIT = 5.0  # also how soon `maildesk outbox retry` from another process is seen
-STORE_RETRY = 2.0
 
 
 class SenderLoop:

@@ -35,6 +35,7 @@ HEARTBEAT_DROP = 5.0  # at most this long at shutdown to remove the heartbeat ro
 
 TaskFactory = Callable[[], Coroutine[Any, Any, None]]
 LOOPS = {"pipeline": "pipeline worker", "sender": "outbox sender"}
+STORE_RETRY = 2.0  # seconds before a loop whose pass failed tries again
 
 
 def pass_failed(metrics: Metrics, loop: str, exc: Exception, retry: float) -> None:

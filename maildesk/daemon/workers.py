@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from maildesk import jobs, pipeline
 from maildesk.app import App
 from maildesk.daemon.sender_thread import MAX_SEND_WAIT
-from maildesk.daemon.supervisor import pass_failed
+from maildesk.daemon.supervisor import STORE_RETRY, pass_failed
 from maildesk.errors import StoreUnavailable
 from maildesk.notify.sender import next_due_wait, send_due
 
@@ -30,7 +30,6 @@ T = TypeVar("T")
 
 CONFIG_WATCH = 1.0  # seconds between checks of the config file for changes
 IDLE_POLL = 5.0  # seconds between sweeps when nothing wakes a worker
-STORE_RETRY = 2.0
 
 
 @dataclass

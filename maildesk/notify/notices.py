@@ -178,10 +178,10 @@ def ticket_created(
     now: datetime,
 ) -> None:
     """A new ticket: the acknowledgement to the requester, the notice to the queue. An
-    imported one (App.replay historic) sends neither: send() records each as not sent, so
-    no context, suggestion (kb_suggested) or file is made for them."""
+    imported one (App.historic) sends neither: send() records each as not sent, so no
+    context, suggestion (kb_suggested) or file is made for them."""
     repo.no_outbound_yet(session, ticket.id)
-    replaying = app.replay is not None and app.replay.historic
+    replaying = app.historic
     ctx = {} if replaying else context(app, ticket, inbound, decision.matched)
     reason = no_acknowledgement(app, session, ticket, msg, decision, now)
     if reason:
@@ -243,7 +243,7 @@ def requester_replied(
 ) -> None:
     """The requester (or anyone but a proven agent) wrote: tell the assignee or the queue
     (a flagged message's files named, not attached). Imported: as in ticket_created."""
-    replaying = app.replay is not None and app.replay.historic
+    replaying = app.historic
     files = NO_FILES if replaying else notice_files(app, session, ticket, inbound, attach=not flags)
     to_agents(
         app,

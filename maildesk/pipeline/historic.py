@@ -19,7 +19,7 @@ def message_time(app: App, msg: ParsedMessage) -> datetime:
     """The time the pipeline dates the message's changes by: now, or for imported mail its
     Date header (not after now; a missing, unreadable or pre-1990 Date counts as now)."""
     now = app.now()
-    if app.replay is None or not app.replay.historic:
+    if not app.historic:
         return now
     written = sent_at(msg)
     if written is None or written < EARLIEST:

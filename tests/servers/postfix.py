@@ -26,6 +26,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import pid_gone
+
 POSTFIX = "/usr/sbin/postfix"
 MAIL_OWNER = "postfix"
 
@@ -159,7 +161,7 @@ class Postfix:
         except AssertionError:
             self._postfix("abort")
         deadline = time.monotonic() + 15
-        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+        while pid is not None and not pid_gone(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def flush(self) -> None:
@@ -180,14 +182,6 @@ class Postfix:
         with contextlib.suppress(OSError, ValueError):
             return int(path.read_text().strip())
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @contextlib.contextmanager
