@@ -103,13 +103,24 @@ class Daemon:
                 stderr=subprocess.STDOUT,
             )
 
+    @property
+    def workers(self) -> int:
+        """Its pipeline worker processes (`[pipeline] workers` is 1 unless --workers)."""
+        args = list(self.args)
+        return int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+
     def wait_ready(self) -> None:
+        """Until it listens and every pipeline worker is ready: a worker starts a second or
+        two after the listener (more on a loaded machine), and a daemon whose worker is not
+        up yet takes no share of the mail."""
         proc = self.proc
         assert proc is not None
-        wait_until(
-            lambda: b"listening on" in self.log.read_bytes() or proc.poll() is not None,
-            timeout=STARTUP_DEADLINE,
-        )
+
+        def ready() -> bool:
+            log = self.log.read_bytes()
+            return b"listening on" in log and log.count(b" ready (pid ") >= self.workers
+
+        wait_until(lambda: ready() or proc.poll() is not None, timeout=STARTUP_DEADLINE)
         assert proc.poll() is None, self.log.read_text()
 
     def kill(self) -> None:
