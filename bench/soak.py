@@ -52,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from maildesk.store.models import Message, OutboxEntry, RawMessage, Ticket  # noqa: E402
+from maildesk.store.spool import Spool, open_spool  # noqa: E402
 
 SUBJECTS = [
     "Printer on floor {n} jams", "VPN drops every {n} minutes", "Need access to share {n}",
@@ -297,7 +298,10 @@ class CountingSink:
         return "250 OK"
 
 
-def store_counts(engine: Engine) -> dict[str, int]:
+def store_counts(engine: Engine, spool: Spool | None) -> dict[str, int]:
+    """What the store holds; `pending` counts what the spool (SQLite) still holds too:
+    mail answered 250 but not yet taken into the ticket database."""
+    spooled = spool.backlog()[0] if spool is not None else 0
     with engine.connect() as conn:
 
         def count(stmt: Any) -> int:
@@ -308,7 +312,7 @@ def store_counts(engine: Engine) -> dict[str, int]:
         )
         return {
             "raw": sum(raw_status.values()),
-            "pending": raw_status.get("pending", 0),
+            "pending": raw_status.get("pending", 0) + spooled,
             "quarantined": raw_status.get("quarantined", 0),
             "duplicate": raw_status.get("duplicate", 0),
             "tickets": count(select(func.count()).select_from(Ticket)),
@@ -335,6 +339,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             cwd=REPO,
         )
     engine = create_engine(url)
+    spool = open_spool(url)
     try:
         deadline = time.monotonic() + 60
         while b"listening on" not in log_path.read_bytes():
@@ -369,12 +374,12 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         # Drain: every stored message processed, every notification delivered.
         drain_deadline = time.monotonic() + args.drain_timeout
-        counts = store_counts(engine)
+        counts = store_counts(engine, spool)
         while counts["pending"] or counts["outbox_sent"] < counts["outbox"]:
             if time.monotonic() > drain_deadline:
                 break
             time.sleep(0.5)
-            counts = store_counts(engine)
+            counts = store_counts(engine, spool)
         drained = time.monotonic() - started - sending
         with engine.connect() as conn:
             stored_ids = set(conn.scalars(select(Message.message_id)))
@@ -390,6 +395,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             exit_code = daemon.wait()
         controller.stop()
         engine.dispose()
+        if spool is not None:
+            spool.close()
 
     accepted = tally.new + tally.replies + tally.agent
     # A message reset right after its dot may have been stored (the desk had the bytes);
