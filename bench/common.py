@@ -124,7 +124,9 @@ def run_measured(
 ) -> Run:
     """Run a command to completion; its wall time and peak RSS (VmHWM, via wait4).
 
-    With rss_samples, the command's RSS (KiB) is also sampled every 100 ms while it runs.
+    With rss_samples, the command's RSS (KiB) is also sampled every 100 ms while it runs:
+    its own and that of the processes it started, summed (a second process parsing ahead
+    counts too).
     """
     out = log.open("ab") if log is not None else subprocess.DEVNULL
     fd, result = tempfile.mkstemp(prefix="run-", suffix=".json")
@@ -155,13 +157,22 @@ def _sample_rss(launcher: subprocess.Popen[bytes], samples: list[tuple[float, in
     children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
     while launcher.poll() is None:
         try:
-            pid = children.read_text().split()[0]
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    samples.append((time.perf_counter() - start, int(line.split()[1])))
+            pid = int(children.read_text().split()[0])
+            kib = sum(_rss_kib(p) for p in (pid, *descendants(pid)))
+            samples.append((time.perf_counter() - start, kib))
         except (OSError, IndexError):
             pass
         time.sleep(0.1)
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass  # it has just ended
+    return 0
 
 
 def check_run(run: Run, what: str, log: Path | None = None) -> None:

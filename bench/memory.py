@@ -7,8 +7,10 @@
   mbox-1000        the corpus mailbox, 1,000 messages
   mbox-50000       the corpus mailbox, 50,000 messages (--quick: 5,000)
 
-Peak RSS is the process's VmHWM (wait4). RSS is also sampled while the import runs, so
-`rss_10pct`/`rss_end` show whether memory grows with the number of messages read.
+Peak RSS is the process's VmHWM (wait4, `process_peak_mib`), or the most the import and the
+process parsing ahead for it held together (RSS summed, sampled every 100 ms), if that is
+more. The samples also show, as `rss_10pct`/`rss_end`, whether memory grows with the number
+of messages read.
 
     python bench/memory.py [--quick] [--large 50000] [--json]
 """
@@ -59,9 +61,12 @@ def import_sampled(config: Path, mbox: Path, log: Path) -> dict[str, Any]:
     run = run_measured(argv, cwd=config.parent, log=log, rss_samples=samples)
     check_run(run, "maildesk import", log)
     tenth = [kib for at, kib in samples if at >= run.seconds * 0.1]
+    tree = max((kib for _, kib in samples), default=0) / 1024
     return {
         "seconds": round(run.seconds, 2),
-        "peak_rss_mib": run.peak_rss_mib,
+        # The import and the process parsing ahead for it (sampled), if that is more.
+        "peak_rss_mib": round(max(run.peak_rss_mib, tree), 1),
+        "process_peak_mib": run.peak_rss_mib,
         "rss_10pct_mib": round(tenth[0] / 1024, 1) if tenth else "",
         "rss_end_mib": round(samples[-1][1] / 1024, 1) if samples else "",
     }
@@ -134,7 +139,8 @@ def main() -> int:
         ],
     }
     columns = [
-        "case", "messages", "seconds", "msgs_per_s", "peak_rss_mib", "rss_10pct_mib",
+        "case", "messages", "seconds", "msgs_per_s", "peak_rss_mib", "process_peak_mib",
+        "rss_10pct_mib",
         "rss_end_mib", "verified", "others_cores", "busy",
     ]  # fmt: skip
     emit(report, args.json, columns)

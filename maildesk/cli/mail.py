@@ -114,7 +114,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             total, messages = read_mailbox(path)
             task = progress.add_task("import", total=total)
             statuses = pipeline.import_many(
-                app, messages, save=inbox.save_raw, replay=replay, since=since
+                app,
+                messages,
+                save=inbox.save_raw,
+                replay=replay,
+                since=since,
+                parse_ahead=_parse_ahead(total),
             )
             for status in statuses:
                 counts[status] = counts.get(status, 0) + 1
@@ -125,6 +130,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"imported {sum(counts.values())} messages from {path}: {summary or 'nothing'}")
     print(_replay_summary(replay))
     return EX_OK
+
+
+# From this many messages on, on a machine with a second core, `import` parses the next
+# messages in a second process while it stores (the process costs ~0.1 s to start).
+PARSE_AHEAD_FROM = 50
+
+
+def _parse_ahead(total: int) -> bool:
+    return total >= PARSE_AHEAD_FROM and len(os.sched_getaffinity(0)) > 1
 
 
 def _since(value: str, timezone: str) -> datetime:

@@ -1,6 +1,7 @@
 """Parsing: raw bytes to a ParsedMessage (tree, headers, bodies, attachments, reply text).
 
-Pure: no database, no network.
+Pure: no database, no network (ahead.py runs the same parse in a process of its own, for
+bulk import).
 """
 
 from maildesk.mail.message import ParsedAttachment, ParsedMessage, minted_message_id

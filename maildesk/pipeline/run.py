@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -16,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from maildesk import logctx
 from maildesk.app import App, Replay
-from maildesk.errors import MessageTooComplex, NotMail, StoreUnavailable
+from maildesk.errors import StoreUnavailable
 from maildesk.mail.message import ParsedMessage
-from maildesk.parse.parser import parse_message
+from maildesk.parse.ahead import ParseAhead, Parsed, parse_timed
 from maildesk.pipeline.historic import sent_at
 from maildesk.pipeline.outcome import NoSender, Outcome
 from maildesk.pipeline.steps import process_message
@@ -57,25 +58,44 @@ def import_many(
     budget: float = IMPORT_BUDGET,
     replay: Replay | None = None,
     since: datetime | None = None,
+    parse_ahead: bool = False,
 ) -> Iterator[str]:
     """Store and process messages from a mailbox, several per transaction; yield each one's
     status. Idempotent: a message whose bytes or Message-ID are already stored is skipped
     ("already imported"). Each message is stored raw (by `save`, the inbox's) in the same
     transaction that runs it through the pipeline (in a savepoint, so a failure quarantines
-    only it); nothing is held in memory beyond the message at hand.
+    only it); nothing is held in memory beyond the message at hand (and, parsed ahead,
+    the next few: ParseAhead's `ahead`).
 
     `replay`: the mail is the mailbox's past (App.replay; it counts what was sent and what
     was not). `since`: a message dated before it is passed over ("before --since").
+    `parse_ahead`: the next messages are parsed in a second process meanwhile (ParseAhead).
     """
     app = replace(app.pinned(), replay=replay)
-    stream = iter(raws)
-    pending: bytes | None = next(stream, None)
+    with ParseAhead() if parse_ahead else nullcontext() as ahead:
+        stream: Generator[tuple[bytes, Parsed | None], None, None] = (
+            ahead.parsed(raws) if ahead else ((raw, None) for raw in raws)
+        )
+        with closing(stream):
+            yield from _import_stream(app, stream, origin, save, since, budget)
+
+
+def _import_stream(
+    app: App,
+    stream: Iterator[tuple[bytes, Parsed | None]],
+    origin: str,
+    save: SaveRaw,
+    since: datetime | None,
+    budget: float,
+) -> Iterator[str]:
+    pending = next(stream, None)
     while pending is not None:
         statuses: list[str] = []
         with transaction(app.sessions) as session:
             started = time.monotonic()
             while pending is not None:
-                statuses.append(_import_one(app, session, pending, origin, save, since))
+                raw, parsed = pending
+                statuses.append(_import_one(app, session, raw, parsed, origin, save, since))
                 pending = next(stream, None)
                 if time.monotonic() - started > budget:
                     break
@@ -83,11 +103,18 @@ def import_many(
 
 
 def _import_one(
-    app: App, session: Session, raw: bytes, origin: str, save: SaveRaw, since: datetime | None
+    app: App,
+    session: Session,
+    raw: bytes,
+    parsed: Parsed | None,
+    origin: str,
+    save: SaveRaw,
+    since: datetime | None,
 ) -> str:
+    """One message of an import (`parsed`: its parse, if it was parsed ahead)."""
     if repo.raw_exists(session, hashlib.sha256(raw).hexdigest()):
         return "already imported"
-    work = _parse(0, raw)
+    work = _worked(0, raw, parsed or parse_timed(raw))
     if since is not None and work.msg is not None and _before(work.msg, since):
         return BEFORE_SINCE
     if work.msg is not None and repo.message_exists(session, work.msg.message_id):
@@ -168,7 +195,7 @@ class _Work:
     raw_id: int
     raw: bytes
     msg: ParsedMessage | None
-    error: Exception | None = None
+    reason: str | None = None  # why it could not be parsed
     parse_seconds: float = 0.0
 
 
@@ -242,16 +269,13 @@ def _count(app: App, done: Sequence[tuple[Outcome, float]]) -> None:
 def _parse(raw_id: int, raw: bytes | None, *, what: str = "raw message") -> _Work:
     if raw is None:
         return _Work(raw_id, b"", None)  # no such stored message: nothing to do
-    began = time.monotonic()
-    error: Exception | None = None
-    try:
-        msg = parse_message(raw)
-    except (NotMail, MessageTooComplex) as exc:
-        msg, error = None, exc
-    except Exception as exc:  # parsing is defensive; anything left is a bug to see
-        log.exception("%s %s could not be parsed", what, raw_id)
-        msg, error = None, exc
-    return _Work(raw_id, raw, msg, error, time.monotonic() - began)
+    return _worked(raw_id, raw, parse_timed(raw), what=what)
+
+
+def _worked(raw_id: int, raw: bytes, parsed: Parsed, *, what: str = "raw message") -> _Work:
+    if parsed.trace is not None:  # a bug to see
+        log.error("%s %s could not be parsed:\n%s", what, raw_id, parsed.trace.rstrip())
+    return _Work(raw_id, raw, parsed.msg, parsed.reason, parsed.seconds)
 
 
 def _run(app: App, session: Session, item: _Work) -> Outcome:
@@ -289,17 +313,9 @@ def _run_steps(app: App, session: Session, item: _Work, msg: ParsedMessage) -> O
 
 def _unparsed(app: App, session: Session, item: _Work) -> Outcome:
     """A message that is not stored (skipped) or could not be parsed (quarantined)."""
-    error = item.error
-    if error is None:
+    if item.reason is None:
         return Outcome(item.raw_id, "skipped", reason="no such stored message")
-    reason = (
-        f"not an email message: {error}"
-        if isinstance(error, NotMail)
-        else str(error)
-        if isinstance(error, MessageTooComplex)
-        else f"{type(error).__name__}: {error}"
-    )
-    return _quarantined(app, session, item.raw_id, reason)
+    return _quarantined(app, session, item.raw_id, item.reason)
 
 
 def _quarantined(app: App, session: Session, raw_id: int, reason: str) -> Outcome:
