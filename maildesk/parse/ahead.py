@@ -5,9 +5,10 @@ cores or more: the importing process stores while the next messages are being pa
 cannot be parsed the reason it is quarantined with. `ParseAhead` runs it in
 `python -m maildesk.parse.ahead`, a process that imports the parser alone (no database, no
 configuration): raw messages go to it over a pipe, length-prefixed, and their results come
-back pickled, in order. At most `ahead` messages are in flight, so memory stays bounded
-whatever the mailbox's size. If that process cannot start or dies, the rest is parsed in
-the calling process: nothing is lost or parsed twice into the store, only the overlap goes.
+back pickled, in order, with the new text of what may be a reply worked out there too. At
+most `ahead` messages are in flight, so memory stays bounded whatever the mailbox's size.
+If that process cannot start or dies, the rest is parsed in the calling process: nothing is
+lost or parsed twice into the store, only the overlap goes.
 
 The pickles come from this package's own code in a process this one started; nothing
 received from outside is unpickled.
@@ -32,6 +33,7 @@ from typing import IO, Any
 from maildesk.errors import MessageTooComplex, NotMail
 from maildesk.mail.message import ParsedMessage
 from maildesk.parse.parser import parse_message
+from maildesk.parse.reply import new_text
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,17 @@ class Parsed:
     reason: str | None = None
     trace: str | None = None
     seconds: float = 0.0
+    new_text: str | None = None  # of a reply, if worked out here (maildesk.parse.reply)
 
 
-def parse_timed(raw: bytes) -> Parsed:
+def parse_timed(raw: bytes, *, reply_text: bool = False) -> Parsed:
+    """Parse; with `reply_text`, a message that may be a reply (it answers a Message-ID
+    or its subject carries a tag) gets the new text its author wrote worked out too."""
     began = time.monotonic()
     try:
-        return Parsed(parse_message(raw), seconds=time.monotonic() - began)
+        msg = parse_message(raw)
+        text = new_text(msg.body_text, msg.body_html) if reply_text and _reply(msg) else None
+        return Parsed(msg, seconds=time.monotonic() - began, new_text=text)
     except NotMail as exc:
         reason, trace = f"not an email message: {exc}", None
     except MessageTooComplex as exc:
@@ -164,6 +171,10 @@ class ParseAhead:
         return parse_timed(raw)
 
 
+def _reply(msg: ParsedMessage) -> bool:
+    return bool(msg.in_reply_to or msg.references or "[" in msg.subject)
+
+
 def _read_frame(stream: IO[bytes]) -> bytes | None:
     head = stream.read(_FRAME.size)
     if len(head) < _FRAME.size:
@@ -186,7 +197,8 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     while (raw := _read_frame(inp)) is not None:
-        answer = pickle.dumps(parse_timed(raw), protocol=pickle.HIGHEST_PROTOCOL)
+        parsed = parse_timed(raw, reply_text=True)
+        answer = pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)
         out.write(_FRAME.pack(len(answer)))
         out.write(answer)
         out.flush()

@@ -197,6 +197,7 @@ class _Work:
     msg: ParsedMessage | None
     reason: str | None = None  # why it could not be parsed
     parse_seconds: float = 0.0
+    new_text: str | None = None  # worked out with the parse (parsed ahead), else by the steps
 
 
 def process_many(
@@ -275,7 +276,7 @@ def _parse(raw_id: int, raw: bytes | None, *, what: str = "raw message") -> _Wor
 def _worked(raw_id: int, raw: bytes, parsed: Parsed, *, what: str = "raw message") -> _Work:
     if parsed.trace is not None:  # a bug to see
         log.error("%s %s could not be parsed:\n%s", what, raw_id, parsed.trace.rstrip())
-    return _Work(raw_id, raw, parsed.msg, parsed.reason, parsed.seconds)
+    return _Work(raw_id, raw, parsed.msg, parsed.reason, parsed.seconds, parsed.new_text)
 
 
 def _run(app: App, session: Session, item: _Work) -> Outcome:
@@ -292,7 +293,7 @@ def _run_steps(app: App, session: Session, item: _Work, msg: ParsedMessage) -> O
     for attempt in (1, 2):
         try:
             with pipeline_rows.savepoint(session):
-                return process_message(app, session, raw_id, msg, item.raw)
+                return process_message(app, session, raw_id, msg, item.raw, item.new_text)
         except RowConflict as exc:
             # Another worker stored the same Message-ID at the same moment: run again,
             # and this time the message is a duplicate.

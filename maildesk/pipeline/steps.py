@@ -217,9 +217,15 @@ STEPS: tuple[Step, ...] = (
 
 
 def process_message(
-    app: App, session: Session, raw_id: int, msg: ParsedMessage, raw_bytes: bytes
+    app: App,
+    session: Session,
+    raw_id: int,
+    msg: ParsedMessage,
+    raw_bytes: bytes,
+    new_text: str | None = None,
 ) -> Outcome:
-    """Claim a stored message and run it through STEPS (inside the caller's savepoint)."""
+    """Claim a stored message and run it through STEPS (inside the caller's savepoint);
+    `new_text`: the reply's new text, if it was worked out with the parse."""
     raw = repo.claim_raw(session, raw_id, app.now())
     now = message_time(app, msg)  # imported mail: its own Date (pipeline.historic)
     if raw is None:
@@ -232,6 +238,7 @@ def process_message(
         raw_bytes=raw_bytes,
         now=now,
         index=repo.StoreThreadIndex(session, app.tokens, sender=msg.from_addr),
+        _memo={} if new_text is None else {"new_text": new_text},
     )
     return run_steps(ctx)
 

@@ -133,6 +133,9 @@ def test_an_import_that_parses_ahead_stores_what_one_that_does_not_stores(
         assert here.count("quarantined") == 1 and here.count("already imported") == 1
         assert "appended" in here and "created" in here
         assert stored(ahead) == stored(inline)
+        # A reply's new text (worked out by the parsing process) is what was stored.
+        replies = [row for row in stored(ahead) if str(row[0]).startswith("<r")]
+        assert replies and {row[2] for row in replies} == {"Any news?"}
         again = list(pipeline.import_many(ahead, raws, save=inbox.save_raw, parse_ahead=True))
         assert again == ["already imported"] * len(raws)
     finally:
