@@ -145,14 +145,17 @@ def mailboxes_held(session: Session, now: datetime) -> dict[str, list[dict[str, 
 
 
 def release_dead_here(session: Session, host: str, alive: Callable[[int], bool]) -> list[str]:
-    """Give back the leases and mail claims of daemons on this host whose process is gone
-    (a daemon killed and started again has a new pid: it need not wait out the old one's
-    lease_ttl). Returns the holders released."""
+    """Give back the leases and pending mail claims of daemons on this host whose process
+    is gone (a daemon killed and started again has a new pid: it need not wait out the old
+    one's lease_ttl); mail they finished keeps saying who did it. Returns the holders
+    released."""
     prefix = f"{host}:"
     holders = set(session.scalars(select(Lease.holder).where(Lease.holder.startswith(prefix))))
     holders |= set(
         session.scalars(
-            select(RawMessage.claimed_by).where(RawMessage.claimed_by.startswith(prefix)).distinct()
+            select(RawMessage.claimed_by)
+            .where(RawMessage.claimed_by.startswith(prefix), RawMessage.status == RawStatus.PENDING)
+            .distinct()
         )
     )
     dead = sorted(h for h in holders if _dead(h[len(prefix) :], alive))
@@ -160,7 +163,7 @@ def release_dead_here(session: Session, host: str, alive: Callable[[int], bool])
         session.execute(delete(Lease).where(Lease.holder.in_(dead)))
         session.execute(
             update(RawMessage)
-            .where(RawMessage.claimed_by.in_(dead))
+            .where(RawMessage.claimed_by.in_(dead), RawMessage.status == RawStatus.PENDING)
             .values(claimed_by=None, claimed_until=None)
         )
     return dead

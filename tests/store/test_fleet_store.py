@@ -222,12 +222,24 @@ def test_a_dead_worker_process_gives_back_only_its_own_pending_claims(
 def test_a_dead_daemons_worker_claims_are_taken_back_by_its_successor(
     sessions: sessionmaker[Session],
 ) -> None:
-    ids = _store(sessions, 3)
-    _claim(sessions, {ids[0]: "here:111/w1", ids[1]: "here:111/w2", ids[2]: "here:222/w1"})
+    ids = _store(sessions, 5)
+    _claim(
+        sessions,
+        {
+            ids[0]: "here:111/w1",
+            ids[1]: "here:111/w2",
+            ids[2]: "here:222/w1",
+            ids[3]: "here:111/w1",
+            ids[4]: "here:333",
+        },
+    )
+    with sessions.begin() as s:  # what a dead daemon finished keeps saying who did it
+        s.get_one(RawMessage, ids[3]).status = RawStatus.PROCESSED
+        s.get_one(RawMessage, ids[4]).status = RawStatus.PROCESSED
     with sessions.begin() as s:  # daemon 111 is gone (its workers with it); 222 runs
         released = leases.release_dead_here(s, "here", lambda pid: pid == 222)
-    assert released == ["here:111/w1", "here:111/w2"]
-    assert _claimed_by(sessions, ids) == [None, None, "here:222/w1"]
+    assert released == ["here:111/w1", "here:111/w2"]  # 333 has nothing left to give back
+    assert _claimed_by(sessions, ids) == [None, None, "here:222/w1", "here:111/w1", "here:333"]
 
 
 def test_a_worker_process_claims_under_its_own_holder_id() -> None:
