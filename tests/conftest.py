@@ -598,7 +598,9 @@ class Desk:
             return smtp.send_message(msg, to_addrs=to)
 
     def cli(self, *args: str) -> tuple[int, str]:
-        return run_cli(*args, "--config", str(self.config_path))
+        """A command against the desk; the desk runs in this process, and what its threads
+        cached meanwhile (an IMAP watcher's OAuth2 token) stays."""
+        return run_cli(*args, "--config", str(self.config_path), keep_caches=True)
 
     def json(self, *args: str) -> Any:
         code, out = self.cli(*args, "--json")
@@ -800,9 +802,9 @@ def run_maildesk(
     )
 
 
-def run_cli(*args: str) -> tuple[int, str]:
+def run_cli(*args: str, keep_caches: bool = False) -> tuple[int, str]:
     """Run the maildesk command in-process (run_maildesk); return (exit code, stdout + stderr)."""
-    ran = run_maildesk(*args)
+    ran = run_maildesk(*args, keep_caches=keep_caches)
     return ran.returncode, ran.stdout + ran.stderr
 
 
