@@ -21,8 +21,11 @@ def add_cc_watchers(ctx: Context, ticket: Ticket, requester: str, *, unproven: s
     each address held back is recorded with the reason.
     """
     session, now = ctx.session, ctx.now
+    candidates = _candidates(ctx, requester)
+    if not candidates:  # most mail: no one else on To or CC, and no query (nor its flush)
+        return
     present = set(repo.watchers(session, ticket.id))
-    candidates = _candidates(ctx, requester, present)
+    candidates = [a for a in candidates if a not in present]
     if not candidates:
         return
     if unproven:
@@ -39,14 +42,13 @@ def add_cc_watchers(ctx: Context, ticket: Ticket, requester: str, *, unproven: s
         repo.add_event(session, ticket, "watchers", now, actor=requester, added=added, removed=[])
 
 
-def _candidates(ctx: Context, requester: str, present: set[str]) -> list[str]:
-    """The mail's To and CC addresses that may watch: not yet watching, not the desk's."""
+def _candidates(ctx: Context, requester: str) -> list[str]:
+    """The mail's To and CC addresses that may watch: not the requester, not the desk's."""
     own = ctx.app.config.own_addresses
     return [
         a
         for a in dict.fromkeys((*ctx.msg.to, *ctx.msg.cc))
         if a != requester
-        and a not in present
         and f"{a.partition('@')[0].partition('+')[0]}@{a.partition('@')[2]}" not in own
         and ctx.app.config.agent(a) is None
     ]
