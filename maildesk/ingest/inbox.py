@@ -92,13 +92,14 @@ def pending_count(storage: Storage, cap: int) -> int:
         return spooled + repo.count_pending(session, cap - spooled)
 
 
-def save_raw(session: Session, raw: bytes, origin: str, now: datetime) -> int:
-    """Add one message's raw bytes in the caller's transaction and return its id.
+def save_raw(session: Session, raw: bytes, origin: str, now: datetime) -> RawMessage:
+    """Add one message's raw bytes in the caller's transaction and return its row.
 
     For `maildesk import`, which stores each message in the same transaction that runs it
-    through the pipeline.
+    through the pipeline (and keeps the row meanwhile: a session holds a clean row only
+    while someone else does, and the pipeline then takes it without reading it back).
     """
-    return _add(session, Incoming(raw, origin), now).id
+    return _add(session, Incoming(raw, origin), now)
 
 
 # --- a mailbox read with a checkpoint (IMAP) ------------------------------------------------

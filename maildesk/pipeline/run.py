@@ -27,6 +27,7 @@ from maildesk.routing.thread import thread_keys
 from maildesk.store import pipeline_rows, repo, spool
 from maildesk.store.db import is_sqlite, transaction, write_gate
 from maildesk.store.leases import daemon_id
+from maildesk.store.models import RawMessage
 from maildesk.store.pipeline_rows import RowConflict, RowRefused
 from maildesk.store.spool import Spooled
 
@@ -44,9 +45,9 @@ IMPORT_BUDGET = 0.2  # an import batches more: nothing waits on it
 CLAIM_BATCH = 20
 
 
-# How raw mail is added in the caller's transaction: (session, raw, origin, now) -> raw id.
+# How raw mail is added in the caller's transaction: (session, raw, origin, now) -> its row.
 # Raw mail enters the store only through the inbox (maildesk.ingest.inbox.save_raw).
-SaveRaw = Callable[[Session, bytes, str, datetime], int]
+SaveRaw = Callable[[Session, bytes, str, datetime], RawMessage]
 
 
 def import_many(
@@ -119,10 +120,10 @@ def _import_one(
         return BEFORE_SINCE
     if work.msg is not None and repo.message_exists(session, work.msg.message_id):
         return "already imported"
-    raw_id = save(session, raw, origin, app.now())
-    outcome = _run(app, session, replace(work, raw_id=raw_id))
+    row = save(session, raw, origin, app.now())  # held while it is processed (see save_raw)
+    outcome = _run(app, session, replace(work, raw_id=row.id))
     if outcome.status == "quarantined":
-        log.warning("raw message %s quarantined: %s", raw_id, outcome.reason)
+        log.warning("raw message %s quarantined: %s", row.id, outcome.reason)
     if outcome.then is not None:  # a fragment completed its set: the message it makes, now
         stored = dict(repo.raw_bytes(session, [outcome.then]))
         _run(app, session, _parse(outcome.then, stored.get(outcome.then)))
