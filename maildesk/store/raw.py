@@ -118,7 +118,7 @@ def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None
     pending, or (PostgreSQL) another daemon's transaction is processing it right now: the
     row is taken FOR UPDATE SKIP LOCKED, so each message is processed exactly once and no
     daemon waits for another. On SQLite (one writer, nothing to lock) a row this session
-    has just stored (import, the spool's admit) is taken without a query."""
+    has just stored and still holds (import) is taken without a query."""
     if session.get_bind().dialect.name != "postgresql":
         row = session.get(RawMessage, raw_id)
     else:
