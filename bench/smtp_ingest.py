@@ -60,12 +60,13 @@ Payload = list[tuple[str, bytes, int]]  # (envelope sender, CRLF bytes, thread)
 # Run as the daemon's entry point under strace: records which OS thread is which Python
 # thread (the pools name theirs md-ingest, md-pipeline, md-sender), then serves.
 TRACED_SERVE = """
-import json, sys, threading, time
+import json, os, sys, threading, time
 def names(path):
-    while True:
+    while True:  # replaced whole, never read half written
         seen = {t.native_id: t.name for t in threading.enumerate()}
-        with open(path, "w") as f:
+        with open(path + ".new", "w") as f:
             json.dump(seen, f)
+        os.replace(path + ".new", path)
         time.sleep(0.2)
 threading.Thread(target=names, args=(sys.argv[1],), daemon=True, name="bench-names").start()
 from maildesk.cli import main

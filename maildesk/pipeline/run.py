@@ -121,7 +121,7 @@ def _import_one(
     if work.msg is not None and repo.message_exists(session, work.msg.message_id):
         return "already imported"
     row = save(session, raw, origin, app.now())  # held while it is processed (see save_raw)
-    outcome = _run(app, session, replace(work, raw_id=row.id))
+    outcome = _run(app, session, replace(work, raw_id=row.id, stored=row))
     if outcome.status == "quarantined":
         log.warning("raw message %s quarantined: %s", row.id, outcome.reason)
     if outcome.then is not None:  # a fragment completed its set: the message it makes, now
@@ -199,6 +199,8 @@ class _Work:
     reason: str | None = None  # why it could not be parsed
     parse_seconds: float = 0.0
     new_text: str | None = None  # worked out with the parse (parsed ahead), else by the steps
+    # The row this transaction has just stored (import), its Message-ID found not stored yet.
+    stored: RawMessage | None = None
 
 
 def process_many(
@@ -294,7 +296,9 @@ def _run_steps(app: App, session: Session, item: _Work, msg: ParsedMessage) -> O
     for attempt in (1, 2):
         try:
             with pipeline_rows.savepoint(session):
-                return process_message(app, session, raw_id, msg, item.raw, item.new_text)
+                # Run again after a conflict, the message is claimed and checked as any other.
+                stored = item.stored if attempt == 1 else None
+                return process_message(app, session, raw_id, msg, item.raw, item.new_text, stored)
         except RowConflict as exc:
             # Another worker stored the same Message-ID at the same moment: run again,
             # and this time the message is a duplicate.

@@ -41,7 +41,7 @@ from maildesk.routing.guard import is_own_loop
 from maildesk.routing.receipt import recognise as recognise_receipt
 from maildesk.routing.thread import thread_message, ties
 from maildesk.store import repo
-from maildesk.store.models import Ticket
+from maildesk.store.models import RawMessage, Ticket
 from maildesk.terms import REOPENABLE_STATUSES, RawStatus
 from maildesk.tickets import lifecycle
 
@@ -62,6 +62,8 @@ def own_loop(ctx: Context) -> Outcome | None:
 
 def duplicate(ctx: Context) -> Outcome | None:
     """A Message-ID already stored on a ticket: the same mail again, kept as a duplicate."""
+    if ctx.known_new:
+        return None
     existing = ctx.index.ticket_for_message_ids([ctx.msg.message_id])
     if existing is None:
         return None
@@ -223,10 +225,16 @@ def process_message(
     msg: ParsedMessage,
     raw_bytes: bytes,
     new_text: str | None = None,
+    stored: RawMessage | None = None,
 ) -> Outcome:
     """Claim a stored message and run it through STEPS (inside the caller's savepoint);
-    `new_text`: the reply's new text, if it was worked out with the parse."""
-    raw = repo.claim_raw(session, raw_id, app.now())
+    `new_text`: the reply's new text, if it was worked out with the parse. `stored`: its row,
+    which the caller's transaction has just stored after finding its Message-ID new (import):
+    taken as it is, and the duplicate step does not ask again."""
+    if stored is None:
+        raw = repo.claim_raw(session, raw_id, app.now())
+    else:
+        raw = repo.take_stored(stored, app.now())
     now = message_time(app, msg)  # imported mail: its own Date (pipeline.historic)
     if raw is None:
         return Outcome(raw_id, "skipped", reason="not pending (processed, or in process elsewhere)")
@@ -238,6 +246,7 @@ def process_message(
         raw_bytes=raw_bytes,
         now=now,
         index=repo.StoreThreadIndex(session, app.tokens, sender=msg.from_addr),
+        known_new=stored is not None,
         _memo={} if new_text is None else {"new_text": new_text},
     )
     return run_steps(ctx)

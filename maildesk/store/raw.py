@@ -126,6 +126,12 @@ def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None
         row = session.scalar(stmt.with_for_update(skip_locked=True))
     if row is None or row.status != RawStatus.PENDING:
         return None
+    return take_stored(row, now)
+
+
+def take_stored(row: RawMessage, now: datetime) -> RawMessage:
+    """Take for processing, as claim_raw does, a raw message the caller's transaction has
+    just stored (import): no other transaction sees it yet, so there is no lock to take."""
     row.status, row.processed_at = RawStatus.PROCESSED, now
     return row
 

@@ -66,6 +66,7 @@ from maildesk.store.raw import (
     requeue_quarantined,
     save_raw,
     set_aside_message,
+    take_stored,
 )
 from maildesk.store.reports import (
     StoredFragment,
@@ -205,6 +206,7 @@ __all__ = [
     "stored_model",
     "survey_settled",
     "surveys_due",
+    "take_stored",
     "ticket_alert",
     "ticket_files",
     "ticket_with_history",
