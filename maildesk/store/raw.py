@@ -117,13 +117,9 @@ def claim_raw(session: Session, raw_id: int, now: datetime) -> RawMessage | None
     """Take a pending raw message for processing (its bytes not loaded); None if it is not
     pending, or (PostgreSQL) another daemon's transaction is processing it right now: the
     row is taken FOR UPDATE SKIP LOCKED, so each message is processed exactly once and no
-    daemon waits for another. On SQLite (one writer, nothing to lock) a row this session
-    has just stored and still holds (import) is taken without a query."""
-    if session.get_bind().dialect.name != "postgresql":
-        row = session.get(RawMessage, raw_id)
-    else:
-        stmt = select(RawMessage).where(RawMessage.id == raw_id)
-        row = session.scalar(stmt.with_for_update(skip_locked=True))
+    daemon waits for another."""
+    stmt = select(RawMessage).where(RawMessage.id == raw_id)
+    row = session.scalar(for_update(stmt, session, skip_locked=True))
     if row is None or row.status != RawStatus.PENDING:
         return None
     return take_stored(row, now)
