@@ -48,7 +48,6 @@ class Context:
     contact: Contact | None = None  # the requester's contact, if there is one yet
     existing: OnTicket | None = None  # set by the `existing_ticket` step
     tied_by: frozenset[str] = frozenset()  # besides the subject (set by the `tied` step)
-    known_new: bool = False  # its Message-ID was just found not stored (import's own check)
     # What several steps may ask of the message, worked out once: the copies `replace`
     # makes share this dict.
     _memo: dict[str, str] = field(default_factory=dict, repr=False, compare=False)

@@ -62,8 +62,6 @@ def own_loop(ctx: Context) -> Outcome | None:
 
 def duplicate(ctx: Context) -> Outcome | None:
     """A Message-ID already stored on a ticket: the same mail again, kept as a duplicate."""
-    if ctx.known_new:
-        return None
     existing = ctx.index.ticket_for_message_ids([ctx.msg.message_id])
     if existing is None:
         return None
@@ -216,6 +214,8 @@ STEPS: tuple[Step, ...] = (
     past_reopen_window,
     append_mail,  # anything else goes on the ticket (a requester's reply may reopen it)
 )
+# An import has just found the Message-ID not stored, in the same transaction.
+_STEPS_KNOWN_NEW = tuple(step for step in STEPS if step is not duplicate)
 
 
 def process_message(
@@ -246,10 +246,9 @@ def process_message(
         raw_bytes=raw_bytes,
         now=now,
         index=repo.StoreThreadIndex(session, app.tokens, sender=msg.from_addr),
-        known_new=stored is not None,
         _memo={} if new_text is None else {"new_text": new_text},
     )
-    return run_steps(ctx)
+    return run_steps(ctx, STEPS if stored is None else _STEPS_KNOWN_NEW)
 
 
 def run_steps(ctx: Context, steps: tuple[Step, ...] = STEPS) -> Outcome:

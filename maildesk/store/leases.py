@@ -57,9 +57,15 @@ def use_holder(holder: str | None) -> None:
 def release_claims(session: Session, holder: str) -> int:
     """Give back the pending mail `holder` has claimed (a worker process that died), so
     that another takes it at once; how many messages."""
+    return _give_back(session, [holder])
+
+
+def _give_back(session: Session, holders: list[str]) -> int:
+    """Clear the claims these holders have on mail still pending (what they finished keeps
+    saying who did it); how many messages."""
     result = session.execute(
         update(RawMessage)
-        .where(RawMessage.claimed_by == holder, RawMessage.status == RawStatus.PENDING)
+        .where(RawMessage.claimed_by.in_(holders), RawMessage.status == RawStatus.PENDING)
         .values(claimed_by=None, claimed_until=None)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -161,11 +167,7 @@ def release_dead_here(session: Session, host: str, alive: Callable[[int], bool])
     dead = sorted(h for h in holders if _dead(h[len(prefix) :], alive))
     if dead:
         session.execute(delete(Lease).where(Lease.holder.in_(dead)))
-        session.execute(
-            update(RawMessage)
-            .where(RawMessage.claimed_by.in_(dead), RawMessage.status == RawStatus.PENDING)
-            .values(claimed_by=None, claimed_until=None)
-        )
+        _give_back(session, dead)
     return dead
 
 
