@@ -757,7 +757,10 @@ def run_maildesk(
         caches = []
     cwd_before = os.getcwd()
     caller = threading.get_ident()
-    root.handlers[:] = [_OtherThreads(handlers, caller)]
+    # A new list, never the old one changed in place: a desk thread logging meanwhile goes
+    # on through the list it started with (changed under it, a line reached its handlers
+    # twice, once directly and once through _OtherThreads).
+    root.handlers = [_OtherThreads(handlers, caller)]
     try:
         with (
             mock.patch.dict(os.environ),
@@ -784,7 +787,7 @@ def run_maildesk(
         for handler in root.handlers:
             if handler not in handlers:
                 handler.close()
-        root.handlers[:] = handlers
+        root.handlers = handlers
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         for sig, handler in signals.items():
