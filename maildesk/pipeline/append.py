@@ -205,8 +205,8 @@ def requester_action(ctx: Context) -> Outcome | None:
     text = ctx.new_text or msg.body_text
     unproven = requester_unproven(ctx.app, msg, ctx.tied_by)
     mine = on.sender.kind == "requester"
-    answer = survey_answer(text) if mine and selfservice.survey_pending(ticket) else None
-    if answer is not None:
+    answer = survey_answer(text) if mine else None  # the text first: it rarely is one
+    if answer is not None and selfservice.survey_pending(ticket):
         return _survey_answered(ctx, text, answer, unproven)
     word = close_request(text) if mine else None
     done = ticket.status in REOPENABLE_STATUSES

@@ -148,6 +148,7 @@ def _create(
         updated_at=now,
         parent_id=parent.id if parent is not None else None,
         service=decision.service,
+        ci_links=[],  # a new ticket has none: linking its CIs need not load them
     )
     sla.started(ctx.app, ticket, decision.matched, now, decision.services)
     ctx.session.add(ticket)

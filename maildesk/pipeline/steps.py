@@ -91,7 +91,11 @@ def requester(ctx: Context) -> Context:
     fills in their name and proves their address receives mail. Nobody: NoSender."""
     msg = ctx.msg
     address = msg.from_addr or normalise_address(ctx.raw.envelope_from or "")
-    contact = repo.contact(ctx.session, address)
+    # Earlier messages' contacts were flushed with their savepoints, and none is pending
+    # for this one yet: an autoflush would only write its raw row's claim early, a flush
+    # of its own.
+    with ctx.session.no_autoflush:
+        contact = repo.contact(ctx.session, address)
     if contact is not None and msg.from_name and not contact.name:
         contact.name = msg.from_name
     if contact is not None and contact.bounced_at is not None:

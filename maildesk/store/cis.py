@@ -41,8 +41,7 @@ def link_ci(
         added_at=now,
         added_by=actor,
     )
-    ticket.ci_links.append(link)
-    session.flush()
+    ticket.ci_links.append(link)  # written with the ticket's other rows
     return link
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from maildesk.store.broadcasts import BROADCAST_MAILS
@@ -14,24 +14,27 @@ from maildesk.store.db import for_update
 from maildesk.store.models import Contact, Message, OutboxEntry, Ticket
 from maildesk.terms import OutboxStatus
 
+# Asked for every new ticket: built once (PREBUILT in maildesk.store.db).
+_ACKNOWLEDGED_SINCE = (
+    select(func.count())
+    .select_from(Message)
+    .join(Ticket, Message.ticket_id == Ticket.id)
+    .where(
+        Ticket.requester_id == bindparam("contact"),
+        Message.direction == "out",
+        Message.kind == "acknowledgement",
+        Message.created_at >= bindparam("since"),
+    )
+)
+
 
 def auto_replies_since(session: Session, contact: Contact, since: datetime) -> int:
     """Acknowledgements sent to this contact since then (for the auto-reply rate limit)."""
     if contact.id is None:
         return 0  # not even flushed yet: no mail has gone to it
-    stmt = (
-        select(func.count())
-        .select_from(Message)
-        .join(Ticket, Message.ticket_id == Ticket.id)
-        .where(
-            Ticket.requester_id == contact.id,
-            Message.direction == "out",
-            Message.kind == "acknowledgement",
-            Message.created_at >= since,
-        )
-    )
     with session.no_autoflush:  # see _uncounted
-        return int(session.scalar(stmt) or 0)
+        params = {"contact": contact.id, "since": since}
+        return int(session.scalar(_ACKNOWLEDGED_SINCE, params) or 0)
 
 
 def notices_to_since(session: Session, kind: str, address: str, since: datetime) -> int:

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.store.blobs import set_blob
@@ -67,11 +67,12 @@ def raw_bytes(session: Session, raw_ids: Sequence[int]) -> list[tuple[int, bytes
     return [(int(i), bytes(r)) for i, r in session.execute(stmt)]
 
 
+# Asked for every message: built once (PREBUILT in maildesk.store.db).
+_RAW_BY_SHA = select(RawMessage.id).where(RawMessage.sha256 == bindparam("sha")).limit(1)
+
+
 def raw_exists(session: Session, sha256: str) -> bool:
-    return (
-        session.scalar(select(RawMessage.id).where(RawMessage.sha256 == sha256).limit(1))
-        is not None
-    )
+    return session.scalar(_RAW_BY_SHA, {"sha": sha256}) is not None
 
 
 def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:

@@ -7,7 +7,7 @@ import secrets
 import zlib
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,9 +33,15 @@ def lock_thread(session: Session, keys: Iterable[str], *, wait: bool) -> bool:
     return True
 
 
+# Asked for every message: built once (PREBUILT in maildesk.store.db).
+_MESSAGE_BY_ID = select(Message.id).where(Message.message_id == bindparam("mid")).limit(1)
+_TICKETS_OF_MESSAGE_IDS = select(Message.message_id, Message.ticket_id).where(
+    Message.message_id.in_(bindparam("mids", expanding=True))
+)
+
+
 def message_exists(session: Session, message_id: str) -> bool:
-    stmt = select(Message.id).where(Message.message_id == message_id).limit(1)
-    return session.scalar(stmt) is not None
+    return session.scalar(_MESSAGE_BY_ID, {"mid": message_id}) is not None
 
 
 def message_ids_exist(session: Session, message_ids: Sequence[str]) -> set[str]:
@@ -71,10 +77,8 @@ class StoreThreadIndex:
     def ticket_for_message_ids(self, message_ids: Sequence[str]) -> int | None:
         if not message_ids:
             return None
-        stmt = select(Message.message_id, Message.ticket_id).where(
-            Message.message_id.in_(list(message_ids))
-        )
-        found: dict[str, int] = {mid: tid for mid, tid in self.session.execute(stmt)}
+        rows = self.session.execute(_TICKETS_OF_MESSAGE_IDS, {"mids": list(message_ids)})
+        found: dict[str, int] = {mid: tid for mid, tid in rows}
         # The nearest ancestor wins: message_ids come nearest first.
         return next((found[m] for m in message_ids if m in found), None)
 

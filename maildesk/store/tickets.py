@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.mail.message import MINTED_ID_DOMAIN
@@ -29,9 +29,18 @@ def new_contact(session: Session, email: str, name: str, now: datetime) -> Conta
     return contact
 
 
+# Asked for every message: built once (PREBUILT in maildesk.store.db).
+_CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
+_OPENED_SINCE = (
+    select(func.count())
+    .select_from(Ticket)
+    .where(Ticket.requester_id == bindparam("contact"), Ticket.created_at >= bindparam("since"))
+)
+
+
 def contact(session: Session, email: str) -> Contact | None:
     """The contact an address belongs to: its own, or the one it was merged into."""
-    found = session.scalar(select(Contact).where(Contact.email == email))
+    found = session.scalar(_CONTACT_BY_EMAIL, {"email": email})
     for _ in range(MAX_MERGE_DEPTH):
         if found is None or found.merged_into_id is None:
             return found
@@ -43,15 +52,10 @@ def tickets_opened_since(session: Session, contact: Contact | None, since: datet
     """New tickets this sender opened since then (for the flood guard)."""
     if contact is None or contact.id is None:
         return 0  # no such contact yet: no tickets
-    stmt = (
-        select(func.count())
-        .select_from(Ticket)
-        .where(Ticket.requester_id == contact.id, Ticket.created_at >= since)
-    )
     # Tickets of earlier messages were flushed by their savepoints; the message at hand has
     # opened none yet, so an autoflush here would only write its rows early.
     with session.no_autoflush:
-        return int(session.scalar(stmt) or 0)
+        return int(session.scalar(_OPENED_SINCE, {"contact": contact.id, "since": since}) or 0)
 
 
 def mark_bouncing(session: Session, emails: Sequence[str], reason: str, now: datetime) -> None:
