@@ -4,60 +4,71 @@ services each is about; the latest `broadcast` of incidents; and the stable JSON
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from maildesk.routing.cis import Service
 from maildesk.routing.impact import Change, Incident, ServiceState, service_states
 from maildesk.store.broadcasts import BROADCAST_MAILS
-from maildesk.store.cis import ticket_services
-from maildesk.store.models import Event, Ticket
+from maildesk.store.models import Event, Ticket, TicketCi
 from maildesk.terms import DONE_STATUSES, TicketType
 
 BROADCAST_EVENT = BROADCAST_MAILS[0]  # an agent's `#broadcast <text>` (data: text)
 
 
 def open_incidents(session: Session, exclude: Iterable[int] = ()) -> list[Incident]:
-    """Every incident not done, oldest first, with the services it is about."""
-    stmt = (
-        select(Ticket)
-        .where(Ticket.type == TicketType.INCIDENT, Ticket.status.not_in(DONE_STATUSES))
-        .options(selectinload(Ticket.ci_links))
-        .order_by(Ticket.id)
-    )
+    """Every incident not done, oldest first, with the services it is about.
+
+    Read as rows, not tickets: every new ticket about a service asks (its acknowledgement
+    names the known issues), and loading each open incident with its links as objects
+    cost more than the rest of the ticket's work once a few hundred were open."""
+    where = [Ticket.type == TicketType.INCIDENT, Ticket.status.not_in(DONE_STATUSES)]
     skip = list(exclude)
     if skip:
-        stmt = stmt.where(Ticket.id.not_in(skip))
+        where.append(Ticket.id.not_in(skip))
+    columns = (Ticket.id, Ticket.subject, Ticket.priority, Ticket.created_at)
+    rows = session.execute(select(*columns).where(*where).order_by(Ticket.id)).all()
+    services = _services_of(session, where)
     return [
-        Incident(
-            id=t.id,
-            subject=t.subject,
-            priority=t.priority,
-            services=tuple(ticket_services(t)),
-            since=t.created_at,
-        )
-        for t in session.scalars(stmt)
+        Incident(id=i, subject=subject, priority=priority, services=services[i], since=since)
+        for i, subject, priority, since in rows
     ]
 
 
 def open_changes(session: Session, now: datetime) -> list[Change]:
     """Every change not done whose window has not ended, by window start."""
+    where = [
+        Ticket.type == TicketType.CHANGE,
+        Ticket.status.not_in(DONE_STATUSES),
+        Ticket.change_end.is_not(None),
+        Ticket.change_end > now,
+    ]
+    ids = session.scalars(select(Ticket.id).where(*where).order_by(Ticket.change_start, Ticket.id))
+    services = _services_of(session, where)
+    return [Change(id=i, services=services[i]) for i in ids]
+
+
+def _services_of(session: Session, where: list[Any]) -> defaultdict[int, tuple[str, ...]]:
+    """What each ticket matching `where` is about, as store.cis.ticket_services says (the
+    service a rule set, then its CIs' services in link order, each once): by ticket id."""
     stmt = (
-        select(Ticket)
-        .where(
-            Ticket.type == TicketType.CHANGE,
-            Ticket.status.not_in(DONE_STATUSES),
-            Ticket.change_end.is_not(None),
-            Ticket.change_end > now,
-        )
-        .options(selectinload(Ticket.ci_links))
-        .order_by(Ticket.change_start, Ticket.id)
+        select(Ticket.id, Ticket.service, TicketCi.services)
+        .outerjoin(TicketCi, TicketCi.ticket_id == Ticket.id)
+        .where(*where)
+        .order_by(Ticket.id, TicketCi.id)
     )
-    return [Change(id=t.id, services=tuple(ticket_services(t))) for t in session.scalars(stmt)]
+    found: defaultdict[int, dict[str, None]] = defaultdict(dict)
+    for ticket_id, service, linked in session.execute(stmt):
+        names = found[ticket_id]
+        if service and not names:
+            names[service] = None
+        names.update(dict.fromkeys(linked or []))
+    return defaultdict(tuple, {i: tuple(names) for i, names in found.items()})
 
 
 def latest_broadcasts(session: Session, ticket_ids: Iterable[int]) -> dict[int, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import zlib
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from maildesk.store.models import AlertState, Ticket, TicketLink
@@ -58,26 +58,29 @@ def new_alert(
     return row
 
 
+# Asked for every notification's context: built once (PREBUILT in maildesk.store.db).
+_ALERT_OF = (
+    select(AlertState)
+    .where(AlertState.ticket_id == bindparam("ticket"))
+    .order_by(AlertState.id.desc())
+    .limit(1)
+)
+_RELATED = (
+    select(Ticket)
+    .join(TicketLink, TicketLink.linked_id == Ticket.id)
+    .where(TicketLink.ticket_id == bindparam("ticket"), TicketLink.relation == bindparam("rel"))
+    .order_by(Ticket.id)
+)
+
+
 def ticket_alert(session: Session, ticket_id: int) -> AlertState | None:
     """The alert an incident was opened for (the newest, if it was reopened)."""
-    stmt = (
-        select(AlertState)
-        .where(AlertState.ticket_id == ticket_id)
-        .order_by(AlertState.id.desc())
-        .limit(1)
-    )
-    return session.scalar(stmt)
+    return session.scalar(_ALERT_OF, {"ticket": ticket_id})
 
 
 def related(session: Session, ticket_id: int, relation: str) -> list[Ticket]:
     """The tickets that are this ticket's `relation` (problem, incident), oldest first."""
-    stmt = (
-        select(Ticket)
-        .join(TicketLink, TicketLink.linked_id == Ticket.id)
-        .where(TicketLink.ticket_id == ticket_id, TicketLink.relation == relation)
-        .order_by(Ticket.id)
-    )
-    return list(session.scalars(stmt))
+    return list(session.scalars(_RELATED, {"ticket": ticket_id, "rel": relation}))
 
 
 def list_problems(session: Session) -> list[tuple[Ticket, int, int]]:

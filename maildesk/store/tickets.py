@@ -86,9 +86,14 @@ def add_event(
     return event
 
 
+# Asked for every notification's context: built once (PREBUILT in maildesk.store.db).
+_WATCHERS = (
+    select(Watcher.email).where(Watcher.ticket_id == bindparam("ticket")).order_by(Watcher.id)
+)
+
+
 def watchers(session: Session, ticket_id: int) -> list[str]:
-    stmt = select(Watcher.email).where(Watcher.ticket_id == ticket_id).order_by(Watcher.id)
-    return list(session.scalars(stmt))
+    return list(session.scalars(_WATCHERS, {"ticket": ticket_id}))
 
 
 def add_watchers(
