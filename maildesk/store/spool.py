@@ -17,7 +17,9 @@ at the same time.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +48,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from maildesk.store.db import create_db_engine, session_factory, transaction
 from maildesk.store.models import RawBody, RawMessage, UtcDateTime
 from maildesk.terms import RawStatus
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 SPOOLED = Table(
@@ -155,10 +159,22 @@ class Spool:
         self._logged += sum(len(s.raw) for s in spooled)
         if self._logged >= CHECKPOINT_BYTES:
             self._logged = 0
-            with self.engine.connect() as conn:
-                # PASSIVE: takes no lock that the ingest's commit would wait for; RESTART
-                # would. The log is reused from its start once a checkpoint catches up.
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the log into the file, so that it is reused from its start once a checkpoint
+        catches up (the spool never checkpoints by itself, see open_spool). PASSIVE takes no
+        lock that the ingest's commit would wait for; RESTART would. On the driver's own
+        connection, outside any transaction: in one (SQLAlchemy begins one for any
+        statement) SQLite refuses ("database table is locked"). A checkpoint that fails
+        only leaves the log longer until the next."""
+        conn = self.engine.raw_connection()
+        try:
+            conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            log.warning("spool: checkpoint failed (tried again later): %s", exc)
+        finally:
+            conn.close()
 
     def backlog(self) -> tuple[int, datetime | None]:
         """How many messages the spool holds, and when the oldest was received."""

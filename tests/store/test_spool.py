@@ -22,6 +22,7 @@ from maildesk.app import App
 from maildesk.config import load_config
 from maildesk.ingest import inbox
 from maildesk.ingest.inbox import Incoming
+from maildesk.store import spool as spool_module
 from maildesk.store.db import transaction
 from maildesk.store.models import Message, RawMessage, Ticket
 from maildesk.store.spool import spool_path
@@ -81,6 +82,24 @@ def test_spooled_mail_is_taken_once_and_forgotten(app: App) -> None:
     with transaction(app.sessions, readonly=True) as s:
         keys = list(s.scalars(select(RawMessage.spool_key)))
     assert all(k and k.endswith(f".{i}") for k, i in zip(keys, ids, strict=True)), keys
+
+
+def test_the_log_of_forgotten_mail_is_checkpointed_into_the_file(
+    app: App, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The spool never checkpoints by itself: forget() does, after CHECKPOINT_BYTES of mail.
+    monkeypatch.setattr(spool_module, "CHECKPOINT_BYTES", 1)
+    assert app.spool is not None
+    body = "x" * 60_000
+    inbox.store_raws(app, [Incoming(mail(f"Big {n}", body).as_bytes(), "smtp") for n in range(4)])
+    before = app.spool.path.stat().st_size
+    outcomes = pipeline.process_pending(app)
+    assert [o.status for o in outcomes] == ["created"] * 4
+    assert spooled(app) == 0
+    assert not [r for r in caplog.records if "checkpoint failed" in r.getMessage()]
+    # The mail's pages went from the log into the file (a checkpoint refused inside a
+    # transaction, as it once was, left the file as it was and the log growing forever).
+    assert app.spool.path.stat().st_size >= before + 4 * 60_000
 
 
 def test_status_counts_the_spool_in_the_backlog(app: App, config: Path) -> None:
