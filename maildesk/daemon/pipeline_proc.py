@@ -148,7 +148,9 @@ class Worker:
     def _pass(self) -> float:
         """One batch; how long to wait before the next (0: at once, more may be pending)."""
         try:
-            outcomes = pipeline.process_pending(self.app)
+            # The sender hears of each commit: a batch's first notifications go out while
+            # the rest of it is processed.
+            outcomes = pipeline.process_pending(self.app, committed=self._sender.wake)
         except Exception as exc:  # the worker must outlive any one failure
             pass_failed(self.metrics, "pipeline", exc, STORE_RETRY)
             if isinstance(exc, StoreUnavailable):

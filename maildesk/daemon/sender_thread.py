@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from maildesk.app import App
 from maildesk.daemon.supervisor import STORE_RETRY, pass_failed
-from maildesk.notify.sender import SendReport, next_due_wait, send_due
+from maildesk.notify.sender import RENEWED_BATCH, SendReport, next_due_wait, send_due
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class SenderLoop:
                     app.transport,
                     app.config.outbound,
                     app.now,
+                    limit=RENEWED_BATCH,
                     renew=app.config.fleet.lease_ttl,
                 )
                 wait = next_due_wait(app.sessions, app.now, MAX_SEND_WAIT)

@@ -23,7 +23,7 @@ from maildesk.app import App
 from maildesk.daemon.sender_thread import MAX_SEND_WAIT
 from maildesk.daemon.supervisor import STORE_RETRY, pass_failed
 from maildesk.errors import StoreUnavailable
-from maildesk.notify.sender import next_due_wait, send_due
+from maildesk.notify.sender import RENEWED_BATCH, next_due_wait, send_due
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,7 +68,9 @@ async def pipeline_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -
     while True:
         stopping = events.stop.is_set()
         try:
-            outcomes = await _in(pool, pipeline.process_pending, app)
+            # The sender hears of each commit, not only of the whole batch.
+            run = partial(pipeline.process_pending, committed=events.send_threadsafe)
+            outcomes = await _in(pool, run, app)
         except Exception as exc:  # the worker must outlive any one failure
             pass_failed(app.metrics, "pipeline", exc, STORE_RETRY)
             if stopping:
@@ -91,7 +93,7 @@ async def sender_worker(app: App, events: Wakeups, pool: ThreadPoolExecutor) -> 
     while True:
         stopping = events.stop.is_set()
         try:
-            send = partial(send_due, renew=app.config.fleet.lease_ttl)
+            send = partial(send_due, limit=RENEWED_BATCH, renew=app.config.fleet.lease_ttl)
             report = await _in(
                 pool, send, app.sessions, app.transport, app.config.outbound, app.now
             )

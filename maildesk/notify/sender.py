@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 # after a crash), and longer when a batch could take longer to send.
 LEASE = timedelta(minutes=1)
 BATCH = 10  # entries claimed at once, and their outcomes recorded together
+# A daemon's sender renews its lease while it sends (`renew`), so it claims more at once:
+# on SQLite each claim and each record waits for the pipeline's transaction in hand (up
+# to its 100 ms), and 10 at a time sent 40 notifications a second while the pipeline
+# queued twice that.
+RENEWED_BATCH = 50
 
 # DURABILITY: the sender's claims and outcomes commit without a disk sync of their own (on
 # SQLite; the next durable commit's sync covers them). A power loss can only take back such

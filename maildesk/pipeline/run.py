@@ -139,25 +139,34 @@ def _before(msg: ParsedMessage, since: datetime) -> bool:
     return written is not None and written < since
 
 
-def process_pending(app: App, limit: int = 100) -> list[Outcome]:
+def process_pending(
+    app: App, limit: int = 100, *, committed: Callable[[], None] | None = None
+) -> list[Outcome]:
     """Process stored messages still pending, oldest first (crash recovery and batching):
     what the spool holds (SQLite), then raw messages pending in the ticket database.
+    `committed` is called after each write transaction that ran some (their notifications
+    are in the outbox: the sender need not wait for the whole batch).
 
     Several daemons on PostgreSQL: the batch is first claimed for this daemon until
     `[fleet] lease_ttl` from now, so each daemon takes different mail; a daemon that dies
     leaves its claim to run out, and another then takes that mail."""
-    outcomes = process_spooled(app, app.spool.waiting(limit)) if app.spool else []
+    spooled = app.spool.waiting(limit) if app.spool else []
+    outcomes = process_spooled(app, spooled, committed=committed) if spooled else []
     now = datetime.now(UTC)  # claims are wall-clock time, whatever clock the desk runs on
     one_writer = is_sqlite(app.engine)
     with transaction(app.sessions, readonly=one_writer) as session:
         until = now + app.config.fleet.lease_ttl
         size = limit if one_writer else min(limit, CLAIM_BATCH)
         ids = repo.claim_pending(session, daemon_id(), now, until, size)
-    return outcomes + process_many(app, ids)
+    return outcomes + process_many(app, ids, committed=committed)
 
 
 def process_spooled(
-    app: App, spooled: Sequence[Spooled], *, budget: float = WRITE_BUDGET
+    app: App,
+    spooled: Sequence[Spooled],
+    *,
+    budget: float = WRITE_BUDGET,
+    committed: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """Take spooled messages into the ticket database and run them, as process_many does.
 
@@ -175,7 +184,7 @@ def process_spooled(
         admitted = spool.admit(session, spooled)
         return [replace(w, raw_id=admitted[row.id]) for row, w in parsed if row.id in admitted]
 
-    outcomes = _in_batches(app.pinned(), take, budget)
+    outcomes = _in_batches(app.pinned(), take, budget, committed)
     assert app.spool is not None
     try:
         app.spool.forget(spooled)
@@ -204,7 +213,11 @@ class _Work:
 
 
 def process_many(
-    app: App, raw_ids: Sequence[int], *, budget: float = WRITE_BUDGET
+    app: App,
+    raw_ids: Sequence[int],
+    *,
+    budget: float = WRITE_BUDGET,
+    committed: Callable[[], None] | None = None,
 ) -> list[Outcome]:
     """Run the pipeline for stored messages, in order, committing several per transaction.
 
@@ -221,12 +234,18 @@ def process_many(
     with transaction(app.sessions, readonly=True) as session:
         stored = dict(repo.raw_bytes(session, raw_ids))
     work = [_parse(raw_id, stored.get(raw_id)) for raw_id in raw_ids]
-    return _in_batches(app, lambda _session: work, budget)
+    return _in_batches(app, lambda _session: work, budget, committed)
 
 
-def _in_batches(app: App, first: Callable[[Session], list[_Work]], budget: float) -> list[Outcome]:
+def _in_batches(
+    app: App,
+    first: Callable[[Session], list[_Work]],
+    budget: float,
+    committed: Callable[[], None] | None = None,
+) -> list[Outcome]:
     """Run parsed messages in write transactions of about `budget` seconds each; `first`
-    gives them, in the first transaction (which may write rows for them)."""
+    gives them, in the first transaction (which may write rows for them). `committed`:
+    called after each transaction that ran some."""
     outcomes: list[Outcome] = []
     gate = write_gate(app.sessions)
     work: list[_Work] | None = None
@@ -245,13 +264,15 @@ def _in_batches(app: App, first: Callable[[Session], list[_Work]], budget: float
                 if time.monotonic() - started > budget or (gate and gate.urgent_waiting):
                     break  # commit now: mail being accepted goes next
         _count(app, done)  # committed: now they count
+        if done and committed is not None:
+            committed()
     for item, outcome in zip(work, outcomes, strict=True):
         if outcome.status == "quarantined":
             with logctx.about_message(item.msg.message_id if item.msg else None):
                 log.warning("raw message %s quarantined: %s", outcome.raw_id, outcome.reason)
     follow = [o.then for o in outcomes if o.then is not None]
     if follow:  # the messages fragments completed, at once (they are never fragments again)
-        process_many(app, follow, budget=budget)
+        process_many(app, follow, budget=budget, committed=committed)
     return outcomes
 
 

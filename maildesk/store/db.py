@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -132,18 +133,21 @@ def for_update(stmt: S, session: Session, *, skip_locked: bool = False, of: Any 
 
 class WriteGate:
     """One SQLite writer at a time within this process: urgent ones first, the others in
-    turn, each woken the moment the gate is free.
+    the order they came, each woken the moment the gate is free.
 
     SQLite has one write lock, and a writer that finds it taken sleeps and polls (its busy
     handler backs off up to 100 ms), so a steady writer such as the pipeline starves the
     others. Writers of one process queue here instead; storing mail that an SMTP client is
-    waiting for is urgent and goes before the pipeline's next batch.
+    waiting for is urgent and goes before the pipeline's next batch. The others take turns:
+    a writer that lets go and comes straight back (the pipeline, batch after batch) goes
+    behind whoever waited meanwhile (the outbox sender), however soon its thread runs again.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: int | None = None
         self._urgent_waiting = 0
+        self._queue: deque[int] = deque()  # the others waiting, in order
 
     @property
     def urgent_waiting(self) -> bool:
@@ -157,12 +161,7 @@ class WriteGate:
             yield
             return
         with self._cond:
-            self._urgent_waiting += urgent
-            try:
-                while self._owner is not None or (not urgent and self._urgent_waiting):
-                    self._cond.wait()
-            finally:
-                self._urgent_waiting -= urgent
+            self._wait_turn(me, urgent)
             self._owner = me
         try:
             yield
@@ -170,6 +169,26 @@ class WriteGate:
             with self._cond:
                 self._owner = None
                 self._cond.notify_all()
+
+    def _wait_turn(self, me: int, urgent: bool) -> None:
+        """Wait (holding the condition) until the gate is this writer's."""
+        if urgent:
+            self._urgent_waiting += 1
+        else:
+            self._queue.append(me)
+        try:
+            while self._owner is not None or not (
+                urgent or (not self._urgent_waiting and self._queue[0] == me)
+            ):
+                self._cond.wait()
+        except BaseException:
+            self._cond.notify_all()  # the next in line may be waiting for this one
+            raise
+        finally:
+            if urgent:
+                self._urgent_waiting -= 1
+            else:
+                self._queue.remove(me)
 
 
 def write_gate(sessions: sessionmaker[Session]) -> WriteGate | None:
