@@ -151,7 +151,7 @@ def process_pending(
     `[fleet] lease_ttl` from now, so each daemon takes different mail; a daemon that dies
     leaves its claim to run out, and another then takes that mail."""
     spooled = app.spool.waiting(limit) if app.spool else []
-    outcomes = process_spooled(app, spooled, committed=committed) if spooled else []
+    outcomes = process_spooled(app, spooled, committed=committed)
     now = datetime.now(UTC)  # claims are wall-clock time, whatever clock the desk runs on
     one_writer = is_sqlite(app.engine)
     with transaction(app.sessions, readonly=one_writer) as session:

@@ -57,9 +57,14 @@ def unlink_ci(session: Session, ticket: Ticket, ci: str) -> bool:
 
 def ticket_services(ticket: Ticket) -> list[str]:
     """What the ticket is about: the service a rule set, then its CIs' services, each once."""
-    found = dict.fromkeys([ticket.service] if ticket.service else [])
-    for link in ticket.ci_links:
-        found.update(dict.fromkeys(link.services or []))
+    return services_about(ticket.service, (link.services for link in ticket.ci_links))
+
+
+def services_about(service: str | None, linked: Iterable[Sequence[str] | None]) -> list[str]:
+    """ticket_services from the ticket's `service` and its links' services, in link order."""
+    found = dict.fromkeys([service] if service else [])
+    for services in linked:
+        found.update(dict.fromkeys(services or []))
     return list(found)
 
 

@@ -4,7 +4,6 @@ services each is about; the latest `broadcast` of incidents; and the stable JSON
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 from maildesk.routing.cis import Service
 from maildesk.routing.impact import Change, Incident, ServiceState, service_states
 from maildesk.store.broadcasts import BROADCAST_MAILS
+from maildesk.store.cis import services_about
 from maildesk.store.models import Event, Ticket, TicketCi
 from maildesk.terms import DONE_STATUSES, TicketType
 
@@ -32,11 +32,9 @@ def open_incidents(session: Session, exclude: Iterable[int] = ()) -> list[Incide
     if skip:
         where.append(Ticket.id.not_in(skip))
     columns = (Ticket.id, Ticket.subject, Ticket.priority, Ticket.created_at)
-    rows = session.execute(select(*columns).where(*where).order_by(Ticket.id)).all()
-    services = _services_of(session, where)
     return [
-        Incident(id=i, subject=subject, priority=priority, services=services[i], since=since)
-        for i, subject, priority, since in rows
+        Incident(id=i, subject=subject, priority=priority, services=services, since=since)
+        for (i, subject, priority, since), services in _with_services(session, columns, where)
     ]
 
 
@@ -48,27 +46,29 @@ def open_changes(session: Session, now: datetime) -> list[Change]:
         Ticket.change_end.is_not(None),
         Ticket.change_end > now,
     ]
-    ids = session.scalars(select(Ticket.id).where(*where).order_by(Ticket.change_start, Ticket.id))
-    services = _services_of(session, where)
-    return [Change(id=i, services=services[i]) for i in ids]
+    found = _with_services(session, (Ticket.id,), where, order=(Ticket.change_start,))
+    return [Change(id=i, services=services) for (i,), services in found]
 
 
-def _services_of(session: Session, where: list[Any]) -> defaultdict[int, tuple[str, ...]]:
-    """What each ticket matching `where` is about, as store.cis.ticket_services says (the
-    service a rule set, then its CIs' services in link order, each once): by ticket id."""
+def _with_services(
+    session: Session, columns: Sequence[Any], where: list[Any], order: Sequence[Any] = ()
+) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
+    """The `columns` of each ticket matching `where` (in `order`, then by id) with the
+    services it is about (store.cis.services_about): one query, its links joined."""
     stmt = (
-        select(Ticket.id, Ticket.service, TicketCi.services)
+        select(*columns, Ticket.service, TicketCi.services)
         .outerjoin(TicketCi, TicketCi.ticket_id == Ticket.id)
         .where(*where)
-        .order_by(Ticket.id, TicketCi.id)
+        .order_by(*order, Ticket.id, TicketCi.id)
     )
-    found: defaultdict[int, dict[str, None]] = defaultdict(dict)
-    for ticket_id, service, linked in session.execute(stmt):
-        names = found[ticket_id]
-        if service and not names:
-            names[service] = None
-        names.update(dict.fromkeys(linked or []))
-    return defaultdict(tuple, {i: tuple(names) for i, names in found.items()})
+    rows: dict[int, tuple[tuple[Any, ...], str | None, list[Any]]] = {}
+    for *values, service, linked in session.execute(stmt):
+        ticket = rows.setdefault(values[0], (tuple(values), service, []))
+        ticket[2].append(linked)
+    return [
+        (values, tuple(services_about(service, linked)))
+        for values, service, linked in rows.values()
+    ]
 
 
 def latest_broadcasts(session: Session, ticket_ids: Iterable[int]) -> dict[int, str]:
