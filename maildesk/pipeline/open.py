@@ -152,6 +152,7 @@ def _create(
     )
     sla.started(ctx.app, ticket, decision.matched, now, decision.services)
     ctx.session.add(ticket)
+    ctx.raw.ticket = ticket  # its ticket_id goes with the flush that writes its claim
     ctx.session.flush()
     return ticket
 

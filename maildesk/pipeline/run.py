@@ -113,13 +113,9 @@ def _import_one(
     since: datetime | None,
 ) -> str:
     """One message of an import (`parsed`: its parse, if it was parsed ahead)."""
-    if repo.raw_exists(session, hashlib.sha256(raw).hexdigest()):
-        return "already imported"
-    work = _worked(0, raw, parsed or parse_timed(raw))
-    if since is not None and work.msg is not None and _before(work.msg, since):
-        return BEFORE_SINCE
-    if work.msg is not None and repo.message_exists(session, work.msg.message_id):
-        return "already imported"
+    work = _new(session, raw, parsed, since)
+    if isinstance(work, str):
+        return work
     row = save(session, raw, origin, app.now())  # held while it is processed (see save_raw)
     outcome = _run(app, session, replace(work, raw_id=row.id, stored=row))
     if outcome.status == "quarantined":
@@ -131,6 +127,26 @@ def _import_one(
 
 
 BEFORE_SINCE = "before --since"
+ALREADY = "already imported"
+
+
+def _new(
+    session: Session, raw: bytes, parsed: Parsed | None, since: datetime | None
+) -> _Work | str:
+    """The message parsed, if neither its bytes nor its Message-ID are stored yet (and it
+    is not dated before `since`); else why it is passed over."""
+    sha = hashlib.sha256(raw).hexdigest()
+    if parsed is not None and parsed.msg is not None and since is None:  # one query
+        known = repo.raw_or_message_exists(session, sha, parsed.msg.message_id)
+        return ALREADY if known else _worked(0, raw, parsed)
+    if repo.raw_exists(session, sha):
+        return ALREADY  # before parsing it
+    work = _worked(0, raw, parsed or parse_timed(raw))
+    if since is not None and work.msg is not None and _before(work.msg, since):
+        return BEFORE_SINCE
+    if work.msg is not None and repo.message_exists(session, work.msg.message_id):
+        return ALREADY
+    return work
 
 
 def _before(msg: ParsedMessage, since: datetime) -> bool:

@@ -7,12 +7,12 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, literal, or_, select, union_all, update
 from sqlalchemy.orm import Session, selectinload
 
 from maildesk.store.blobs import set_blob
 from maildesk.store.db import for_update
-from maildesk.store.models import ImapCheckpoint, RawBody, RawMessage, Ticket
+from maildesk.store.models import ImapCheckpoint, Message, RawBody, RawMessage, Ticket
 from maildesk.store.tickets import add_event
 from maildesk.terms import SET_ASIDE, RawStatus
 
@@ -73,6 +73,17 @@ _RAW_BY_SHA = select(RawMessage.id).where(RawMessage.sha256 == bindparam("sha"))
 
 def raw_exists(session: Session, sha256: str) -> bool:
     return session.scalar(_RAW_BY_SHA, {"sha": sha256}) is not None
+
+
+_RAW_OR_MESSAGE = union_all(
+    select(literal(1)).where(RawMessage.sha256 == bindparam("sha")),
+    select(literal(1)).where(Message.message_id == bindparam("mid")),
+).limit(1)
+
+
+def raw_or_message_exists(session: Session, sha256: str, message_id: str) -> bool:
+    """raw_exists or threads.message_exists, in one query (an import that has parsed ahead)."""
+    return session.scalar(_RAW_OR_MESSAGE, {"sha": sha256, "mid": message_id}) is not None
 
 
 def pending_raw_ids(session: Session, limit: int = 100) -> list[int]:
